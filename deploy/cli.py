@@ -1,0 +1,64 @@
+"""`tongdai`: the one command of the product.
+
+Each subcommand imports its deployable lazily, so `tongdai worker` never loads gevent
+(the bridge's) and `tongdai stack status` needs neither Faust nor Flask.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+
+def _not_yet(what: str, issue: int) -> Callable[[list[str]], int]:
+    def run(_: list[str]) -> int:
+        print(f"tongdai {what}: not built yet (tracked in issue {issue})", file=sys.stderr)
+        return 3
+    return run
+
+
+def _stack(argv: list[str]) -> int:
+    from deploy.local import settings, stack
+
+    return stack.main(argv, settings.load())
+
+
+def _bench(argv: list[str]) -> int:
+    from deploy import bench
+
+    return bench.main(argv)
+
+
+COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
+    "stack": ("start, stop or check the local Kafka + ClickHouse (up|down|status|install)", _stack),
+    "bench": ("run a benchmark: tongdai bench NAME [--quick]; --list names them", _bench),
+    "bridge": ("run the FreeSWITCH ESL bridge (events to Kafka, decisions to ESL)",
+               _not_yet("bridge", 3)),
+    "worker": ("run a Faust routing worker", _not_yet("worker", 5)),
+    "sink": ("run the ClickHouse sink", _not_yet("sink", 6)),
+    "db": ("ClickHouse schema: tongdai db migrate", _not_yet("db", 6)),
+    "api": ("serve the API with gunicorn", _not_yet("api", 7)),
+    "config": ("apply configuration: tongdai config apply FILE.yaml", _not_yet("config", 7)),
+    "up": ("run the whole product locally with simulated calls and the wallboard",
+           _not_yet("up", 9)),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(
+        prog="tongdai", description="tongdai: an event-sourced contact center for FreeSWITCH",
+        epilog="\n".join(f"  {name:<8} {help_}" for name, (help_, _) in COMMANDS.items()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=sorted(COMMANDS), metavar="COMMAND",
+                        help="one of: " + ", ".join(COMMANDS))
+    parser.add_argument("args", nargs=argparse.REMAINDER)
+    if not argv:
+        parser.print_help()
+        return 2
+    ns = parser.parse_args(argv[:1])
+    return COMMANDS[ns.command][1](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

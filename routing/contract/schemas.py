@@ -1,0 +1,327 @@
+"""Marshmallow schemas of the envelope and of every payload type, per version.
+
+The registry `PAYLOADS[(type, version)]` is the contract: a producer validates against
+it in tests, a consumer upcasts to the current version (see `upcasters.py`) and then
+may rely on the fields named here. Unknown fields are rejected so a misspelt field is
+caught at the producer, not discovered in a report.
+"""
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+
+from . import topics
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+_NON_EMPTY = validate.Length(min=1)
+_SNAKE = validate.Regexp(r"^[a-z][a-z0-9_]*$", error="must be snake_case")
+
+
+class EnvelopeSchema(_Strict):
+    """The envelope (DESIGN.md): the same fields on every topic."""
+
+    event_id = fields.String(required=True, validate=_NON_EMPTY)
+    type = fields.String(required=True, validate=_SNAKE)
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    occurred_at = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    tenant = fields.String(required=True, validate=_NON_EMPTY)
+    source = fields.String(required=True, validate=_NON_EMPTY)
+    seq = fields.Integer(required=True, allow_none=True, strict=True)
+    call_id = fields.String(required=True, allow_none=True)
+    payload = fields.Dict(keys=fields.String(), required=True)
+
+
+# ---- tongdai.fs.events.v1: what FreeSWITCH said, normalized -------------------------
+
+class ChannelEventV1(_Strict):
+    """A channel's lifecycle fact. `leg_id` is this leg; the envelope's call_id is the a-leg."""
+
+    fs_event = fields.String(required=True)  # FreeSWITCH Event-Name (or CUSTOM subclass)
+    leg_id = fields.String(required=True)
+    leg = fields.String(required=True, validate=validate.OneOf(["a", "b"]))
+    direction = fields.String(required=True,
+                              validate=validate.OneOf(["inbound", "outbound", "internal"]))
+    caller = fields.String(load_default=None, allow_none=True)  # E.164 or extension
+    caller_name = fields.String(load_default=None, allow_none=True)
+    callee = fields.String(load_default=None, allow_none=True)
+    domain = fields.String(load_default=None, allow_none=True)
+    did = fields.String(load_default=None, allow_none=True)
+    queue = fields.String(load_default=None, allow_none=True)
+    ivr_path = fields.String(load_default=None, allow_none=True)
+    priority = fields.Integer(load_default=None, allow_none=True)
+    vip = fields.Boolean(load_default=None, allow_none=True)
+    skills = fields.Dict(keys=fields.String(), values=fields.Integer(), load_default=None,
+                         allow_none=True)  # skill -> minimum proficiency
+    language = fields.String(load_default=None, allow_none=True)
+    region = fields.String(load_default=None, allow_none=True)
+    offer_id = fields.String(load_default=None, allow_none=True)  # set on agent legs we originated
+    other_leg_id = fields.String(load_default=None, allow_none=True)
+    channel_state = fields.String(load_default=None, allow_none=True)
+    answer_state = fields.String(load_default=None, allow_none=True)
+    hangup_cause = fields.String(load_default=None, allow_none=True)
+    dtmf_digit = fields.String(load_default=None, allow_none=True)
+    recording_path = fields.String(load_default=None, allow_none=True)
+    ivr_choice = fields.String(load_default=None, allow_none=True)
+    # Raw FreeSWITCH headers the analytics and replays need (name -> decoded value).
+    headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+
+
+class RegistrationV1(_Strict):
+    """A SIP registration change of an extension (sofia::register/unregister/expire)."""
+
+    fs_event = fields.String(required=True)
+    extension = fields.String(required=True)
+    domain = fields.String(required=True)
+    contact = fields.String(load_default=None, allow_none=True)
+    user_agent = fields.String(load_default=None, allow_none=True)
+    network_ip = fields.String(load_default=None, allow_none=True)
+    expires_s = fields.Integer(load_default=None, allow_none=True)
+
+
+class BackgroundJobV1(_Strict):
+    """The end of a `bgapi` job, as FreeSWITCH reported it."""
+
+    job_uuid = fields.String(required=True)
+    command = fields.String(required=True)
+    ok = fields.Boolean(required=True)
+    result = fields.String(required=True)
+
+
+class HeartbeatV1(_Strict):
+    """A node's periodic HEARTBEAT: proof of life and its load."""
+
+    hostname = fields.String(required=True)
+    sessions_active = fields.Integer(required=True)
+    uptime_ms = fields.Integer(required=True)
+
+
+class NodeSnapshotV1(_Strict):
+    """What really exists on a node after the bridge (re)connected: consumers reconcile."""
+
+    node = fields.String(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(["connected", "reconnected"]))
+    channels = fields.List(fields.Dict(keys=fields.String()), required=True)
+    registrations = fields.List(fields.Dict(keys=fields.String()), required=True)
+
+
+class NodeStatusV1(_Strict):
+    """The bridge's view of a node's connection (up, down, silent: missing heartbeats)."""
+
+    node = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["up", "down", "silent"]))
+    detail = fields.String(load_default="")
+
+
+class CommandOutcomeV1(_Strict):
+    """What became of a routing command the actuator executed."""
+
+    command_id = fields.String(required=True)
+    command = fields.String(required=True)
+    ok = fields.Boolean(required=True)
+    result = fields.String(required=True)
+    job_uuid = fields.String(load_default=None, allow_none=True)
+
+
+# ---- tongdai.cc.events.v1: facts the router decided ---------------------------------
+
+class CallEnqueuedV1(_Strict):
+    queue = fields.String(required=True)
+    caller = fields.String(required=True)
+    did = fields.String(load_default=None, allow_none=True)
+    priority = fields.Integer(load_default=0)
+    vip = fields.Boolean(load_default=False)
+    skills = fields.Dict(keys=fields.String(), values=fields.Integer(), load_default=dict)
+    language = fields.String(load_default=None, allow_none=True)
+    region = fields.String(load_default=None, allow_none=True)
+
+
+class CallOfferedV1(_Strict):
+    queue = fields.String(required=True)
+    agent_id = fields.String(required=True)
+    extension = fields.String(required=True)
+    offer_id = fields.String(required=True)
+    attempt = fields.Integer(required=True)
+
+
+class CallAnsweredV1(_Strict):
+    queue = fields.String(required=True)
+    agent_id = fields.String(required=True)
+    offer_id = fields.String(required=True)
+    wait_ms = fields.Integer(required=True)
+    ring_ms = fields.Integer(required=True)
+
+
+class CallAbandonedV1(_Strict):
+    queue = fields.String(required=True)
+    wait_ms = fields.Integer(required=True)
+    short = fields.Boolean(required=True)  # under the queue's short-abandon threshold
+
+
+class CallOverflowedV1(_Strict):
+    queue = fields.String(required=True)
+    action = fields.String(required=True)
+    target = fields.String(load_default=None, allow_none=True)
+    reason = fields.String(required=True)
+
+
+class CallEndedV1(_Strict):
+    queue = fields.String(load_default=None, allow_none=True)
+    agent_id = fields.String(load_default=None, allow_none=True)
+    hangup_cause = fields.String(required=True)
+    talk_ms = fields.Integer(required=True)
+
+
+class AgentStateChangedV1(_Strict):
+    agent_id = fields.String(required=True)
+    extension = fields.String(required=True)
+    state = fields.String(required=True)
+    previous_state = fields.String(load_default=None, allow_none=True)
+    reason = fields.String(load_default="")
+
+
+class CandidateV1(_Strict):
+    agent_id = fields.String(required=True)
+    score = fields.Float(required=True)
+    note = fields.String(load_default="")
+
+
+class DecisionMadeV1(_Strict):
+    decision_id = fields.String(required=True)
+    action = fields.String(required=True)
+    queue = fields.String(load_default=None, allow_none=True)
+    candidates = fields.List(fields.Nested(CandidateV1), required=True)
+    chosen = fields.List(fields.String(), required=True)
+    reason = fields.String(required=True)
+
+
+# ---- tongdai.cc.commands.v1: intents from the API ------------------------------------
+
+class AgentCommandV1(_Strict):
+    agent_id = fields.String(required=True)
+    reason = fields.String(load_default="")
+
+
+class ClickToCallRequestedV1(_Strict):
+    agent_id = fields.String(required=True)
+    number = fields.String(required=True)
+    request_id = fields.String(required=True)
+
+
+# ---- tongdai.routing.decisions.v1: commands for FreeSWITCH ---------------------------
+
+class _Command(_Strict):
+    command_id = fields.String(required=True)  # idempotency key for the actuator
+    node = fields.String(required=True)
+
+
+class OfferCallV1(_Command):
+    offer_id = fields.String(required=True)  # becomes origination_uuid of the agent leg
+    extension = fields.String(required=True)
+    domain = fields.String(required=True)
+    caller_id_number = fields.String(required=True)
+    caller_id_name = fields.String(load_default="")
+    timeout_s = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class ConnectCallV1(_Command):
+    offer_id = fields.String(required=True)  # the answered agent leg to bridge to call_id
+
+
+class HangupLegV1(_Command):
+    leg_id = fields.String(required=True)
+    cause = fields.String(load_default="NORMAL_CLEARING")
+
+
+class TransferLegV1(_Command):
+    leg_id = fields.String(required=True)
+    destination = fields.String(required=True)
+    context = fields.String(load_default="default")
+
+
+class PlayAnnouncementV1(_Command):
+    leg_id = fields.String(required=True)
+    path = fields.String(required=True)
+
+
+class SetVariableV1(_Command):
+    leg_id = fields.String(required=True)
+    name = fields.String(required=True)
+    value = fields.String(required=True)
+
+
+# ---- tongdai.config.v1 --------------------------------------------------------------
+
+class ConfigChangedV1(_Strict):
+    kind = fields.String(required=True, validate=_SNAKE)
+    entity_id = fields.String(required=True, validate=_NON_EMPTY)
+    data = fields.Dict(keys=fields.String(), allow_none=True, required=True)  # None = deleted
+
+
+# ---- dead letters -------------------------------------------------------------------
+
+class DeadLetteredV1(_Strict):
+    topic = fields.String(required=True)  # where it was read from or meant to go
+    reason = fields.String(required=True)
+    raw = fields.String(required=True)  # the original bytes, decoded as latin-1 (lossless)
+
+
+_CHANNEL_TYPES = ("channel_created", "channel_answered", "channel_parked", "channel_bridged",
+                  "channel_unbridged", "channel_held", "channel_unheld", "channel_hungup",
+                  "channel_hangup_completed", "channel_destroyed", "dtmf_received",
+                  "recording_started", "recording_stopped", "ivr_choice_made")
+
+# (type, version) -> (topic, payload schema class)
+PAYLOADS: dict[tuple[str, int], tuple[str, type[Schema]]] = {
+    **{(t, 1): (topics.FS_EVENTS, ChannelEventV1) for t in _CHANNEL_TYPES},
+    ("sip_registered", 1): (topics.FS_EVENTS, RegistrationV1),
+    ("sip_unregistered", 1): (topics.FS_EVENTS, RegistrationV1),
+    ("sip_registration_expired", 1): (topics.FS_EVENTS, RegistrationV1),
+    ("background_job_completed", 1): (topics.FS_EVENTS, BackgroundJobV1),
+    ("heartbeat_received", 1): (topics.FS_EVENTS, HeartbeatV1),
+    ("node_snapshot_taken", 1): (topics.FS_EVENTS, NodeSnapshotV1),
+    ("node_status_changed", 1): (topics.FS_EVENTS, NodeStatusV1),
+    ("command_executed", 1): (topics.FS_EVENTS, CommandOutcomeV1),
+    ("call_enqueued", 1): (topics.CC_EVENTS, CallEnqueuedV1),
+    ("call_offered", 1): (topics.CC_EVENTS, CallOfferedV1),
+    ("call_answered", 1): (topics.CC_EVENTS, CallAnsweredV1),
+    ("call_abandoned", 1): (topics.CC_EVENTS, CallAbandonedV1),
+    ("call_overflowed", 1): (topics.CC_EVENTS, CallOverflowedV1),
+    ("call_ended", 1): (topics.CC_EVENTS, CallEndedV1),
+    ("agent_state_changed", 1): (topics.CC_EVENTS, AgentStateChangedV1),
+    ("decision_made", 1): (topics.CC_EVENTS, DecisionMadeV1),
+    ("agent_login_requested", 1): (topics.CC_COMMANDS, AgentCommandV1),
+    ("agent_logout_requested", 1): (topics.CC_COMMANDS, AgentCommandV1),
+    ("agent_pause_requested", 1): (topics.CC_COMMANDS, AgentCommandV1),
+    ("agent_resume_requested", 1): (topics.CC_COMMANDS, AgentCommandV1),
+    ("click_to_call_requested", 1): (topics.CC_COMMANDS, ClickToCallRequestedV1),
+    ("offer_call", 1): (topics.ROUTING_DECISIONS, OfferCallV1),
+    ("connect_call", 1): (topics.ROUTING_DECISIONS, ConnectCallV1),
+    ("hangup_leg", 1): (topics.ROUTING_DECISIONS, HangupLegV1),
+    ("transfer_leg", 1): (topics.ROUTING_DECISIONS, TransferLegV1),
+    ("play_announcement", 1): (topics.ROUTING_DECISIONS, PlayAnnouncementV1),
+    ("set_variable", 1): (topics.ROUTING_DECISIONS, SetVariableV1),
+    ("config_changed", 1): (topics.CONFIG, ConfigChangedV1),
+    ("dead_lettered", 1): (topics.DEAD_LETTERS, DeadLetteredV1),
+}
+
+CURRENT_VERSION: dict[str, int] = {}
+for _type, _version in PAYLOADS:
+    CURRENT_VERSION[_type] = max(_version, CURRENT_VERSION.get(_type, 0))
+
+
+class RecordSchema(EnvelopeSchema):
+    """An envelope whose payload is checked against the schema of its type and version."""
+
+    @validates_schema
+    def _payload_matches_type(self, data: dict, **_: object) -> None:
+        key = (data.get("type"), data.get("version"))
+        entry = PAYLOADS.get(key)  # type: ignore[arg-type]
+        if entry is None:
+            raise ValidationError(f"unknown type/version {key[0]!r} v{key[1]}", "type")
+        errors = entry[1]().validate(data.get("payload") or {})
+        if errors:
+            raise ValidationError({"payload": errors})

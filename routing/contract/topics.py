@@ -1,0 +1,46 @@
+"""Topic names and record keys: the one place that knows them (DESIGN.md, "Topics")."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+FS_EVENTS = "tongdai.fs.events.v1"
+CC_COMMANDS = "tongdai.cc.commands.v1"
+CC_EVENTS = "tongdai.cc.events.v1"
+ROUTING_DECISIONS = "tongdai.routing.decisions.v1"
+CONFIG = "tongdai.config.v1"
+DEAD_LETTERS = "tongdai.deadletter.v1"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """How a topic is created: its key, partitions and cleanup policy."""
+
+    name: str
+    key: str  # what the record key is, for readers of this table
+    partitions: int
+    compacted: bool = False
+
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(FS_EVENTS, "tenant", 8),
+    TopicSpec(CC_COMMANDS, "tenant", 8),
+    TopicSpec(CC_EVENTS, "tenant", 8),
+    TopicSpec(ROUTING_DECISIONS, "node (FreeSWITCH Core-UUID or bridge name)", 4),
+    TopicSpec(CONFIG, "entity id (<tenant>/<kind>/<id>)", 1, compacted=True),
+    TopicSpec(DEAD_LETTERS, "original topic", 1),
+)
+
+
+def tenant_key(tenant: str) -> bytes:
+    """Key of tenant-partitioned topics: one partition owns one tenant (single writer)."""
+    return tenant.encode("utf-8")
+
+
+def node_key(node: str) -> bytes:
+    """Key of routing decisions: the FreeSWITCH node whose bridge executes them."""
+    return node.encode("utf-8")
+
+
+def config_key(tenant: str, kind: str, entity_id: str) -> bytes:
+    """Key of the compacted config topic: the last record per entity wins."""
+    return f"{tenant}/{kind}/{entity_id}".encode("utf-8")
