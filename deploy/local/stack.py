@@ -141,6 +141,15 @@ class Service:
             return health
         taken = [p for p in self.ports() if not port_free(p)]
         if taken:
+            try:
+                detail = self.probe()
+            except Exception:
+                detail = None
+            if detail is not None:
+                # A healthy server we did not start (another checkout's stack, a system
+                # service): use it rather than fail; `down` leaves it alone.
+                self.log(f"{self.name}: already serving (not started by this stack): {detail}")
+                return Health(self.name, True, detail + " (not started by this stack)")
             raise StackError(
                 f"{self.name}: port(s) {taken} on 127.0.0.1 already in use by another "
                 f"process; stop it or choose other ports (see deploy/local/settings.py, "
