@@ -1,0 +1,440 @@
+"""The routing policy: ``decide(state, now_us) -> list[Decision]``.
+
+``decide`` is pure: it reads the state and the time it is given and returns the decisions to
+take now, each with its candidates, scores and reason. It does not change the state; the
+caller records each decision as a :class:`routing.events.DecisionMade` event (``step`` does
+both), so the next ``decide`` sees the offers it made and never repeats them.
+
+Cost: one pass over the offers out, O(1) per queue that has waiting calls but no ready
+agent, and agents × calls only within queues that have a ready agent — which is where a
+match can happen. Nothing scans every agent for every call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Iterable
+
+from routing import decisions as d
+from routing import events as e
+from routing.model import (
+    US,
+    Action,
+    ActionKind,
+    Agent,
+    Cause,
+    LocalTime,
+    Queue,
+    Strategy,
+    local_time,
+)
+from routing.state import CallState, CallStatus, Offer, State, apply
+
+__all__ = ["decide", "step", "effective_priority", "MAX_CANDIDATES"]
+
+MAX_CANDIDATES = 50
+"""Candidates listed per decision (best first); keeps decision records small."""
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def effective_priority(q: Queue, c: CallState, now_us: int) -> int:
+    """Priority used to order waiting calls: base + VIP boost + one level per ``aging_s``
+    waited, so a low-priority caller eventually passes any fixed higher priority."""
+    p = c.call.priority + (q.vip_boost if c.call.vip else 0)
+    if q.aging_s:
+        p += max(0, now_us - c.enqueued_us) // (q.aging_s * US)
+    return p
+
+
+@dataclass(slots=True)
+class _Pass:
+    """What this call of ``decide`` has already committed to (so it never double-books)."""
+
+    now: int
+    lt: LocalTime
+    out: list[d.Decision]
+    taken: set[str]  # agents offered a call (or a mobile forward) in this pass
+    cancelled: set[str]  # offer ids cancelled in this pass
+    connected: set[str]  # call ids bridged in this pass
+    done: set[str]  # call ids that left the queue in this pass
+    new_active: dict[str, int]  # tenant → calls that started ringing in this pass
+
+
+def _cancel(p: _Pass, s: State, o: Offer, cause: str, reason: str) -> None:
+    p.cancelled.add(o.offer_id)
+    p.out.append(d.CancelOffer(
+        decision_id=d.make_id("cancel_offer", o.offer_id), call_id=o.call_id,
+        queue_id=o.queue_id, reason=reason, chosen=(o.agent_id,), offer_id=o.offer_id,
+        agent_id=o.agent_id, cause=cause,
+    ))
+
+
+def _offers(p: _Pass, s: State) -> None:
+    """Connect answered offers, cancel the ones that are moot, time out the silent ones."""
+    answered = [o for o in s.offers.values() if o.answered and not o.connect_ordered]
+    for o in answered:
+        c = s.calls.get(o.call_id)
+        if c is None or c.status not in (CallStatus.WAITING, CallStatus.RINGING):
+            _cancel(p, s, o, "call_gone", f"agent {o.agent_id} answered but call {o.call_id} "
+                    "is no longer waiting (abandoned or taken); hang up the agent leg")
+        elif o.call_id in p.connected:
+            _cancel(p, s, o, "answered_elsewhere", f"call {o.call_id} was answered by another "
+                    f"agent first; hang up {o.agent_id}'s leg")
+        else:
+            p.connected.add(o.call_id)
+            p.out.append(d.ConnectCall(
+                decision_id=d.make_id("connect_call", o.offer_id), call_id=o.call_id,
+                queue_id=o.queue_id, chosen=(o.agent_id,), offer_id=o.offer_id,
+                agent_id=o.agent_id,
+                reason=f"agent {o.agent_id} answered offer {o.offer_id} and the leg is parked: "
+                       "bridge it to the caller",
+            ))
+            for sib in c.offers:
+                so = s.offers.get(sib)
+                if so is not None and sib != o.offer_id and not so.answered and sib not in p.cancelled:
+                    _cancel(p, s, so, "answered_elsewhere",
+                            f"call {o.call_id} answered by {o.agent_id}; stop ringing {so.agent_id}")
+    for o in s.offers.values():
+        if o.answered or o.offer_id in p.cancelled:
+            continue
+        c = s.calls.get(o.call_id)
+        a = s.agents.get(o.agent_id)
+        if c is None or c.status not in (CallStatus.WAITING, CallStatus.RINGING):
+            _cancel(p, s, o, "call_gone",
+                    f"caller of {o.call_id} hung up or was served while {o.agent_id} was ringing")
+        elif a is None or not a.logged_in:
+            _cancel(p, s, o, "agent_logged_out", f"agent {o.agent_id} logged out while ringing")
+        elif p.now >= o.expires_us:
+            _cancel(p, s, o, Cause.NO_ANSWER,
+                    f"agent {o.agent_id} did not answer within "
+                    f"{(o.expires_us - o.at_us) // US} s (ring-no-answer); offer the next agent")
+
+
+def _still_ringing(p: _Pass, c: CallState) -> bool:
+    return any(o not in p.cancelled for o in c.offers)
+
+
+def _leave(p: _Pass, dec: d.Decision) -> None:
+    p.done.add(dec.call_id)
+    p.out.append(dec)
+
+
+def _wait_s(p: _Pass, c: CallState) -> int:
+    return max(0, p.now - c.enqueued_us) // US
+
+
+def _forward_to_mobile(p: _Pass, s: State, q: Queue, c: CallState) -> bool:
+    """No extension online: forward to the mobile of a free member in shift, if any."""
+    best: tuple[tuple[int, int, str], Agent] | None = None
+    for aid in sorted(s.members.get(q.id, ())):
+        cfg = s.agent_cfg.get(aid)
+        a = s.agents.get(aid)
+        if cfg is None or a is None or not cfg.mobile or aid in p.taken:
+            continue
+        if a.calls or a.offer_id is not None or a.pause_reason is not None:
+            continue
+        if cfg.shift is not None and not cfg.shift.is_open(p.lt):
+            continue
+        key = (0 if a.logged_in else 1, a.idle_since_us, aid)
+        if best is None or key < best[0]:
+            best = (key, cfg)
+    if best is None:
+        return False
+    cfg = best[1]
+    p.taken.add(cfg.id)
+    _leave(p, d.ForwardToMobile(
+        decision_id=d.make_id("forward_to_mobile", c.id), call_id=c.id, queue_id=q.id,
+        chosen=(cfg.id,), agent_id=cfg.id, mobile=cfg.mobile,
+        reason=f"no extension of queue {q.id} is online; forward to {cfg.id}'s mobile "
+               f"(in shift, {'logged in' if best[0][0] == 0 else 'not logged in'}, longest idle)",
+    ))
+    return True
+
+
+def _queue_rules(p: _Pass, s: State, q: Queue, cids: tuple[str, ...], want: list[CallState]) -> None:
+    """Closed hours, overflow, no agent, mobile forward; collect calls worth matching."""
+    calls = s.calls
+    if q.schedule is not None and not q.schedule.is_open(p.lt):
+        for cid in cids:
+            c = calls[cid]
+            if _still_ringing(p, c):
+                continue
+            _leave(p, d.RunAfterHoursAction(
+                decision_id=d.make_id("after_hours", cid), call_id=cid, queue_id=q.id,
+                action=q.after_hours,
+                reason=f"queue {q.id} is closed ({q.schedule.id or 'schedule'}, "
+                       f"{_WEEKDAYS[p.lt.weekday]} {p.lt.date} {p.lt.minute // 60:02d}:"
+                       f"{p.lt.minute % 60:02d} Asia/Ho_Chi_Minh) → {q.after_hours}",
+            ))
+        return
+    # Overflow: waiting longer than max_wait. Calls are in arrival order, so stop at the first
+    # one that has not waited that long.
+    if q.max_wait_s is not None:
+        for cid in cids:
+            c = calls[cid]
+            w = _wait_s(p, c)
+            if w < q.max_wait_s:
+                break
+            if not _still_ringing(p, c):
+                _leave(p, d.OverflowCall(
+                    decision_id=d.make_id("overflow", cid), call_id=cid, queue_id=q.id,
+                    action=q.max_wait_action, cause="max_wait",
+                    reason=f"waited {w} s ≥ max wait {q.max_wait_s} s in {q.id} → {q.max_wait_action}",
+                ))
+    if q.max_queue_len is not None and len(cids) > q.max_queue_len:
+        for cid in cids[q.max_queue_len:]:
+            if cid in p.done or _still_ringing(p, calls[cid]):
+                continue
+            _leave(p, d.OverflowCall(
+                decision_id=d.make_id("overflow", cid), call_id=cid, queue_id=q.id,
+                action=q.max_len_action, cause="max_queue_len",
+                reason=f"queue {q.id} already holds {q.max_queue_len} calls (max) → {q.max_len_action}",
+            ))
+    if s.online.get(q.id, 0) == 0:
+        logged = s.logged.get(q.id, 0)
+        for cid in cids:
+            c = calls[cid]
+            if cid in p.done or _still_ringing(p, c):
+                continue
+            if q.forward_to_mobile and _forward_to_mobile(p, s, q, c):
+                continue
+            if logged == 0 and q.no_agent_action is not None:
+                _leave(p, d.OverflowCall(
+                    decision_id=d.make_id("overflow", cid), call_id=cid, queue_id=q.id,
+                    action=q.no_agent_action, cause="no_agent",
+                    reason=f"no agent of queue {q.id} is logged in → {q.no_agent_action}",
+                ))
+        return
+    if not s.ready.get(q.id):
+        return
+    progressive = q.strategy == Strategy.RING_PROGRESSIVELY
+    step_us = q.ring_progressive_step_s * US
+    for cid in cids:
+        if cid in p.done:
+            continue
+        c = calls[cid]
+        if _still_ringing(p, c):
+            if progressive and p.now - c.last_offer_us >= step_us and c.status == CallStatus.RINGING:
+                want.append(c)
+            continue
+        want.append(c)
+
+
+def _strategy_key(q: Queue, s: State, cfg: Agent, c: CallState, rr_last: tuple[int, str] | None) -> tuple[float, ...]:
+    """Lower is better. Ties are broken by agent id by the caller."""
+    a = s.agents[cfg.id]
+    st = q.strategy
+    pos = cfg.queues[q.id].position
+    if st in (Strategy.LONGEST_IDLE, Strategy.RING_ALL):
+        return (float(a.idle_since_us),)
+    if st == Strategy.ROUND_ROBIN:
+        if rr_last is None:
+            return (0.0, float(pos))
+        return (0.0 if (pos, cfg.id) > rr_last else 1.0, float(pos))
+    if st in (Strategy.TOP_DOWN, Strategy.RING_PROGRESSIVELY):
+        return (float(pos),)
+    if st == Strategy.LEAST_TALK_TIME:
+        return (float(a.talk_us),)
+    if st == Strategy.FEWEST_CALLS:
+        return (float(a.calls_answered),)
+    if st == Strategy.LEAST_OCCUPANCY:
+        return (a.occupancy,)
+    if st == Strategy.RANDOM:
+        h = hashlib.blake2b(f"{q.seed}:{c.id}:{c.offers_made}:{cfg.id}".encode(), digest_size=8)
+        return (float(int.from_bytes(h.digest(), "big")),)
+    return (float(a.idle_since_us),)
+
+
+def _strategy_why(q: Queue, s: State, cfg: Agent, p: _Pass) -> str:
+    a = s.agents[cfg.id]
+    st = q.strategy
+    if st in (Strategy.LONGEST_IDLE, Strategy.RING_ALL):
+        return f"idle {max(0, p.now - a.idle_since_us) // US} s"
+    if st in (Strategy.ROUND_ROBIN, Strategy.TOP_DOWN, Strategy.RING_PROGRESSIVELY):
+        return f"position {cfg.queues[q.id].position}"
+    if st == Strategy.LEAST_TALK_TIME:
+        return f"talk {a.talk_us // US} s"
+    if st == Strategy.FEWEST_CALLS:
+        return f"{a.calls_answered} calls"
+    if st == Strategy.LEAST_OCCUPANCY:
+        return f"occupancy {a.occupancy:.0%}"
+    return "random draw"
+
+
+def _match(p: _Pass, s: State, c: CallState) -> None:
+    """Choose and offer agent(s) for one call among its queue's ready agents."""
+    q = s.queues[c.call.queue]
+    call = c.call
+    adding = c.status == CallStatus.RINGING and _still_ringing(p, c)  # ring-progressively
+    if not adding:
+        tenant = s.tenants.get(call.tenant)
+        if tenant is not None and tenant.max_concurrent_calls:
+            active = s.tenant_active.get(call.tenant, 0) + p.new_active.get(call.tenant, 0)
+            if active >= tenant.max_concurrent_calls:
+                return  # plan limit reached: the call waits, nothing to decide
+    wait = _wait_s(p, c)
+    any_agent = q.any_agent_after_s is not None and wait >= q.any_agent_after_s
+    relaxed_to: int | None = None
+    for r in q.relax:
+        if wait >= r.after_s and (relaxed_to is None or r.min_level < relaxed_to):
+            relaxed_to = r.min_level
+    reqs = q.skills + call.skills
+    max_level = None
+    if q.tier_wait_s is not None:
+        max_level = 1 + (wait // q.tier_wait_s if q.tier_wait_s > 0 else 10**9)
+    geo_only = (c.region is not None and q.geo_widen_after_s is not None
+                and wait < q.geo_widen_after_s)
+    sticky = s.last_agent.get(c.caller_key) if (q.sticky_wait_s and c.caller_key) else None
+    if sticky is not None:
+        sa = s.agents.get(sticky)
+        if (wait >= q.sticky_wait_s or sa is None or not sa.logged_in
+                or sticky not in s.members.get(q.id, ())):
+            sticky = None
+    rr_last: tuple[int, str] | None = None
+    if q.strategy == Strategy.ROUND_ROBIN:
+        last = s.rr.get(q.id)
+        lcfg = s.agent_cfg.get(last) if last else None
+        if lcfg is not None and q.id in lcfg.queues:
+            rr_last = (lcfg.queues[q.id].position, lcfg.id)
+
+    eligible: list[tuple[tuple[float, ...], str, d.Candidate]] = []
+    rejected: list[d.Candidate] = []
+    for aid in s.ready.get(q.id, ()):
+        cfg = s.agent_cfg.get(aid)
+        if cfg is None:
+            continue
+        if aid in p.taken:
+            rejected.append(d.Candidate(aid, (), "offered another call in this pass", False))
+            continue
+        if cfg.shift is not None and not cfg.shift.is_open(p.lt):
+            rejected.append(d.Candidate(aid, (), "out of shift", False))
+            continue
+        if sticky is not None and aid != sticky:
+            rejected.append(d.Candidate(aid, (), f"caller reserved for sticky agent {sticky} "
+                                        f"for {q.sticky_wait_s} s", False))
+            continue
+        level = cfg.queues[q.id].level
+        if max_level is not None and level > max_level:
+            rejected.append(d.Candidate(aid, (), f"tier {level} not reached after {wait} s", False))
+            continue
+        if geo_only and cfg.region != c.region:
+            rejected.append(d.Candidate(aid, (), f"region {cfg.region} ≠ caller's {c.region} "
+                                        f"until {q.geo_widen_after_s} s", False))
+            continue
+        skill_score = 0
+        miss = ""
+        for r in reqs:
+            have = cfg.skills.get(r.skill, 0)
+            need = r.min_level if relaxed_to is None else min(r.min_level, relaxed_to)
+            if have < need and not any_agent:
+                miss = f"skill {r.skill} {have} < {need}"
+                break
+            skill_score += have
+        if not miss and call.language and call.language not in cfg.languages and not any_agent:
+            miss = f"does not speak {call.language}"
+        if miss:
+            rejected.append(d.Candidate(aid, (), miss, False))
+            continue
+        geo = 1 if (c.region is not None and cfg.region == c.region) else 0
+        skill_part = skill_score if q.prefer_best_skill else 0
+        strat = _strategy_key(q, s, cfg, c, rr_last)
+        key = (float(level), float(-geo), float(-skill_part), *strat)
+        why = (f"tier {level}, {'same region' if geo else 'region ' + str(cfg.region)}, "
+               f"skill {skill_score}, {_strategy_why(q, s, cfg, p)}")
+        eligible.append((key, aid, d.Candidate(aid, tuple(0.0 - x for x in key), why)))
+    if not eligible:
+        return
+    eligible.sort(key=lambda t: (t[0], t[1]))
+    if q.strategy == Strategy.RING_ALL:
+        top_level = eligible[0][0][0]
+        chosen = [t for t in eligible if t[0][0] == top_level]
+    else:
+        chosen = eligible[:1]
+    cands = tuple(t[2] for t in eligible) + tuple(rejected)
+    cands = cands[:MAX_CANDIDATES]
+    eff = effective_priority(q, c, p.now)
+    notes = [f"priority {eff} (base {call.priority}{', VIP' if call.vip else ''}), waited {wait} s"]
+    if sticky is not None:
+        notes.append(f"sticky agent {sticky} served this caller before")
+    if any_agent:
+        notes.append(f"skills waived after {q.any_agent_after_s} s")
+    elif relaxed_to is not None:
+        notes.append(f"skills relaxed to level {relaxed_to}")
+    if c.region is not None and q.geo_widen_after_s is not None:
+        notes.append("same-region agents only" if geo_only else "region widened")
+    head = (f"{q.strategy}: ring {len(chosen)} agent(s) at tier {int(chosen[0][0][0])}"
+            if q.strategy == Strategy.RING_ALL else
+            f"{q.strategy}: {'add' if adding else 'offer to'} {chosen[0][1]} ({chosen[0][2].why})")
+    reason = f"{head} among {len(eligible)} eligible of {len(eligible) + len(rejected)} ready; " + "; ".join(notes)
+    chosen_ids = tuple(t[1] for t in chosen)
+    for i, (_, aid, _) in enumerate(chosen):
+        cfg = s.agent_cfg[aid]
+        offer_id = d.make_id("offer", c.id, c.offers_made + i)
+        timeout = cfg.offer_timeout_s if cfg.offer_timeout_s is not None else q.offer_timeout_s
+        p.taken.add(aid)
+        p.out.append(d.OfferCall(
+            decision_id=d.make_id("offer_call", offer_id), call_id=c.id, queue_id=q.id,
+            reason=reason, candidates=cands, chosen=chosen_ids, offer_id=offer_id, agent_id=aid,
+            extension=cfg.extension, caller=call.caller, expires_us=p.now + timeout * US,
+        ))
+    if not adding:
+        p.new_active[call.tenant] = p.new_active.get(call.tenant, 0) + 1
+
+
+def decide(state: State, now_us: int) -> list[d.Decision]:
+    """The decisions to take at ``now_us`` (UTC microseconds), in the order to carry out.
+
+    Order: connect answered offers and cancel moot or timed-out ones; then per queue: closed
+    hours, overflow (max wait, max length, nobody logged in), forward to mobile; then offers,
+    calls by effective priority (VIP, aging) then arrival. Same state and time, same list.
+    """
+    p = _Pass(now=now_us, lt=local_time(now_us), out=[], taken=set(), cancelled=set(),
+              connected=set(), done=set(), new_active={})
+    if state.offers:
+        _offers(p, state)
+    want: list[CallState] = []
+    for qid, cids in state.queue_calls.items():
+        if not cids:
+            continue
+        q = state.queues.get(qid)
+        if q is None:
+            for cid in cids:
+                if not _still_ringing(p, state.calls[cid]):
+                    _leave(p, d.OverflowCall(
+                        decision_id=d.make_id("overflow", cid), call_id=cid, queue_id=qid,
+                        action=Action(ActionKind.HANGUP), cause="unknown_queue",
+                        reason=f"queue {qid} is not configured"))
+            continue
+        _queue_rules(p, state, q, cids, want)
+    if want:
+        queues = state.queues
+        want.sort(key=lambda c: (-effective_priority(queues[c.call.queue], c, now_us),
+                                 c.enqueued_us, c.id))
+        for c in want:
+            _match(p, state, c)
+    return p.out
+
+
+def step(state: State, event: e.Event) -> tuple[State, list[d.Decision]]:
+    """Apply ``event``, decide at its time and record the decisions: the router's loop body.
+
+    Returns the state with the decisions folded in (as ``DecisionMade`` events) and the
+    decisions to send to the actuator.
+    """
+    state = apply(state, event)
+    out = decide(state, event.at_us)
+    for dec in out:
+        state = apply(state, e.DecisionMade(at_us=event.at_us, decision=dec))
+    return state, out
+
+
+def run(events: Iterable[e.Event], state: State | None = None) -> tuple[State, list[d.Decision]]:
+    """``step`` over many events; returns the final state and every decision taken."""
+    s = state if state is not None else State()
+    all_out: list[d.Decision] = []
+    for ev in events:
+        s, out = step(s, ev)
+        all_out.extend(out)
+    return s, all_out

@@ -1,0 +1,549 @@
+"""Routing state and its reducer: ``state = apply(state, event)``.
+
+The state is immutable: ``apply`` returns a new :class:`State` that shares every unchanged
+mapping with the old one and copies only the mappings an event touches (copy-on-write per
+mapping). Alongside the facts it keeps the indexes ``decide`` needs to run in time
+proportional to what changed rather than to agents × calls: per queue, its members, its
+ready agents, how many members are online or logged in, and its waiting calls in arrival
+order.
+
+Races are facts too: an answer for an abandoned call, a second answer on ring-all, events
+for unknown ids — ``apply`` records what it can and never raises for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterable, Mapping
+
+from routing import decisions as d
+from routing import events as e
+from routing.model import (
+    CAUSES,
+    DEFAULT_PENALTIES,
+    US,
+    Agent,
+    Call,
+    Cause,
+    Did,
+    Queue,
+    Tenant,
+)
+from routing.numbers import region_of, to_e164
+
+__all__ = [
+    "Status",
+    "CallStatus",
+    "AgentState",
+    "CallState",
+    "Offer",
+    "State",
+    "apply",
+    "replay",
+    "is_ready",
+    "caller_key",
+]
+
+
+class Status:
+    """Agent states (derived from :class:`AgentState`, see :attr:`AgentState.status`)."""
+
+    LOGGED_OUT = "logged_out"
+    AVAILABLE = "available"
+    OFFERED = "offered"  # ringing
+    ON_CALL = "on_call"
+    WRAP_UP = "wrap_up"
+    PAUSED = "paused"
+    PENALTY = "ring_no_answer"  # held out after a failed offer
+    OFFLINE = "offline"  # logged in, extension not registered
+
+
+class CallStatus:
+    WAITING = "waiting"
+    RINGING = "ringing"  # at least one offer out
+    CONNECTING = "connecting"  # an agent answered, bridge ordered
+    CONNECTED = "connected"
+
+
+_ACTIVE = frozenset({CallStatus.RINGING, CallStatus.CONNECTING, CallStatus.CONNECTED})
+_IN_QUEUE = frozenset({CallStatus.WAITING, CallStatus.RINGING})
+
+
+@dataclass(frozen=True, slots=True)
+class AgentState:
+    """What is true of an agent now (configuration lives in :class:`routing.model.Agent`)."""
+
+    id: str
+    logged_in: bool = False
+    registered: bool = False
+    pause_reason: str | None = None
+    offer_id: str | None = None  # the one ringing offer, if any
+    calls: tuple[str, ...] = ()  # calls this agent answered and has not finished
+    wrap_until_us: int | None = None
+    penalty_until_us: int | None = None
+    penalty_cause: str | None = None
+    failures: Mapping[str, int] = field(default_factory=dict)  # consecutive, per cause
+    idle_since_us: int = 0  # login or end of last call (longest-idle)
+    last_offer_us: int = 0
+    calls_answered: int = 0  # since login
+    talk_us: int = 0  # since login
+    busy_us: int = 0  # offered + talking + wrap-up since login (occupancy)
+    idle_us: int = 0  # ready and waiting since login (occupancy)
+    mark_us: int = 0  # when busy_us/idle_us were last brought up to date
+
+    @property
+    def status(self) -> str:
+        """The agent state a supervisor sees; busy states win over a pending pause."""
+        if not self.logged_in:
+            return Status.LOGGED_OUT
+        if self.offer_id is not None:
+            return Status.OFFERED
+        if self.calls:
+            return Status.ON_CALL
+        if self.wrap_until_us is not None:
+            return Status.WRAP_UP
+        if self.penalty_until_us is not None:
+            return Status.PENALTY
+        if self.pause_reason is not None:
+            return Status.PAUSED
+        if not self.registered:
+            return Status.OFFLINE
+        return Status.AVAILABLE
+
+    @property
+    def occupancy(self) -> float:
+        """Busy ÷ (busy + ready idle) since login, as of the last state change."""
+        total = self.busy_us + self.idle_us
+        return self.busy_us / total if total else 0.0
+
+
+def is_ready(a: AgentState, cfg: Agent) -> bool:
+    """May this agent be offered a call now (ignoring shift, skills and queue rules)?"""
+    return (
+        a.logged_in
+        and a.registered
+        and a.pause_reason is None
+        and a.offer_id is None
+        and a.wrap_until_us is None
+        and a.penalty_until_us is None
+        and len(a.calls) < cfg.max_concurrent
+    )
+
+
+def _busy(a: AgentState) -> bool:
+    return a.offer_id is not None or bool(a.calls) or a.wrap_until_us is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """One agent leg being rung for one call."""
+
+    offer_id: str
+    call_id: str
+    agent_id: str
+    queue_id: str
+    at_us: int
+    expires_us: int
+    answered: bool = False
+    connect_ordered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CallState:
+    """A call in a queue or talking to an agent."""
+
+    call: Call
+    enqueued_us: int
+    region: str | None = None  # resolved: IVR choice, else DID, else caller area code
+    caller_key: str = ""  # normalized caller number (sticky agent)
+    status: str = CallStatus.WAITING
+    offers: tuple[str, ...] = ()  # offer ids out (ringing or answered)
+    offers_made: int = 0  # seeds deterministic offer ids
+    last_offer_us: int = 0
+    agent_id: str | None = None  # who answered
+    connected_us: int | None = None
+
+    @property
+    def id(self) -> str:
+        return self.call.id
+
+
+_EMPTY: Mapping[Any, Any] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class State:
+    """Everything routing knows. Build it with :func:`replay` or ``apply`` from ``State()``."""
+
+    tenants: Mapping[str, Tenant] = field(default_factory=dict)
+    queues: Mapping[str, Queue] = field(default_factory=dict)
+    agent_cfg: Mapping[str, Agent] = field(default_factory=dict)
+    dids: Mapping[str, Did] = field(default_factory=dict)
+    agents: Mapping[str, AgentState] = field(default_factory=dict)
+    calls: Mapping[str, CallState] = field(default_factory=dict)
+    offers: Mapping[str, Offer] = field(default_factory=dict)
+    # Indexes, maintained by apply.
+    queue_calls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # arrival order
+    members: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    ready: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    online: Mapping[str, int] = field(default_factory=dict)  # logged in and registered
+    logged: Mapping[str, int] = field(default_factory=dict)  # logged in
+    timers: Mapping[str, int] = field(default_factory=dict)  # agent → end of wrap-up/penalty
+    tenant_active: Mapping[str, int] = field(default_factory=dict)
+    last_agent: Mapping[str, str] = field(default_factory=dict)  # caller → agent (sticky)
+    rr: Mapping[str, str] = field(default_factory=dict)  # queue → last agent offered
+    clock_us: int = 0  # at_us of the latest event applied
+
+
+class _Tx:
+    """Copy-on-write builder: each mapping of the old state is copied at most once."""
+
+    __slots__ = ("s", "w")
+
+    def __init__(self, s: State) -> None:
+        self.s = s
+        self.w: dict[str, dict[Any, Any]] = {}
+
+    def get(self, name: str) -> Mapping[Any, Any]:
+        m = self.w.get(name)
+        return m if m is not None else getattr(self.s, name)
+
+    def put(self, name: str) -> dict[Any, Any]:
+        m = self.w.get(name)
+        if m is None:
+            m = self.w[name] = dict(getattr(self.s, name))
+        return m
+
+    def done(self, at_us: int) -> State:
+        return replace(self.s, clock_us=max(self.s.clock_us, at_us), **self.w)
+
+
+def caller_key(number: str) -> str:
+    """The caller number as used for sticky-agent memory (E.164 when parseable)."""
+    try:
+        return to_e164(number)
+    except ValueError:
+        return number
+
+
+# ------------------------------------------------------------------------------ indexes ---
+
+
+def _flags(a: AgentState | None, cfg: Agent | None) -> tuple[bool, bool, bool]:
+    if a is None or cfg is None:
+        return (False, False, False)
+    return (is_ready(a, cfg), a.logged_in and a.registered, a.logged_in)
+
+
+def _index(tx: _Tx, cfg: Agent, flags: tuple[bool, bool, bool], sign: int) -> None:
+    ready, online, logged = flags
+    for q in cfg.queues:
+        if ready:
+            cur = tx.get("ready").get(q, frozenset())
+            tx.put("ready")[q] = cur | {cfg.id} if sign > 0 else cur - {cfg.id}
+        if online:
+            tx.put("online")[q] = tx.get("online").get(q, 0) + sign
+        if logged:
+            tx.put("logged")[q] = tx.get("logged").get(q, 0) + sign
+
+
+def _put_agent(tx: _Tx, new: AgentState, at_us: int) -> None:
+    """Store an agent's new state, keeping occupancy and the indexes up to date."""
+    old = tx.get("agents").get(new.id)
+    cfg = tx.get("agent_cfg").get(new.id)
+    if old is not None and old.logged_in and new.logged_in:
+        elapsed = max(0, at_us - old.mark_us)
+        if _busy(old):
+            new = replace(new, busy_us=new.busy_us + elapsed, mark_us=at_us)
+        elif cfg is not None and is_ready(old, cfg):
+            new = replace(new, idle_us=new.idle_us + elapsed, mark_us=at_us)
+        else:
+            new = replace(new, mark_us=at_us)
+    tx.put("agents")[new.id] = new
+    if cfg is not None:
+        f_old, f_new = _flags(old, cfg), _flags(new, cfg)
+        if f_old != f_new:
+            _index(tx, cfg, tuple(a and not b for a, b in zip(f_old, f_new)), -1)  # type: ignore[arg-type]
+            _index(tx, cfg, tuple(b and not a for a, b in zip(f_old, f_new)), +1)  # type: ignore[arg-type]
+    until = new.wrap_until_us if new.wrap_until_us is not None else new.penalty_until_us
+    if tx.get("timers").get(new.id) != until:
+        if until is None:
+            tx.put("timers").pop(new.id, None)
+        else:
+            tx.put("timers")[new.id] = until
+
+
+def _put_call(tx: _Tx, new: CallState | None, call_id: str) -> None:
+    """Store (or with ``None`` drop) a call, keeping the queue list and tenant count right."""
+    old = tx.get("calls").get(call_id)
+    ref = new or old
+    if ref is None:
+        return
+    q, tenant = ref.call.queue, ref.call.tenant
+    was_active = old is not None and old.status in _ACTIVE
+    now_active = new is not None and new.status in _ACTIVE
+    if was_active != now_active:
+        tx.put("tenant_active")[tenant] = tx.get("tenant_active").get(tenant, 0) + (1 if now_active else -1)
+    was_q = old is not None and old.status in _IN_QUEUE
+    now_q = new is not None and new.status in _IN_QUEUE
+    if was_q and not now_q:
+        tx.put("queue_calls")[q] = tuple(c for c in tx.get("queue_calls").get(q, ()) if c != call_id)
+    elif now_q and not was_q:
+        tx.put("queue_calls")[q] = tx.get("queue_calls").get(q, ()) + (call_id,)
+    if new is None:
+        tx.put("calls").pop(call_id, None)
+    else:
+        tx.put("calls")[call_id] = new
+
+
+# ----------------------------------------------------------------------------- reducers ---
+
+
+def _agent(tx: _Tx, agent_id: str) -> AgentState | None:
+    return tx.get("agents").get(agent_id)
+
+
+def _fail(a: AgentState, cfg: Agent | None, cause: str, at_us: int) -> AgentState:
+    """Count a failed offer and apply the configured penalty for its cause."""
+    penalties = cfg.penalties if cfg is not None else DEFAULT_PENALTIES
+    pen = penalties.get(cause) or DEFAULT_PENALTIES.get(cause) or DEFAULT_PENALTIES[Cause.NO_ANSWER]
+    count = a.failures.get(cause, 0) + 1
+    failures = {**a.failures, cause: count}
+    if pen.max_count and count >= pen.max_count:
+        return replace(a, pause_reason=f"max_{cause}", failures=failures,
+                       penalty_until_us=None, penalty_cause=None)
+    if pen.delay_s > 0:
+        return replace(a, failures=failures, penalty_until_us=at_us + pen.delay_s * US,
+                       penalty_cause=cause)
+    return replace(a, failures=failures)
+
+
+def _drop_offer(tx: _Tx, offer: Offer, at_us: int, cause: str | None) -> None:
+    """Remove an offer; ``cause`` (a CAUSES member) penalizes the agent, None does not."""
+    tx.put("offers").pop(offer.offer_id, None)
+    a = _agent(tx, offer.agent_id)
+    if a is not None:
+        calls = tuple(c for c in a.calls if c != offer.call_id) if offer.answered else a.calls
+        na = replace(a, offer_id=None if a.offer_id == offer.offer_id else a.offer_id, calls=calls)
+        if cause is not None and not offer.answered:
+            na = _fail(na, tx.get("agent_cfg").get(a.id), cause, at_us)
+        _put_agent(tx, na, at_us)
+    c = tx.get("calls").get(offer.call_id)
+    if c is not None and offer.offer_id in c.offers:
+        left = tuple(o for o in c.offers if o != offer.offer_id)
+        status = c.status
+        if not left and status == CallStatus.RINGING:
+            status = CallStatus.WAITING
+        if status == CallStatus.CONNECTING and c.agent_id == offer.agent_id and offer.connect_ordered:
+            status, agent_id = (CallStatus.RINGING if left else CallStatus.WAITING), None
+        else:
+            agent_id = c.agent_id
+        _put_call(tx, replace(c, offers=left, status=status, agent_id=agent_id), c.id)
+
+
+def _end_call(tx: _Tx, call_id: str, at_us: int) -> None:
+    c = tx.get("calls").get(call_id)
+    if c is None:
+        return
+    if c.agent_id is not None and c.status in (CallStatus.CONNECTING, CallStatus.CONNECTED):
+        a = _agent(tx, c.agent_id)
+        cfg = tx.get("agent_cfg").get(c.agent_id)
+        if a is not None and call_id in a.calls:
+            q = tx.get("queues").get(c.call.queue)
+            wrap = cfg.wrapup_s if cfg is not None and cfg.wrapup_s is not None else (q.wrapup_s if q else 0)
+            talk = at_us - c.connected_us if c.connected_us is not None else 0
+            _put_agent(tx, replace(
+                a,
+                calls=tuple(x for x in a.calls if x != call_id),
+                wrap_until_us=at_us + wrap * US if wrap > 0 and a.logged_in else a.wrap_until_us,
+                talk_us=a.talk_us + max(0, talk),
+                idle_since_us=at_us,
+            ), at_us)
+        # The offer that carried the connected call is done with; others are cancelled by decide.
+        for oid in c.offers:
+            o = tx.get("offers").get(oid)
+            if o is not None and o.agent_id == c.agent_id and o.answered:
+                tx.put("offers").pop(oid, None)
+    _put_call(tx, None, call_id)
+
+
+def _config(tx: _Tx, ev: e.ConfigChanged) -> None:
+    ent = ev.entity
+    if isinstance(ent, Tenant):
+        tx.put("tenants")[ent.id] = ent
+    elif isinstance(ent, Queue):
+        tx.put("queues")[ent.id] = ent
+    elif isinstance(ent, Did):
+        tx.put("dids")[ent.number] = ent
+    elif isinstance(ent, Agent):
+        old_cfg = tx.get("agent_cfg").get(ent.id)
+        a = _agent(tx, ent.id) or AgentState(id=ent.id, mark_us=ev.at_us)
+        if old_cfg is not None:
+            _index(tx, old_cfg, _flags(a, old_cfg), -1)
+            for q in old_cfg.queues:
+                tx.put("members")[q] = tx.get("members").get(q, frozenset()) - {ent.id}
+        tx.put("agent_cfg")[ent.id] = ent
+        for q in ent.queues:
+            tx.put("members")[q] = tx.get("members").get(q, frozenset()) | {ent.id}
+        _index(tx, ent, _flags(a, ent), +1)
+        tx.put("agents")[ent.id] = a
+    else:  # pragma: no cover - the type union is closed
+        raise TypeError(f"config_changed: unknown entity type {type(ent).__name__}")
+
+
+def _config_removed(tx: _Tx, ev: e.ConfigRemoved) -> None:
+    name = {"tenant": "tenants", "queue": "queues", "did": "dids", "agent": "agent_cfg"}.get(ev.kind)
+    if name is None:
+        raise ValueError(f"config_removed: kind must be tenant/queue/agent/did, got {ev.kind!r}")
+    if ev.kind == "agent":
+        cfg = tx.get("agent_cfg").get(ev.id)
+        if cfg is not None:
+            _index(tx, cfg, _flags(_agent(tx, ev.id), cfg), -1)
+            for q in cfg.queues:
+                tx.put("members")[q] = tx.get("members").get(q, frozenset()) - {ev.id}
+    if ev.id in tx.get(name):
+        tx.put(name).pop(ev.id)
+
+
+def _enqueue(tx: _Tx, ev: e.CallEnqueued) -> None:
+    call = ev.call
+    if call.id in tx.get("calls"):
+        return  # at-least-once delivery: the same park seen twice
+    region = call.region
+    if region is None and call.did:
+        did = tx.get("dids").get(call.did)
+        region = did.region if did is not None else None
+    if region is None and call.caller:
+        r = region_of(call.caller)
+        region = r.region if r is not None else None
+    _put_call(tx, CallState(call=call, enqueued_us=ev.at_us, region=region,
+                            caller_key=caller_key(call.caller) if call.caller else ""), call.id)
+
+
+def _decision(tx: _Tx, ev: e.DecisionMade) -> None:
+    dec, at = ev.decision, ev.at_us
+    if isinstance(dec, d.OfferCall):
+        if dec.offer_id in tx.get("offers"):
+            return
+        tx.put("offers")[dec.offer_id] = Offer(dec.offer_id, dec.call_id, dec.agent_id, dec.queue_id,
+                                              at, dec.expires_us)
+        a = _agent(tx, dec.agent_id)
+        if a is not None:
+            _put_agent(tx, replace(a, offer_id=dec.offer_id, last_offer_us=at), at)
+        c = tx.get("calls").get(dec.call_id)
+        if c is not None:
+            status = CallStatus.RINGING if c.status == CallStatus.WAITING else c.status
+            _put_call(tx, replace(c, status=status, offers=c.offers + (dec.offer_id,),
+                                  offers_made=c.offers_made + 1, last_offer_us=at), c.id)
+        tx.put("rr")[dec.queue_id] = dec.agent_id
+    elif isinstance(dec, d.CancelOffer):
+        o = tx.get("offers").get(dec.offer_id)
+        if o is not None:
+            _drop_offer(tx, o, at, dec.cause if dec.cause in CAUSES else None)
+    elif isinstance(dec, d.ConnectCall):
+        o = tx.get("offers").get(dec.offer_id)
+        c = tx.get("calls").get(dec.call_id)
+        if o is not None:
+            tx.put("offers")[o.offer_id] = replace(o, connect_ordered=True)
+        if c is not None and c.status in _IN_QUEUE:
+            _put_call(tx, replace(c, status=CallStatus.CONNECTING, agent_id=dec.agent_id), c.id)
+    elif isinstance(dec, d.ForwardToMobile):
+        # The agent is busy on the mobile leg until call_ended, like on an extension call.
+        c = tx.get("calls").get(dec.call_id)
+        a = _agent(tx, dec.agent_id)
+        if c is not None and c.status in _IN_QUEUE:
+            _put_call(tx, replace(c, status=CallStatus.CONNECTING, agent_id=dec.agent_id), c.id)
+            if a is not None and dec.call_id not in a.calls:
+                _put_agent(tx, replace(a, calls=a.calls + (dec.call_id,)), at)
+    elif isinstance(dec, (d.RunAfterHoursAction, d.OverflowCall)):
+        _put_call(tx, None, dec.call_id)
+    else:  # pragma: no cover
+        raise TypeError(f"decision_made: unknown decision {type(dec).__name__}")
+
+
+def apply(state: State, event: e.Event) -> State:
+    """Fold one event into the state and return the new state (the old one is unchanged).
+
+    Deterministic: the result depends only on ``state`` and ``event``. Unknown agents, calls
+    and offers are ignored, because duplicated and out-of-order events are normal on an
+    at-least-once log.
+    """
+    tx = _Tx(state)
+    at = event.at_us
+    if isinstance(event, e.DecisionMade):
+        _decision(tx, event)
+    elif isinstance(event, e.CallEnqueued):
+        _enqueue(tx, event)
+    elif isinstance(event, e.OfferAnswered):
+        o = tx.get("offers").get(event.offer_id)
+        if o is not None and not o.answered:
+            tx.put("offers")[o.offer_id] = replace(o, answered=True)
+            a = _agent(tx, o.agent_id)
+            if a is not None:
+                _put_agent(tx, replace(a, offer_id=None if a.offer_id == o.offer_id else a.offer_id,
+                                       calls=a.calls + (o.call_id,), failures={}), at)
+    elif isinstance(event, e.OfferRejected):
+        o = tx.get("offers").get(event.offer_id)
+        if o is not None:
+            _drop_offer(tx, o, at, event.cause if event.cause in CAUSES else Cause.REJECTED)
+    elif isinstance(event, e.CallConnected):
+        c = tx.get("calls").get(event.call_id)
+        if c is not None and c.agent_id is not None and c.status != CallStatus.CONNECTED:
+            _put_call(tx, replace(c, status=CallStatus.CONNECTED, connected_us=at), c.id)
+            a = _agent(tx, c.agent_id)
+            if a is not None:
+                _put_agent(tx, replace(a, calls_answered=a.calls_answered + 1), at)
+            if c.caller_key:
+                tx.put("last_agent")[c.caller_key] = c.agent_id
+    elif isinstance(event, (e.CallEnded, e.CallAbandoned)):
+        _end_call(tx, event.call_id, at)
+    elif isinstance(event, e.Tick):
+        for aid, until in list(tx.get("timers").items()):
+            if until <= at:
+                a = _agent(tx, aid)
+                if a is not None:
+                    _put_agent(tx, replace(a, wrap_until_us=None, penalty_until_us=None,
+                                           penalty_cause=None), at)
+    elif isinstance(event, e.WrapUpEnded):
+        a = _agent(tx, event.agent_id)
+        if a is not None and a.wrap_until_us is not None:
+            _put_agent(tx, replace(a, wrap_until_us=None), at)
+    elif isinstance(event, e.AgentLoggedIn):
+        a = _agent(tx, event.agent_id)
+        if a is not None and not a.logged_in:
+            _put_agent(tx, replace(a, logged_in=True, idle_since_us=at, mark_us=at, failures={},
+                                   calls_answered=0, talk_us=0, busy_us=0, idle_us=0,
+                                   pause_reason=None), at)
+    elif isinstance(event, e.AgentLoggedOut):
+        a = _agent(tx, event.agent_id)
+        if a is not None and a.logged_in:
+            _put_agent(tx, replace(a, logged_in=False, pause_reason=None, wrap_until_us=None,
+                                   penalty_until_us=None, penalty_cause=None), at)
+    elif isinstance(event, (e.AgentRegistered, e.AgentUnregistered)):
+        a = _agent(tx, event.agent_id)
+        reg = isinstance(event, e.AgentRegistered)
+        if a is not None and a.registered != reg:
+            _put_agent(tx, replace(a, registered=reg), at)
+    elif isinstance(event, e.AgentPaused):
+        a = _agent(tx, event.agent_id)
+        if a is not None and a.logged_in:
+            _put_agent(tx, replace(a, pause_reason=event.reason), at)
+    elif isinstance(event, e.AgentResumed):
+        a = _agent(tx, event.agent_id)
+        if a is not None and a.pause_reason is not None:
+            _put_agent(tx, replace(a, pause_reason=None, failures={}), at)
+    elif isinstance(event, e.ConfigChanged):
+        _config(tx, event)
+    elif isinstance(event, e.ConfigRemoved):
+        _config_removed(tx, event)
+    else:
+        raise TypeError(f"apply: unknown event type {type(event).__name__}")
+    return tx.done(at)
+
+
+def replay(events: Iterable[e.Event], state: State | None = None) -> State:
+    """Fold ``events`` in order from ``state`` (default: empty). Same events, same state."""
+    s = state if state is not None else State()
+    for ev in events:
+        s = apply(s, ev)
+    return s
