@@ -222,7 +222,8 @@ def _queue_rules(p: _Pass, s: State, q: Queue, cids: tuple[str, ...], want: list
         want.append(c)
 
 
-def _strategy_key(q: Queue, s: State, cfg: Agent, c: CallState, rr_last: tuple[int, str] | None) -> tuple[float, ...]:
+def _strategy_key(q: Queue, s: State, cfg: Agent, c: CallState, rr_last: tuple[int, str] | None,
+                  now_us: int) -> tuple[float, ...]:
     """Lower is better. Ties are broken by agent id by the caller."""
     a = s.agents[cfg.id]
     st = q.strategy
@@ -240,7 +241,7 @@ def _strategy_key(q: Queue, s: State, cfg: Agent, c: CallState, rr_last: tuple[i
     if st == Strategy.FEWEST_CALLS:
         return (float(a.calls_answered),)
     if st == Strategy.LEAST_OCCUPANCY:
-        return (a.occupancy,)
+        return (a.occupancy(now_us),)
     if st == Strategy.RANDOM:
         h = hashlib.blake2b(f"{q.seed}:{c.id}:{c.offers_made}:{cfg.id}".encode(), digest_size=8)
         return (float(int.from_bytes(h.digest(), "big")),)
@@ -259,7 +260,7 @@ def _strategy_why(q: Queue, s: State, cfg: Agent, p: _Pass) -> str:
     if st == Strategy.FEWEST_CALLS:
         return f"{a.calls_answered} calls"
     if st == Strategy.LEAST_OCCUPANCY:
-        return f"occupancy {a.occupancy:.0%}"
+        return f"occupancy {a.occupancy(p.now):.0%}"
     return "random draw"
 
 
@@ -339,7 +340,7 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
             continue
         geo = 1 if (c.region is not None and cfg.region == c.region) else 0
         skill_part = skill_score if q.prefer_best_skill else 0
-        strat = _strategy_key(q, s, cfg, c, rr_last)
+        strat = _strategy_key(q, s, cfg, c, rr_last, p.now)
         key = (float(level), float(-geo), float(-skill_part), *strat)
         why = (f"tier {level}, {'same region' if geo else 'region ' + str(cfg.region)}, "
                f"skill {skill_score}, {_strategy_why(q, s, cfg, p)}")

@@ -110,11 +110,17 @@ class AgentState:
             return Status.OFFLINE
         return Status.AVAILABLE
 
-    @property
-    def occupancy(self) -> float:
-        """Busy ÷ (busy + ready idle) since login, as of the last state change."""
-        total = self.busy_us + self.idle_us
-        return self.busy_us / total if total else 0.0
+    def occupancy(self, now_us: int) -> float:
+        """Busy ÷ (busy + idle) since login, counting the current stretch up to ``now_us``
+        (busy while offered, talking or in wrap-up; idle otherwise while logged in)."""
+        busy, idle = self.busy_us, self.idle_us
+        if self.logged_in:
+            if _busy(self):
+                busy += max(0, now_us - self.mark_us)
+            else:
+                idle += max(0, now_us - self.mark_us)
+        total = busy + idle
+        return busy / total if total else 0.0
 
 
 def is_ready(a: AgentState, cfg: Agent) -> bool:
