@@ -1,0 +1,1167 @@
+"""One simulated FreeSWITCH node: channels, registrations, api commands and the events they fire.
+
+Headers are modelled on the real captures in ``shared/fixtures/esl`` (same names, same order
+style, same Event-Calling-* triples). Everything runs under ``Node.lock``: scheduled callbacks
+(on the scheduler thread) and commands (on client threads) never interleave.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import random
+import re
+import threading
+import time
+import uuid as uuid_mod
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from esl_bridge.protocol import Event, url_encode
+
+from .clock import Scheduler, SimClock, Timer
+from .model import AgentSpec, CallerSpec
+
+log = logging.getLogger(__name__)
+
+Pairs = list[tuple[str, str]]
+Done = Callable[[str], None]
+
+VERSION = "1.11.3-dev+git~20260821T141014Z~cc93a683ca~64bit"
+
+#: (file, function, line) FreeSWITCH stamps on each event type, from the captures.
+CALLING: dict[str, tuple[str, str, int]] = {
+    "API": ("switch_loadable_module.c", "switch_api_execute", 3140),
+    "BACKGROUND_JOB": ("mod_event_socket.c", "api_exec", 1580),
+    "CALL_UPDATE": ("switch_channel.c", "switch_channel_flip_cid", 3279),
+    "CHANNEL_ANSWER": ("switch_channel.c", "switch_channel_perform_mark_answered", 3848),
+    "CHANNEL_BRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", 1689),
+    "CHANNEL_CALLSTATE": ("switch_channel.c", "switch_channel_perform_set_callstate", 302),
+    "CHANNEL_CREATE": ("switch_core_state_machine.c", "switch_core_session_run", 626),
+    "CHANNEL_DATA": ("mod_commands.c", "uuid_dump_function", 6495),
+    "CHANNEL_DESTROY": ("switch_core_session.c", "switch_core_session_perform_destroy", 1588),
+    "CHANNEL_EXECUTE": ("switch_core_session.c", "switch_core_session_exec", 2949),
+    "CHANNEL_EXECUTE_COMPLETE": ("switch_core_session.c", "switch_core_session_exec", 2972),
+    "CHANNEL_HANGUP": ("switch_channel.c", "switch_channel_perform_hangup", 3447),
+    "CHANNEL_HANGUP_COMPLETE": ("switch_core_state_machine.c",
+                                "switch_core_session_reporting_state", 943),
+    "CHANNEL_ORIGINATE": ("switch_core_state_machine.c", "switch_core_session_run", 632),
+    "CHANNEL_PARK": ("switch_ivr.c", "switch_ivr_park", 1002),
+    "CHANNEL_PROGRESS": ("switch_channel.c", "switch_channel_perform_mark_ring_ready_value", 3507),
+    "CHANNEL_UNBRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", 1879),
+    "CHANNEL_UNPARK": ("switch_ivr.c", "switch_ivr_park", 1213),
+    "HEARTBEAT": ("switch_core.c", "send_heartbeat", 95),
+    "sofia::register": ("sofia_reg.c", "sofia_reg_handle_register_token", 2059),
+    "sofia::unregister": ("sofia_reg.c", "sofia_reg_handle_register_token", 1873),
+    "sofia::expire": ("sofia_reg.c", "sofia_reg_del_callback", 667),
+    "tongdai::ivr": ("mod_dptools.c", "event_function", 1340),
+}
+
+#: hangup cause → Q.850 code, as FreeSWITCH's variable_hangup_cause_q850 prints it.
+Q850 = {
+    "NORMAL_CLEARING": 16, "USER_BUSY": 17, "NO_USER_RESPONSE": 18, "NO_ANSWER": 19,
+    "SUBSCRIBER_ABSENT": 20, "CALL_REJECTED": 21, "NORMAL_UNSPECIFIED": 31,
+    "ORIGINATOR_CANCEL": 487, "USER_NOT_REGISTERED": 606, "ALLOTTED_TIMEOUT": 602,
+    "MANAGER_REQUEST": 503, "LOSE_RACE": 502, "NORMAL_TEMPORARY_FAILURE": 41,
+}
+
+STATE_NUMBER = {
+    "CS_NEW": 0, "CS_INIT": 1, "CS_ROUTING": 2, "CS_SOFT_EXECUTE": 3, "CS_EXECUTE": 4,
+    "CS_EXCHANGE_MEDIA": 5, "CS_PARK": 6, "CS_CONSUME_MEDIA": 7, "CS_HIBERNATE": 8,
+    "CS_RESET": 9, "CS_HANGUP": 10, "CS_REPORTING": 11, "CS_DESTROY": 12,
+}
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+_ORIGINATE_TARGET = re.compile(r"^user/([^@\s]+)(?:@(\S+))?$")
+_APP = re.compile(r"^&?([A-Za-z_][\w]*)\((.*)\)$|^&?([A-Za-z_]\w*)$")
+
+
+def gmt_text(epoch: float) -> str:
+    t = datetime.fromtimestamp(epoch, timezone.utc)
+    return (f"{_DAYS[t.weekday()]}, {t.day:02d} {_MONTHS[t.month - 1]} {t.year} "
+            f"{t:%H:%M:%S} GMT")
+
+
+def stamp_text(us: int, tz: ZoneInfo | timezone) -> str:
+    return datetime.fromtimestamp(us / 1_000_000, tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def parse_originate(arg: str) -> tuple[dict[str, str], str, str]:
+    """``{a=1,b='x y'}user/1000@dom &park()`` → (variables, target, application)."""
+    text = arg.strip()
+    variables: dict[str, str] = {}
+    while text[:1] in ("{", "[", "<"):
+        close = {"{": "}", "[": "]", "<": ">"}[text[0]]
+        end = text.find(close)
+        if end < 0:
+            raise ValueError("unterminated variable block")
+        for item in _split_vars(text[1:end]):
+            key, _, value = item.partition("=")
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == "'":
+                value = value[1:-1]
+            variables[key.strip()] = value
+        text = text[end + 1:]
+    target, _, app = text.partition(" ")
+    return variables, target.strip(), app.strip()
+
+
+def _split_vars(block: str) -> Iterable[str]:
+    item, quoted = "", False
+    for ch in block:
+        if ch == "'":
+            quoted = not quoted
+        if ch == "," and not quoted:
+            if item:
+                yield item
+            item = ""
+        else:
+            item += ch
+    if item:
+        yield item
+
+
+@dataclass
+class Agent:
+    spec: AgentSpec
+    domain: str
+    port: int
+    registered: bool = False
+    call_id: str = ""
+    legs: set[str] = field(default_factory=set)
+
+    @property
+    def ext(self) -> str:
+        return self.spec.ext
+
+    @property
+    def key(self) -> str:
+        return f"{self.spec.ext}@{self.domain}"
+
+
+@dataclass
+class Channel:
+    """One call leg. Times are epoch microseconds, 0 = not yet."""
+
+    uuid: str
+    direction: str
+    name: str
+    cid_name: str
+    cid_num: str
+    dest: str
+    ani: str
+    context: str
+    source: str
+    presence_id: str
+    created_us: int
+    username: str | None = None
+    dialplan: str = ""
+    network_addr: str = "127.0.0.1"
+    orig_cid_name: str = ""
+    orig_cid_num: str = ""
+    callee_name: str | None = None
+    callee_num: str | None = None
+    hit_dialplan: bool = True
+    state: str = "CS_INIT"
+    callstate: str = "DOWN"
+    answer_state: str = "ringing"
+    media: bool = False
+    profile_index: int = 1
+    profile_created_us: int = 0
+    answered_us: int = 0
+    progress_us: int = 0
+    hangup_us: int = 0
+    transfer_us: int = 0
+    bridged_us: int = 0
+    transfer_source: str | None = None
+    hangup_cause: str | None = None
+    application: str = ""
+    application_data: str = ""
+    variables: dict[str, str] = field(default_factory=dict)
+    other: Channel | None = None
+    other_type: str | None = None
+    bridged_to: str | None = None
+    bridge_a: bool = False
+    parked: bool = False
+    gone: bool = False
+    # simulation bookkeeping
+    caller: CallerSpec | None = None
+    agent: Agent | None = None
+    job: Done | None = None
+    timers: list[Timer] = field(default_factory=list)
+
+    @property
+    def logical_direction(self) -> str:
+        return self.direction
+
+    def cancel_timers(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
+        self.timers.clear()
+
+
+class Node:
+    """A FreeSWITCH node as seen over ESL. Listeners get every event fired (an ``Event`` with
+    decoded values); they run under the node lock and must not block."""
+
+    def __init__(self, *, clock: SimClock | None = None, seed: int | None = None,
+                 hostname: str = "sim", domain: str = "127.0.0.1", context: str = "public",
+                 heartbeat: float | None = 20.0, core_uuid: str | None = None,
+                 ipv4: str = "127.0.0.1", ipv6: str = "::1", tz: str = "UTC",
+                 unregistered_cause: str = "USER_NOT_REGISTERED",
+                 originate_timeout: float = 60.0, max_sessions: int = 1000) -> None:
+        self.clock = clock or SimClock()
+        self.rng = random.Random(seed)
+        self.lock = threading.RLock()
+        self.scheduler = Scheduler(self.clock, self.lock, on_error=self._callback_failed)
+        self.hostname = hostname
+        self.domain = domain
+        self.context = context
+        self.heartbeat = heartbeat
+        self.core_uuid = core_uuid or self.new_uuid()
+        self.ipv4, self.ipv6 = ipv4, ipv6
+        self.tz: ZoneInfo | timezone = timezone.utc if tz == "UTC" else ZoneInfo(tz)
+        self.unregistered_cause = unregistered_cause
+        self.originate_timeout = originate_timeout
+        self.max_sessions = max_sessions
+        self.channels: dict[str, Channel] = {}
+        self.agents: dict[str, Agent] = {}
+        self.listeners: list[Callable[[Event], None]] = []
+        self.errors: list[BaseException] = []
+        self._seq = itertools.count(1)
+        self._session_ids = itertools.count(1)
+        self._sessions_since_start = 0
+        self._peak = 0
+        self._started_us = self.clock.now_us()
+        self._started = False
+        self._dids: dict[str, dict[str, str]] = {}
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        with self.lock:
+            if self._started:
+                return
+            self._started = True
+            self._started_us = self.clock.now_us()
+            if self.heartbeat:
+                self.scheduler.call_later(self.heartbeat, self._heartbeat_tick)
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        self.scheduler.stop()
+        with self.lock:
+            self._started = False
+
+    def _callback_failed(self, err: BaseException) -> None:
+        log.exception("simulator callback failed", exc_info=err)
+        self.errors.append(err)
+
+    def new_uuid(self) -> str:
+        return str(uuid_mod.UUID(int=self.rng.getrandbits(128), version=4))
+
+    def set_did(self, did: str, variables: dict[str, str]) -> None:
+        """Variables the dialplan sets for calls to ``did`` (used by uuid_transfer too)."""
+        with self.lock:
+            self._dids[did] = dict(variables)
+
+    # ------------------------------------------------------------------ events
+
+    def _core(self, name: str, calling_key: str | None = None,
+              subclass: str | None = None) -> Pairs:
+        now = self.clock.now_us()
+        file, func, line = CALLING.get(calling_key or subclass or name, ("switch_event.c",
+                                                                        "switch_event_fire", 1))
+        pairs: Pairs = [("Event-Subclass", subclass)] if subclass else []
+        pairs += [
+            ("Event-Name", name),
+            ("Core-UUID", self.core_uuid),
+            ("FreeSWITCH-Hostname", self.hostname),
+            ("FreeSWITCH-Switchname", self.hostname),
+            ("FreeSWITCH-IPv4", self.ipv4),
+            ("FreeSWITCH-IPv6", self.ipv6),
+            ("Event-Date-Local", stamp_text(now, self.tz)),
+            ("Event-Date-GMT", gmt_text(now / 1_000_000)),
+            ("Event-Date-Timestamp", str(now)),
+            ("Event-Calling-File", file),
+            ("Event-Calling-Function", func),
+            ("Event-Calling-Line-Number", str(line)),
+            ("Event-Sequence", str(next(self._seq))),
+        ]
+        return pairs
+
+    def emit(self, pairs: Pairs, body: str | None = None) -> Event:
+        event = Event(pairs, body)
+        for listener in list(self.listeners):
+            try:
+                listener(event)
+            except Exception as err:  # one broken subscriber must not stop the node
+                self._callback_failed(err)
+        return event
+
+    def _profile(self, prefix: str, ch: Channel, *, other: bool = False) -> Pairs:
+        p: Pairs = [(prefix + "Direction", ch.direction),
+                    (prefix + "Logical-Direction", ch.logical_direction)]
+        if ch.username:
+            p.append((prefix + "Username", ch.username))
+        if ch.dialplan:
+            p.append((prefix + "Dialplan", ch.dialplan))
+        p += [(prefix + "Caller-ID-Name", ch.cid_name), (prefix + "Caller-ID-Number", ch.cid_num),
+              (prefix + "Orig-Caller-ID-Name", ch.orig_cid_name),
+              (prefix + "Orig-Caller-ID-Number", ch.orig_cid_num)]
+        if ch.callee_name is not None:
+            p += [(prefix + "Callee-ID-Name", ch.callee_name),
+                  (prefix + "Callee-ID-Number", ch.callee_num or "")]
+        p += [(prefix + "Network-Addr", ch.network_addr), (prefix + "ANI", ch.ani),
+              (prefix + "Destination-Number", ch.dest), (prefix + "Unique-ID", ch.uuid),
+              (prefix + "Source", ch.source)]
+        if ch.transfer_source and not other:
+            p.append((prefix + "Transfer-Source", ch.transfer_source))
+        p += [(prefix + "Context", ch.context), (prefix + "Channel-Name", ch.name)]
+        if not other:
+            p.append((prefix + "Profile-Index", str(ch.profile_index)))
+        p += [(prefix + "Profile-Created-Time", str(ch.profile_created_us)),
+              (prefix + "Channel-Created-Time", str(ch.created_us)),
+              (prefix + "Channel-Answered-Time", str(ch.answered_us)),
+              (prefix + "Channel-Progress-Time", str(ch.progress_us)),
+              (prefix + "Channel-Progress-Media-Time", "0"),
+              (prefix + "Channel-Hangup-Time", str(ch.hangup_us)),
+              (prefix + "Channel-Transfer-Time", str(ch.transfer_us)),
+              (prefix + "Channel-Resurrect-Time", "0"),
+              (prefix + "Channel-Bridged-Time", str(ch.bridged_us)),
+              (prefix + "Channel-Last-Hold", "0"),
+              (prefix + "Channel-Hold-Accum", "0"),
+              (prefix + "Screen-Bit", "true"),
+              (prefix + "Privacy-Hide-Name", "false"),
+              (prefix + "Privacy-Hide-Number", "false")]
+        return p
+
+    def channel_pairs(self, ch: Channel, state: str | None = None,
+                      number: int | None = None) -> Pairs:
+        """The channel data FreeSWITCH appends to every channel event."""
+        state = state or ch.state
+        p: Pairs = [
+            ("Channel-State", state),
+            ("Channel-Call-State", ch.callstate),
+            ("Channel-State-Number", str(STATE_NUMBER[state] if number is None else number)),
+            ("Channel-Name", ch.name),
+            ("Unique-ID", ch.uuid),
+            ("Call-Direction", ch.direction),
+            ("Presence-Call-Direction", ch.direction),
+            ("Channel-HIT-Dialplan", "true" if ch.hit_dialplan else "false"),
+            ("Channel-Presence-ID", ch.presence_id),
+            ("Channel-Call-UUID", ch.variables.get("call_uuid", ch.uuid)),
+            ("Answer-State", ch.answer_state),
+        ]
+        if ch.hangup_cause:
+            p.append(("Hangup-Cause", ch.hangup_cause))
+        if ch.media:
+            p += [("Channel-Read-Codec-Name", "PCMU"), ("Channel-Read-Codec-Rate", "8000"),
+                  ("Channel-Read-Codec-Bit-Rate", "64000"), ("Channel-Write-Codec-Name", "PCMU"),
+                  ("Channel-Write-Codec-Rate", "8000"), ("Channel-Write-Codec-Bit-Rate", "64000")]
+        p += self._profile("Caller-", ch)
+        if ch.other is not None and ch.other_type:
+            p.append(("Other-Type", ch.other_type))
+            p += self._profile("Other-Leg-", ch.other, other=True)
+        p += [(f"variable_{k}", v) for k, v in ch.variables.items()]
+        return p
+
+    def _channel_event(self, name: str, ch: Channel, *, state: str | None = None,
+                       number: int | None = None, prefix: Pairs | None = None,
+                       subclass: str | None = None) -> Event:
+        pairs = self._core(name, subclass=subclass)
+        pairs += prefix or []
+        pairs += self.channel_pairs(ch, state, number)
+        return self.emit(pairs)
+
+    # ------------------------------------------------------------------ registrations
+
+    def add_agent(self, spec: AgentSpec, *, at: float | None = None) -> Agent:
+        """Add an agent phone; it registers ``spec.register_at`` seconds from now (or ``at``)."""
+        with self.lock:
+            domain = spec.domain or self.domain
+            agent = Agent(spec, domain, 5070 + len(self.agents) + 1)
+            self.agents[agent.key] = agent
+            start = self.clock.now() if at is None else at
+            if spec.register_at is not None:
+                self._at(start + spec.register_at, lambda: self.register(agent.key))
+            if spec.unregister_at is not None:
+                self._at(start + spec.unregister_at, lambda: self.unregister(agent.key))
+            if spec.expire_at is not None:
+                self._at(start + spec.expire_at, lambda: self.unregister(agent.key, expire=True))
+            return agent
+
+    def _at(self, due: float, fn: Callable[[], None]) -> Timer:
+        return self.scheduler.call_at(due, fn)
+
+    def _user_pairs(self, agent: Agent) -> Pairs:
+        ext, dom = agent.ext, agent.domain
+        name = agent.spec.name or f"Extension {ext}"
+        return [("sip_number_alias", ext), ("sip_auth_username", ext), ("sip_auth_realm", dom),
+                ("number_alias", ext), ("user_name", ext), ("domain_name", dom),
+                ("record_stereo", "true"), ("transfer_fallback_extension", "operator"),
+                ("toll_allow", "local"), ("accountcode", ext), ("user_context", "default"),
+                ("effective_caller_id_name", name), ("effective_caller_id_number", ext),
+                ("callgroup", "agents")]
+
+    def register(self, key: str) -> None:
+        """The agent's phone REGISTERs: CUSTOM sofia::register."""
+        with self.lock:
+            agent = self.agents[key]
+            agent.registered = True
+            agent.call_id = agent.call_id or f"{self.rng.randrange(1, 99999)}-{agent.port}@127.0.0.1"
+            ext, dom = agent.ext, agent.domain
+            pairs = self._core("CUSTOM", subclass="sofia::register")
+            pairs += [
+                ("profile-name", "internal"), ("from-user", ext), ("from-host", dom),
+                ("presence-hosts", dom),
+                ("contact", f'"" <sip:{ext}@127.0.0.1:{agent.port};transport=UDP>'),
+                ("call-id", agent.call_id), ("rpid", "unknown"), ("status", "Registered(UDP)"),
+                ("expires", "3600"), ("to-user", ext), ("to-host", dom),
+                ("network-ip", "127.0.0.1"), ("network-port", str(agent.port)),
+                ("username", ext), ("realm", dom), ("user-agent", f"sim-agent-{ext}"),
+            ]
+            pairs += self._user_pairs(agent)
+            self.emit(pairs)
+
+    def unregister(self, key: str, *, expire: bool = False) -> None:
+        """REGISTER with Expires: 0 (sofia::unregister) or registration timeout (sofia::expire)."""
+        with self.lock:
+            agent = self.agents[key]
+            if not agent.registered:
+                return
+            agent.registered = False
+            ext, dom = agent.ext, agent.domain
+            contact = f'"" <sip:{ext}@127.0.0.1:{agent.port};transport=UDP>'
+            if expire:
+                pairs = self._core("CUSTOM", subclass="sofia::expire")
+                pairs += [("profile-name", "internal"), ("call-id", agent.call_id),
+                          ("user", ext), ("username", ext), ("host", dom), ("contact", contact),
+                          ("expires", str(int(self.clock.now()))),
+                          ("user-agent", f"sim-agent-{ext}")]
+            else:
+                pairs = self._core("CUSTOM", subclass="sofia::unregister")
+                pairs += [("profile-name", "internal"), ("from-user", ext), ("from-host", dom),
+                          ("contact", contact), ("call-id", agent.call_id), ("rpid", "unknown"),
+                          ("status", "Unregistered(UDP)"), ("expires", "0"), ("to-user", ext),
+                          ("to-host", dom), ("network-ip", "127.0.0.1"),
+                          ("network-port", str(agent.port)), ("username", ext), ("realm", dom),
+                          ("user-agent", f"sim-agent-{ext}")]
+            self.emit(pairs)
+
+    # ------------------------------------------------------------------ heartbeat & status
+
+    def _uptime(self) -> tuple[str, int]:
+        us = max(0, self.clock.now_us() - self._started_us)
+        ms, usec = divmod(us, 1000)
+        sec, msec = divmod(ms, 1000)
+        mins, s = divmod(sec, 60)
+        hours, m = divmod(mins, 60)
+        days, h = divmod(hours, 24)
+        years, d = divmod(days, 365)
+        text = (f"{years} years, {d} days, {h} hours, {m} minutes, {s} seconds, "
+                f"{msec} milliseconds, {usec} microseconds")
+        return text, us // 1000
+
+    def heartbeat_event(self) -> Event:
+        with self.lock:
+            uptime, uptime_ms = self._uptime()
+            pairs = self._core("HEARTBEAT")
+            pairs += [
+                ("Event-Info", "System Ready"), ("Up-Time", uptime),
+                ("FreeSWITCH-Version", VERSION), ("Uptime-msec", str(uptime_ms)),
+                ("Session-Count", str(len(self.channels))), ("Max-Sessions", str(self.max_sessions)),
+                ("Session-Per-Sec", "30"), ("Session-Per-Sec-Last", "0"),
+                ("Session-Per-Sec-Max", "0"), ("Session-Per-Sec-FiveMin", "0"),
+                ("Session-Since-Startup", str(self._sessions_since_start)),
+                ("Session-Peak-Max", str(self._peak)), ("Session-Peak-FiveMin", str(self._peak)),
+                ("Idle-CPU", "99.000000"),
+            ]
+            return self.emit(pairs)
+
+    def _heartbeat_tick(self) -> None:
+        self.heartbeat_event()
+        if self.heartbeat:
+            self.scheduler.call_later(self.heartbeat, self._heartbeat_tick)
+
+    def status_text(self) -> str:
+        uptime, _ = self._uptime()
+        n = len(self.channels)
+        return (f"UP {uptime}\n"
+                f"FreeSWITCH (Version 1.11.3-dev git cc93a68 2026-08-21 14:10:14Z 64bit) is ready\n"
+                f"{self._sessions_since_start} session(s) since startup\n"
+                f"{n} session(s) - peak {self._peak}, last 5min {self._peak} \n"
+                f"0 session(s) per Sec out of max 30, peak 0, last 5min 0 \n"
+                f"{self.max_sessions} session(s) max\n"
+                f"min idle cpu 0.00/99.00\n"
+                f"Current Stack Size/Max 240K/8192K\n")
+
+    # ------------------------------------------------------------------ channels
+
+    def _new_channel(self, ch: Channel) -> Channel:
+        self.channels[ch.uuid] = ch
+        self._sessions_since_start += 1
+        self._peak = max(self._peak, len(self.channels))
+        return ch
+
+    def _later(self, ch: Channel, delay: float, fn: Callable[[], None]) -> None:
+        def run() -> None:
+            if not ch.gone:
+                fn()
+        ch.timers.append(self.scheduler.call_later(delay, run))
+
+    def place_call(self, spec: CallerSpec) -> str:
+        """A customer dials ``spec.did``; returns the new channel's uuid."""
+        with self.lock:
+            now = self.clock.now_us()
+            uid = spec.uuid or self.new_uuid()
+            num = spec.number
+            host = "127.0.0.1"
+            name = f"sofia/internal/{num}@{host}"
+            cid_name = spec.name or num
+            session_id = str(next(self._session_ids))
+            call_id = f"{self.rng.randrange(1, 1 << 30)}-{session_id}@{host}"
+            ch = Channel(uuid=uid, direction="inbound", name=name, cid_name=cid_name, cid_num=num,
+                         dest=spec.did, ani=num, context=self.context, source="mod_sofia",
+                         presence_id=f"{num}@{host}", created_us=now, username=num,
+                         dialplan="XML", orig_cid_name=cid_name, orig_cid_num=num,
+                         profile_created_us=now, media=True, caller=spec)
+            v = ch.variables
+            v.update({
+                "direction": "inbound", "uuid": uid, "session_id": session_id,
+                "sip_from_user": num, "sip_from_uri": f"{num}@{host}", "sip_from_host": host,
+                "video_media_flow": "disabled", "text_media_flow": "disabled",
+                "channel_name": name, "sip_call_id": call_id,
+                "sip_local_network_addr": "127.0.0.1", "sip_network_ip": host,
+                "sip_network_port": "5080", "sip_invite_stamp": str(now),
+                "sip_received_ip": host, "sip_received_port": "5080", "sip_via_protocol": "udp",
+                "sip_from_user_stripped": num, "sip_from_tag": f"{session_id}SimTag001",
+                "sofia_profile_name": "internal",
+                "sofia_profile_url": "sip:mod_sofia@127.0.0.1:5060",
+                "recovery_profile_name": "internal",
+                "sip_full_via": f"SIP/2.0/UDP {host}:5080;branch=z9hG4bK-{session_id}-1-0",
+                "sip_from_display": cid_name,
+                "sip_full_from": f'"{cid_name}" <sip:{num}@{host}>;tag={session_id}SimTag001',
+                "sip_full_to": f"<sip:{spec.did}@127.0.0.1>",
+                "sip_allow": "INVITE, ACK, BYE, CANCEL, OPTIONS",
+                "sip_req_user": spec.did, "sip_req_port": "5060",
+                "sip_req_uri": f"{spec.did}@127.0.0.1:5060", "sip_req_host": "127.0.0.1",
+                "sip_to_user": spec.did, "sip_to_uri": f"{spec.did}@127.0.0.1",
+                "sip_to_host": "127.0.0.1", "sip_contact_params": "transport=UDP",
+                "sip_contact_user": num, "sip_contact_port": "5080",
+                "sip_contact_uri": f"{num}@{host}:5080", "sip_contact_host": host,
+                "sip_user_agent": "sim-caller", "sip_via_host": host, "sip_via_port": "5080",
+                "max_forwards": "70", "presence_id": f"{num}@{host}",
+                "switch_r_sdp": ("v=0\r\no=caller 1 1 IN IP4 127.0.0.1\r\ns=-\r\n"
+                                 "c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6100 RTP/AVP 0 101\r\n"
+                                 "a=rtpmap:0 PCMU/8000\r\na=rtpmap:101 telephone-event/8000\r\n"),
+                "ep_codec_string": "CORE_PCM_MODULE.PCMU@8000h@20i@64000b",
+                "rtp_use_codec_string": "PCMU,PCMA", "remote_audio_media_flow": "sendrecv",
+                "audio_media_flow": "sendrecv", "rtp_use_codec_name": "PCMU",
+                "rtp_use_codec_rate": "8000", "rtp_use_codec_ptime": "20",
+                "read_codec": "PCMU", "original_read_codec": "PCMU", "read_rate": "8000",
+                "original_read_rate": "8000", "write_codec": "PCMU", "write_rate": "8000",
+                "dtmf_type": "rfc2833",
+            })
+            self._new_channel(ch)
+            self._channel_event("CHANNEL_CREATE", ch, state="CS_INIT", number=2)
+            ch.state = "CS_ROUTING"
+            ch.callstate = "RINGING"
+            # The dialplan: set what it knows from the DID, answer, maybe IVR, park.
+            v["call_uuid"] = uid
+            before_ivr = {k: val for k, val in spec.variables.items()
+                          if not (spec.ivr and k in spec.ivr.variables)}
+            v.update(before_ivr)
+            self._later(ch, spec.answer_delay, lambda: self._inbound_answer(ch))
+            return uid
+
+    def _inbound_answer(self, ch: Channel) -> None:
+        now = self.clock.now_us()
+        ch.state = "CS_EXECUTE"
+        ch.answered_us = now
+        ch.answer_state = "answered"
+        ch.variables.update({
+            "rtp_local_sdp_str": ("v=0\r\no=FreeSWITCH 1 2 IN IP4 127.0.0.1\r\ns=FreeSWITCH\r\n"
+                                  "c=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 16434 RTP/AVP 0 101\r\n"
+                                  "a=rtpmap:0 PCMU/8000\r\n"),
+            "local_media_ip": "127.0.0.1", "local_media_port": "16434",
+            "advertised_media_ip": "127.0.0.1", "rtp_use_timer_name": "soft",
+            "rtp_use_pt": "0", "remote_media_ip": "127.0.0.1", "remote_media_port": "6100",
+            "endpoint_disposition": "ANSWER",
+        })
+        self._channel_event("CHANNEL_ANSWER", ch, state="CS_EXECUTE", number=4)
+        ch.callstate = "ACTIVE"
+        spec = ch.caller
+        if spec is not None and spec.ivr is not None:
+            self._later(ch, spec.ivr.after, lambda: self._ivr_choice(ch))
+        else:
+            self._park(ch)
+
+    def _ivr_choice(self, ch: Channel) -> None:
+        spec = ch.caller
+        assert spec is not None and spec.ivr is not None
+        ivr = spec.ivr
+        path = ivr.path or f"{ivr.menu}>{ivr.choice}"
+        self._channel_event("CUSTOM", ch, subclass="tongdai::ivr", prefix=[
+            ("IVR-Menu", ivr.menu), ("IVR-Choice", ivr.choice), ("IVR-Path", path)])
+        ch.variables.update(ivr.variables)
+        if "tongdai_ivr_path" not in ivr.variables and "tongdai_ivr_path" in spec.variables:
+            ch.variables["tongdai_ivr_path"] = spec.variables["tongdai_ivr_path"]
+        self._park(ch)
+
+    def _park(self, ch: Channel) -> None:
+        ch.application, ch.application_data = "park", ""
+        ch.variables["current_application"] = "park"
+        ch.state = "CS_EXECUTE"
+        ch.parked = True
+        self._channel_event("CHANNEL_PARK", ch, state="CS_EXECUTE", number=4)
+        spec = ch.caller
+        if spec is not None and spec.patience is not None and ch.direction == "inbound":
+            self._later(ch, spec.patience, lambda: self._abandon(ch))
+
+    def _abandon(self, ch: Channel) -> None:
+        if ch.bridged_to is None:
+            self.hangup(ch.uuid, "NORMAL_CLEARING", disposition="recv_bye")
+
+    def _unpark(self, ch: Channel) -> None:
+        if ch.parked:
+            ch.parked = False
+            self._channel_event("CHANNEL_UNPARK", ch)
+
+    # ------------------------------------------------------------------ hangup
+
+    def hangup(self, uid: str, cause: str = "NORMAL_CLEARING", *,
+               disposition: str = "send_bye") -> bool:
+        """Hang up a leg (and the leg bridged to it). False when there is no such channel."""
+        with self.lock:
+            ch = self.channels.get(uid)
+            if ch is None or ch.gone or ch.hangup_cause:
+                return False
+            partner = self.channels.get(ch.bridged_to) if ch.bridged_to else None
+            self._mark_hangup(ch, cause, disposition)
+            if partner is not None and not partner.hangup_cause:
+                self._mark_hangup(partner, "NORMAL_CLEARING",
+                                  "send_bye" if disposition == "recv_bye" else "recv_bye")
+            if partner is not None:
+                a, b = (ch, partner) if ch.bridge_a else (partner, ch)
+                self._complete(b)
+                self._unbridge(a, b)
+                self._destroy(b)
+                self._complete(a)
+                self._destroy(a)
+            else:
+                self._complete(ch)
+                self._destroy(ch)
+            return True
+
+    def _mark_hangup(self, ch: Channel, cause: str, disposition: str) -> None:
+        ch.cancel_timers()
+        now = self.clock.now_us()
+        ch.hangup_cause = cause
+        ch.hangup_us = now
+        ch.answer_state = "hangup"
+        ch.variables["sip_hangup_disposition"] = disposition
+        self._channel_event("CHANNEL_HANGUP", ch, number=10)
+        ch.callstate = "HANGUP"
+        ch.state = "CS_HANGUP"
+
+    def _unbridge(self, a: Channel, b: Channel) -> None:
+        a.variables["bridge_hangup_cause"] = b.hangup_cause or "NORMAL_CLEARING"
+        b.variables["last_bridge_hangup_cause"] = b.hangup_cause or "NORMAL_CLEARING"
+        self._channel_event("CHANNEL_UNBRIDGE", a, state="CS_SOFT_EXECUTE", number=10, prefix=[
+            ("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)])
+        a.bridged_to = b.bridged_to = None
+
+    def _complete(self, ch: Channel) -> None:
+        ch.state = "CS_REPORTING"
+        cause = ch.hangup_cause or "NORMAL_CLEARING"
+        v = ch.variables
+        v["hangup_cause"] = cause
+        v["hangup_cause_q850"] = str(Q850.get(cause, 16))
+        v["digits_dialed"] = "none"
+
+        def stamp(us: int) -> str:
+            return stamp_text(us, self.tz) if us else ""
+
+        start, end = ch.created_us, ch.hangup_us
+        ans, prog, br = ch.answered_us, ch.progress_us, ch.bridged_us
+        v["start_stamp"] = stamp(start)
+        v["profile_start_stamp"] = stamp(ch.profile_created_us)
+        if ans:
+            v["answer_stamp"] = stamp(ans)
+        if br:
+            v["bridge_stamp"] = stamp(br)
+        if prog:
+            v["progress_stamp"] = stamp(prog)
+        v["end_stamp"] = stamp(end)
+        for name, us in (("start", start), ("profile_start", ch.profile_created_us),
+                         ("answer", ans), ("bridge", br), ("last_hold", 0), ("hold_accum", None),
+                         ("resurrect", 0), ("progress", prog), ("progress_media", 0),
+                         ("end", end)):
+            if us is None:
+                v.update({"hold_accum_seconds": "0", "hold_accum_usec": "0",
+                          "hold_accum_ms": "0"})
+                continue
+            v[f"{name}_epoch"] = str(us // 1_000_000)
+            v[f"{name}_uepoch"] = str(us)
+        v["last_app"] = ch.application or "park"
+        v["caller_id"] = f'"{ch.cid_name}" <{ch.cid_num}>'
+
+        def secs(a: int, b: int) -> int:
+            return (a // 1_000_000 - b // 1_000_000) if a and b else 0
+
+        def diff(a: int, b: int) -> int:
+            return (a - b) if a and b else 0
+
+        waited = diff(br, start)
+        v["duration"] = str(secs(end, start))
+        v["billsec"] = str(secs(end, ans))
+        v["progresssec"] = str(secs(prog, start))
+        v["answersec"] = str(secs(ans, start))
+        v["waitsec"] = str(secs(br, start))
+        v["progress_mediasec"] = "0"
+        v["flow_billsec"] = str(secs(end, ans))
+        v["mduration"] = str(diff(end, start) // 1000)
+        v["billmsec"] = str(diff(end, ans) // 1000)
+        v["progressmsec"] = str(diff(prog, start) // 1000)
+        v["answermsec"] = str(diff(ans, start) // 1000)
+        v["waitmsec"] = str(waited // 1000)
+        v["progress_mediamsec"] = "0"
+        v["flow_billmsec"] = str(diff(end, ans) // 1000)
+        v["uduration"] = str(diff(end, start))
+        v["billusec"] = str(diff(end, ans))
+        v["progressusec"] = str(diff(prog, start))
+        v["answerusec"] = str(diff(ans, start))
+        v["waitusec"] = str(waited)
+        v["progress_mediausec"] = "0"
+        v["flow_billusec"] = str(diff(end, ans))
+        v["sip_hangup_disposition"] = v.pop("sip_hangup_disposition", "send_bye")
+        self._channel_event("CHANNEL_HANGUP_COMPLETE", ch, state="CS_REPORTING", number=11,
+                            prefix=[("Hangup-Cause", cause)])
+
+    def _destroy(self, ch: Channel) -> None:
+        self._channel_event("CHANNEL_DESTROY", ch, state="CS_REPORTING", number=12)
+        ch.gone = True
+        ch.state = "CS_DESTROY"
+        self.channels.pop(ch.uuid, None)
+        if ch.agent is not None:
+            ch.agent.legs.discard(ch.uuid)
+        if ch.job is not None:
+            job, ch.job = ch.job, None
+            job(f"-ERR {ch.hangup_cause or 'NORMAL_CLEARING'}\n")
+
+    # ------------------------------------------------------------------ originate
+
+    def originate(self, arg: str, done: Done) -> None:
+        """``originate {vars}user/<ext>@<domain> &park()``; ``done`` gets the job result."""
+        with self.lock:
+            try:
+                variables, target, app = parse_originate(arg)
+            except ValueError:
+                done("-ERR INVALID_GATEWAY\n")
+                return
+            m = _ORIGINATE_TARGET.match(target)
+            if not m:
+                done("-ERR DESTINATION_OUT_OF_ORDER\n")
+                return
+            ext, dom = m.group(1), m.group(2) or self.domain
+            agent = self.agents.get(f"{ext}@{dom}")
+            if agent is None:
+                done("-ERR SUBSCRIBER_ABSENT\n")
+                return
+            if not agent.registered:
+                done(f"-ERR {self.unregistered_cause}\n")
+                return
+            uid = variables.get("origination_uuid") or self.new_uuid()
+            if uid in self.channels:
+                done("-ERR DESTINATION_OUT_OF_ORDER\n")
+                return
+            ch = self._outbound_leg(agent, uid, variables)
+            ch.job = done
+            behaviour = agent.spec.answer
+            if behaviour == "answer" and agent.spec.busy_when_in_call and agent.legs - {uid}:
+                behaviour = "busy"
+            timeout = float(variables.get("originate_timeout")
+                            or variables.get("leg_timeout")
+                            or variables.get("call_timeout") or self.originate_timeout)
+            if behaviour == "busy":
+                self._later(ch, 0.02, lambda: self.hangup(uid, "USER_BUSY",
+                                                         disposition="recv_refuse"))
+                return
+            self._later(ch, 0.02, lambda: self._ringing(ch))
+            delay = agent.spec.answer_delay
+            if behaviour == "answer" and delay < timeout:
+                self._later(ch, delay, lambda: self._outbound_answer(ch, app))
+            elif behaviour == "reject" and delay < timeout:
+                self._later(ch, delay, lambda: self.hangup(uid, "CALL_REJECTED",
+                                                          disposition="recv_refuse"))
+            else:
+                self._later(ch, timeout, lambda: self.hangup(uid, "NO_ANSWER",
+                                                            disposition="send_cancel"))
+
+    def _outbound_leg(self, agent: Agent, uid: str, variables: dict[str, str]) -> Channel:
+        now = self.clock.now_us()
+        ext, dom = agent.ext, agent.domain
+        cid_name = variables.get("origination_caller_id_name", "FreeSWITCH")
+        cid_num = variables.get("origination_caller_id_number", "0000000000")
+        name = f"sofia/internal/{ext}@127.0.0.1:{agent.port}"
+        ch = Channel(uuid=uid, direction="outbound", name=name, cid_name=cid_name,
+                     cid_num=cid_num, dest=ext, ani=cid_num, context="default",
+                     source="src/switch_ivr_originate.c", presence_id=f"{ext}@{dom}",
+                     created_us=now, orig_cid_name=cid_name, orig_cid_num=cid_num,
+                     hit_dialplan=False, profile_created_us=now, agent=agent)
+        v = ch.variables
+        v.update({"direction": "outbound", "is_outbound": "true", "uuid": uid,
+                  "call_uuid": uid, "session_id": str(next(self._session_ids)),
+                  "sip_profile_name": "internal", "video_media_flow": "disabled",
+                  "text_media_flow": "disabled", "channel_name": name,
+                  "sip_destination_url": f"sip:{ext}@127.0.0.1:{agent.port};transport=UDP"})
+        v.update(variables)
+        v.update({"dialed_user": ext, "dialed_domain": dom, "sip_invite_domain": dom,
+                  "presence_id": f"{ext}@{dom}", "originate_early_media": "true",
+                  "originate_endpoint": "user"})
+        agent.legs.add(uid)
+        self._new_channel(ch)
+        self._channel_event("CHANNEL_CREATE", ch, state="CS_INIT", number=2)
+        ch.state = "CS_CONSUME_MEDIA"
+        return ch
+
+    def _ringing(self, ch: Channel) -> None:
+        ch.progress_us = self.clock.now_us()
+        self._channel_event("CHANNEL_PROGRESS", ch, number=7)
+        ch.callstate = "RINGING"
+
+    def _outbound_answer(self, ch: Channel, app: str) -> None:
+        agent = ch.agent
+        assert agent is not None
+        ch.answered_us = self.clock.now_us()
+        ch.answer_state = "answered"
+        ch.media = True
+        ch.callee_name = "Outbound Call"
+        ch.callee_num = agent.ext
+        v = ch.variables
+        v.update({"audio_media_flow": "sendrecv", "sip_req_uri": f"{agent.ext}@127.0.0.1:"
+                  f"{agent.port};transport=UDP", "sofia_profile_name": "internal",
+                  "sip_to_user": agent.ext, "sip_from_user": ch.cid_num,
+                  "sip_call_id": self.new_uuid(), "read_codec": "PCMU", "write_codec": "PCMU",
+                  "endpoint_disposition": "ANSWER"})
+        for key, value in self._user_pairs(agent):
+            if key in ("record_stereo", "transfer_fallback_extension", "toll_allow",
+                       "accountcode", "user_context", "effective_caller_id_name",
+                       "effective_caller_id_number", "callgroup"):
+                v[key] = value
+        self._channel_event("CHANNEL_ANSWER", ch, state="CS_CONSUME_MEDIA", number=7)
+        ch.callstate = "ACTIVE"
+        # Caller-id flip after answer (CALL_UPDATE in FreeSWITCH).
+        ch.callee_name, ch.callee_num = ch.cid_name, ch.cid_num
+        ch.cid_name, ch.cid_num = "Outbound Call", agent.ext
+        if ch.job is not None:
+            job, ch.job = ch.job, None
+            job(f"+OK {ch.uuid}\n")
+        m = _APP.match(app) if app else None
+        name = (m.group(1) or m.group(3)) if m else "park"
+        data = (m.group(2) or "") if m else ""
+        if name == "intercept" and data:
+            target = self.channels.get(data.strip())
+            if target is not None and not target.gone:
+                self._bridge(target, ch)
+                return
+            self.hangup(ch.uuid, "NORMAL_CLEARING")
+            return
+        if name == "park" or not m:
+            self._park(ch)
+        else:
+            ch.application, ch.application_data = name, data
+            ch.variables["current_application"] = name
+
+    # ------------------------------------------------------------------ bridge & co
+
+    def _bridge(self, a: Channel, b: Channel) -> None:
+        now = self.clock.now_us()
+        for leg, other in ((a, b), (b, a)):
+            if leg.bridged_to and leg.bridged_to != other.uuid:
+                previous = self.channels.get(leg.bridged_to)
+                if previous is not None:
+                    x, y = (leg, previous) if leg.bridge_a else (previous, leg)
+                    self._unbridge(x, y)
+            self._unpark(leg)
+            if leg.answered_us:
+                # Patience and old talk timers end here; a ringing leg keeps its ring timers.
+                leg.cancel_timers()
+        a.state, b.state = "CS_SOFT_EXECUTE", "CS_EXCHANGE_MEDIA"
+        a.application, a.application_data = "uuid_bridge", b.uuid
+        b.application, b.application_data = "uuid_bridge", a.uuid
+        a.bridged_us = b.bridged_us = now
+        a.bridged_to, b.bridged_to = b.uuid, a.uuid
+        a.bridge_a, b.bridge_a = True, False
+        a.callee_name, a.callee_num = b.orig_cid_name, b.orig_cid_num
+        a.profile_index += 1
+        a.profile_created_us = now
+        a.transfer_source = f"{now // 1_000_000}:{self.new_uuid()}:uuid_br:{b.uuid}"
+        a.other, a.other_type = b, "originatee"
+        b.other, b.other_type = a, "originator"
+        for leg, other, role in ((a, b, "originator"), (b, a, "originatee")):
+            leg.variables.update({"bridge_channel": other.name, "bridge_uuid": other.uuid,
+                                  "signal_bond": other.uuid, "last_bridge_to": other.uuid,
+                                  "last_sent_callee_id_name": other.cid_name,
+                                  "last_sent_callee_id_number": other.cid_num,
+                                  "last_bridge_role": role})
+        self._channel_event("CHANNEL_BRIDGE", a, prefix=[
+            ("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)])
+        inbound = a if a.caller is not None else (b if b.caller is not None else None)
+        if inbound is not None and inbound.caller is not None and inbound.caller.talk is not None:
+            spec = inbound.caller
+            other = b if inbound is a else a
+            who = inbound if spec.hangup_by == "caller" else other
+            self._later(inbound, spec.talk, lambda: self.hangup(who.uuid, "NORMAL_CLEARING",
+                                                              disposition="recv_bye"))
+        else:
+            agent_leg = a if a.agent is not None else (b if b.agent is not None else None)
+            if agent_leg is not None and agent_leg.agent is not None \
+                    and agent_leg.agent.spec.talk is not None:
+                who_uuid = agent_leg.uuid
+                self._later(agent_leg, agent_leg.agent.spec.talk,
+                            lambda: self.hangup(who_uuid, "NORMAL_CLEARING",
+                                                disposition="recv_bye"))
+
+    def uuid_bridge(self, a_uuid: str, b_uuid: str) -> str:
+        with self.lock:
+            a, b = self.channels.get(a_uuid), self.channels.get(b_uuid)
+            if a is None or b is None or a.hangup_cause or b.hangup_cause or a is b:
+                return "-ERR No such channel!\n"
+            self._bridge(a, b)
+            return f"+OK {b.uuid}\n"
+
+    def uuid_transfer(self, uid: str, dest: str, dialplan: str = "XML",
+                      context: str | None = None, leg: str = "") -> str:
+        with self.lock:
+            ch = self.channels.get(uid)
+            if ch is None or ch.hangup_cause:
+                return "-ERR No such channel!\n"
+            if leg == "-bleg" and ch.bridged_to:
+                ch = self.channels[ch.bridged_to]
+            partner = self.channels.get(ch.bridged_to) if ch.bridged_to else None
+            if partner is not None:
+                a, b = (ch, partner) if ch.bridge_a else (partner, ch)
+                self._unbridge(a, b)
+                ch.other = ch.other_type = None
+                if leg != "-both":
+                    self.hangup(partner.uuid, "NORMAL_CLEARING")
+            now = self.clock.now_us()
+            ch.transfer_us = now
+            ch.profile_index += 1
+            ch.profile_created_us = now
+            ch.transfer_source = f"{now // 1_000_000}:{self.new_uuid()}:uuid_transfer:{dest}"
+            ch.dest = dest
+            ch.context = context or ch.context
+            ch.variables.update({"transfer_source": ch.transfer_source,
+                                 "max_forwards": ch.variables.get("max_forwards", "70")})
+            ch.variables.update(self._dids.get(dest, {}))
+            self._park(ch)
+            return "+OK\n"
+
+    def uuid_setvar(self, uid: str, name: str, value: str | None) -> str:
+        with self.lock:
+            ch = self.channels.get(uid)
+            if ch is None:
+                return "-ERR No such channel!\n"
+            if value is None:
+                ch.variables.pop(name, None)
+            else:
+                ch.variables[name] = value
+            return "+OK\n"
+
+    def uuid_getvar(self, uid: str, name: str) -> str:
+        with self.lock:
+            ch = self.channels.get(uid)
+            if ch is None:
+                return "-ERR No such channel!\n"
+            return ch.variables.get(name, "_undef_")
+
+    def uuid_dump(self, uid: str, fmt: str = "") -> str:
+        with self.lock:
+            ch = self.channels.get(uid)
+            if ch is None:
+                return "-ERR No such channel!\n"
+            pairs = self._core("CHANNEL_DATA") + self.channel_pairs(ch)
+            if fmt == "json":
+                return orjson.dumps(dict(pairs)).decode()
+            return "".join(f"{k}: {url_encode(v)}\n" for k, v in pairs) + "\n"
+
+    def show_channels_json(self) -> str:
+        with self.lock:
+            if not self.channels:
+                return '{"row_count": 0}\n'
+            rows = [self._channel_row(ch) for ch in self.channels.values()]
+            return orjson.dumps({"row_count": len(rows), "rows": rows}).decode()
+
+    def show_calls_json(self) -> str:
+        with self.lock:
+            rows = []
+            for a in self.channels.values():
+                if not a.bridge_a or not a.bridged_to or a.bridged_to not in self.channels:
+                    continue
+                b = self.channels[a.bridged_to]
+                ra, rb = self._channel_row(a), self._channel_row(b)
+                keys = ("uuid", "direction", "created", "created_epoch", "name", "state",
+                        "cid_name", "cid_num", "ip_addr", "dest", "presence_id",
+                        "presence_data", "accountcode", "callstate", "callee_name",
+                        "callee_num", "callee_direction", "call_uuid", "hostname",
+                        "sent_callee_name", "sent_callee_num")
+                row = {k: ra[k] for k in keys}
+                row.update({f"b_{k}": rb[k] for k in keys
+                            if k not in ("call_uuid", "hostname")})
+                row["call_created_epoch"] = str(a.bridged_us // 1_000_000)
+                rows.append(row)
+            if not rows:
+                return '{"row_count": 0}\n'
+            return orjson.dumps({"row_count": len(rows), "rows": rows}).decode()
+
+    def show_registrations_json(self) -> str:
+        with self.lock:
+            rows = [{"reg_user": a.ext, "realm": a.domain, "token": a.call_id,
+                     "url": f"sofia/internal/sip:{a.ext}@127.0.0.1:{a.port};transport=UDP",
+                     "expires": str(int(self.clock.now()) + 3600), "network_ip": "127.0.0.1",
+                     "network_port": str(a.port), "network_proto": "udp",
+                     "hostname": self.hostname, "metadata": ""}
+                    for a in self.agents.values() if a.registered]
+            if not rows:
+                return '{"row_count": 0}\n'
+            return orjson.dumps({"row_count": len(rows), "rows": rows}).decode()
+
+    def _channel_row(self, ch: Channel) -> dict[str, str]:
+        inbound = ch.direction == "inbound"
+        return {
+            "uuid": ch.uuid, "direction": ch.direction,
+            "created": stamp_text(ch.created_us, self.tz),
+            "created_epoch": str(ch.created_us // 1_000_000), "name": ch.name,
+            "state": ch.state, "cid_name": ch.cid_name, "cid_num": ch.cid_num,
+            "ip_addr": ch.network_addr if inbound else "", "dest": ch.dest,
+            "application": ch.application, "application_data": ch.application_data,
+            "dialplan": ch.dialplan, "context": ch.context, "read_codec": "PCMU",
+            "read_rate": "8000", "read_bit_rate": "64000", "write_codec": "PCMU",
+            "write_rate": "8000", "write_bit_rate": "64000", "secure": "",
+            "hostname": self.hostname, "presence_id": ch.presence_id, "presence_data": "",
+            "accountcode": ch.variables.get("accountcode", ""), "callstate": ch.callstate,
+            "callee_name": ch.callee_name or "", "callee_num": ch.callee_num or "",
+            "callee_direction": "SEND" if ch.callee_name else "",
+            "call_uuid": ch.variables.get("call_uuid", "") if ch.bridged_to else "",
+            "sent_callee_name": ch.callee_name or "", "sent_callee_num": ch.callee_num or "",
+            "initial_cid_name": ch.orig_cid_name, "initial_cid_num": ch.orig_cid_num,
+            "initial_ip_addr": ch.network_addr if inbound else "", "initial_dest": ch.dest,
+            "initial_dialplan": ch.dialplan, "initial_context": ch.context,
+        }
+
+    # ------------------------------------------------------------------ api dispatch
+
+    def api_event(self, command: str, arg: str) -> None:
+        with self.lock:
+            pairs = self._core("API")
+            pairs.append(("API-Command", command))
+            if arg:
+                pairs.append(("API-Command-Argument", arg))
+            self.emit(pairs)
+
+    def execute(self, command: str, arg: str, done: Done) -> None:
+        """Run an api command; ``done(body)`` is called once, maybe later (originate)."""
+        with self.lock:
+            self.api_event(command, arg)
+            if command == "originate":
+                self.originate(arg, done)
+                return
+            try:
+                body = self._api(command, arg)
+            except Exception as err:  # a command bug must not kill the client session
+                log.exception("api %s %s failed", command, arg)
+                self.errors.append(err)
+                body = f"-ERR {type(err).__name__}: {err}\n"
+            done(body)
+
+    def _api(self, command: str, arg: str) -> str:
+        args = arg.split()
+        if command == "status":
+            return self.status_text()
+        if command == "version":
+            return f"FreeSWITCH Version {VERSION} (tongdai ESL simulator)\n"
+        if command == "uptime":
+            return str(self._uptime()[1] // 1000)
+        if command == "show":
+            what = " ".join(args)
+            if what == "channels as json":
+                return self.show_channels_json()
+            if what == "calls as json":
+                return self.show_calls_json()
+            if what == "registrations as json":
+                return self.show_registrations_json()
+            if what == "channels":
+                n = len(self.channels)
+                if not n:
+                    return "\n0 total.\n"
+                rows = [",".join(self._channel_row(c).values()) for c in self.channels.values()]
+                head = ",".join(self._channel_row(next(iter(self.channels.values()))).keys())
+                return head + "\n" + "\n".join(rows) + f"\n\n{n} total.\n"
+            return "-ERR Cannot find the show command " + what + "\n"
+        if command == "uuid_bridge":
+            if len(args) < 2:
+                return "-USAGE: <uuid> <other_uuid>\n"
+            return self.uuid_bridge(args[0], args[1])
+        if command == "uuid_kill":
+            if not args:
+                return "-USAGE: <uuid> [cause]\n"
+            cause = args[1] if len(args) > 1 else "NORMAL_CLEARING"
+            ch = self.channels.get(args[0])
+            disposition = "send_cancel" if ch is not None and not ch.answered_us else "send_bye"
+            return "+OK\n" if self.hangup(args[0], cause, disposition=disposition) \
+                else "-ERR No such channel!\n"
+        if command == "uuid_transfer":
+            rest = list(args)
+            leg = rest.pop(1) if len(rest) > 1 and rest[1] in ("-bleg", "-both") else ""
+            if len(rest) < 2:
+                return "-USAGE: <uuid> [-bleg|-both] <dest-exten> [<dialplan>] [<context>]\n"
+            return self.uuid_transfer(rest[0], rest[1], rest[2] if len(rest) > 2 else "XML",
+                                      rest[3] if len(rest) > 3 else None, leg)
+        if command == "uuid_broadcast":
+            if len(args) < 2:
+                return "-USAGE: <uuid> <path> [aleg|bleg|both]\n"
+            with self.lock:
+                if args[0] not in self.channels:
+                    return "-ERR No such channel!\n"
+            return "+OK Message sent\n"
+        if command == "uuid_setvar":
+            if len(args) < 2:
+                return "-USAGE: <uuid> <var> [value]\n"
+            parts = arg.split(None, 2)
+            return self.uuid_setvar(parts[0], parts[1], parts[2] if len(parts) > 2 else None)
+        if command == "uuid_getvar":
+            if len(args) < 2:
+                return "-USAGE: <uuid> <var>\n"
+            return self.uuid_getvar(args[0], args[1])
+        if command == "uuid_exists":
+            return "true" if args and args[0] in self.channels else "false"
+        if command == "uuid_dump":
+            if not args:
+                return "-USAGE: <uuid> [format]\n"
+            return self.uuid_dump(args[0], args[1] if len(args) > 1 else "")
+        if command == "hupall":
+            cause = args[0] if args else "MANAGER_REQUEST"
+            for uid in list(self.channels):
+                self.hangup(uid, cause)
+            return f"+OK hangup all channels with cause {cause}\n"
+        return f"-ERR {command} Command not found!\n"
+
+    # ------------------------------------------------------------------ helpers for tests
+
+    def wait_idle(self, timeout: float = 5.0) -> bool:
+        """Wait (wall time) until no channel is left. True when idle."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                if not self.channels:
+                    return True
+            time.sleep(0.01)
+        return False
