@@ -290,6 +290,8 @@ class Queue:
     prefer_best_skill: bool = True
     # Tiers: level L is tried once the call waited (L - 1) * tier_wait_s.
     tier_wait_s: int | None = None
+    # When no agent of the open tiers is ready, go straight to the next tier that has one.
+    tier_no_agent_no_wait: bool = False
     # Geo: only same-region agents until the call waited this long.
     geo_widen_after_s: int | None = None
     # Priority

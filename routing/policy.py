@@ -301,6 +301,7 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
             rr_last = (lcfg.queues[q.id].position, lcfg.id)
 
     eligible: list[tuple[tuple[float, ...], str, d.Candidate]] = []
+    later_tiers: list[tuple[tuple[float, ...], str, d.Candidate]] = []
     rejected: list[d.Candidate] = []
     for aid in s.ready.get(q.id, ()):
         cfg = s.agent_cfg.get(aid)
@@ -317,9 +318,7 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
                                         f"for {q.sticky_wait_s} s", False))
             continue
         level = cfg.queues[q.id].level
-        if max_level is not None and level > max_level:
-            rejected.append(d.Candidate(aid, (), f"tier {level} not reached after {wait} s", False))
-            continue
+        tier_closed = max_level is not None and level > max_level
         if geo_only and cfg.region != c.region:
             rejected.append(d.Candidate(aid, (), f"region {cfg.region} ≠ caller's {c.region} "
                                         f"until {q.geo_widen_after_s} s", False))
@@ -344,7 +343,17 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
         key = (float(level), float(-geo), float(-skill_part), *strat)
         why = (f"tier {level}, {'same region' if geo else 'region ' + str(cfg.region)}, "
                f"skill {skill_score}, {_strategy_why(q, s, cfg, p)}")
-        eligible.append((key, aid, d.Candidate(aid, tuple(0.0 - x for x in key), why)))
+        cand = (key, aid, d.Candidate(aid, tuple(0.0 - x for x in key), why))
+        if tier_closed:
+            later_tiers.append(cand)
+        else:
+            eligible.append(cand)
+    if not eligible and later_tiers and q.tier_no_agent_no_wait:
+        # tier-rule-no-agent-no-wait: nobody ready in the open tiers, so do not make the
+        # caller wait for the tier timer; the lowest level present wins by the sort below.
+        eligible, later_tiers = later_tiers, []
+    rejected.extend(d.Candidate(aid, (), f"tier {int(k[0])} not reached after {wait} s", False)
+                    for k, aid, _ in later_tiers)
     if not eligible:
         return
     eligible.sort(key=lambda t: (t[0], t[1]))

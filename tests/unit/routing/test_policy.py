@@ -137,6 +137,14 @@ def test_tiers_open_with_wait() -> None:
     assert [o.agent_id for o in w.offers(w.ev(Tick(at_us=w.at(30))))] == ["a1"]
 
 
+def test_tier_no_agent_no_wait_skips_an_empty_tier() -> None:
+    w = world(agent("a1"), agent("a2", queues={"q": Membership(level=2)}), agent("a3", queues={"q": Membership(level=3)}),
+              tier_wait_s=30, tier_no_agent_no_wait=True)
+    w.ev(AgentUnregistered(at_us=w.now, agent_id="a1"))
+    (o,) = w.offers(w.call("c1"))
+    assert o.agent_id == "a2"  # tier 1 has nobody ready: no 30 s wait, and tier 2 before 3
+
+
 # -------------------------------------------------------------------------------- skills ---
 
 

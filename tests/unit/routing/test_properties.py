@@ -78,6 +78,7 @@ def worlds(draw: Any) -> tuple[list[Any], int]:
             relax=draw(st.sampled_from(((), (RelaxStep(20, 3),), (RelaxStep(10, 5), RelaxStep(40, 1))))),
             any_agent_after_s=draw(st.sampled_from((None, 60))),
             tier_wait_s=draw(st.sampled_from((None, 0, 15))),
+            tier_no_agent_no_wait=draw(st.booleans()),
             geo_widen_after_s=draw(st.sampled_from((None, 30))),
             sticky_wait_s=draw(st.sampled_from((0, 20))),
             offer_timeout_s=draw(st.integers(5, 30)),
