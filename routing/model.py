@@ -12,6 +12,8 @@ import datetime as _dt
 from dataclasses import dataclass, field
 from typing import Mapping
 
+from routing.numbers import Region
+
 __all__ = [
     "US",
     "VN_OFFSET_US",
@@ -233,10 +235,13 @@ class Schedule:
 @dataclass(frozen=True, slots=True)
 class Tenant:
     """A customer of the platform. ``max_concurrent_calls`` is the plan limit on calls being
-    offered to or talking with agents at once (0 = unlimited)."""
+    offered to or talking with agents at once (0 = unlimited). ``region_prefixes`` maps
+    national-form prefixes (e.g. a known mobile range ``"0912"``) to regions, consulted
+    before the built-in area codes."""
 
     id: str
     max_concurrent_calls: int = 0
+    region_prefixes: Mapping[str, Region] = field(default_factory=dict)
 
 
 class DidKind:

@@ -302,26 +302,26 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
 
     eligible: list[tuple[tuple[float, ...], str, d.Candidate]] = []
     later_tiers: list[tuple[tuple[float, ...], str, d.Candidate]] = []
-    rejected: list[d.Candidate] = []
+    rejected: list[tuple[str, str]] = []  # (agent, rule) — Candidates built only if we offer
     for aid in s.ready.get(q.id, ()):
         cfg = s.agent_cfg.get(aid)
         if cfg is None:
             continue
         if aid in p.taken:
-            rejected.append(d.Candidate(aid, (), "offered another call in this pass", False))
+            rejected.append((aid, "offered another call in this pass"))
             continue
         if cfg.shift is not None and not cfg.shift.is_open(p.lt):
-            rejected.append(d.Candidate(aid, (), "out of shift", False))
+            rejected.append((aid, "out of shift"))
             continue
         if sticky is not None and aid != sticky:
-            rejected.append(d.Candidate(aid, (), f"caller reserved for sticky agent {sticky} "
-                                        f"for {q.sticky_wait_s} s", False))
+            rejected.append((aid, f"caller reserved for sticky agent {sticky} "
+                                  f"for {q.sticky_wait_s} s"))
             continue
         level = cfg.queues[q.id].level
         tier_closed = max_level is not None and level > max_level
         if geo_only and cfg.region != c.region:
-            rejected.append(d.Candidate(aid, (), f"region {cfg.region} ≠ caller's {c.region} "
-                                        f"until {q.geo_widen_after_s} s", False))
+            rejected.append((aid, f"region {cfg.region} ≠ caller's {c.region} "
+                                  f"until {q.geo_widen_after_s} s"))
             continue
         skill_score = 0
         miss = ""
@@ -335,7 +335,7 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
         if not miss and call.language and call.language not in cfg.languages and not any_agent:
             miss = f"does not speak {call.language}"
         if miss:
-            rejected.append(d.Candidate(aid, (), miss, False))
+            rejected.append((aid, miss))
             continue
         geo = 1 if (c.region is not None and cfg.region == c.region) else 0
         skill_part = skill_score if q.prefer_best_skill else 0
@@ -352,8 +352,7 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
         # tier-rule-no-agent-no-wait: nobody ready in the open tiers, so do not make the
         # caller wait for the tier timer; the lowest level present wins by the sort below.
         eligible, later_tiers = later_tiers, []
-    rejected.extend(d.Candidate(aid, (), f"tier {int(k[0])} not reached after {wait} s", False)
-                    for k, aid, _ in later_tiers)
+    rejected.extend((aid, f"tier {int(k[0])} not reached after {wait} s") for k, aid, _ in later_tiers)
     if not eligible:
         return
     eligible.sort(key=lambda t: (t[0], t[1]))
@@ -362,8 +361,8 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
         chosen = [t for t in eligible if t[0][0] == top_level]
     else:
         chosen = eligible[:1]
-    cands = tuple(t[2] for t in eligible) + tuple(rejected)
-    cands = cands[:MAX_CANDIDATES]
+    cands = tuple(t[2] for t in eligible[:MAX_CANDIDATES]) + tuple(
+        d.Candidate(aid, (), why, False) for aid, why in rejected[:max(0, MAX_CANDIDATES - len(eligible))])
     eff = effective_priority(q, c, p.now)
     notes = [f"priority {eff} (base {call.priority}{', VIP' if call.vip else ''}), waited {wait} s"]
     if sticky is not None:

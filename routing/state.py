@@ -420,7 +420,8 @@ def _enqueue(tx: _Tx, ev: e.CallEnqueued) -> None:
         did = tx.get("dids").get(call.did)
         region = did.region if did is not None else None
     if region is None and call.caller:
-        r = region_of(call.caller)
+        tenant = tx.get("tenants").get(call.tenant)
+        r = region_of(call.caller, tenant.region_prefixes if tenant is not None else None)
         region = r.region if r is not None else None
     _put_call(tx, CallState(call=call, enqueued_us=ev.at_us, region=region,
                             caller_key=caller_key(call.caller) if call.caller else ""), call.id)

@@ -222,6 +222,14 @@ def test_call_region_source(ivr: str | None, did_region: str | None, caller: str
     assert w.state.calls["c1"].region == expected
 
 
+def test_tenant_configured_mobile_prefix_gives_a_region() -> None:
+    from routing import Region
+    w = world(tenant=Tenant("t", region_prefixes={"0912": Region("0912", "Hà Nội", "north")}))
+    w.call("c1", caller="0912345678")
+    w.call("c2", caller="0913345678")
+    assert (w.state.calls["c1"].region, w.state.calls["c2"].region) == ("north", None)
+
+
 # ---------------------------------------------------------------------------------- time ---
 
 OFFICE = Schedule.weekly("08:00", "17:00", id="office", holidays=tet_holidays(2026))
