@@ -180,6 +180,7 @@ class Channel:
     bridged_us: int = 0
     transfer_source: str | None = None
     hangup_cause: str | None = None
+    disposition: str = "send_bye"
     application: str = ""
     application_data: str = ""
     variables: dict[str, str] = field(default_factory=dict)
@@ -665,12 +666,17 @@ class Node:
         ch.hangup_cause = cause
         ch.hangup_us = now
         ch.answer_state = "hangup"
-        ch.variables["sip_hangup_disposition"] = disposition
+        ch.disposition = disposition
         self._channel_event("CHANNEL_HANGUP", ch, number=10)
         ch.callstate = "HANGUP"
         ch.state = "CS_HANGUP"
 
     def _unbridge(self, a: Channel, b: Channel) -> None:
+        for leg, other, role in ((a, b, "originator"), (b, a, "originatee")):
+            leg.variables.update({"last_bridge_to": other.uuid,
+                                  "last_sent_callee_id_name": other.cid_name,
+                                  "last_sent_callee_id_number": other.cid_num,
+                                  "last_bridge_role": role})
         a.variables["bridge_hangup_cause"] = b.hangup_cause or "NORMAL_CLEARING"
         b.variables["last_bridge_hangup_cause"] = b.hangup_cause or "NORMAL_CLEARING"
         self._channel_event("CHANNEL_UNBRIDGE", a, state="CS_SOFT_EXECUTE", number=10, prefix=[
@@ -740,7 +746,7 @@ class Node:
         v["waitusec"] = str(waited)
         v["progress_mediausec"] = "0"
         v["flow_billusec"] = str(diff(end, ans))
-        v["sip_hangup_disposition"] = v.pop("sip_hangup_disposition", "send_bye")
+        v["sip_hangup_disposition"] = ch.disposition
         self._channel_event("CHANNEL_HANGUP_COMPLETE", ch, state="CS_REPORTING", number=11,
                             prefix=[("Hangup-Cause", cause)])
 
@@ -905,12 +911,9 @@ class Node:
         a.transfer_source = f"{now // 1_000_000}:{self.new_uuid()}:uuid_br:{b.uuid}"
         a.other, a.other_type = b, "originatee"
         b.other, b.other_type = a, "originator"
-        for leg, other, role in ((a, b, "originator"), (b, a, "originatee")):
+        for leg, other in ((a, b), (b, a)):
             leg.variables.update({"bridge_channel": other.name, "bridge_uuid": other.uuid,
-                                  "signal_bond": other.uuid, "last_bridge_to": other.uuid,
-                                  "last_sent_callee_id_name": other.cid_name,
-                                  "last_sent_callee_id_number": other.cid_num,
-                                  "last_bridge_role": role})
+                                  "signal_bond": other.uuid})
         self._channel_event("CHANNEL_BRIDGE", a, prefix=[
             ("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)])
         inbound = a if a.caller is not None else (b if b.caller is not None else None)
@@ -1090,6 +1093,9 @@ class Node:
             return f"FreeSWITCH Version {VERSION} (tongdai ESL simulator)\n"
         if command == "uptime":
             return str(self._uptime()[1] // 1000)
+        if command == "global_getvar":
+            # Real FreeSWITCH answers core_uuid (and other globals) with the bare value.
+            return self.core_uuid if args == ["core_uuid"] else ""
         if command == "show":
             what = " ".join(args)
             if what == "channels as json":

@@ -19,7 +19,7 @@ A scenario::
                "handle_time": {"dist": "exp", "mean": 120},
                "patience": {"dist": "exp", "mean": 60},
                "answer_delay": {"dist": "uniform", "min": 0.5, "max": 3},
-               "ivr_ratio": 0.0}
+               "ivr_ratio": 0.0, "start": 0}
     }
 
 Times are seconds after the simulator starts. Channel variables are set only when given.
@@ -52,6 +52,7 @@ class LoadSpec:
     patience: Distribution | None = field(default_factory=lambda: Distribution("exp", 60.0))
     answer_delay: Distribution = field(default_factory=lambda: Distribution("const", 1.0))
     ivr_ratio: float = 0.0
+    start: float = 0.0
 
     @classmethod
     def parse(cls, data: dict[str, Any] | None) -> LoadSpec | None:
@@ -77,6 +78,7 @@ class LoadSpec:
             spec.answer_delay = Distribution.parse(data["answer_delay"],
                                                    name="load.answer_delay") or spec.answer_delay
         spec.ivr_ratio = float(data.get("ivr_ratio", 0.0))
+        spec.start = float(data.get("start", 0.0))
         return spec
 
 
@@ -155,14 +157,15 @@ class LoadGenerator:
                     self.node.add_agent(AgentSpec(
                         ext=ext, answer_delay=self.spec.answer_delay.sample(self.rng),
                         talk=None), at=self.start_at)
-            self._schedule_next(self.start_at)
+            self._schedule_next(self.start_at + self.spec.start)
 
     def stop(self) -> None:
         self.stopped = True
 
     def _schedule_next(self, after: float) -> None:
         due = after + self.rng.expovariate(self.spec.cps)
-        if self.spec.duration is not None and due > self.start_at + self.spec.duration:
+        end = self.start_at + self.spec.start + (self.spec.duration or 0.0)
+        if self.spec.duration is not None and due > end:
             return
         if self.spec.max_calls is not None and self.placed >= self.spec.max_calls:
             return

@@ -307,6 +307,7 @@ class EslServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self._requested_port))
         sock.listen(128)
+        sock.settimeout(0.2)  # close() does not wake accept() on Linux: poll `running`
         self._sock = sock
         self.running = True
         self._thread = threading.Thread(target=self._accept_loop, name="esl-sim-accept",
@@ -339,8 +340,11 @@ class EslServer:
         while self.running:
             try:
                 conn, address = self._sock.accept()
+            except socket.timeout:
+                continue
             except OSError:
                 break
+            conn.settimeout(None)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             session = Session(self, conn, address)
             with self._lock:
