@@ -496,7 +496,13 @@ def apply(state: State, event: e.Event) -> State:
     elif isinstance(event, e.CallConnected):
         c = tx.get("calls").get(event.call_id)
         if c is not None and c.agent_id is not None and c.status != CallStatus.CONNECTED:
-            _put_call(tx, replace(c, status=CallStatus.CONNECTED, connected_us=at), c.id)
+            # The bridged offer is finished business; keeping it would make decide scan it.
+            done = tuple(o for o in c.offers if (x := tx.get("offers").get(o)) is not None
+                         and x.answered and x.agent_id == c.agent_id)
+            for oid in done:
+                tx.put("offers").pop(oid)
+            _put_call(tx, replace(c, status=CallStatus.CONNECTED, connected_us=at,
+                                  offers=tuple(o for o in c.offers if o not in done)), c.id)
             a = _agent(tx, c.agent_id)
             if a is not None:
                 _put_agent(tx, replace(a, calls_answered=a.calls_answered + 1), at)
