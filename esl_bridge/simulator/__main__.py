@@ -8,9 +8,9 @@ import signal
 import sys
 import threading
 
+from . import Simulator
 from .model import Distribution
 from .scenario import LoadSpec, load_scenario
-from . import Simulator
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat", type=float, default=None, help="HEARTBEAT interval, s (20)")
     p.add_argument("--domain", default=None, help="agents' SIP domain (127.0.0.1)")
     p.add_argument("--hostname", default="sim", help="FreeSWITCH-Hostname of the node")
+    p.add_argument("--unregistered-cause", default="USER_NOT_REGISTERED",
+                   help="originate result for a known but unregistered user")
+    p.add_argument("--originate-timeout", type=float, default=60.0,
+                   help="default ring time before NO_ANSWER, s (60)")
     load = p.add_argument_group("load mode (enabled by --cps)")
     load.add_argument("--cps", type=float, help="calls per second (Poisson arrivals)")
     load.add_argument("--agents", type=int, default=10, help="number of agents (10)")
@@ -50,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         scenario, raw = load_scenario(args.scenario)
     load = None
     if args.cps:
-        variables = {}
+        variables: dict[str, str] = {}
         if args.queue:
             variables["tongdai_queue"] = args.queue
         if args.tenant:
@@ -61,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                         handle_time=Distribution("exp", args.handle_time),
                         patience=Distribution("exp", args.patience),
                         answer_delay=Distribution("const", args.answer_delay))
-    options = {}
+    options: dict[str, object] = {"unregistered_cause": args.unregistered_cause,
+                                  "originate_timeout": args.originate_timeout}
     if args.domain:
         options["domain"] = args.domain
     sim = Simulator(host=args.host, port=args.port, password=args.password,

@@ -616,6 +616,8 @@ class Node:
         self._park(ch)
 
     def _park(self, ch: Channel) -> None:
+        if ch.bridged_to:  # bridged (uuid_bridge before the dialplan got here): no park
+            return
         ch.application, ch.application_data = "park", ""
         ch.variables["current_application"] = "park"
         ch.state = "CS_EXECUTE"

@@ -4,6 +4,7 @@ frames to the rules of the real FreeSWITCH captures."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -34,7 +35,15 @@ from esl_bridge.protocol import (
     parse_reply,
     url_encode,
 )
-from esl_bridge.simulator import AgentSpec, CallerSpec, IvrSpec, Simulator, parse_originate
+from esl_bridge.simulator import (
+    AgentSpec,
+    CallerSpec,
+    IvrSpec,
+    Scenario,
+    Simulator,
+    load_scenario,
+    parse_originate,
+)
 
 pytestmark = pytest.mark.bridge
 
@@ -509,6 +518,41 @@ def test_scenario_file_and_load_mode(tmp_path: Path) -> None:
                           if e.name == "CUSTOM sofia::register"}  # registered at t=1
         assert sum(1 for e in c.events() if e.name == "CHANNEL_PARK") == 5
         c.close()
+
+
+def test_example_yaml_scenario_runs() -> None:
+    path = REPO / "esl_bridge" / "simulator" / "example_scenario.yaml"
+    scenario, raw = load_scenario(path)
+    assert raw["seed"] == 42 and len(scenario.agents) == 7
+    first = scenario.callers[0]
+    assert first.ivr is not None and first.ivr.variables["tongdai_queue"] == "sales"
+    assert scenario.callers[2].variables == {"tongdai_tenant": "beta", "tongdai_did": "18005678",
+                                             "tongdai_queue": "hotline", "tongdai_vip": "true"}
+    with Simulator(speed=SPEED, seed=raw["seed"], heartbeat=None, scenario=scenario) as sim:
+        c = Client(sim.address)
+        c.auth()
+        c.cmd("event plain CHANNEL_PARK")
+        park = c.wait_event(lambda e: e.name == "CHANNEL_PARK"
+                            and e["Caller-Caller-ID-Number"] == "0912000111")
+        assert park["variable_tongdai_vip"] == "true"
+        c.close()
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"agents": [{"answer": "answer"}]}, "agents[0].ext: required"),
+        ({"agents": [{"ext": "1", "answer": "maybe"}]}, "agents[0].answer"),
+        ({"callers": [{"number": "1"}]}, "callers[0].did: required"),
+        ({"callers": [{"number": "1", "did": "2", "hangup_by": "x"}]}, "callers[0].hangup_by"),
+        ({"load": {"cps": 0}}, "load.cps"),
+        ({"load": {"patience": {"dist": "zipf"}}}, "load.patience.dist"),
+        ({"agent": []}, "unknown keys"),
+    ],
+)
+def test_bad_scenarios_name_the_field(data: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Scenario.parse(data)
 
 
 def test_seeded_runs_are_reproducible() -> None:
