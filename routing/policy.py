@@ -60,6 +60,7 @@ class _Pass:
     connected: set[str]  # call ids bridged in this pass
     done: set[str]  # call ids that left the queue in this pass
     new_active: dict[str, int]  # tenant → calls that started ringing in this pass
+    dead: set[tuple[object, ...]]  # call requirements no free agent meets (see _match)
 
 
 def _cancel(p: _Pass, s: State, o: Offer, cause: str, reason: str) -> None:
@@ -293,6 +294,15 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
         if (wait >= q.sticky_wait_s or sa is None or not sa.logged_in
                 or sticky not in s.members.get(q.id, ())):
             sticky = None
+    # Calls of a queue that ask for the same thing have the same eligible agents, and agents
+    # only get taken during a pass: once a requirement found nobody, skip its twins. This is
+    # what keeps decide fast when many callers wait for a skill or region nobody ready has.
+    sig = (q.id, c.region if geo_only else None, sticky, max_level,
+           None if any_agent else tuple((r.skill, r.min_level if relaxed_to is None
+                                         else min(r.min_level, relaxed_to)) for r in reqs),
+           None if any_agent else call.language)
+    if sig in p.dead:
+        return
     rr_last: tuple[int, str] | None = None
     if q.strategy == Strategy.ROUND_ROBIN:
         last = s.rr.get(q.id)
@@ -354,6 +364,7 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
         eligible, later_tiers = later_tiers, []
     rejected.extend((aid, f"tier {int(k[0])} not reached after {wait} s") for k, aid, _ in later_tiers)
     if not eligible:
+        p.dead.add(sig)
         return
     eligible.sort(key=lambda t: (t[0], t[1]))
     if q.strategy == Strategy.RING_ALL:
@@ -400,7 +411,7 @@ def decide(state: State, now_us: int) -> list[d.Decision]:
     calls by effective priority (VIP, aging) then arrival. Same state and time, same list.
     """
     p = _Pass(now=now_us, lt=local_time(now_us), out=[], taken=set(), cancelled=set(),
-              connected=set(), done=set(), new_active={})
+              connected=set(), done=set(), new_active={}, dead=set())
     if state.offers:
         _offers(p, state)
     want: list[CallState] = []
