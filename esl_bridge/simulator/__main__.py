@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heartbeat", type=float, default=None, help="HEARTBEAT interval, s (20)")
     p.add_argument("--domain", default=None, help="agents' SIP domain (127.0.0.1)")
     p.add_argument("--hostname", default="sim", help="FreeSWITCH-Hostname of the node")
+    p.add_argument("--fidelity", choices=("core", "full"), default="core",
+                   help="core: contact-center events; full: also CHANNEL_STATE/CALLSTATE/EXECUTE")
     p.add_argument("--unregistered-cause", default="USER_NOT_REGISTERED",
                    help="originate result for a known but unregistered user")
     p.add_argument("--originate-timeout", type=float, default=60.0,
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
                         handle_time=Distribution("exp", args.handle_time),
                         patience=Distribution("exp", args.patience),
                         answer_delay=Distribution("const", args.answer_delay))
-    options: dict[str, object] = {"unregistered_cause": args.unregistered_cause,
+    options: dict[str, object] = {"fidelity": args.fidelity,
+                                  "unregistered_cause": args.unregistered_cause,
                                   "originate_timeout": args.originate_timeout}
     if args.domain:
         options["domain"] = args.domain

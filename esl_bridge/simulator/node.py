@@ -69,6 +69,9 @@ Q850 = {
     "MANAGER_REQUEST": 503, "LOSE_RACE": 502, "NORMAL_TEMPORARY_FAILURE": 41,
 }
 
+CALLSTATE_NUMBER = {"DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HELD": 5,
+                    "RING_WAIT": 6, "HANGUP": 7, "UNHELD": 8}
+
 STATE_NUMBER = {
     "CS_NEW": 0, "CS_INIT": 1, "CS_ROUTING": 2, "CS_SOFT_EXECUTE": 3, "CS_EXECUTE": 4,
     "CS_EXCHANGE_MEDIA": 5, "CS_PARK": 6, "CS_CONSUME_MEDIA": 7, "CS_HIBERNATE": 8,
@@ -183,6 +186,7 @@ class Channel:
     disposition: str = "send_bye"
     application: str = ""
     application_data: str = ""
+    app_uuid: str = ""
     variables: dict[str, str] = field(default_factory=dict)
     other: Channel | None = None
     other_type: str | None = None
@@ -215,7 +219,10 @@ class Node:
                  heartbeat: float | None = 20.0, core_uuid: str | None = None,
                  ipv4: str = "127.0.0.1", ipv6: str = "::1", tz: str = "UTC",
                  unregistered_cause: str = "USER_NOT_REGISTERED",
-                 originate_timeout: float = 60.0, max_sessions: int = 1000) -> None:
+                 originate_timeout: float = 60.0, max_sessions: int = 1000,
+                 fidelity: str = "core") -> None:
+        if fidelity not in ("core", "full"):
+            raise ValueError("fidelity: must be 'core' or 'full'")
         self.clock = clock or SimClock()
         self.rng = random.Random(seed)
         self.lock = threading.RLock()
@@ -230,6 +237,9 @@ class Node:
         self.unregistered_cause = unregistered_cause
         self.originate_timeout = originate_timeout
         self.max_sessions = max_sessions
+        #: "core": the events a contact center uses; "full": also CHANNEL_STATE,
+        #: CHANNEL_CALLSTATE and CHANNEL_EXECUTE[_COMPLETE], for `event plain ALL` load.
+        self.full = fidelity == "full"
         self.channels: dict[str, Channel] = {}
         self.agents: dict[str, Agent] = {}
         self.listeners: list[Callable[[Event], None]] = []
@@ -343,7 +353,7 @@ class Node:
         return p
 
     def channel_pairs(self, ch: Channel, state: str | None = None,
-                      number: int | None = None) -> Pairs:
+                      number: int | None = None, *, variables: bool = True) -> Pairs:
         """The channel data FreeSWITCH appends to every channel event."""
         state = state or ch.state
         p: Pairs = [
@@ -369,16 +379,57 @@ class Node:
         if ch.other is not None and ch.other_type:
             p.append(("Other-Type", ch.other_type))
             p += self._profile("Other-Leg-", ch.other, other=True)
-        p += [(f"variable_{k}", v) for k, v in ch.variables.items()]
+        if variables:
+            p += [(f"variable_{k}", v) for k, v in ch.variables.items()]
         return p
 
     def _channel_event(self, name: str, ch: Channel, *, state: str | None = None,
                        number: int | None = None, prefix: Pairs | None = None,
-                       subclass: str | None = None) -> Event:
+                       subclass: str | None = None, suffix: Pairs | None = None) -> Event:
         pairs = self._core(name, subclass=subclass)
         pairs += prefix or []
-        pairs += self.channel_pairs(ch, state, number)
+        # FreeSWITCH fires state changes with the channel's basic data only, no variables.
+        pairs += self.channel_pairs(ch, state, number, variables=name not in (
+            "CHANNEL_STATE", "CHANNEL_CALLSTATE"))
+        pairs += suffix or []
         return self.emit(pairs)
+
+    # State changes and dialplan applications: events only at full fidelity.
+
+    def _state(self, ch: Channel, state: str) -> None:
+        if ch.state != state:
+            ch.state = state
+            if self.full:
+                self._channel_event("CHANNEL_STATE", ch)
+
+    def _callstate(self, ch: Channel, callstate: str) -> None:
+        if ch.callstate != callstate:
+            old, ch.callstate = ch.callstate, callstate
+            if self.full:
+                self._channel_event("CHANNEL_CALLSTATE", ch, prefix=[
+                    ("Original-Channel-Call-State", old),
+                    ("Channel-Call-State-Number", str(CALLSTATE_NUMBER[callstate]))])
+
+    def _app_start(self, ch: Channel, app: str, data: str = "") -> None:
+        ch.application, ch.application_data = app, data
+        ch.app_uuid = self.new_uuid() if self.full else ""
+        if self.full:
+            self._channel_event("CHANNEL_EXECUTE", ch, suffix=[
+                ("Application", app), ("Application-Data", data),
+                ("Application-UUID", ch.app_uuid)])
+
+    def _app_done(self, ch: Channel) -> None:
+        if self.full and ch.app_uuid:
+            self._channel_event("CHANNEL_EXECUTE_COMPLETE", ch, suffix=[
+                ("Application", ch.application), ("Application-Data", ch.application_data),
+                ("Application-Response", "_none_"), ("Application-UUID", ch.app_uuid)])
+            ch.app_uuid = ""
+
+    def _set(self, ch: Channel, name: str, value: str) -> None:
+        """The dialplan's ``set`` application."""
+        self._app_start(ch, "set", f"{name}={value}")
+        ch.variables[name] = value
+        self._app_done(ch)
 
     # ------------------------------------------------------------------ registrations
 
@@ -570,20 +621,23 @@ class Node:
                 "dtmf_type": "rfc2833",
             })
             self._new_channel(ch)
+            if self.full:
+                self._channel_event("CHANNEL_STATE", ch)
             self._channel_event("CHANNEL_CREATE", ch, state="CS_INIT", number=2)
-            ch.state = "CS_ROUTING"
-            ch.callstate = "RINGING"
+            self._callstate(ch, "RINGING")
+            self._state(ch, "CS_ROUTING")
+            self._state(ch, "CS_EXECUTE")
             # The dialplan: set what it knows from the DID, answer, maybe IVR, park.
             v["call_uuid"] = uid
-            before_ivr = {k: val for k, val in spec.variables.items()
-                          if not (spec.ivr and k in spec.ivr.variables)}
-            v.update(before_ivr)
+            for key, value in spec.variables.items():
+                if not (spec.ivr and key in spec.ivr.variables):
+                    self._set(ch, key, value)
             self._later(ch, spec.answer_delay, lambda: self._inbound_answer(ch))
             return uid
 
     def _inbound_answer(self, ch: Channel) -> None:
         now = self.clock.now_us()
-        ch.state = "CS_EXECUTE"
+        self._app_start(ch, "answer")
         ch.answered_us = now
         ch.answer_state = "answered"
         ch.variables.update({
@@ -596,7 +650,8 @@ class Node:
             "endpoint_disposition": "ANSWER",
         })
         self._channel_event("CHANNEL_ANSWER", ch, state="CS_EXECUTE", number=4)
-        ch.callstate = "ACTIVE"
+        self._callstate(ch, "ACTIVE")
+        self._app_done(ch)
         spec = ch.caller
         if spec is not None and spec.ivr is not None:
             self._later(ch, spec.ivr.after, lambda: self._ivr_choice(ch))
@@ -610,17 +665,16 @@ class Node:
         path = ivr.path or f"{ivr.menu}>{ivr.choice}"
         self._channel_event("CUSTOM", ch, subclass="tongdai::ivr", prefix=[
             ("IVR-Menu", ivr.menu), ("IVR-Choice", ivr.choice), ("IVR-Path", path)])
-        ch.variables.update(ivr.variables)
-        if "tongdai_ivr_path" not in ivr.variables and "tongdai_ivr_path" in spec.variables:
-            ch.variables["tongdai_ivr_path"] = spec.variables["tongdai_ivr_path"]
+        for key, value in ivr.variables.items():
+            self._set(ch, key, value)
         self._park(ch)
 
     def _park(self, ch: Channel) -> None:
         if ch.bridged_to:  # bridged (uuid_bridge before the dialplan got here): no park
             return
-        ch.application, ch.application_data = "park", ""
+        self._state(ch, "CS_EXECUTE")
         ch.variables["current_application"] = "park"
-        ch.state = "CS_EXECUTE"
+        self._app_start(ch, "park")
         ch.parked = True
         self._channel_event("CHANNEL_PARK", ch, state="CS_EXECUTE", number=4)
         spec = ch.caller
@@ -635,6 +689,7 @@ class Node:
         if ch.parked:
             ch.parked = False
             self._channel_event("CHANNEL_UNPARK", ch)
+            self._app_done(ch)
 
     # ------------------------------------------------------------------ hangup
 
@@ -670,8 +725,8 @@ class Node:
         ch.answer_state = "hangup"
         ch.disposition = disposition
         self._channel_event("CHANNEL_HANGUP", ch, number=10)
-        ch.callstate = "HANGUP"
-        ch.state = "CS_HANGUP"
+        self._state(ch, "CS_HANGUP")
+        self._callstate(ch, "HANGUP")
 
     def _unbridge(self, a: Channel, b: Channel) -> None:
         for leg, other, role in ((a, b, "originator"), (b, a, "originatee")):
@@ -686,7 +741,7 @@ class Node:
         a.bridged_to = b.bridged_to = None
 
     def _complete(self, ch: Channel) -> None:
-        ch.state = "CS_REPORTING"
+        self._state(ch, "CS_REPORTING")
         cause = ch.hangup_cause or "NORMAL_CLEARING"
         v = ch.variables
         v["hangup_cause"] = cause
@@ -754,8 +809,8 @@ class Node:
 
     def _destroy(self, ch: Channel) -> None:
         self._channel_event("CHANNEL_DESTROY", ch, state="CS_REPORTING", number=12)
+        self._state(ch, "CS_DESTROY")
         ch.gone = True
-        ch.state = "CS_DESTROY"
         self.channels.pop(ch.uuid, None)
         if ch.agent is not None:
             ch.agent.legs.discard(ch.uuid)
@@ -835,14 +890,17 @@ class Node:
                   "originate_endpoint": "user"})
         agent.legs.add(uid)
         self._new_channel(ch)
+        if self.full:
+            self._channel_event("CHANNEL_STATE", ch)
         self._channel_event("CHANNEL_CREATE", ch, state="CS_INIT", number=2)
-        ch.state = "CS_CONSUME_MEDIA"
+        self._state(ch, "CS_ROUTING")
+        self._state(ch, "CS_CONSUME_MEDIA")
         return ch
 
     def _ringing(self, ch: Channel) -> None:
         ch.progress_us = self.clock.now_us()
         self._channel_event("CHANNEL_PROGRESS", ch, number=7)
-        ch.callstate = "RINGING"
+        self._callstate(ch, "RINGING")
 
     def _outbound_answer(self, ch: Channel, app: str) -> None:
         agent = ch.agent
@@ -864,7 +922,7 @@ class Node:
                        "effective_caller_id_number", "callgroup"):
                 v[key] = value
         self._channel_event("CHANNEL_ANSWER", ch, state="CS_CONSUME_MEDIA", number=7)
-        ch.callstate = "ACTIVE"
+        self._callstate(ch, "ACTIVE")
         # Caller-id flip after answer (CALL_UPDATE in FreeSWITCH).
         ch.callee_name, ch.callee_num = ch.cid_name, ch.cid_num
         ch.cid_name, ch.cid_num = "Outbound Call", agent.ext
@@ -884,8 +942,8 @@ class Node:
         if name == "park" or not m:
             self._park(ch)
         else:
-            ch.application, ch.application_data = name, data
             ch.variables["current_application"] = name
+            self._app_start(ch, name, data)
 
     # ------------------------------------------------------------------ bridge & co
 
@@ -901,9 +959,10 @@ class Node:
             if leg.answered_us:
                 # Patience and old talk timers end here; a ringing leg keeps its ring timers.
                 leg.cancel_timers()
-        a.state, b.state = "CS_SOFT_EXECUTE", "CS_EXCHANGE_MEDIA"
-        a.application, a.application_data = "uuid_bridge", b.uuid
-        b.application, b.application_data = "uuid_bridge", a.uuid
+        self._state(a, "CS_SOFT_EXECUTE")
+        self._state(b, "CS_EXCHANGE_MEDIA")
+        self._app_start(a, "uuid_bridge", b.uuid)
+        self._app_start(b, "uuid_bridge", a.uuid)
         a.bridged_us = b.bridged_us = now
         a.bridged_to, b.bridged_to = b.uuid, a.uuid
         a.bridge_a, b.bridge_a = True, False

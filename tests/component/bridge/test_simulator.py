@@ -300,6 +300,40 @@ def test_queue_call_events_in_order_with_dialplan_variables(sim: Simulator,
     assert len({e["Core-UUID"] for e in events}) == 1
 
 
+def test_full_fidelity_call_setup_matches_the_real_sequence() -> None:
+    """Up to the park, the inbound leg fires the same event sequence as the real capture
+    (minus CODEC/PRESENCE_IN and the CS_NEW state the simulator does not model)."""
+    kinds = {"CHANNEL_STATE", "CHANNEL_CREATE", "CHANNEL_CALLSTATE", "CHANNEL_EXECUTE",
+             "CHANNEL_EXECUTE_COMPLETE", "CHANNEL_ANSWER", "CHANNEL_PARK"}
+
+    def setup(events: list[Event], uid: str) -> list[tuple[str, str]]:
+        out = []
+        for e in events:
+            if e.get("Unique-ID") != uid or e.name not in kinds:
+                continue
+            if e.name == "CHANNEL_STATE" and e["Channel-State"] == "CS_NEW":
+                continue
+            out.append((e.name, e.get("Channel-State", "") if e.name == "CHANNEL_STATE"
+                        else e.get("Application", "") or e.get("Channel-Call-State", "")))
+            if e.name == "CHANNEL_PARK":
+                break
+        return out
+
+    frames = FrameParser().feed((FIXTURES / "plain_inbound_park_bridge.txt").read_bytes())
+    real_events = [parse_event(f) for f in frames if f.content_type == EVENT_PLAIN]
+    real = setup(real_events, "96671f03-e24d-45d9-bdbd-8c89bdf961c6")
+    with Simulator(speed=SPEED, seed=1, heartbeat=None, fidelity="full") as sim:
+        c = Client(sim.address)
+        c.auth()
+        c.cmd("event plain ALL")
+        uid = sim.place_call(caller(variables={"cc_route": "esl"}))
+        c.wait_event(named("CHANNEL_PARK", uid))
+        ours = setup(c.events(), uid)
+        c.close()
+    assert ours == real
+    assert ("CHANNEL_EXECUTE", "set") in ours
+
+
 def test_unset_variables_are_absent(sim: Simulator, client: Client) -> None:
     client.cmd("event plain CHANNEL_PARK")
     uid = sim.place_call(CallerSpec(number="0281234567", did="19009999",
@@ -657,8 +691,8 @@ def _real_names() -> dict[str, set[str]]:
     return names
 
 
-def _full_call_frames(fmt: str) -> tuple[list[Frame], bytes]:
-    with Simulator(speed=SPEED, seed=5, heartbeat=1.0) as sim:
+def _full_call_frames(fmt: str, fidelity: str) -> tuple[list[Frame], bytes]:
+    with Simulator(speed=SPEED, seed=5, heartbeat=1.0, fidelity=fidelity) as sim:
         c = Client(sim.address)
         c.auth()
         c.cmd(f"event {fmt} ALL")
@@ -685,12 +719,12 @@ def _full_call_frames(fmt: str) -> tuple[list[Frame], bytes]:
 
 @pytest.fixture(scope="module")
 def plain_run() -> tuple[list[Frame], bytes]:
-    return _full_call_frames("plain")
+    return _full_call_frames("plain", "full")
 
 
 @pytest.fixture(scope="module")
 def json_run() -> tuple[list[Frame], bytes]:
-    return _full_call_frames("json")
+    return _full_call_frames("json", "core")
 
 
 def test_conformance_framing(plain_run: tuple[list[Frame], bytes],
@@ -748,7 +782,8 @@ def test_conformance_json(json_run: tuple[list[Frame], bytes]) -> None:
 CHECKED = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_PARK", "CHANNEL_BRIDGE",
            "CHANNEL_UNBRIDGE", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY",
            "CHANNEL_PROGRESS", "CHANNEL_UNPARK", "BACKGROUND_JOB", "HEARTBEAT", "API",
-           "CUSTOM sofia::register")
+           "CUSTOM sofia::register", "CHANNEL_STATE", "CHANNEL_CALLSTATE", "CHANNEL_EXECUTE",
+           "CHANNEL_EXECUTE_COMPLETE")
 
 
 def test_conformance_header_names(plain_run: tuple[list[Frame], bytes]) -> None:
