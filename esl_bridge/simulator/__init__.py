@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .clock import SimClock
+from .clock import ManualClock, SimClock
 from .model import AgentSpec, CallerSpec, Distribution, IvrSpec
 from .node import Node, parse_originate
 from .scenario import LoadGenerator, LoadSpec, Scenario, apply_scenario, load_scenario
@@ -28,6 +28,7 @@ __all__ = [
     "IvrSpec",
     "LoadGenerator",
     "LoadSpec",
+    "ManualClock",
     "Node",
     "Scenario",
     "Session",

@@ -16,6 +16,8 @@ class SimClock:
     Simulated seconds are what FreeSWITCH would stamp on events (Event-Date-Timestamp); a delay
     of ``d`` simulated seconds takes ``d / speed`` seconds of wall time."""
 
+    manual = False
+
     def __init__(self, speed: float = 1.0, start_epoch: float | None = None) -> None:
         if speed <= 0:
             raise ValueError("speed must be > 0")
@@ -34,6 +36,22 @@ class SimClock:
     def wall_seconds(self, sim_seconds: float) -> float:
         """Wall-clock seconds that ``sim_seconds`` of simulated time take."""
         return max(0.0, sim_seconds / self.speed)
+
+
+class ManualClock(SimClock):
+    """Simulated time that moves only when told (``Node.advance``): deterministic tests."""
+
+    manual = True
+
+    def __init__(self, start_epoch: float = 1_795_320_000.0) -> None:
+        super().__init__(1.0, start_epoch)
+        self._now = float(start_epoch)
+
+    def now(self) -> float:
+        return self._now
+
+    def set(self, epoch: float) -> None:
+        self._now = max(self._now, epoch)
 
 
 @dataclass(order=True)
@@ -89,6 +107,23 @@ class Scheduler:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
         self._thread = None
+
+    def run_until(self, until: float) -> None:
+        """Manual clocks: run every timer due by ``until`` in order, moving the clock along."""
+        clock = self.clock
+        assert isinstance(clock, ManualClock), "run_until needs a ManualClock"
+        with self._cond:
+            while self._heap and self._heap[0].due <= until:
+                timer = heapq.heappop(self._heap)
+                if timer.cancelled:
+                    continue
+                clock.set(timer.due)
+                try:
+                    timer.fn()
+                except Exception as err:
+                    if self._on_error is not None:
+                        self._on_error(err)
+            clock.set(until)
 
     def pending(self) -> int:
         with self._cond:

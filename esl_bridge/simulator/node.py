@@ -129,7 +129,7 @@ def _split_vars(block: str) -> Iterable[str]:
         yield item
 
 
-@dataclass
+@dataclass(eq=False)
 class Agent:
     spec: AgentSpec
     domain: str
@@ -147,7 +147,7 @@ class Agent:
         return f"{self.spec.ext}@{self.domain}"
 
 
-@dataclass
+@dataclass(eq=False)
 class Channel:
     """One call leg. Times are epoch microseconds, 0 = not yet."""
 
@@ -187,18 +187,18 @@ class Channel:
     application: str = ""
     application_data: str = ""
     app_uuid: str = ""
-    variables: dict[str, str] = field(default_factory=dict)
-    other: Channel | None = None
+    variables: dict[str, str] = field(default_factory=dict, repr=False)
+    other: Channel | None = field(default=None, repr=False)
     other_type: str | None = None
     bridged_to: str | None = None
     bridge_a: bool = False
     parked: bool = False
     gone: bool = False
     # simulation bookkeeping
-    caller: CallerSpec | None = None
-    agent: Agent | None = None
-    job: Done | None = None
-    timers: list[Timer] = field(default_factory=list)
+    caller: CallerSpec | None = field(default=None, repr=False)
+    agent: Agent | None = field(default=None, repr=False)
+    job: Done | None = field(default=None, repr=False)
+    timers: list[Timer] = field(default_factory=list, repr=False)
 
     @property
     def logical_direction(self) -> str:
@@ -255,6 +255,7 @@ class Node:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
+        """Start heartbeats and (unless the clock is manual) the scheduler thread."""
         with self.lock:
             if self._started:
                 return
@@ -262,7 +263,12 @@ class Node:
             self._started_us = self.clock.now_us()
             if self.heartbeat:
                 self.scheduler.call_later(self.heartbeat, self._heartbeat_tick)
-        self.scheduler.start()
+        if not self.clock.manual:
+            self.scheduler.start()
+
+    def advance(self, seconds: float) -> None:
+        """Manual clock only: move simulated time on, firing whatever falls due."""
+        self.scheduler.run_until(self.clock.now() + seconds)
 
     def stop(self) -> None:
         self.scheduler.stop()

@@ -1,0 +1,254 @@
+"""The simulated FreeSWITCH node on a manual clock: exact timelines, races, invariants."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from esl_bridge.protocol import Event
+from esl_bridge.simulator import AgentSpec, CallerSpec, IvrSpec, ManualClock, Node
+
+pytestmark = pytest.mark.bridge
+
+DOMAIN = "127.0.0.1"
+
+
+class Tap:
+    def __init__(self, node: Node) -> None:
+        self.events: list[Event] = []
+        node.listeners.append(self.events.append)
+
+    def of(self, uid: str) -> list[str]:
+        return [e.name for e in self.events if e.get("Unique-ID") == uid]
+
+    def first(self, name: str, uid: str | None = None) -> Event:
+        return next(e for e in self.events
+                    if e.name == name and (uid is None or e.get("Unique-ID") == uid))
+
+    def at(self, name: str, uid: str | None = None) -> int:
+        return int(self.first(name, uid)["Event-Date-Timestamp"])
+
+
+def make_node(**kw: object) -> tuple[Node, Tap]:
+    node = Node(clock=ManualClock(), seed=1, heartbeat=None, **kw)  # type: ignore[arg-type]
+    tap = Tap(node)
+    node.start()
+    return node, tap
+
+
+def originate(node: Node, ext: str, offer: str, **variables: str) -> list[str]:
+    results: list[str] = []
+    extra = "".join(f",{k}={v}" for k, v in variables.items())
+    node.originate(f"{{origination_uuid={offer},origination_caller_id_number=0903123456"
+                   f"{extra}}}user/{ext}@{DOMAIN} &park()", results.append)
+    return results
+
+
+def test_exact_timeline_of_a_queue_call() -> None:
+    node, tap = make_node()
+    node.add_agent(AgentSpec(ext="1000", answer_delay=1.5))
+    node.advance(0)
+    t0 = node.clock.now_us()
+    call = node.place_call(CallerSpec(number="0903123456", did="19001234", answer_delay=0.1,
+                                      ivr=IvrSpec(choice="1", after=2.0,
+                                                  variables={"tongdai_queue": "sales"}),
+                                      talk=30.0))
+    node.advance(5)
+    assert tap.at("CHANNEL_CREATE", call) == t0
+    assert tap.at("CHANNEL_ANSWER", call) == t0 + 100_000
+    assert tap.at("CUSTOM tongdai::ivr", call) == t0 + 2_100_000
+    assert tap.at("CHANNEL_PARK", call) == t0 + 2_100_000
+    results = originate(node, "1000", "offer-1")
+    t1 = node.clock.now_us()
+    node.advance(1.49)
+    assert results == []
+    node.advance(0.01)
+    assert results == ["+OK offer-1\n"]
+    assert tap.at("CHANNEL_ANSWER", "offer-1") == t1 + 1_500_000
+    assert node.uuid_bridge(call, "offer-1") == "+OK offer-1\n"
+    node.advance(30)
+    assert call not in node.channels and "offer-1" not in node.channels
+    # Caller: created t0, answered t0+0.1, bridged t0+6.5, hung up t0+36.5 (talk 30 s).
+    complete = tap.first("CHANNEL_HANGUP_COMPLETE", call)
+    assert complete["variable_billusec"] == "36400000"
+    assert complete["variable_billsec"] == "36"  # whole epoch seconds, as FreeSWITCH counts
+    assert complete["variable_waitusec"] == "6500000"
+    assert complete["variable_uduration"] == "36500000"
+    assert complete["variable_duration"] == "36"
+    agent_complete = tap.first("CHANNEL_HANGUP_COMPLETE", "offer-1")
+    assert int(agent_complete["variable_billusec"]) == 30_000_000
+
+
+def test_caller_abandons_while_agent_rings_then_offer_is_killed() -> None:
+    node, tap = make_node()
+    node.add_agent(AgentSpec(ext="1000", answer_delay=10))
+    call = node.place_call(CallerSpec(number="1", did="2", patience=3))
+    node.advance(1)
+    results = originate(node, "1000", "offer-1")
+    node.advance(2.5)  # patience runs out while the agent's phone rings
+    assert tap.of(call)[-1] == "CHANNEL_DESTROY"
+    assert node.uuid_bridge(call, "offer-1") == "-ERR No such channel!\n"
+    assert node.hangup("offer-1", "ORIGINATOR_CANCEL", disposition="send_cancel")
+    assert results == ["-ERR ORIGINATOR_CANCEL\n"]
+    assert tap.of("offer-1") == ["CHANNEL_CREATE", "CHANNEL_PROGRESS", "CHANNEL_HANGUP",
+                                 "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"]
+    node.advance(20)
+    assert results == ["-ERR ORIGINATOR_CANCEL\n"]  # the job finished once
+    assert not node.channels
+    assert node.agents[f"1000@{DOMAIN}"].legs == set()
+
+
+def test_caller_hangs_up_just_after_the_agent_answers() -> None:
+    node, tap = make_node()
+    node.add_agent(AgentSpec(ext="1000", answer_delay=2))
+    call = node.place_call(CallerSpec(number="1", did="2", patience=3))
+    node.advance(1)
+    results = originate(node, "1000", "offer-1")
+    node.advance(2.05)  # agent answers at t=3.0, the caller's patience ends at t=3.02
+    assert results == ["+OK offer-1\n"]
+    assert call not in node.channels
+    assert node.uuid_bridge(call, "offer-1") == "-ERR No such channel!\n"
+    assert "offer-1" in node.channels  # the agent leg is parked, the router must kill it
+    assert node.hangup("offer-1")
+    assert not node.hangup("offer-1")
+
+
+def test_agent_busy_while_on_a_call() -> None:
+    node, _ = make_node()
+    node.add_agent(AgentSpec(ext="1000", answer_delay=0.5))
+    node.advance(0)
+    first = originate(node, "1000", "a")
+    second = originate(node, "1000", "b")
+    node.advance(1)
+    assert first == ["+OK a\n"] and second == ["-ERR USER_BUSY\n"]
+
+
+def test_unregistered_and_expired_agents() -> None:
+    node, tap = make_node(unregistered_cause="SUBSCRIBER_ABSENT")
+    node.add_agent(AgentSpec(ext="1000", expire_at=5))
+    node.advance(6)
+    assert tap.first("CUSTOM sofia::expire")["user"] == "1000"
+    assert originate(node, "1000", "x") == ["-ERR SUBSCRIBER_ABSENT\n"]
+
+
+def test_transfer_while_bridged_hangs_up_the_agent_and_reparks() -> None:
+    node, tap = make_node()
+    node.set_did("19005555", {"tongdai_queue": "billing"})
+    node.add_agent(AgentSpec(ext="1000", answer_delay=0.5))
+    call = node.place_call(CallerSpec(number="1", did="2", variables={"tongdai_queue": "a"}))
+    node.advance(1)
+    originate(node, "1000", "offer-1")
+    node.advance(1)
+    node.uuid_bridge(call, "offer-1")
+    assert node.uuid_transfer(call, "19005555") == "+OK\n"
+    assert tap.of(call)[-2:] == ["CHANNEL_UNBRIDGE", "CHANNEL_PARK"]
+    assert tap.of("offer-1")[-1] == "CHANNEL_DESTROY"
+    park = [e for e in tap.events if e.name == "CHANNEL_PARK" and e["Unique-ID"] == call][-1]
+    assert park["variable_tongdai_queue"] == "billing"
+    assert park["Caller-Destination-Number"] == "19005555"
+
+
+def test_intercept_bridges_on_answer() -> None:
+    node, tap = make_node()
+    node.add_agent(AgentSpec(ext="1000", answer_delay=0.5))
+    call = node.place_call(CallerSpec(number="1", did="2"))
+    node.advance(1)
+    results: list[str] = []
+    node.originate(f"{{origination_uuid=o}}user/1000@{DOMAIN} &intercept({call})",
+                   results.append)
+    node.advance(1)
+    assert results == ["+OK o\n"]
+    bridge = tap.first("CHANNEL_BRIDGE")
+    assert bridge["Bridge-A-Unique-ID"] == call and bridge["Bridge-B-Unique-ID"] == "o"
+
+
+def test_full_fidelity_counts_like_a_real_parked_call() -> None:
+    node, tap = make_node(fidelity="full")
+    call = node.place_call(CallerSpec(number="1", did="2", patience=5,
+                                      variables={"tongdai_tenant": "acme",
+                                                 "tongdai_queue": "support"}))
+    node.advance(10)
+    # The README measured about 30 events for a parked-only call under ALL (incl. CODEC,
+    # PRESENCE_IN, ... that the simulator does not model).
+    assert 20 <= len(tap.of(call)) <= 35
+    assert tap.of(call)[-2:] == ["CHANNEL_DESTROY", "CHANNEL_STATE"]
+
+
+# --------------------------------------------------------------------------- random races
+
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("call"), st.floats(0.5, 20), st.one_of(st.none(), st.floats(0.5, 20))),
+    st.tuples(st.just("originate"), st.integers(0, 3), st.integers(0, 20)),
+    st.tuples(st.just("bridge"), st.integers(0, 20), st.integers(0, 20)),
+    st.tuples(st.just("kill"), st.integers(0, 20)),
+    st.tuples(st.just("transfer"), st.integers(0, 20)),
+    st.tuples(st.just("unregister"), st.integers(0, 3)),
+    st.tuples(st.just("register"), st.integers(0, 3)),
+    st.tuples(st.just("advance"), st.floats(0, 5)),
+), max_size=40)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(OPS, st.sampled_from(["core", "full"]))
+def test_random_command_sequences_keep_the_node_consistent(
+        ops: list[tuple], fidelity: str) -> None:
+    node, tap = make_node(fidelity=fidelity)
+    behaviours = ["answer", "no_answer", "busy", "reject"]
+    for i, behaviour in enumerate(behaviours):
+        node.add_agent(AgentSpec(ext=str(1000 + i), answer=behaviour, answer_delay=1.0))
+    node.advance(0)
+    uids: list[str] = []
+    jobs: list[list[str]] = []
+    for op in ops:
+        kind = op[0]
+        if kind == "call":
+            uids.append(node.place_call(CallerSpec(number="1", did="2", patience=op[1],
+                                                   talk=op[2])))
+        elif kind == "originate":
+            uid = f"offer-{len(jobs)}"
+            jobs.append(originate(node, str(1000 + op[1]), uid, originate_timeout="5"))
+            uids.append(uid)
+        elif kind == "bridge" and uids:
+            node.uuid_bridge(uids[op[1] % len(uids)], uids[op[2] % len(uids)])
+        elif kind == "kill" and uids:
+            node.hangup(uids[op[1] % len(uids)])
+        elif kind == "transfer" and uids:
+            node.uuid_transfer(uids[op[1] % len(uids)], "19005555")
+        elif kind == "unregister":
+            node.unregister(f"{1000 + op[1]}@{DOMAIN}")
+        elif kind == "register":
+            node.register(f"{1000 + op[1]}@{DOMAIN}")
+        elif kind == "advance":
+            node.advance(op[1])
+    node.advance(60)
+    for uid in list(node.channels):
+        node.hangup(uid)
+    node.advance(60)
+
+    assert node.errors == []
+    assert not node.channels
+    assert all(len(j) == 1 for j in jobs), jobs  # every originate answered exactly once
+    seqs = [int(e["Event-Sequence"]) for e in tap.events]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    by_uid: dict[str, list[str]] = collections.defaultdict(list)
+    for e in tap.events:
+        if e.get("Unique-ID"):
+            by_uid[e["Unique-ID"]].append(e.name)
+    for uid, names in by_uid.items():
+        core = [n for n in names if n not in ("CHANNEL_STATE", "CHANNEL_CALLSTATE",
+                                               "CHANNEL_EXECUTE", "CHANNEL_EXECUTE_COMPLETE")]
+        assert core[0] == "CHANNEL_CREATE" and core[-1] == "CHANNEL_DESTROY", (uid, core)
+        for once in ("CHANNEL_CREATE", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE",
+                     "CHANNEL_DESTROY"):
+            assert core.count(once) == 1, (uid, core)
+        assert core.index("CHANNEL_HANGUP") < core.index("CHANNEL_HANGUP_COMPLETE")
+        assert core.count("CHANNEL_ANSWER") <= 1
+        assert core.count("CHANNEL_BRIDGE") == core.count("CHANNEL_UNBRIDGE"), (uid, core)
+    for e in tap.events:
+        if e.name in ("CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE"):
+            assert e["Unique-ID"] == e["Bridge-A-Unique-ID"]
+    for agent in node.agents.values():
+        assert agent.legs == set()
