@@ -197,6 +197,48 @@ def check_offer(s: State, dec: OfferCall, now: int) -> None:
             assert c.call.language in cfg.languages
 
 
+def could_serve(s: State, c: Any, aid: str, now: int) -> bool:
+    """Oracle, written from the rules rather than from policy.py: may ``aid`` take ``c`` now?"""
+    q, a, cfg = s.queues[c.call.queue], s.agents[aid], s.agent_cfg[aid]
+    if not is_ready(a, cfg) or (cfg.shift is not None and not cfg.shift.is_open(local_time(now))):
+        return False
+    wait = (now - c.enqueued_us) // US
+    sticky = s.last_agent.get(c.caller_key) if q.sticky_wait_s and c.caller_key else None
+    if (sticky is not None and sticky != aid and wait < q.sticky_wait_s and sticky in s.agents
+            and s.agents[sticky].logged_in and sticky in s.members.get(q.id, ())):
+        return False
+    if q.tier_wait_s is not None and not q.tier_no_agent_no_wait:
+        if q.tier_wait_s > 0 and cfg.queues[q.id].level > 1 + wait // q.tier_wait_s:
+            return False
+    if (c.region is not None and q.geo_widen_after_s is not None and wait < q.geo_widen_after_s
+            and cfg.region != c.region):
+        return False
+    if q.any_agent_after_s is None or wait < q.any_agent_after_s:
+        relaxed = min([r.min_level for r in q.relax if wait >= r.after_s], default=None)
+        for r in q.skills + c.call.skills:
+            if cfg.skills.get(r.skill, 0) < (r.min_level if relaxed is None else min(r.min_level, relaxed)):
+                return False
+        if c.call.language and c.call.language not in cfg.languages:
+            return False
+    return True
+
+
+def check_nothing_left_undone(s: State, now: int) -> None:
+    """After a round, no waiting call has a free agent who could take it (greedy is complete)."""
+    lt = local_time(now)
+    for c in s.calls.values():
+        if c.status != CallStatus.WAITING:
+            continue
+        q = s.queues[c.call.queue]
+        if q.schedule is not None and not q.schedule.is_open(lt):
+            continue
+        t = s.tenants["t"]
+        if t.max_concurrent_calls and s.tenant_active.get("t", 0) >= t.max_concurrent_calls:
+            continue
+        free = [aid for aid in sorted(s.ready.get(q.id, ())) if could_serve(s, c, aid, now)]
+        assert not free, (c.id, free)
+
+
 @PROPS
 @given(w=worlds(), ops=OPS, gaps=st.lists(st.integers(0, 40), min_size=60, max_size=60))
 def test_random_runs_keep_every_invariant(w: tuple[list[Any], int], ops: list, gaps: list[int]) -> None:
@@ -225,6 +267,7 @@ def test_random_runs_keep_every_invariant(w: tuple[list[Any], int], ops: list, g
             s = apply(s, DecisionMade(at_us=now, decision=x))
             log.append(DecisionMade(at_us=now, decision=x))
         check_indexes(s)
+        check_nothing_left_undone(s, now)
     assert replay(log) == s  # replaying the log gives the same state
 
 
