@@ -23,6 +23,12 @@ def _stack(argv: list[str]) -> int:
     return stack.main(argv, settings.load())
 
 
+def _bridge(argv: list[str]) -> int:
+    from esl_bridge import cli
+
+    return cli.main(argv)
+
+
 def _bench(argv: list[str]) -> int:
     from deploy import bench
 
@@ -32,8 +38,8 @@ def _bench(argv: list[str]) -> int:
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "stack": ("start, stop or check the local Kafka + ClickHouse (up|down|status|install)", _stack),
     "bench": ("run a benchmark: tongdai bench NAME [--quick]; --list names them", _bench),
-    "bridge": ("run the FreeSWITCH ESL bridge (events to Kafka, decisions to ESL)",
-               _not_yet("bridge", 3)),
+    "bridge": ("run the FreeSWITCH ESL bridge (events to Kafka, decisions to ESL); "
+               "replay FILE normalizes a capture", _bridge),
     "worker": ("run a Faust routing worker", _not_yet("worker", 5)),
     "sink": ("run the ClickHouse sink", _not_yet("sink", 6)),
     "db": ("ClickHouse schema: tongdai db migrate", _not_yet("db", 6)),

@@ -1,0 +1,266 @@
+"""The actuator: routing decisions from Kafka, executed over ESL, outcomes published.
+
+A consumer thread reads `tongdai.routing.decisions.v1` (its own consumer group per bridge,
+keeping only the nodes this bridge serves) and hands records to the gevent loop, which
+executes them with `bgapi` on the node's connection. Each command is claimed in an
+append-only log on disk (fsync'd) before it is sent, so a replayed or re-delivered decision
+never rings an agent twice; a crash between claim and send errs on the safe side (the
+router's ring-no-answer timeout re-offers). BACKGROUND_JOB results are correlated by
+Job-UUID and published as `command_executed`, as is every refusal (unknown node, node
+down, expired, malformed).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+import gevent.event
+
+from routing.contract import DecodeError, Envelope, decode, deterministic_id, topics
+from routing.contract.schemas import PAYLOADS
+
+from .settings import BridgeSettings
+
+log = logging.getLogger("tongdai.bridge.actuator")
+
+# Values go inside `{a=b,c=d}` or after a space in an api line: no structure characters.
+_UNSAFE = re.compile(r"[\s{}',\\]")
+MAX_AGE_S = 60.0  # a decision older than this is stale (its caller has long moved on)
+
+
+def _clean(value: object) -> str:
+    return _UNSAFE.sub("", str(value))
+
+
+def esl_command(envelope: Envelope) -> str:
+    """The `bgapi` command line of a routing decision (pure; tested on its own)."""
+    p = envelope.payload
+    kind = envelope.type
+    if kind == "offer_call":
+        name = re.sub(r"[{}',\\\n\r]", "", str(p.get("caller_id_name", "")))
+        variables = ",".join([
+            f"origination_uuid={_clean(p['offer_id'])}",
+            f"tongdai_offer_id={_clean(p['offer_id'])}",
+            f"tongdai_call_id={_clean(envelope.call_id or '')}",
+            f"tongdai_tenant={_clean(envelope.tenant)}",
+            f"tongdai_command_id={_clean(p['command_id'])}",
+            f"origination_caller_id_number={_clean(p['caller_id_number'])}",
+            f"origination_caller_id_name='{name}'",
+            f"originate_timeout={int(p['timeout_s'])}",
+            "ignore_early_media=true",
+        ])
+        return (f"originate {{{variables}}}user/{_clean(p['extension'])}@{_clean(p['domain'])}"
+                f" &park()")
+    if kind == "connect_call":
+        return f"uuid_bridge {_clean(envelope.call_id)} {_clean(p['offer_id'])}"
+    if kind == "hangup_leg":
+        return f"uuid_kill {_clean(p['leg_id'])} {_clean(p.get('cause') or 'NORMAL_CLEARING')}"
+    if kind == "transfer_leg":
+        return (f"uuid_transfer {_clean(p['leg_id'])} {_clean(p['destination'])} XML "
+                f"{_clean(p.get('context') or 'default')}")
+    if kind == "play_announcement":
+        return f"uuid_broadcast {_clean(p['leg_id'])} {_clean(p['path'])} aleg"
+    if kind == "set_variable":
+        return f"uuid_setvar {_clean(p['leg_id'])} {_clean(p['name'])} {_clean(p['value'])}"
+    raise ValueError(f"not a routing command: {kind}")
+
+
+class ClaimLog:
+    """Command ids already executed (or being executed): survives restarts."""
+
+    def __init__(self, directory: str, keep: int = 1_000_000) -> None:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path / "claimed.log"
+        self.keep = keep
+        self.ids: set[str] = set()
+        if self.path.exists():
+            lines = self.path.read_text().split()
+            self.ids = set(lines[-keep:])
+            if len(lines) > keep:  # compact: keep the most recent ids only
+                self.path.write_text("\n".join(lines[-keep:]) + "\n")
+        self._file = open(self.path, "a")
+
+    def claim(self, command_id: str) -> bool:
+        """True if this call claimed it; False if it was claimed before."""
+        if command_id in self.ids:
+            return False
+        self._file.write(command_id + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self.ids.add(command_id)
+        return True
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class Actuator:
+    def __init__(self, settings: BridgeSettings, links: list, sink: Any) -> None:
+        self.settings = settings
+        self.links = links
+        self.sink = sink
+        self.claims = ClaimLog(settings.actuator_state_dir)
+        self.ready = threading.Event()  # the consumer has its partitions
+        self.executed = 0
+        self.duplicates = 0
+        self._inbox: queue.SimpleQueue = queue.SimpleQueue()
+        self._done: queue.SimpleQueue = queue.SimpleQueue()
+        self._jobs: dict[str, tuple[Envelope, str]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._consume, name="decisions", daemon=True)
+        self._greenlet: gevent.Greenlet | None = None
+        self._wake = gevent.event.Event()
+        self._watcher = None
+        for link in links:
+            link.job_listener = self.on_job
+
+    # ---- lifecycle
+    def start(self) -> None:
+        self._watcher = gevent.get_hub().loop.async_()
+        self._watcher.start(self._wake.set)
+        self._greenlet = gevent.spawn(self._execute_loop)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=5)
+        if self._watcher is not None:
+            self._watcher.close()
+        self.claims.close()
+
+    # ---- consumer thread
+    def _consume(self) -> None:
+        from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+
+        while not self._stop.is_set():
+            try:
+                consumer = KafkaConsumer(
+                    topics.ROUTING_DECISIONS, bootstrap_servers=self.settings.kafka_bootstrap,
+                    group_id=f"tongdai-actuator-{self.settings.bridge_name}",
+                    client_id=f"tongdai-actuator-{self.settings.bridge_name}",
+                    enable_auto_commit=False, auto_offset_reset="latest",
+                    session_timeout_ms=10000, heartbeat_interval_ms=1000,
+                    max_poll_interval_ms=60000)
+            except Exception as exc:
+                log.warning("decisions consumer not available (%s); retrying", exc)
+                self._stop.wait(2)
+                continue
+            try:
+                while not self._stop.is_set():
+                    batch = consumer.poll(timeout_ms=200)
+                    if consumer.assignment():
+                        self.ready.set()
+                    for tp, records in batch.items():
+                        for record in records:
+                            self._inbox.put((tp, record.offset, record.value))
+                    if batch and self._watcher is not None:
+                        self._watcher.send()
+                    offsets = {}
+                    while True:
+                        try:
+                            tp, offset = self._done.get_nowait()
+                        except queue.Empty:
+                            break
+                        offsets[TopicPartition(tp.topic, tp.partition)] = \
+                            OffsetAndMetadata(offset + 1, "", -1)
+                    if offsets:
+                        consumer.commit(offsets)
+            except Exception as exc:
+                log.warning("decisions consumer failed (%s: %s); reconnecting",
+                            type(exc).__name__, exc)
+                self._stop.wait(1)
+            finally:
+                try:
+                    consumer.close(autocommit=False)
+                except Exception:
+                    pass
+
+    # ---- gevent side
+    def _execute_loop(self) -> None:
+        while True:
+            self._wake.wait(timeout=0.5)
+            self._wake.clear()
+            while True:
+                try:
+                    tp, offset, value = self._inbox.get_nowait()
+                except queue.Empty:
+                    break
+                gevent.spawn(self._handle, value).join()
+                self._done.put((tp, offset))
+
+    def _link_for(self, node: str):
+        for link in self.links:
+            if node in (link.core_uuid, link.node.address):
+                return link
+        return None
+
+    def _handle(self, value: bytes) -> None:
+        try:
+            envelope = decode(value)
+        except DecodeError as exc:
+            log.warning("malformed decision dropped to dead letters: %s", exc)
+            from .bridge import dead_letter
+
+            self.sink.put(dead_letter(topics.ROUTING_DECISIONS, str(exc), value, "actuator"))
+            return
+        node = envelope.payload.get("node", "")
+        link = self._link_for(node)
+        if link is None:
+            return  # another bridge's node
+        command_id = envelope.payload.get("command_id")
+        if (envelope.type, envelope.version) not in PAYLOADS or not command_id:
+            self._outcome(envelope, False, f"-ERR not an executable decision: {envelope.type}")
+            return
+        age = time.time() - envelope.occurred_at / 1e6
+        if age > MAX_AGE_S:
+            self._outcome(envelope, False, f"-ERR expired: decided {age:.0f} s ago")
+            return
+        if not self.claims.claim(command_id):
+            self.duplicates += 1
+            log.info("command %s already executed; not repeating it", command_id)
+            return
+        if not link.connected.wait(timeout=5):
+            self._outcome(envelope, False, "-ERR node not connected")
+            return
+        try:
+            line = esl_command(envelope)
+            reply = link.connection.send(f"bgapi {line}").reply
+        except Exception as exc:  # node dropped mid-command, bad payload
+            self._outcome(envelope, False, f"-ERR {type(exc).__name__}: {exc}")
+            return
+        self.executed += 1
+        if not reply.ok or not reply.job_uuid:
+            self._outcome(envelope, False, reply.text)
+            return
+        self._jobs[reply.job_uuid] = (envelope, line.split(" ", 1)[0])
+        log.info("call %s: %s %s -> job %s", envelope.call_id, envelope.type, command_id,
+                 reply.job_uuid)
+
+    def on_job(self, job_uuid: str, body: str) -> None:
+        """A BACKGROUND_JOB arrived on some node: close the command it belongs to."""
+        entry = self._jobs.pop(job_uuid, None)
+        if entry is not None:
+            envelope, _ = entry
+            self._outcome(envelope, body.startswith("+OK"), body.strip(), job_uuid)
+
+    def _outcome(self, envelope: Envelope, ok: bool, result: str,
+                 job_uuid: str | None = None) -> None:
+        command_id = str(envelope.payload.get("command_id") or envelope.event_id)
+        at = time.time_ns() // 1000
+        self.sink.put(Envelope(
+            event_id=deterministic_id("outcome", command_id), type="command_executed",
+            version=1, occurred_at=at, tenant=envelope.tenant,
+            source=str(envelope.payload.get("node") or "actuator"), seq=None,
+            call_id=envelope.call_id,
+            payload={"command_id": command_id, "command": envelope.type, "ok": ok,
+                     "result": result, "job_uuid": job_uuid}))

@@ -1,0 +1,292 @@
+"""`tongdai bridge`: FreeSWITCH events into Kafka, routing decisions back over ESL.
+
+One process, gevent inside (greenswitch), never Faust. Per FreeSWITCH node a NodeLink
+connects, authenticates, subscribes to what the product uses (not ALL), takes a snapshot,
+and turns every event frame into an envelope appended to the disk spool, in the reading
+greenlet. The Publisher thread drains the spool to Kafka. On silence (no HEARTBEAT nor any
+event for `heartbeat_timeout_s`) or disconnect the link reconnects with backoff, then
+publishes a fresh snapshot so consumers reconcile what changed meanwhile.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+import gevent.event
+
+from routing.contract import Envelope, deterministic_id, encode, topics
+
+from . import normalize, protocol
+from .connection import Connection
+from .normalize import NormalizerConfig, Skipped
+from .protocol import Frame, ProtocolError
+from .publisher import Publisher
+from .settings import BridgeSettings, Node
+from .spool import Spool, SpoolFull
+
+log = logging.getLogger("tongdai.bridge")
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def dead_letter(topic: str, reason: str, raw: bytes, source: str) -> Envelope:
+    """A record for the dead-letter topic: the original bytes and why they were refused."""
+    return Envelope(event_id=deterministic_id("dead", source, raw[:4096], now_us()),
+                    type="dead_lettered", version=1, occurred_at=now_us(),
+                    tenant=normalize.SYSTEM_TENANT, source=source, seq=None, call_id=None,
+                    payload={"topic": topic, "reason": reason, "raw": raw.decode("latin-1")})
+
+
+class Sink:
+    """Where envelopes go: the spool (append never blocks on Kafka)."""
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self.published = 0
+
+    def put(self, envelope: Envelope) -> None:
+        topic = topics.DEAD_LETTERS if envelope.type == "dead_lettered" else topics.FS_EVENTS
+        key = (envelope.payload["topic"].encode() if envelope.type == "dead_lettered"
+               else topics.tenant_key(envelope.tenant))
+        value = encode(envelope)
+        while True:
+            try:
+                self.spool.append(topic, key, value)
+                break
+            except SpoolFull as exc:
+                # Backpressure: stop reading ESL (FreeSWITCH buffers) until Kafka drains.
+                log.error("%s; pausing ESL reads", exc)
+                gevent.sleep(0.5)
+        self.published += 1
+
+
+class NodeLink:
+    """The life of one FreeSWITCH node's connection: connect, subscribe, snapshot, read."""
+
+    def __init__(self, node: Node, settings: BridgeSettings, sink: Sink,
+                 config: NormalizerConfig) -> None:
+        self.node = node
+        self.settings = settings
+        self.sink = sink
+        self.config = config
+        self.core_uuid: str | None = None
+        self.connection: Connection | None = None
+        self.connected = gevent.event.Event()
+        self.last_seen = time.monotonic()
+        self.connects = 0
+        self.events = 0
+        self.skipped = 0
+        self.dead = 0
+        # leg uuid -> tenant, for snapshots (show channels has no channel variables)
+        self.tenants_of_legs: OrderedDict[str, str] = OrderedDict()
+        self.tenants_seen: set[str] = {settings.default_tenant}
+        self._stopping = False
+        self._greenlet: gevent.Greenlet | None = None
+        # The actuator's correlation of bgapi jobs: (job uuid, result body).
+        self.job_listener: Callable[[str, str], None] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.core_uuid or self.node.address
+
+    def start(self) -> None:
+        self._greenlet = gevent.spawn(self._run)
+
+    def stop(self) -> None:
+        self._stopping = True
+        if self.connection is not None:
+            try:
+                self.connection.stop()
+            except Exception:
+                self.connection.close()
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=5)
+
+    # ---- event path (runs in the connection's reading greenlet)
+    def on_event(self, frame: Frame) -> None:
+        self.last_seen = time.monotonic()
+        try:
+            event = protocol.parse_event(frame)
+        except ProtocolError as exc:
+            self._dead(f"unparseable event: {exc}", frame.body or b"")
+            return
+        if self.core_uuid is None and event.headers.get("Core-UUID"):
+            self.core_uuid = event.headers["Core-UUID"]
+        try:
+            envelope = normalize.normalize(event, self.config)
+        except Skipped:
+            self.skipped += 1
+            return
+        except (ValueError, KeyError) as exc:
+            self._dead(f"cannot normalize {event.name or '?'}: {exc}", frame.body or b"")
+            return
+        if envelope.call_id:
+            self._remember(envelope)
+        self.events += 1
+        self.sink.put(envelope)
+        if envelope.type == "background_job_completed" and self.job_listener is not None:
+            self.job_listener(envelope.payload["job_uuid"], event.body or "")
+
+    def _remember(self, envelope: Envelope) -> None:
+        leg = envelope.payload.get("leg_id")
+        if leg:
+            self.tenants_of_legs[leg] = envelope.tenant
+            if len(self.tenants_of_legs) > 100_000:
+                self.tenants_of_legs.popitem(last=False)
+        self.tenants_seen.add(envelope.tenant)
+
+    def on_protocol_error(self, exc: ProtocolError) -> None:
+        self._dead(f"ESL framing error: {exc}", exc.raw)
+
+    def _dead(self, reason: str, raw: bytes) -> None:
+        self.dead += 1
+        log.warning("node %s: dead-lettering a frame: %s", self.node.address, reason)
+        self.sink.put(dead_letter(topics.FS_EVENTS, reason, raw, self.name))
+
+    # ---- connection life
+    def _run(self) -> None:
+        delay = self.settings.reconnect_min_s
+        while not self._stopping:
+            started = time.monotonic()
+            try:
+                self._session()
+            except Exception as exc:  # any failure of a session ends in a reconnect
+                log.warning("node %s: %s: %s", self.node.address, type(exc).__name__, exc)
+            self.connected.clear()
+            if self._stopping:
+                break
+            self._status("down", "connection lost; reconnecting")
+            if time.monotonic() - started > 30:
+                delay = self.settings.reconnect_min_s  # it was up for a while: retry soon
+            gevent.sleep(delay)
+            delay = min(delay * 2, self.settings.reconnect_max_s)
+
+    def _session(self) -> None:
+        conn = Connection(self.node.host, self.node.port, self.node.password,
+                          on_event=self.on_event, on_protocol_error=self.on_protocol_error)
+        self.connection = conn
+        try:
+            conn.connect()
+        except ValueError:
+            raise ConnectionError("FreeSWITCH refused the ESL password") from None
+        self.connects += 1
+        names = " ".join(normalize.SUBSCRIBED_EVENTS)
+        subclasses = " ".join(normalize.SUBSCRIBED_SUBCLASSES)
+        reply = conn.send(f"event {self.settings.event_format} {names} CUSTOM {subclasses}")
+        if not reply.data.startswith("+OK"):
+            raise ConnectionError(f"subscription refused: {reply.data}")
+        core = conn.api("global_getvar core_uuid")
+        if core.ok or (core.text and not core.text.startswith("-ERR")):
+            self.core_uuid = core.text.strip() or self.core_uuid
+        self.last_seen = time.monotonic()
+        self.snapshot("connected" if self.connects == 1 else "reconnected")
+        self._status("up", f"connected to {self.node.address}")
+        self.connected.set()
+        log.info("node %s (%s): connected, subscribed (%s)", self.node.address, self.name,
+                 self.settings.event_format)
+        while not conn.closed.wait(timeout=1.0):
+            silent = time.monotonic() - self.last_seen
+            if silent > self.settings.heartbeat_timeout_s:
+                self._status("silent", f"no HEARTBEAT nor event for {silent:.0f} s")
+                log.warning("node %s: silent for %.0f s, reconnecting", self.node.address, silent)
+                conn.close()
+                conn.closed.wait(timeout=5)
+                return
+
+    def snapshot(self, reason: str) -> None:
+        """Publish what exists on the node now, per tenant, so consumers can reconcile."""
+        conn = self.connection
+        assert conn is not None
+        channels = _json_rows(conn.api("show channels as json").text)
+        registrations = _json_rows(conn.api("show registrations as json").text)
+        by_tenant: dict[str, dict[str, list]] = {
+            t: {"channels": [], "registrations": []} for t in self.tenants_seen}
+        for ch in channels:
+            tenant = (self.tenants_of_legs.get(ch.get("uuid", ""))
+                      or normalize.tenant_of_domain(
+                          (ch.get("presence_id") or "").rpartition("@")[2], self.config))
+            by_tenant.setdefault(tenant, {"channels": [], "registrations": []})
+            by_tenant[tenant]["channels"].append(ch)
+        for reg in registrations:
+            tenant = normalize.tenant_of_domain(reg.get("realm") or reg.get("reg_domain"),
+                                                self.config)
+            by_tenant.setdefault(tenant, {"channels": [], "registrations": []})
+            by_tenant[tenant]["registrations"].append(reg)
+        at = now_us()
+        for tenant, content in sorted(by_tenant.items()):
+            self.sink.put(Envelope(
+                event_id=deterministic_id("snapshot", self.name, tenant, at), type="node_snapshot_taken",
+                version=1, occurred_at=at, tenant=tenant, source=self.name, seq=None,
+                call_id=None, payload={"node": self.name, "reason": reason, **content}))
+
+    def _status(self, status: str, detail: str) -> None:
+        at = now_us()
+        self.sink.put(Envelope(
+            event_id=deterministic_id("status", self.name, status, at), type="node_status_changed",
+            version=1, occurred_at=at, tenant=normalize.SYSTEM_TENANT, source=self.name,
+            seq=None, call_id=None, payload={"node": self.name, "status": status,
+                                             "detail": detail}))
+
+
+def _json_rows(text: str) -> list[dict[str, Any]]:
+    """Rows of `show ... as json` ({"row_count": 0} when empty); [] on an error reply."""
+    import orjson
+
+    try:
+        data = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return []
+    rows = data.get("rows", []) if isinstance(data, dict) else []
+    return [r for r in rows if isinstance(r, dict)]
+
+
+class Bridge:
+    """The whole bridge process: spool, publisher, one NodeLink per node, the actuator."""
+
+    def __init__(self, settings: BridgeSettings) -> None:
+        self.settings = settings
+        self.spool = Spool(settings.spool_dir, settings.spool_max_mb << 20)
+        self.sink = Sink(self.spool)
+        self.publisher = Publisher(self.spool, settings.kafka_bootstrap,
+                                   linger_ms=settings.linger_ms,
+                                   client_id=f"tongdai-{settings.bridge_name}")
+        config = NormalizerConfig(settings.default_tenant, settings.country_code)
+        self.links = [NodeLink(n, settings, self.sink, config) for n in settings.nodes]
+        self.actuator = None
+        if settings.actuator:
+            from .actuator import Actuator
+
+            self.actuator = Actuator(settings, self.links, self.sink)
+
+    def start(self) -> None:
+        self.publisher.start()
+        for link in self.links:
+            link.start()
+        if self.actuator is not None:
+            self.actuator.start()
+
+    def stop(self) -> None:
+        if self.actuator is not None:
+            self.actuator.stop()
+        for link in self.links:
+            link.stop()
+        self.publisher.stop()
+        self.spool.close()
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "events": sum(l.events for l in self.links),
+            "skipped": sum(l.skipped for l in self.links),
+            "dead_lettered": sum(l.dead for l in self.links),
+            "sent_to_kafka": self.publisher.sent,
+            "spool_pending_bytes": self.spool.pending_bytes,
+            "kafka": "up" if self.publisher.connected else "down",
+            "nodes": {l.node.address: ("up" if l.connected.is_set() else "down")
+                      for l in self.links},
+        }

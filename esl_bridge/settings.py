@@ -1,0 +1,83 @@
+"""Settings of the bridge (`tongdai bridge`)."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from routing.contract.environ import SettingsError, env_name, from_environ, positive
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    """One FreeSWITCH node's event socket. The password is never logged (see __repr__)."""
+
+    host: str
+    port: int
+    password: str
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def __repr__(self) -> str:
+        return f"Node({self.address})"
+
+
+def parse_nodes(specs: tuple[str, ...]) -> tuple[Node, ...]:
+    """`host:port:password` entries (the password may itself contain ':')."""
+    nodes = []
+    for spec in specs:
+        host, _, rest = spec.partition(":")
+        port, _, password = rest.partition(":")
+        if not host or not port.isdigit() or not password:
+            shown = f"{host}:{port}:***" if password else spec
+            raise SettingsError(f"{env_name('freeswitch')}: {shown!r} must be host:port:password")
+        nodes.append(Node(host, int(port), password))
+    return tuple(nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeSettings:
+    freeswitch: tuple[str, ...] = ("127.0.0.1:8021:ClueCon",)
+    event_format: str = "plain"  # plain | json
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    bridge_name: str = "bridge-1"
+    spool_dir: str = str(REPO_ROOT / "var" / "bridge" / "spool")
+    spool_max_mb: int = 1024
+    default_tenant: str = "default"
+    country_code: str = "84"
+    heartbeat_timeout_s: float = 45.0  # FreeSWITCH sends one every 20 s
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 15.0
+    linger_ms: int = 5
+    actuator: bool = True
+    actuator_state_dir: str = str(REPO_ROOT / "var" / "bridge" / "actuator")
+    log_level: str = "INFO"
+
+    def check(self) -> None:
+        if self.event_format not in ("plain", "json"):
+            raise SettingsError(f"{env_name('event_format')}={self.event_format!r}: "
+                                f"must be plain or json")
+        if not self.freeswitch:
+            raise SettingsError(f"{env_name('freeswitch')}: name at least one node")
+        parse_nodes(self.freeswitch)
+        for name in ("spool_max_mb", "heartbeat_timeout_s", "reconnect_min_s",
+                     "reconnect_max_s"):
+            positive(name, getattr(self, name))
+
+    @property
+    def nodes(self) -> tuple[Node, ...]:
+        return parse_nodes(self.freeswitch)
+
+    def __repr__(self) -> str:  # node passwords stay out of logs
+        return (f"BridgeSettings(nodes={[n.address for n in self.nodes]}, "
+                f"format={self.event_format}, kafka={self.kafka_bootstrap})")
+
+
+def load(environ: Mapping[str, str] | None = None) -> BridgeSettings:
+    return from_environ(BridgeSettings, os.environ if environ is None else environ)

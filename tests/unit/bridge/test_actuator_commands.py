@@ -1,0 +1,67 @@
+"""Routing decisions -> ESL command lines (pure), and node settings."""
+from __future__ import annotations
+
+import pytest
+
+from esl_bridge.actuator import ClaimLog, esl_command
+from esl_bridge.settings import load, parse_nodes
+from routing.contract import Envelope
+from routing.contract.environ import SettingsError
+
+pytestmark = pytest.mark.bridge
+
+
+def decision(type_: str, **payload) -> Envelope:
+    return Envelope("e", type_, 1, 0, "acme", "router", None, "call-1",
+                    {"command_id": "cmd-1", "node": "n", **payload})
+
+
+def test_offer_originates_the_agent_leg_with_the_offer_id_and_parks_it():
+    line = esl_command(decision("offer_call", offer_id="offer-1", extension="1007",
+                                domain="acme.vn", caller_id_number="+84903123456",
+                                caller_id_name="Nguyễn Văn A, {x}", timeout_s=20))
+    assert line.startswith("originate {origination_uuid=offer-1,tongdai_offer_id=offer-1,"
+                           "tongdai_call_id=call-1,tongdai_tenant=acme,")
+    assert "origination_caller_id_name='Nguyễn Văn A x'" in line
+    assert "originate_timeout=20" in line
+    assert line.endswith("}user/1007@acme.vn &park()")
+
+
+@pytest.mark.parametrize("type_, payload, expected", [
+    ("connect_call", {"offer_id": "offer-1"}, "uuid_bridge call-1 offer-1"),
+    ("hangup_leg", {"leg_id": "offer-1", "cause": "ORIGINATOR_CANCEL"},
+     "uuid_kill offer-1 ORIGINATOR_CANCEL"),
+    ("transfer_leg", {"leg_id": "call-1", "destination": "vm_100", "context": "acme"},
+     "uuid_transfer call-1 vm_100 XML acme"),
+    ("play_announcement", {"leg_id": "call-1", "path": "/s/closed.wav"},
+     "uuid_broadcast call-1 /s/closed.wav aleg"),
+    ("set_variable", {"leg_id": "call-1", "name": "tongdai_queue", "value": "sales"},
+     "uuid_setvar call-1 tongdai_queue sales"),
+])
+def test_other_commands(type_, payload, expected):
+    assert esl_command(decision(type_, **payload)) == expected
+
+
+def test_injection_through_a_value_is_impossible():
+    line = esl_command(decision("hangup_leg", leg_id="x\n\napi shutdown", cause="A B"))
+    assert "\n" not in line and line == "uuid_kill xapishutdown AB"
+
+
+def test_claims_survive_a_restart(tmp_path):
+    claims = ClaimLog(str(tmp_path))
+    assert claims.claim("c1") and not claims.claim("c1") and claims.claim("c2")
+    claims.close()
+    again = ClaimLog(str(tmp_path))
+    assert not again.claim("c1") and not again.claim("c2") and again.claim("c3")
+
+
+def test_nodes_parse_and_passwords_stay_out_of_reprs():
+    nodes = parse_nodes(("10.0.0.1:8021:s3:cr3t", "fs2:8022:pw"))
+    assert nodes[0].password == "s3:cr3t" and nodes[1].address == "fs2:8022"
+    settings = load({"TONGDAI_FREESWITCH": "fs1:8021:topsecret"})
+    assert "topsecret" not in repr(settings) and "topsecret" not in repr(settings.nodes)
+    with pytest.raises(SettingsError, match="host:port:password") as err:
+        load({"TONGDAI_FREESWITCH": "fs1:80x:topsecret"})
+    assert "topsecret" not in str(err.value)
+    with pytest.raises(SettingsError, match="plain or json"):
+        load({"TONGDAI_EVENT_FORMAT": "xml"})
