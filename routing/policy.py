@@ -313,7 +313,16 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
     eligible: list[tuple[tuple[float, ...], str, d.Candidate]] = []
     later_tiers: list[tuple[tuple[float, ...], str, d.Candidate]] = []
     rejected: list[tuple[str, str]] = []  # (agent, rule) — Candidates built only if we offer
-    for aid in s.ready.get(q.id, ()):
+    pool = s.ready.get(q.id, frozenset())
+    if geo_only:
+        # Other-region agents are not candidates yet; note them in one line, not one each.
+        same = s.ready_region.get((q.id, c.region), frozenset())
+        others = len(pool) - len(same)
+        pool = same
+        if others:
+            rejected.append(("*", f"{others} agent(s) of other regions: caller held to "
+                             f"{c.region} until {q.geo_widen_after_s} s"))
+    for aid in pool:
         cfg = s.agent_cfg.get(aid)
         if cfg is None:
             continue
@@ -329,10 +338,6 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
             continue
         level = cfg.queues[q.id].level
         tier_closed = max_level is not None and level > max_level
-        if geo_only and cfg.region != c.region:
-            rejected.append((aid, f"region {cfg.region} ≠ caller's {c.region} "
-                                  f"until {q.geo_widen_after_s} s"))
-            continue
         skill_score = 0
         miss = ""
         for r in reqs:
@@ -387,7 +392,8 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
     head = (f"{q.strategy}: ring {len(chosen)} agent(s) at tier {int(chosen[0][0][0])}"
             if q.strategy == Strategy.RING_ALL else
             f"{q.strategy}: {'add' if adding else 'offer to'} {chosen[0][1]} ({chosen[0][2].why})")
-    reason = f"{head} among {len(eligible)} eligible of {len(eligible) + len(rejected)} ready; " + "; ".join(notes)
+    reason = (f"{head} among {len(eligible)} eligible of {len(s.ready.get(q.id, ()))} ready; "
+              + "; ".join(notes))
     chosen_ids = tuple(t[1] for t in chosen)
     for i, (_, aid, _) in enumerate(chosen):
         cfg = s.agent_cfg[aid]
@@ -440,14 +446,26 @@ def decide(state: State, now_us: int) -> list[d.Decision]:
 def step(state: State, event: e.Event) -> tuple[State, list[d.Decision]]:
     """Apply ``event``, decide at its time and record the decisions: the router's loop body.
 
-    Returns the state with the decisions folded in (as ``DecisionMade`` events) and the
-    decisions to send to the actuator.
+    Decides again after a round that cancelled offers (the freed agents may take waiting
+    calls). Returns the state with the decisions folded in (as ``DecisionMade`` events) and
+    the decisions to send to the actuator, in order.
     """
     state = apply(state, event)
-    out = decide(state, event.at_us)
-    for dec in out:
-        state = apply(state, e.DecisionMade(at_us=event.at_us, decision=dec))
+    out: list[d.Decision] = []
+    for _ in range(_MAX_ROUNDS):
+        batch = decide(state, event.at_us)
+        for dec in batch:
+            state = apply(state, e.DecisionMade(at_us=event.at_us, decision=dec))
+        out.extend(batch)
+        # A cancelled offer can free its agent at once (caller gone, or a failure without
+        # delay); one more round lets that agent take a waiting call now, not at the next
+        # event. Nothing else a round decides frees an agent, so this ends quickly.
+        if not any(isinstance(x, d.CancelOffer) for x in batch):
+            break
     return state, out
+
+
+_MAX_ROUNDS = 4
 
 
 def run(events: Iterable[e.Event], state: State | None = None) -> tuple[State, list[d.Decision]]:

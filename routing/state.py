@@ -192,6 +192,8 @@ class State:
     queue_calls: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # arrival order
     members: Mapping[str, frozenset[str]] = field(default_factory=dict)
     ready: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # (queue, agent region) → ready agents: a caller held to its region skips the others.
+    ready_region: Mapping[tuple[str, str | None], frozenset[str]] = field(default_factory=dict)
     online: Mapping[str, int] = field(default_factory=dict)  # logged in and registered
     logged: Mapping[str, int] = field(default_factory=dict)  # logged in
     timers: Mapping[str, int] = field(default_factory=dict)  # agent → end of wrap-up/penalty
@@ -247,6 +249,9 @@ def _index(tx: _Tx, cfg: Agent, flags: tuple[bool, bool, bool], sign: int) -> No
         if ready:
             cur = tx.get("ready").get(q, frozenset())
             tx.put("ready")[q] = cur | {cfg.id} if sign > 0 else cur - {cfg.id}
+            key = (q, cfg.region)
+            cur = tx.get("ready_region").get(key, frozenset())
+            tx.put("ready_region")[key] = cur | {cfg.id} if sign > 0 else cur - {cfg.id}
         if online:
             tx.put("online")[q] = tx.get("online").get(q, 0) + sign
         if logged:

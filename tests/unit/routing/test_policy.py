@@ -203,6 +203,11 @@ def test_geo_prefers_caller_region_from_number_then_widens() -> None:
     assert w2.offers(w2.call("c1", caller="+842838291234")) == []
     assert w2.offers(w2.ev(Tick(at_us=w2.at(19)))) == []
     assert [o.agent_id for o in w2.offers(w2.ev(Tick(at_us=w2.at(20))))] == ["a1"]
+    w3 = world(agent("a1", region="north"), agent("a2", region="north"), agent("a3", region="south"),
+               geo_widen_after_s=20)
+    (o3,) = w3.offers(w3.call("c1", caller="+842838291234"))
+    assert o3.agent_id == "a3"
+    assert any(not c.eligible and "2 agent(s) of other regions" in c.why for c in o3.candidates)
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from routing import (
     CallEnded,
     CallEnqueued,
     CallStatus,
+    CancelOffer,
     Cause,
     ConfigChanged,
     DecisionMade,
@@ -162,6 +163,9 @@ def check_indexes(s: State) -> None:
         assert s.members.get(q, frozenset()) == members
         ready = {a for a in members if is_ready(s.agents[a], s.agent_cfg[a])}
         assert s.ready.get(q, frozenset()) == ready
+        for region in REGIONS:
+            assert s.ready_region.get((q, region), frozenset()) == {
+                a for a in ready if s.agent_cfg[a].region == region}
         assert s.online.get(q, 0) == sum(s.agents[a].logged_in and s.agents[a].registered for a in members)
         assert s.logged.get(q, 0) == sum(s.agents[a].logged_in for a in members)
         in_q = [c for c, x in s.calls.items()
@@ -256,17 +260,20 @@ def test_random_runs_keep_every_invariant(w: tuple[list[Any], int], ops: list, g
             ev = _event(s, now, op, k, j, nq, na, i)
         s = apply(s, ev)
         log.append(ev)
-        out = decide(s, now)
-        assert out == decide(s, now)  # same inputs, same decisions
-        offered = [x.agent_id for x in out if isinstance(x, OfferCall)]
-        assert len(offered) == len(set(offered))  # one offer per agent per decision round
-        for x in out:
-            if isinstance(x, OfferCall):
-                check_offer(s, x, now)
-        for x in out:
-            s = apply(s, DecisionMade(at_us=now, decision=x))
-            log.append(DecisionMade(at_us=now, decision=x))
-        check_indexes(s)
+        for _ in range(4):  # rounds, as step() runs them
+            out = decide(s, now)
+            assert out == decide(s, now)  # same inputs, same decisions
+            offered = [x.agent_id for x in out if isinstance(x, OfferCall)]
+            assert len(offered) == len(set(offered))  # one offer per agent per decision round
+            for x in out:
+                if isinstance(x, OfferCall):
+                    check_offer(s, x, now)
+            for x in out:
+                s = apply(s, DecisionMade(at_us=now, decision=x))
+                log.append(DecisionMade(at_us=now, decision=x))
+            check_indexes(s)
+            if not any(isinstance(x, CancelOffer) for x in out):
+                break
         check_nothing_left_undone(s, now)
     assert replay(log) == s  # replaying the log gives the same state
 
