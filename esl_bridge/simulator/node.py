@@ -1004,7 +1004,8 @@ class Node:
             a, b = self.channels.get(a_uuid), self.channels.get(b_uuid)
             if a is None or b is None or a.hangup_cause or b.hangup_cause or a is b:
                 return "-ERR No such channel!\n"
-            self._bridge(a, b)
+            if a.bridged_to != b.uuid:  # already bridged together: nothing happens
+                self._bridge(a, b)
             return f"+OK {b.uuid}\n"
 
     def uuid_transfer(self, uid: str, dest: str, dialplan: str = "XML",
