@@ -211,6 +211,7 @@ def _queue_rules(p: _Pass, s: State, q: Queue, cids: tuple[str, ...], want: list
     if not s.ready.get(q.id):
         return
     progressive = q.strategy == Strategy.RING_PROGRESSIVELY
+    widen_us = q.geo_widen_after_s * US if q.geo_widen_after_s is not None else None
     step_us = q.ring_progressive_step_s * US
     for cid in cids:
         if cid in p.done:
@@ -220,6 +221,9 @@ def _queue_rules(p: _Pass, s: State, q: Queue, cids: tuple[str, ...], want: list
             if progressive and p.now - c.last_offer_us >= step_us and c.status == CallStatus.RINGING:
                 want.append(c)
             continue
+        if (c.region is not None and widen_us is not None and p.now - c.enqueued_us < widen_us
+                and not s.ready_region.get((q.id, c.region))):
+            continue  # held to its region, nobody of that region free: skip before sorting
         want.append(c)
 
 
@@ -269,6 +273,11 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
     """Choose and offer agent(s) for one call among its queue's ready agents."""
     q = s.queues[c.call.queue]
     call = c.call
+    wait = _wait_s(p, c)
+    geo_only = (c.region is not None and q.geo_widen_after_s is not None
+                and wait < q.geo_widen_after_s)
+    if geo_only and not s.ready_region.get((q.id, c.region)):
+        return  # held to its region and nobody of that region is free: the common wait
     adding = c.status == CallStatus.RINGING and _still_ringing(p, c)  # ring-progressively
     if not adding:
         tenant = s.tenants.get(call.tenant)
@@ -276,7 +285,6 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
             active = s.tenant_active.get(call.tenant, 0) + p.new_active.get(call.tenant, 0)
             if active >= tenant.max_concurrent_calls:
                 return  # plan limit reached: the call waits, nothing to decide
-    wait = _wait_s(p, c)
     any_agent = q.any_agent_after_s is not None and wait >= q.any_agent_after_s
     relaxed_to: int | None = None
     for r in q.relax:
@@ -286,8 +294,6 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
     max_level = None
     if q.tier_wait_s is not None:
         max_level = 1 + (wait // q.tier_wait_s if q.tier_wait_s > 0 else 10**9)
-    geo_only = (c.region is not None and q.geo_widen_after_s is not None
-                and wait < q.geo_widen_after_s)
     sticky = s.last_agent.get(c.caller_key) if (q.sticky_wait_s and c.caller_key) else None
     if sticky is not None:
         sa = s.agents.get(sticky)

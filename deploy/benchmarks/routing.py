@@ -5,6 +5,9 @@ queues, each agent serves 3 queues with skills and a region. Each measured ``dec
 the state right after one event the router really sees: an agent finishing wrap-up (a match
 must be found among the waiting calls of its queues), a new call arriving (nobody is free),
 or a tick (timers only). The clock is read here, never in routing/.
+
+``blocked_*`` is an adversarial second scenario: every agent free, every caller held to a
+region no agent is in, so decide must look at all 500 calls each time and find nothing.
 """
 
 from __future__ import annotations
@@ -101,6 +104,34 @@ def build() -> tuple[State, int, dict[str, str]]:
     return s, now, talking
 
 
+def build_blocked() -> tuple[State, int]:
+    """The adversarial case: all 1,000 agents free, all 500 callers held to a region none of
+    them is in (inside the geo-widen window), so every decide finds nothing to do."""
+    rng = random.Random(SEED + 2)
+    s = State()
+    s, _ = step(s, ConfigChanged(at_us=T0, entity=Tenant("t")))
+    for i in range(QUEUES):
+        s, _ = step(s, ConfigChanged(at_us=T0, entity=Queue(
+            id=f"q{i}", tenant="t", geo_widen_after_s=3600, relax=(RelaxStep(30, 3),))))
+    for i in range(AGENTS):
+        cfg = Agent(id=f"a{i}", tenant="t", extension=str(10000 + i), region="north",
+                    skills={"billing": 5},
+                    queues={f"q{q}": Membership(position=i) for q in rng.sample(range(QUEUES), 3)})
+        for x in (ConfigChanged(at_us=T0, entity=cfg), AgentLoggedIn(at_us=T0, agent_id=cfg.id),
+                  AgentRegistered(at_us=T0, agent_id=cfg.id)):
+            s, _ = step(s, x)
+    for n in range(WAITING):
+        s, _ = step(s, CallEnqueued(at_us=T0 + n, call=Call(
+            id=f"c{n}", tenant="t", queue=f"q{n % QUEUES}", region="south",
+            skills=(SkillReq("billing", 1 + n % 9),))))
+    return s, T0 + WAITING
+
+
+def _percentiles(samples: list[int]) -> tuple[float, float]:
+    samples = sorted(samples)
+    return samples[len(samples) // 2] / 1e6, samples[min(len(samples) - 1, int(0.99 * len(samples)))] / 1e6
+
+
 def run(quick: bool = False) -> dict[str, float]:
     """Measure decide() on states one event after the steady state; figures with units."""
     base, now, talking = build()
@@ -132,6 +163,14 @@ def run(quick: bool = False) -> dict[str, float]:
     def pct(p: float) -> float:
         return samples[min(len(samples) - 1, int(p * len(samples)))] / 1e6
 
+    blocked, bnow = build_blocked()
+    bsamples = []
+    for i in range(200 if quick else 2000):
+        t0 = time.perf_counter_ns()
+        decide(blocked, bnow + (i % 10) * US)
+        bsamples.append(time.perf_counter_ns() - t0)
+    b50, b99 = _percentiles(bsamples)
+
     return {
         "decide_p50_ms": round(pct(0.50), 4),
         "decide_p90_ms": round(pct(0.90), 4),
@@ -143,6 +182,8 @@ def run(quick: bool = False) -> dict[str, float]:
         "scenario_queues": float(len(base.queues)),
         "decide_iterations": float(iterations),
         "offers_per_free_agent_ratio": round(offers_made / max(1, iterations // 2), 3),
+        "blocked_decide_p50_ms": round(b50, 4),
+        "blocked_decide_p99_ms": round(b99, 4),
     }
 
 
