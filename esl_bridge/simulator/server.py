@@ -128,24 +128,27 @@ class Session:
                     block, buf = buf[:end], buf[end + 2:]
                     lines = block.split(b"\n")
                     command = lines[0].decode("utf-8", "replace").strip()
-                    headers: dict[str, str] = {}
+                    headers: list[tuple[str, str]] = []
                     for line in lines[1:]:
                         k, _, v = line.decode("utf-8", "replace").partition(":")
-                        headers[k.strip()] = v.strip()
-                    if "Content-Length" in headers:  # sendmsg/sendevent bodies: skip them
-                        n = int(headers["Content-Length"] or 0)
+                        headers.append((k.strip(), v.strip()))
+                    body: str | None = None
+                    length = dict(headers).get("Content-Length")
+                    if length is not None:  # sendevent / sendmsg bodies
+                        n = int(length) if length.isdigit() else 0
                         while len(buf) < n:
                             more = self.sock.recv(65536)
                             if not more:
                                 return
                             buf += more
-                        buf = buf[n:]
+                        body, buf = buf[:n].decode("utf-8", "replace"), buf[n:]
                     if command:
-                        self.handle(command, headers)
+                        self.handle(command, dict(headers), headers, body)
         finally:
             self.close()
 
-    def handle(self, command: str, headers: dict[str, str]) -> None:
+    def handle(self, command: str, headers: dict[str, str],
+               pairs: list[tuple[str, str]] | None = None, body: str | None = None) -> None:
         word, _, rest = command.partition(" ")
         word = word.lower()
         rest = rest.strip()
@@ -188,6 +191,8 @@ class Session:
             self.send(encode_reply("+OK will linger"))
         elif word == "nolinger":
             self.send(encode_reply("+OK will not linger"))
+        elif word == "sendevent":
+            self._sendevent(rest, pairs or [], body)
         elif word == "divert_events":
             self.send(encode_reply("-ERR not controlling a session."))
         else:
@@ -248,6 +253,20 @@ class Session:
             header, value = words[0], " ".join(words[1:])
             self.filters.append((header, value))
         self.send(encode_reply(f"+OK filter added. [{header}]=[{value}]"))
+
+    def _sendevent(self, name: str, pairs: list[tuple[str, str]], body: str | None) -> None:
+        """Fire a client-made event on the node (e.g. a CUSTOM event a dialplan would fire)."""
+        node = self.node
+        with node.lock:
+            event_uuid = node.new_uuid()
+            given = [(k, v) for k, v in pairs if k != "Content-Length"]
+            subclass = dict(given).get("Event-Subclass")
+            core = node._core(name.upper() or "CUSTOM", "CUSTOM" if subclass else None,
+                              subclass=subclass)
+            names = {k for k, _ in core}
+            extra = [(k, v) for k, v in given if k not in names]
+            node.emit(core + [("Event-UUID", event_uuid)] + extra, body)
+        self.send(encode_reply(f"+OK {event_uuid}"))
 
     def _api(self, text: str) -> None:
         command, _, arg = text.partition(" ")

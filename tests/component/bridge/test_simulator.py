@@ -492,6 +492,21 @@ def test_kill_transfer_setvar_broadcast(sim: Simulator, client: Client) -> None:
     assert complete["variable_hangup_cause_q850"] == "17"
 
 
+def test_sendevent_is_delivered_to_subscribers(sim: Simulator, client: Client) -> None:
+    client.cmd("event json CUSTOM tongdai::test")
+    other = Client(sim.address)
+    other.auth()
+    body = "hello\nworld"
+    other.send("sendevent CUSTOM", (("Event-Subclass", "tongdai::test"), ("X-Thing", "a b"),
+                                    ("Content-Length", str(len(body)))))
+    other.sock.sendall(body.encode())
+    assert other.reply().get("Reply-Text", "").startswith("+OK ")
+    event = client.wait_event(named("CUSTOM tongdai::test"))
+    assert event["X-Thing"] == "a b" and event.body == body
+    assert event.pairs[0] == ("Event-Subclass", "tongdai::test")
+    other.close()
+
+
 def test_many_clients_get_the_same_events(sim: Simulator) -> None:
     clients = [Client(sim.address) for _ in range(6)]
     for i, c in enumerate(clients):
