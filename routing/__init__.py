@@ -76,6 +76,7 @@ from routing.state import (
     apply,
     is_ready,
     replay,
+    sticky_agent,
 )
 
 __all__ = [
@@ -85,7 +86,7 @@ __all__ = [
     "local_time", "tet_holidays", "TET", "Tenant", "Queue", "Agent", "Did", "DidKind", "Call",
     "Region", "region_of", "to_e164",
     # state
-    "State", "AgentState", "CallState", "CallStatus", "Offer", "Status", "is_ready",
+    "State", "AgentState", "CallState", "CallStatus", "Offer", "Status", "is_ready", "sticky_agent",
     "apply", "replay",
     # events
     "Event", "ConfigChanged", "ConfigRemoved", "AgentLoggedIn", "AgentLoggedOut",

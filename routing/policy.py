@@ -29,7 +29,7 @@ from routing.model import (
     Strategy,
     local_time,
 )
-from routing.state import CallState, CallStatus, Offer, State, apply
+from routing.state import CallState, CallStatus, Offer, State, apply, sticky_agent
 
 __all__ = ["decide", "step", "effective_priority", "MAX_CANDIDATES"]
 
@@ -294,7 +294,7 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
     max_level = None
     if q.tier_wait_s is not None:
         max_level = 1 + (wait // q.tier_wait_s if q.tier_wait_s > 0 else 10**9)
-    sticky = s.last_agent.get(c.caller_key) if (q.sticky_wait_s and c.caller_key) else None
+    sticky = sticky_agent(s, c.caller_key) if (q.sticky_wait_s and c.caller_key) else None
     if sticky is not None:
         sa = s.agents.get(sticky)
         if (wait >= q.sticky_wait_s or sa is None or not sa.logged_in

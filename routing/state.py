@@ -42,6 +42,7 @@ __all__ = [
     "replay",
     "is_ready",
     "caller_key",
+    "sticky_agent",
 ]
 
 
@@ -198,7 +199,9 @@ class State:
     logged: Mapping[str, int] = field(default_factory=dict)  # logged in
     timers: Mapping[str, int] = field(default_factory=dict)  # agent → end of wrap-up/penalty
     tenant_active: Mapping[str, int] = field(default_factory=dict)
-    last_agent: Mapping[str, str] = field(default_factory=dict)  # caller → agent (sticky)
+    # Sticky memory, caller → agent, split in buckets by the caller's last two digits: it
+    # grows with every caller ever served, and copy-on-write must copy one bucket, not all.
+    last_agent: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     rr: Mapping[str, str] = field(default_factory=dict)  # queue → last agent offered
     clock_us: int = 0  # at_us of the latest event applied
 
@@ -224,6 +227,15 @@ class _Tx:
 
     def done(self, at_us: int) -> State:
         return replace(self.s, clock_us=max(self.s.clock_us, at_us), **self.w)
+
+
+def _bucket(key: str) -> str:
+    return key[-2:]
+
+
+def sticky_agent(state: State, caller: str) -> str | None:
+    """The agent who last talked with this caller (``caller`` as :func:`caller_key` gives)."""
+    return state.last_agent.get(_bucket(caller), _EMPTY).get(caller)
 
 
 def caller_key(number: str) -> str:
@@ -512,7 +524,9 @@ def apply(state: State, event: e.Event) -> State:
             if a is not None:
                 _put_agent(tx, replace(a, calls_answered=a.calls_answered + 1), at)
             if c.caller_key:
-                tx.put("last_agent")[c.caller_key] = c.agent_id
+                b = _bucket(c.caller_key)
+                tx.put("last_agent")[b] = {**tx.get("last_agent").get(b, _EMPTY),
+                                           c.caller_key: c.agent_id}
     elif isinstance(event, (e.CallEnded, e.CallAbandoned)):
         _end_call(tx, event.call_id, at)
     elif isinstance(event, e.Tick):

@@ -52,6 +52,8 @@ from routing import (
     replay,
 )
 
+from routing.state import sticky_agent
+
 from ._world import T0, agent, world
 
 pytestmark = pytest.mark.routing
@@ -207,7 +209,7 @@ def could_serve(s: State, c: Any, aid: str, now: int) -> bool:
     if not is_ready(a, cfg) or (cfg.shift is not None and not cfg.shift.is_open(local_time(now))):
         return False
     wait = (now - c.enqueued_us) // US
-    sticky = s.last_agent.get(c.caller_key) if q.sticky_wait_s and c.caller_key else None
+    sticky = sticky_agent(s, c.caller_key) if q.sticky_wait_s and c.caller_key else None
     if (sticky is not None and sticky != aid and wait < q.sticky_wait_s and sticky in s.agents
             and s.agents[sticky].logged_in and sticky in s.members.get(q.id, ())):
         return False
