@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import socket
 import threading
 from typing import Any
@@ -22,6 +23,10 @@ from .node import Node
 log = logging.getLogger(__name__)
 
 FORMATS = ("plain", "json", "xml")
+#: Event type names look like CHANNEL_CREATE, HEARTBEAT, ALL, CUSTOM (not sofia::register).
+EVENT_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
+LOG_LEVELS = {"console": 0, "alert": 1, "crit": 2, "err": 3, "error": 3, "warning": 4,
+              "notice": 5, "info": 6, "debug": 7}
 _STOP = object()
 
 
@@ -38,6 +43,9 @@ class Session:
         self.all_events = False
         self.names: set[str] = set()
         self.subclasses: set[str] = set()
+        self.nixed: set[str] = set()  # names nixed while subscribed to ALL
+        self.listening = False
+        self.logging = False
         self.filters: list[tuple[str, str]] = []
         self.closed = False
         self._out: queue.Queue[object] = queue.Queue()
@@ -45,6 +53,11 @@ class Session:
                                         daemon=True)
         self._writer = threading.Thread(target=self._write_loop,
                                         name=f"esl-sim-write-{address}", daemon=True)
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait for the writer to flush and close the socket."""
+        if self._writer.is_alive() and self._writer is not threading.current_thread():
+            self._writer.join(timeout)
 
     def start(self) -> None:
         self._writer.start()
@@ -99,7 +112,7 @@ class Session:
             return False
         name = event.event_name
         if self.all_events:
-            ok = True
+            ok = name not in self.nixed
         elif name in self.names:
             ok = name != "CUSTOM" or event.subclass is None or event.subclass in self.subclasses
         else:
@@ -145,14 +158,15 @@ class Session:
                     if command:
                         self.handle(command, dict(headers), headers, body)
         finally:
-            self.close()
+            # FreeSWITCH says goodbye whenever a listener ends (EOF, exit, auth failure).
+            self.close(notice=True)
 
     def handle(self, command: str, headers: dict[str, str],
                pairs: list[tuple[str, str]] | None = None, body: str | None = None) -> None:
         word, _, rest = command.partition(" ")
         word = word.lower()
         rest = rest.strip()
-        if not self.authed:
+        if not self.authed and word != "exit":
             if word == "auth":
                 if rest == self.server.password:
                     self.authed = True
@@ -172,10 +186,13 @@ class Session:
             self._nix(rest.split())
         elif word == "noevents":
             with self.node.lock:
-                self.all_events = False
+                was_listening = self.listening
+                self.listening = self.all_events = False
                 self.names.clear()
                 self.subclasses.clear()
-            self.send(encode_reply("+OK no longer listening for events"))
+                self.nixed.clear()
+            self.send(encode_reply("+OK no longer listening for events" if was_listening
+                                   else "-ERR not listening for events"))
         elif word == "filter":
             self._filter(rest.split(None, 2))
         elif word == "api":
@@ -183,14 +200,18 @@ class Session:
         elif word == "bgapi":
             self._bgapi(rest, headers.get("Job-UUID"))
         elif word == "log":
-            level = rest or "7"
-            self.send(encode_reply(f"+OK log level {level} [{level}]"))
+            level = LOG_LEVELS.get(rest.lower(), int(rest) if rest.isdigit() else None) \
+                if rest else 7
+            if level is None or not 0 <= level <= 7:
+                self.send(encode_reply("-ERR invalid log level"))
+            else:
+                self.logging = True
+                self.send(encode_reply(f"+OK log level {rest} [{level}]"))
         elif word == "nolog":
-            self.send(encode_reply("+OK no longer logging"))
-        elif word == "linger":
-            self.send(encode_reply("+OK will linger"))
-        elif word == "nolinger":
-            self.send(encode_reply("+OK will not linger"))
+            was_logging, self.logging = self.logging, False
+            self.send(encode_reply("+OK no longer logging" if was_logging else "-ERR not loging"))
+        elif word in ("linger", "nolinger"):
+            self.send(encode_reply("-ERR not controlling a session"))  # inbound socket
         elif word == "sendevent":
             self._sendevent(rest, pairs or [], body)
         elif word == "divert_events":
@@ -199,39 +220,60 @@ class Session:
             self.send(encode_reply("-ERR command not found"))
 
     def _subscribe(self, words: list[str]) -> None:
-        fmt = "plain"
-        if words and words[0].lower() in FORMATS:
-            fmt = words.pop(0).lower()
         with self.node.lock:  # no event may slip out half-subscribed
-            self.format = fmt
+            if words and words[0].lower() in FORMATS:
+                self.format = words.pop(0).lower()
             custom = False
+            keys = 0
             for word in words:
                 if custom:
                     self.subclasses.add(word)
-                elif word.upper() == "ALL":
+                    continue
+                name = word.upper()
+                if not EVENT_NAME.match(name):
+                    continue  # FreeSWITCH skips names it does not know
+                keys += 1
+                if name == "ALL":
                     self.all_events = True
-                elif word.upper() == "CUSTOM":
+                    self.nixed.clear()
+                elif name == "CUSTOM":
                     custom = True
                     self.names.add("CUSTOM")
                 else:
-                    self.names.add(word.upper())
-        self.send(encode_reply(f"+OK event listener enabled {fmt}"))
+                    self.names.add(name)
+                    self.nixed.discard(name)
+            if keys:
+                self.listening = True
+        if not keys:
+            self.send(encode_reply("-ERR no keywords supplied"))
+            return
+        self.send(encode_reply(f"+OK event listener enabled {self.format}"))
 
     def _nix(self, words: list[str]) -> None:
         with self.node.lock:
             custom = False
+            keys = 0
             for word in words:
                 if custom:
                     self.subclasses.discard(word)
-                elif word.upper() == "ALL":
+                    continue
+                name = word.upper()
+                if not EVENT_NAME.match(name):
+                    continue
+                keys += 1
+                if name == "ALL":
                     self.all_events = False
                     self.names.clear()
-                    self.subclasses.clear()
-                elif word.upper() == "CUSTOM":
+                    self.nixed.clear()
+                elif name == "CUSTOM":
                     custom = True
                 else:
-                    self.names.discard(word.upper())
-        self.send(encode_reply("+OK events nixed"))
+                    self.names.discard(name)
+                    if self.all_events:
+                        self.nixed.add(name)
+            if keys:
+                self.listening = True
+        self.send(encode_reply("+OK events nixed" if keys else "-ERR no keywords supplied"))
 
     def _filter(self, words: list[str]) -> None:
         with self.node.lock:
@@ -349,8 +391,11 @@ class EslServer:
                 self._sock.close()
             except OSError:
                 pass
-        for session in self.sessions:
-            session.close()
+        sessions = self.sessions
+        for session in sessions:
+            session.close(notice=True)  # flushed by the writer, which then closes the socket
+        for session in sessions:
+            session.join(timeout=1.0)
             try:
                 session.sock.shutdown(socket.SHUT_RDWR)
             except OSError:

@@ -125,6 +125,9 @@ class Client:
         return [parse_event(f) for f in frames
                 if f.content_type in (EVENT_PLAIN, EVENT_JSON, EVENT_XML)]
 
+    def events_names(self) -> list[str]:
+        return [e.name for e in self.events()]
+
     def wait_event(self, pred: Callable[[Event], bool], timeout: float = 5.0) -> Event:
         def match(f: Frame) -> bool:
             return f.content_type in (EVENT_PLAIN, EVENT_JSON, EVENT_XML) and pred(parse_event(f))
@@ -217,6 +220,35 @@ def test_socket_command_replies_match_the_capture(client: Client) -> None:
     assert client.cmd(f"api uuid_kill {uid}") == "-ERR No such channel!\n"
     assert client.cmd(f"api uuid_transfer {uid} 1000 XML default") == "-ERR No such channel!\n"
     assert client.cmd(f"api uuid_bridge {uid} {uid}") == "-ERR No such channel!\n"
+
+
+def test_mod_event_socket_edge_cases(sim: Simulator) -> None:
+    c = Client(sim.address)
+    c.send("exit")  # allowed before auth, like mod_event_socket
+    c.wait_eof()
+    assert parse_reply(c.frames[1]).text == "+OK bye"
+    assert c.frames[2].content_type == DISCONNECT_NOTICE
+    c = Client(sim.address)
+    c.auth()
+    assert c.cmd("noevents") == "-ERR not listening for events"
+    assert c.cmd("nolog") == "-ERR not loging"  # sic
+    assert c.cmd("event json") == "-ERR no keywords supplied"
+    assert c.cmd("event plain ALL") == "+OK event listener enabled plain"
+    assert c.cmd("linger") == "-ERR not controlling a session"
+    assert c.cmd("nixevent CHANNEL_CREATE") == "+OK events nixed"  # ALL minus one
+    uid = sim.place_call(caller(patience=0.1))
+    c.wait_event(named("CHANNEL_DESTROY", uid))
+    assert "CHANNEL_CREATE" not in c.events_names() and "CHANNEL_PARK" in c.events_names()
+    c.close()
+
+
+def test_server_stop_says_goodbye() -> None:
+    sim = Simulator(speed=SPEED, heartbeat=None).start()
+    c = Client(sim.address)
+    c.auth()
+    sim.stop()
+    c.wait_eof()
+    assert c.frames[-1].content_type == DISCONNECT_NOTICE
 
 
 def test_show_channels_as_json_empty_and_non_empty(sim: Simulator, client: Client) -> None:
