@@ -464,14 +464,23 @@ def step(state: State, event: e.Event) -> tuple[State, list[d.Decision]]:
             state = apply(state, e.DecisionMade(at_us=event.at_us, decision=dec))
         out.extend(batch)
         # A cancelled offer can free its agent at once (caller gone, or a failure without
-        # delay); one more round lets that agent take a waiting call now, not at the next
-        # event. Nothing else a round decides frees an agent, so this ends quickly.
-        if not any(isinstance(x, d.CancelOffer) for x in batch):
+        # delay), and an overflow to another queue brings a caller to new agents; one more
+        # round serves them now, not at the next event. Bounded by _MAX_ROUNDS.
+        if not any(_frees(x) for x in batch):
             break
     return state, out
 
 
 _MAX_ROUNDS = 4
+
+
+def _frees(x: d.Decision) -> bool:
+    """Could carrying out ``x`` let the next round offer something new?"""
+    if isinstance(x, d.CancelOffer):
+        return True
+    if isinstance(x, (d.OverflowCall, d.RunAfterHoursAction)):
+        return x.action.kind == ActionKind.QUEUE
+    return False
 
 
 def run(events: Iterable[e.Event], state: State | None = None) -> tuple[State, list[d.Decision]]:

@@ -20,6 +20,7 @@ from routing import decisions as d
 from routing import events as e
 from routing.model import (
     CAUSES,
+    ActionKind,
     DEFAULT_PENALTIES,
     US,
     Agent,
@@ -480,7 +481,15 @@ def _decision(tx: _Tx, ev: e.DecisionMade) -> None:
             if a is not None and dec.call_id not in a.calls:
                 _put_agent(tx, replace(a, calls=a.calls + (dec.call_id,)), at)
     elif isinstance(dec, (d.RunAfterHoursAction, d.OverflowCall)):
+        c = tx.get("calls").get(dec.call_id)
+        target = dec.action.target if dec.action.kind == ActionKind.QUEUE else None
         _put_call(tx, None, dec.call_id)
+        if c is not None and target and target in tx.get("queues") and target != c.call.queue:
+            # Overflow to another queue stays inside routing: the caller is still parked, so
+            # the call just joins the target queue (its wait there starts now; priority kept).
+            moved = replace(c, call=replace(c.call, queue=target), enqueued_us=at,
+                            status=CallStatus.WAITING, offers=(), agent_id=None)
+            _put_call(tx, moved, c.id)
     else:  # pragma: no cover
         raise TypeError(f"decision_made: unknown decision {type(dec).__name__}")
 

@@ -376,6 +376,18 @@ def test_overflow_after_max_wait() -> None:
     assert not w.state.queue_calls["q"]
 
 
+def test_overflow_to_another_queue_moves_the_call() -> None:
+    q1 = Queue(id="q", tenant="t", max_wait_s=60, max_wait_action=Action(ActionKind.QUEUE, "q2"))
+    q2 = Queue(id="q2", tenant="t")
+    w = world(agent("a1", queues=("q2",)), agent("a2", queues=("q",)), queues=(q1, q2))
+    w.ev(AgentUnregistered(at_us=w.now, agent_id="a2"))  # q's only agent offline: calls wait
+    assert w.call("c1", priority=3) == []
+    overflow, offer = w.ev(Tick(at_us=w.at(60)))
+    assert isinstance(overflow, OverflowCall) and overflow.action.target == "q2"
+    assert isinstance(offer, OfferCall) and (offer.queue_id, offer.agent_id) == ("q2", "a1")
+    assert w.state.calls["c1"].call.queue == "q2" and w.state.calls["c1"].call.priority == 3
+
+
 def test_overflow_on_queue_length() -> None:
     w = world(agent("a1"), max_queue_len=2)
     w.ev(AgentUnregistered(at_us=w.now, agent_id="a1"))  # logged in, offline: calls wait
