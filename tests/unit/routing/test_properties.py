@@ -26,7 +26,6 @@ from routing import (
     CallEnded,
     CallEnqueued,
     CallStatus,
-    CancelOffer,
     Cause,
     ConfigChanged,
     DecisionMade,
