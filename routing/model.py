@@ -302,6 +302,9 @@ class Queue:
     # Priority
     vip_boost: int = 10
     aging_s: int | None = 60  # one priority level gained per aging_s of wait
+    # Load: fewest-calls and least-talk-time count calls ended in this window (None = since
+    # the agent logged in, as mod_callcenter does).
+    load_window_s: int | None = None
     # Sticky agent
     sticky_wait_s: int = 0
     # Offers

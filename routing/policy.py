@@ -29,7 +29,15 @@ from routing.model import (
     Strategy,
     local_time,
 )
-from routing.state import CallState, CallStatus, Offer, State, apply, sticky_agent
+from routing.state import (
+    CallState,
+    CallStatus,
+    Offer,
+    State,
+    apply,
+    handled_in_window,
+    sticky_agent,
+)
 
 __all__ = ["decide", "step", "effective_priority", "MAX_CANDIDATES"]
 
@@ -242,8 +250,12 @@ def _strategy_key(q: Queue, s: State, cfg: Agent, c: CallState, rr_last: tuple[i
     if st in (Strategy.TOP_DOWN, Strategy.RING_PROGRESSIVELY):
         return (float(pos),)
     if st == Strategy.LEAST_TALK_TIME:
+        if q.load_window_s is not None:
+            return (float(handled_in_window(a, now_us, q.load_window_s)[1]),)
         return (float(a.talk_us),)
     if st == Strategy.FEWEST_CALLS:
+        if q.load_window_s is not None:
+            return (float(handled_in_window(a, now_us, q.load_window_s)[0]),)
         return (float(a.calls_answered),)
     if st == Strategy.LEAST_OCCUPANCY:
         return (a.occupancy(now_us),)
@@ -260,6 +272,9 @@ def _strategy_why(q: Queue, s: State, cfg: Agent, p: _Pass) -> str:
         return f"idle {max(0, p.now - a.idle_since_us) // US} s"
     if st in (Strategy.ROUND_ROBIN, Strategy.TOP_DOWN, Strategy.RING_PROGRESSIVELY):
         return f"position {cfg.queues[q.id].position}"
+    if st in (Strategy.LEAST_TALK_TIME, Strategy.FEWEST_CALLS) and q.load_window_s is not None:
+        n, talk = handled_in_window(a, p.now, q.load_window_s)
+        return f"{n} calls, talk {talk // US} s in the last {q.load_window_s} s"
     if st == Strategy.LEAST_TALK_TIME:
         return f"talk {a.talk_us // US} s"
     if st == Strategy.FEWEST_CALLS:

@@ -44,6 +44,8 @@ __all__ = [
     "is_ready",
     "caller_key",
     "sticky_agent",
+    "handled_in_window",
+    "RECENT",
 ]
 
 
@@ -89,6 +91,7 @@ class AgentState:
     last_offer_us: int = 0
     calls_answered: int = 0  # since login
     talk_us: int = 0  # since login
+    recent: tuple[tuple[int, int], ...] = ()  # (end_us, talk_us) of the last RECENT calls
     busy_us: int = 0  # offered + talking + wrap-up since login (occupancy)
     idle_us: int = 0  # ready and waiting since login (occupancy)
     mark_us: int = 0  # when busy_us/idle_us were last brought up to date
@@ -123,6 +126,22 @@ class AgentState:
                 idle += max(0, now_us - self.mark_us)
         total = busy + idle
         return busy / total if total else 0.0
+
+
+RECENT = 64
+"""Calls remembered per agent for windowed load (``Queue.load_window_s``); an agent rarely
+handles more than this many calls in any window worth balancing over."""
+
+
+def handled_in_window(a: AgentState, now_us: int, window_s: int) -> tuple[int, int]:
+    """(calls ended, talk µs) within the last ``window_s`` seconds before ``now_us``."""
+    since = now_us - window_s * US
+    n = talk = 0
+    for end, t in a.recent:
+        if end >= since:
+            n += 1
+            talk += t
+    return n, talk
 
 
 def is_ready(a: AgentState, cfg: Agent) -> bool:
@@ -381,6 +400,7 @@ def _end_call(tx: _Tx, call_id: str, at_us: int) -> None:
                 calls=tuple(x for x in a.calls if x != call_id),
                 wrap_until_us=at_us + wrap * US if wrap > 0 and a.logged_in else a.wrap_until_us,
                 talk_us=a.talk_us + max(0, talk),
+                recent=(a.recent + ((at_us, max(0, talk)),))[-RECENT:],
                 idle_since_us=at_us,
             ), at_us)
         # The offer that carried the connected call is done with; others are cancelled by decide.

@@ -82,6 +82,23 @@ def test_strategy_order(strategy: str, talks: list[float] | None, expected: list
     assert sequence(w, len(expected), talks) == expected
 
 
+def test_fewest_calls_over_a_window_forgets_old_calls() -> None:
+    w = world(agent("a1"), agent("a2"), strategy=Strategy.FEWEST_CALLS, load_window_s=3600, wrapup_s=0)
+    for i in range(3):  # a1 takes three calls early (a2 is away)
+        if i == 0:
+            w.ev(AgentUnregistered(at_us=w.now, agent_id="a2"))
+        (o,) = w.offers(w.call(f"early{i}"))
+        assert o.agent_id == "a1"
+        serve(w, o, talk_s=60)
+    w.ev(AgentRegistered(at_us=w.now, agent_id="a2"))
+    (o,) = w.offers(w.call("c1"))
+    assert o.agent_id == "a2" and "0 calls" in o.candidates[0].why
+    serve(w, o, talk_s=60)
+    w.now += 3600 * US  # a1's early calls fall out of the window; a2's call too
+    (o,) = w.offers(w.call("c2"))
+    assert o.agent_id == "a1"  # 0 calls in the window against a2's 1
+
+
 def test_round_robin_follows_positions_not_ids() -> None:
     w = world(agent("a1", queues={"q": Membership(position=3)}),
               agent("a2", queues={"q": Membership(position=1)}),

@@ -84,6 +84,7 @@ def worlds(draw: Any) -> tuple[list[Any], int]:
             tier_no_agent_no_wait=draw(st.booleans()),
             geo_widen_after_s=draw(st.sampled_from((None, 30))),
             sticky_wait_s=draw(st.sampled_from((0, 20))),
+            load_window_s=draw(st.sampled_from((None, 300))),
             offer_timeout_s=draw(st.integers(5, 30)),
             ring_progressive_step_s=draw(st.integers(1, 10)),
             wrapup_s=draw(st.integers(0, 30)),
