@@ -54,6 +54,10 @@ CALLING: dict[str, tuple[str, str, int]] = {
     "CHANNEL_PROGRESS": ("switch_channel.c", "switch_channel_perform_mark_ring_ready_value", 3507),
     "CHANNEL_UNBRIDGE": ("switch_ivr_bridge.c", "switch_ivr_multi_threaded_bridge", 1879),
     "CHANNEL_UNPARK": ("switch_ivr.c", "switch_ivr_park", 1213),
+    "CHANNEL_HOLD": ("switch_channel.c", "switch_channel_perform_mark_hold", 1217),
+    "CHANNEL_UNHOLD": ("switch_channel.c", "switch_channel_perform_mark_hold", 1217),
+    "RECORD_START": ("switch_ivr_async.c", "record_callback", 1265),
+    "RECORD_STOP": ("switch_ivr_async.c", "record_callback", 1440),
     "HEARTBEAT": ("switch_core.c", "send_heartbeat", 95),
     "sofia::register": ("sofia_reg.c", "sofia_reg_handle_register_token", 2059),
     "sofia::unregister": ("sofia_reg.c", "sofia_reg_handle_register_token", 1873),
@@ -181,6 +185,11 @@ class Channel:
     hangup_us: int = 0
     transfer_us: int = 0
     bridged_us: int = 0
+    last_hold_us: int = 0
+    hold_accum_us: int = 0
+    held: bool = False
+    recording: str | None = None
+    record_started_us: int = 0
     transfer_source: str | None = None
     hangup_cause: str | None = None
     disposition: str = "send_bye"
@@ -351,8 +360,8 @@ class Node:
               (prefix + "Channel-Transfer-Time", str(ch.transfer_us)),
               (prefix + "Channel-Resurrect-Time", "0"),
               (prefix + "Channel-Bridged-Time", str(ch.bridged_us)),
-              (prefix + "Channel-Last-Hold", "0"),
-              (prefix + "Channel-Hold-Accum", "0"),
+              (prefix + "Channel-Last-Hold", str(ch.last_hold_us)),
+              (prefix + "Channel-Hold-Accum", str(ch.hold_accum_us)),
               (prefix + "Screen-Bit", "true"),
               (prefix + "Privacy-Hide-Name", "false"),
               (prefix + "Privacy-Hide-Number", "false")]
@@ -726,6 +735,11 @@ class Node:
     def _mark_hangup(self, ch: Channel, cause: str, disposition: str) -> None:
         ch.cancel_timers()
         now = self.clock.now_us()
+        if ch.held:
+            ch.held = False
+            ch.hold_accum_us += now - ch.last_hold_us
+        if ch.recording:
+            self._record_stop(ch)
         ch.hangup_cause = cause
         ch.hangup_us = now
         ch.answer_state = "hangup"
@@ -769,12 +783,14 @@ class Node:
             v["progress_stamp"] = stamp(prog)
         v["end_stamp"] = stamp(end)
         for name, us in (("start", start), ("profile_start", ch.profile_created_us),
-                         ("answer", ans), ("bridge", br), ("last_hold", 0), ("hold_accum", None),
+                         ("answer", ans), ("bridge", br), ("last_hold", ch.last_hold_us),
+                         ("hold_accum", None),
                          ("resurrect", 0), ("progress", prog), ("progress_media", 0),
                          ("end", end)):
             if us is None:
-                v.update({"hold_accum_seconds": "0", "hold_accum_usec": "0",
-                          "hold_accum_ms": "0"})
+                held = ch.hold_accum_us
+                v.update({"hold_accum_seconds": str(held // 1_000_000),
+                          "hold_accum_usec": str(held), "hold_accum_ms": str(held // 1000)})
                 continue
             v[f"{name}_epoch"] = str(us // 1_000_000)
             v[f"{name}_uepoch"] = str(us)
@@ -1036,6 +1052,52 @@ class Node:
             self._park(ch)
             return "+OK\n"
 
+    def uuid_hold(self, uid: str, mode: str = "on") -> str:
+        """Put a leg on hold (CHANNEL_HOLD) or take it off (CHANNEL_UNHOLD); hold time adds
+        up in Caller-Channel-Hold-Accum and variable_hold_accum_* of the CDR."""
+        with self.lock:
+            ch = self.channels.get(uid)
+            if ch is None or ch.hangup_cause:
+                return "-ERR No such channel!\n"
+            hold = not ch.held if mode == "toggle" else mode == "on"
+            if hold == ch.held:
+                return "+OK Success\n"
+            now = self.clock.now_us()
+            if hold:
+                ch.held, ch.last_hold_us = True, now
+                self._callstate(ch, "HELD")
+                self._channel_event("CHANNEL_HOLD", ch)
+            else:
+                ch.held = False
+                ch.hold_accum_us += now - ch.last_hold_us
+                self._callstate(ch, "ACTIVE")
+                self._channel_event("CHANNEL_UNHOLD", ch)
+            return "+OK Success\n"
+
+    def uuid_record(self, uid: str, action: str, path: str) -> str:
+        """Call recording: RECORD_START / RECORD_STOP with Record-File-Path."""
+        with self.lock:
+            ch = self.channels.get(uid)
+            if ch is None or ch.hangup_cause:
+                return "-ERR No such channel!\n"
+            if action == "start":
+                if ch.recording:
+                    self._record_stop(ch)
+                ch.recording, ch.record_started_us = path, self.clock.now_us()
+                self._channel_event("RECORD_START", ch, suffix=[("Record-File-Path", path)])
+            elif action == "stop":
+                if not ch.recording or (path != "all" and path != ch.recording):
+                    return "-ERR Cannot stop record session!\n"
+                self._record_stop(ch)
+            return "+OK Success\n"
+
+    def _record_stop(self, ch: Channel) -> None:
+        path, ch.recording = ch.recording or "", None
+        ms = (self.clock.now_us() - ch.record_started_us) // 1000
+        ch.variables.update({"record_seconds": str(ms // 1000), "record_ms": str(ms),
+                             "record_samples": str(ms * 8)})
+        self._channel_event("RECORD_STOP", ch, suffix=[("Record-File-Path", path)])
+
     def uuid_setvar(self, uid: str, name: str, value: str | None) -> str:
         with self.lock:
             ch = self.channels.get(uid)
@@ -1215,6 +1277,16 @@ class Node:
             if len(args) < 2:
                 return "-USAGE: <uuid> <var>\n"
             return self.uuid_getvar(args[0], args[1])
+        if command == "uuid_hold":
+            rest = list(args)
+            mode = rest.pop(0) if rest and rest[0] in ("off", "toggle") else "on"
+            if not rest:
+                return "-USAGE: [off|toggle] <uuid> [<display>]\n"
+            return self.uuid_hold(rest[0], mode)
+        if command == "uuid_record":
+            if len(args) < 3 or args[1] not in ("start", "stop", "mask", "unmask"):
+                return "-USAGE: <uuid> [start|stop|mask|unmask] <path> [<limit>]\n"
+            return self.uuid_record(args[0], args[1], args[2])
         if command == "uuid_exists":
             return "true" if args and args[0] in self.channels else "false"
         if command == "uuid_dump":

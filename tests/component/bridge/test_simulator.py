@@ -514,6 +514,11 @@ def test_kill_transfer_setvar_broadcast(sim: Simulator, client: Client) -> None:
     assert client.cmd(f"api uuid_setvar {uid} tongdai_note hello world") == "+OK\n"
     assert client.cmd(f"api uuid_getvar {uid} tongdai_note") == "hello world"
     assert client.cmd(f"api uuid_broadcast {uid} /tmp/x.wav aleg") == "+OK Message sent\n"
+    assert client.cmd(f"api uuid_hold {uid}") == "+OK Success\n"
+    assert client.cmd(f"api uuid_hold off {uid}") == "+OK Success\n"
+    assert client.cmd(f"api uuid_record {uid} start /rec/{uid}.wav") == "+OK Success\n"
+    assert client.cmd(f"api uuid_record {uid} stop all") == "+OK Success\n"
+    assert client.cmd(f"api uuid_exists {uid}") == "true"
     assert client.cmd(f"api uuid_transfer {uid} 19005555 XML default") == "+OK\n"
     parks = [e for e in client.events() if e.name == "CHANNEL_PARK"]
     assert len(parks) == 2 and parks[1]["Caller-Destination-Number"] == "19005555"

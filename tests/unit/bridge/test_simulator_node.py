@@ -151,6 +151,35 @@ def test_transfer_while_bridged_hangs_up_the_agent_and_reparks() -> None:
     assert park["Caller-Destination-Number"] == "19005555"
 
 
+def test_hold_and_recording_show_in_the_cdr() -> None:
+    node, tap = make_node()
+    node.add_agent(AgentSpec(ext="1000", answer_delay=0.5))
+    call = node.place_call(CallerSpec(number="1", did="2"))
+    node.advance(1)
+    originate(node, "1000", "o")
+    node.advance(1)
+    node.uuid_bridge(call, "o")
+    assert node.uuid_record(call, "start", "/rec/a.wav") == "+OK Success\n"
+    node.advance(10)
+    assert node.uuid_hold(call) == "+OK Success\n"
+    assert tap.first("CHANNEL_HOLD", call)["Channel-Call-State"] == "HELD"
+    node.advance(15)
+    assert node.uuid_hold(call, "toggle") == "+OK Success\n"
+    assert tap.first("CHANNEL_UNHOLD", call)["Caller-Channel-Hold-Accum"] == "15000000"
+    node.advance(5)
+    assert node.uuid_hold(call) == "+OK Success\n"
+    node.advance(2)
+    node.hangup(call)
+    complete = tap.first("CHANNEL_HANGUP_COMPLETE", call)
+    assert complete["variable_hold_accum_seconds"] == "17"
+    assert complete["variable_hold_accum_usec"] == "17000000"
+    assert complete["variable_record_seconds"] == "32"
+    assert tap.first("RECORD_STOP", call)["Record-File-Path"] == "/rec/a.wav"
+    names = tap.of(call)
+    assert names.index("RECORD_STOP") < names.index("CHANNEL_HANGUP_COMPLETE")
+    assert node.uuid_hold("nope") == "-ERR No such channel!\n"
+
+
 def test_intercept_bridges_on_answer() -> None:
     node, tap = make_node()
     node.add_agent(AgentSpec(ext="1000", answer_delay=0.5))
@@ -188,6 +217,8 @@ OPS = st.lists(st.one_of(
     st.tuples(st.just("unregister"), st.integers(0, 3)),
     st.tuples(st.just("register"), st.integers(0, 3)),
     st.tuples(st.just("advance"), st.floats(0, 5)),
+    st.tuples(st.just("hold"), st.integers(0, 20), st.sampled_from(["on", "off", "toggle"])),
+    st.tuples(st.just("record"), st.integers(0, 20), st.sampled_from(["start", "stop"])),
 ), max_size=40)
 
 
@@ -223,6 +254,10 @@ def test_random_command_sequences_keep_the_node_consistent(
             node.register(f"{1000 + op[1]}@{DOMAIN}")
         elif kind == "advance":
             node.advance(op[1])
+        elif kind == "hold" and uids:
+            node.uuid_hold(uids[op[1] % len(uids)], op[2])
+        elif kind == "record" and uids:
+            node.uuid_record(uids[op[1] % len(uids)], op[2], "/rec/x.wav")
     node.advance(60)
     for uid in list(node.channels):
         node.hangup(uid)
@@ -247,8 +282,13 @@ def test_random_command_sequences_keep_the_node_consistent(
         assert core.index("CHANNEL_HANGUP") < core.index("CHANNEL_HANGUP_COMPLETE")
         assert core.count("CHANNEL_ANSWER") <= 1
         assert core.count("CHANNEL_BRIDGE") == core.count("CHANNEL_UNBRIDGE"), (uid, core)
+        assert core.count("RECORD_START") == core.count("RECORD_STOP"), (uid, core)
+        assert core.count("CHANNEL_HOLD") - core.count("CHANNEL_UNHOLD") in (0, 1)
     for e in tap.events:
         if e.name in ("CHANNEL_BRIDGE", "CHANNEL_UNBRIDGE"):
             assert e["Unique-ID"] == e["Bridge-A-Unique-ID"]
     for agent in node.agents.values():
         assert agent.legs == set()
+    for e in tap.events:
+        if e.name == "CHANNEL_HANGUP_COMPLETE":
+            assert int(e["variable_hold_accum_usec"]) <= int(e["variable_uduration"])
