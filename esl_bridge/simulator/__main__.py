@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="originate result for a known but unregistered user")
     p.add_argument("--originate-timeout", type=float, default=60.0,
                    help="default ring time before NO_ANSWER, s (60)")
+    p.add_argument("--external-answer-delay", type=float, default=4.0,
+                   help="ring time of numbers behind sofia/gateway/..., s (4)")
     load = p.add_argument_group("load mode (enabled by --cps)")
     load.add_argument("--cps", type=float, help="calls per second (Poisson arrivals)")
     load.add_argument("--agents", type=int, default=10, help="number of agents (10)")
@@ -69,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
                         answer_delay=Distribution("const", args.answer_delay))
     options: dict[str, object] = {"fidelity": args.fidelity,
                                   "unregistered_cause": args.unregistered_cause,
-                                  "originate_timeout": args.originate_timeout}
+                                  "originate_timeout": args.originate_timeout,
+                                  "external_answer_delay": args.external_answer_delay}
     if args.domain:
         options["domain"] = args.domain
     sim = Simulator(host=args.host, port=args.port, password=args.password,

@@ -87,7 +87,9 @@ class AgentSpec:
 
     ``answer``: ``answer`` (after ``answer_delay``), ``no_answer`` (rings until the originate
     timeout), ``busy`` (486 → USER_BUSY), ``reject`` (603 → CALL_REJECTED, after
-    ``answer_delay``). ``register_at`` None = never registers (originate → not registered)."""
+    ``answer_delay``). ``register_at`` None = never registers (originate → not registered).
+    With ``gateway`` the party is a number behind a SIP trunk (an agent's mobile), reached as
+    ``sofia/gateway/<gateway>/<ext>``; it never registers."""
 
     ext: str
     domain: str | None = None
@@ -100,6 +102,7 @@ class AgentSpec:
     busy_when_in_call: bool = True
     talk: float | None = None
     hangup_by: str | None = None
+    gateway: str | None = None
 
     @classmethod
     def parse(cls, data: dict[str, Any], index: int = 0) -> AgentSpec:

@@ -85,6 +85,7 @@ STATE_NUMBER = {
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _ORIGINATE_TARGET = re.compile(r"^user/([^@\s]+)(?:@(\S+))?$")
+_GATEWAY_TARGET = re.compile(r"^sofia/gateway/([^/\s]+)/([^@\s]+)$")
 _APP = re.compile(r"^&?([A-Za-z_][\w]*)\((.*)\)$|^&?([A-Za-z_]\w*)$")
 
 
@@ -149,6 +150,10 @@ class Agent:
     @property
     def key(self) -> str:
         return f"{self.spec.ext}@{self.domain}"
+
+    @property
+    def gateway(self) -> str | None:
+        return self.spec.gateway
 
 
 @dataclass(eq=False)
@@ -229,7 +234,7 @@ class Node:
                  ipv4: str = "127.0.0.1", ipv6: str = "::1", tz: str = "UTC",
                  unregistered_cause: str = "USER_NOT_REGISTERED",
                  originate_timeout: float = 60.0, max_sessions: int = 1000,
-                 fidelity: str = "core") -> None:
+                 fidelity: str = "core", external_answer_delay: float = 4.0) -> None:
         if fidelity not in ("core", "full"):
             raise ValueError("fidelity: must be 'core' or 'full'")
         self.clock = clock or SimClock()
@@ -246,6 +251,9 @@ class Node:
         self.unregistered_cause = unregistered_cause
         self.originate_timeout = originate_timeout
         self.max_sessions = max_sessions
+        #: How long a number behind a gateway (sofia/gateway/<gw>/<number>) rings before
+        #: answering, unless the scenario lists it as an agent with ``gateway``.
+        self.external_answer_delay = external_answer_delay
         #: "core": the events a contact center uses; "full": also CHANNEL_STATE,
         #: CHANNEL_CALLSTATE and CHANNEL_EXECUTE[_COMPLETE], for `event plain ALL` load.
         self.full = fidelity == "full"
@@ -451,9 +459,12 @@ class Node:
     def add_agent(self, spec: AgentSpec, *, at: float | None = None) -> Agent:
         """Add an agent phone; it registers ``spec.register_at`` seconds from now (or ``at``)."""
         with self.lock:
-            domain = spec.domain or self.domain
+            domain = f"gateway:{spec.gateway}" if spec.gateway else (spec.domain or self.domain)
             agent = Agent(spec, domain, 5070 + len(self.agents) + 1)
             self.agents[agent.key] = agent
+            if spec.gateway:  # a number behind a SIP trunk: always reachable, never registers
+                agent.registered = True
+                return agent
             start = self.clock.now() if at is None else at
             if spec.register_at is not None:
                 self._at(start + spec.register_at, lambda: self.register(agent.key))
@@ -851,11 +862,17 @@ class Node:
                 done("-ERR INVALID_GATEWAY\n")
                 return
             m = _ORIGINATE_TARGET.match(target)
-            if not m:
+            g = _GATEWAY_TARGET.match(target)
+            if g:
+                gateway, number = g.group(1), g.group(2)
+                agent = self.agents.get(f"{number}@gateway:{gateway}") or self.add_agent(
+                    AgentSpec(ext=number, gateway=gateway, busy_when_in_call=False,
+                              answer_delay=self.external_answer_delay))
+            elif m:
+                agent = self.agents.get(f"{m.group(1)}@{m.group(2) or self.domain}")
+            else:
                 done("-ERR DESTINATION_OUT_OF_ORDER\n")
                 return
-            ext, dom = m.group(1), m.group(2) or self.domain
-            agent = self.agents.get(f"{ext}@{dom}")
             if agent is None:
                 done("-ERR SUBSCRIBER_ABSENT\n")
                 return
@@ -894,7 +911,8 @@ class Node:
         ext, dom = agent.ext, agent.domain
         cid_name = variables.get("origination_caller_id_name", "FreeSWITCH")
         cid_num = variables.get("origination_caller_id_number", "0000000000")
-        name = f"sofia/internal/{ext}@127.0.0.1:{agent.port}"
+        name = (f"sofia/gateway/{agent.gateway}/{ext}" if agent.gateway
+                else f"sofia/internal/{ext}@127.0.0.1:{agent.port}")
         ch = Channel(uuid=uid, direction="outbound", name=name, cid_name=cid_name,
                      cid_num=cid_num, dest=ext, ani=cid_num, context="default",
                      source="src/switch_ivr_originate.c", presence_id=f"{ext}@{dom}",

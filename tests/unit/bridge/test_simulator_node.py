@@ -180,6 +180,25 @@ def test_hold_and_recording_show_in_the_cdr() -> None:
     assert node.uuid_hold("nope") == "-ERR No such channel!\n"
 
 
+def test_forward_to_a_mobile_behind_a_gateway() -> None:
+    node, tap = make_node(external_answer_delay=6.0)
+    node.add_agent(AgentSpec(ext="0912000111", gateway="viettel", answer="no_answer"))
+    node.advance(0)
+    assert not [e for e in tap.events if e.name.startswith("CUSTOM sofia::")]
+    results: list[str] = []
+    node.originate("{origination_uuid=m1,originate_timeout=20}sofia/gateway/viettel/0912000111"
+                   " &park()", results.append)
+    node.originate("{origination_uuid=m2}sofia/gateway/viettel/0988777666 &park()",
+                   results.append)
+    node.advance(5.9)
+    assert results == []
+    node.advance(0.2)
+    assert results == ["+OK m2\n"]  # unknown numbers answer after external_answer_delay
+    assert tap.first("CHANNEL_ANSWER", "m2")["Channel-Name"] == "sofia/gateway/viettel/0988777666"
+    node.advance(20)
+    assert results[1] == "-ERR NO_ANSWER\n"
+
+
 def test_intercept_bridges_on_answer() -> None:
     node, tap = make_node()
     node.add_agent(AgentSpec(ext="1000", answer_delay=0.5))
