@@ -171,7 +171,7 @@ def _queue_rules(p: _Pass, s: State, q: Queue, cids: tuple[str, ...], want: list
             if _still_ringing(p, c):
                 continue
             _leave(p, d.RunAfterHoursAction(
-                decision_id=d.make_id("after_hours", cid), call_id=cid, queue_id=q.id,
+                decision_id=d.make_id("after_hours", cid, q.id, c.enqueued_us), call_id=cid, queue_id=q.id,
                 action=q.after_hours,
                 reason=f"queue {q.id} is closed ({q.schedule.id or 'schedule'}, "
                        f"{_WEEKDAYS[p.lt.weekday]} {p.lt.date} {p.lt.minute // 60:02d}:"
@@ -188,7 +188,8 @@ def _queue_rules(p: _Pass, s: State, q: Queue, cids: tuple[str, ...], want: list
                 break
             if not _still_ringing(p, c):
                 _leave(p, d.OverflowCall(
-                    decision_id=d.make_id("overflow", cid), call_id=cid, queue_id=q.id,
+                    decision_id=d.make_id("overflow", cid, q.id, calls[cid].enqueued_us),
+                    call_id=cid, queue_id=q.id,
                     action=q.max_wait_action, cause="max_wait",
                     reason=f"waited {w} s ≥ max wait {q.max_wait_s} s in {q.id} → {q.max_wait_action}",
                 ))
@@ -197,21 +198,26 @@ def _queue_rules(p: _Pass, s: State, q: Queue, cids: tuple[str, ...], want: list
             if cid in p.done or _still_ringing(p, calls[cid]):
                 continue
             _leave(p, d.OverflowCall(
-                decision_id=d.make_id("overflow", cid), call_id=cid, queue_id=q.id,
+                decision_id=d.make_id("overflow", cid, q.id, calls[cid].enqueued_us),
+                call_id=cid, queue_id=q.id,
                 action=q.max_len_action, cause="max_queue_len",
                 reason=f"queue {q.id} already holds {q.max_queue_len} calls (max) → {q.max_len_action}",
             ))
     if s.online.get(q.id, 0) == 0:
         logged = s.logged.get(q.id, 0)
+        mobiles = q.forward_to_mobile
         for cid in cids:
             c = calls[cid]
             if cid in p.done or _still_ringing(p, c):
                 continue
-            if q.forward_to_mobile and _forward_to_mobile(p, s, q, c):
-                continue
+            if mobiles:
+                if _forward_to_mobile(p, s, q, c):
+                    continue
+                mobiles = False  # no free mobile now means none for the callers behind either
             if logged == 0 and q.no_agent_action is not None:
                 _leave(p, d.OverflowCall(
-                    decision_id=d.make_id("overflow", cid), call_id=cid, queue_id=q.id,
+                    decision_id=d.make_id("overflow", cid, q.id, calls[cid].enqueued_us),
+                    call_id=cid, queue_id=q.id,
                     action=q.no_agent_action, cause="no_agent",
                     reason=f"no agent of queue {q.id} is logged in → {q.no_agent_action}",
                 ))
@@ -450,7 +456,8 @@ def decide(state: State, now_us: int) -> list[d.Decision]:
             for cid in cids:
                 if not _still_ringing(p, state.calls[cid]):
                     _leave(p, d.OverflowCall(
-                        decision_id=d.make_id("overflow", cid), call_id=cid, queue_id=qid,
+                        decision_id=d.make_id("overflow", cid, qid, state.calls[cid].enqueued_us),
+                        call_id=cid, queue_id=qid,
                         action=Action(ActionKind.HANGUP), cause="unknown_queue",
                         reason=f"queue {qid} is not configured"))
             continue

@@ -280,6 +280,8 @@ def test_random_runs_keep_every_invariant(w: tuple[list[Any], int], ops: list, g
                 break
         check_nothing_left_undone(s, now)
     assert replay(log) == s  # replaying the log gives the same state
+    ids = [x.decision.decision_id for x in log if isinstance(x, DecisionMade)]
+    assert len(ids) == len(set(ids))  # idempotency keys never collide
 
 
 @PROPS
