@@ -7,6 +7,7 @@ then the tenant falls back to the SIP domain, or the configured default for IP "
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -46,8 +47,13 @@ SUBSCRIBED_SUBCLASSES = ("sofia::register", "sofia::unregister", "sofia::expire"
 
 SYSTEM_TENANT = "_system"  # node-level facts (heartbeats, snapshots, unknown jobs)
 
+# The product's own channel variables (set by fs-conf's dialplan and the actuator).
+PRODUCT_VARIABLES = tuple(f"variable_tongdai_{n}" for n in (
+    "tenant", "domain", "direction", "did", "queue", "ivr_path", "ivr_choice", "priority",
+    "vip", "skills", "language", "region", "call_id", "offer_id", "command_id", "agent_id",
+    "customer_id", "recording"))
 # Raw headers kept for the analytics and for rebuilding projections (names as FreeSWITCH
-# sends them). Every `variable_tongdai_*` is kept as well.
+# sends them), the product's variables included.
 KEPT_HEADERS = (
     "Event-Name", "Event-Subclass", "Channel-Name", "Channel-State", "Channel-Call-State",
     "Answer-State", "Call-Direction", "Channel-Call-UUID", "Caller-Caller-ID-Name",
@@ -113,8 +119,14 @@ def phone(value: str | None, config: NormalizerConfig) -> str | None:
     """E.164 for phone numbers; extensions and service numbers as they are; junk kept raw."""
     if not value:
         return None
+    return _phone(value, config.country)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _phone(value: str, country: str) -> str:
+    # The same numbers recur in every event of a call: normalize each once.
     try:
-        return numbers.to_e164(value, config.country)
+        return numbers.to_e164(value, country)
     except ValueError:
         return value
 
@@ -243,10 +255,9 @@ def _channel(event: Event, type_: str, config: NormalizerConfig) -> Envelope:
         "dtmf_digit": h.get("DTMF-Digit"),
         "recording_path": h.get("Record-File-Path"),
         "ivr_choice": h.get("tongdai_ivr_choice") or _var(h, "tongdai_ivr_choice"),
-        "headers": {k: v for k, v in h.items()
-                    if k in _KEPT or k.startswith("variable_tongdai_")},
+        "headers": {k: h[k] for k in _KEPT if k in h},
     }
     return _envelope(event, type_, tenant, call_id, payload)
 
 
-_KEPT = frozenset(KEPT_HEADERS)
+_KEPT = KEPT_HEADERS + PRODUCT_VARIABLES

@@ -22,6 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+from urllib.parse import unquote_to_bytes
+from itertools import repeat
+from operator import itemgetter
 
 __all__ = [
     "AUTH_REQUEST",
@@ -124,10 +127,11 @@ def _encode_cached(value: str) -> str:
 
 
 def url_decode(value: str | bytes) -> str:
-    """Decode ``%XX`` escapes (either case) of one header value; ``+`` stays ``+``."""
+    """Decode ``%XX`` escapes (either case) of one header value; ``+`` stays ``+``; a ``%``
+    not followed by two hex digits stays as it is."""
     data = value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
     if b"%" in data:
-        data = _PCT_RE.sub(lambda m: bytes((int(m.group(1), 16),)), data)
+        data = unquote_to_bytes(data)  # C-speed split on '%' and table lookups
     return data.decode("utf-8", "surrogateescape")
 
 
@@ -156,7 +160,24 @@ class Frame:
         return dict(self.headers)
 
 
+_NAME, _SEP, _VALUE = itemgetter(0), itemgetter(1), itemgetter(2)
+
+
 def _parse_header_block(block: bytes, *, what: str) -> list[tuple[str, str]]:
+    text = block.decode("utf-8", "surrogateescape")
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    parts = [line.partition(": ") for line in text.split("\n") if line]
+    names = list(map(_NAME, parts))
+    # The common case checked in C: every line had ": " and a clean, non-empty name.
+    if all(map(_SEP, parts)) and "" not in names and names == list(map(str.strip, names)) \
+            and ":" not in "".join(names):
+        return list(zip(names, map(_VALUE, parts)))
+    return _parse_header_block_strict(block, what=what)
+
+
+def _parse_header_block_strict(block: bytes, *, what: str) -> list[tuple[str, str]]:
+    """Line by line, to name the line that is wrong (or to accept what the fast path did not)."""
     headers: list[tuple[str, str]] = []
     for line in block.split(b"\n"):
         if line.endswith(b"\r"):
@@ -259,19 +280,38 @@ class Event:
     where the first occurrence wins, as in ``switch_event_get_header``. The event's own
     ``Content-Length`` is not a header here: it belongs to ``body``."""
 
-    __slots__ = ("pairs", "headers", "body", "format")
+    __slots__ = ("_pairs", "headers", "body", "format")
 
     def __init__(self, headers: Mapping[str, str] | Iterable[tuple[str, str]],
                  body: str | None = None, format: str = "plain") -> None:
-        items = headers.items() if isinstance(headers, Mapping) else headers
-        self.pairs: tuple[tuple[str, str], ...] = tuple(
-            (k, v) for k, v in items if k != "Content-Length")
-        first: dict[str, str] = {}
-        for key, value in self.pairs:
-            first.setdefault(key, value)
+        if isinstance(headers, Mapping):
+            # A mapping has no repeated names: pairs are derived only when asked for.
+            first = dict(headers)
+            first.pop("Content-Length", None)
+            self._pairs: tuple[tuple[str, str], ...] | None = None
+        else:
+            pairs = tuple(headers)
+            first = dict(pairs)  # runs in C; repeated names are fixed up below
+            if "Content-Length" in first:
+                pairs = tuple((k, v) for k, v in pairs if k != "Content-Length")
+                del first["Content-Length"]
+            if len(first) != len(pairs):
+                seen: set[str] = set()
+                for key, value in pairs:
+                    if key not in seen:
+                        seen.add(key)
+                        first[key] = value
+            self._pairs = pairs
         self.headers: dict[str, str] = first
         self.body = body
         self.format = format
+
+    @property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """Every header in wire order, repeated names included."""
+        if self._pairs is None:
+            self._pairs = tuple(self.headers.items())
+        return self._pairs
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Event):
@@ -317,14 +357,21 @@ class Event:
 def _decode_plain(data: bytes) -> Event:
     end = data.find(b"\n\n")
     block, rest = (data, b"") if end < 0 else (data[:end], data[end + 2:])
-    headers: list[tuple[str, str]] = []
+    headers = _parse_header_block(block, what="event")
     length: int | None = None
-    for key, value in _parse_header_block(block, what="event"):
-        if key == "Content-Length":
-            length = _content_length([(key, value)], block)
-            continue
-        # Split first, then decode each value: an encoded newline must stay inside its value.
-        headers.append((key, url_decode(value)))
+    if block.startswith(b"Content-Length:") or b"\nContent-Length:" in block:
+        length = _content_length(headers, block)
+        headers = [(k, v) for k, v in headers if k != "Content-Length"]
+    # Split first, then decode each value: an encoded newline must stay inside its value.
+    # The values are decoded in one pass, joined by NUL (never inside a C-string value).
+    values = list(map(_SEP, headers))
+    joined = "\x00".join(values)
+    if "%" in joined:
+        decoded = url_decode(joined).split("\x00")
+        if len(decoded) == len(values):
+            headers = list(zip(map(_NAME, headers), decoded))
+        else:  # a value held an encoded NUL: fall back to one value at a time
+            headers = [(k, url_decode(v)) for k, v in headers]
     body: str | None = None
     if length is not None:
         if len(rest) < length:
@@ -340,15 +387,14 @@ def _decode_json(data: bytes) -> Event:
         raise ProtocolError("bad_json", str(err), raw=data[:256]) from None
     if not isinstance(obj, dict):
         raise ProtocolError("bad_json", "event is not an object", raw=data[:256])
-    headers: dict[str, str] = {}
-    body: str | None = None
-    for key, value in obj.items():
-        if key == "_body":
-            body = value if isinstance(value, str) else orjson.dumps(value).decode()
-        elif key == "Content-Length":
-            continue
-        else:
-            headers[key] = value if isinstance(value, str) else orjson.dumps(value).decode()
+    body = obj.pop("_body", None)
+    if body is not None and not isinstance(body, str):
+        body = orjson.dumps(body).decode()
+    obj.pop("Content-Length", None)
+    # FreeSWITCH sends every value as a string; anything else is made one (checked in C).
+    if not all(map(isinstance, obj.values(), repeat(str))):
+        obj = {k: v if isinstance(v, str) else orjson.dumps(v).decode() for k, v in obj.items()}
+    headers = obj
     return Event(headers, body, "json")
 
 

@@ -44,7 +44,7 @@ def parse_nodes(specs: tuple[str, ...]) -> tuple[Node, ...]:
 @dataclass(frozen=True, slots=True)
 class BridgeSettings:
     freeswitch: tuple[str, ...] = ("127.0.0.1:8021:ClueCon",)
-    event_format: str = "plain"  # plain | json
+    event_format: str = "json"  # json (5x cheaper to parse) | plain
     kafka_bootstrap: str = "127.0.0.1:9092"
     bridge_name: str = "bridge-1"
     spool_dir: str = str(REPO_ROOT / "var" / "bridge" / "spool")

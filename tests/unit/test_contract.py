@@ -87,6 +87,16 @@ def test_schema_names_the_bad_payload_field(mutate, path):
     assert path in json.dumps(errors)
 
 
+@pytest.mark.parametrize("parts", [("core", 1), ("a", "bc"), ("Nguyễn", 3.5, None), ()])
+def test_deterministic_id_is_a_standard_uuid5(parts):
+    import uuid
+
+    from routing.contract.envelope import TONGDAI_NAMESPACE
+
+    expected = uuid.uuid5(TONGDAI_NAMESPACE, "\x1f".join(map(str, parts)))
+    assert deterministic_id(*parts) == str(expected)
+
+
 def test_deterministic_ids_are_stable_and_distinct():
     assert deterministic_id("core", 1) == deterministic_id("core", 1)
     assert deterministic_id("core", 1) != deterministic_id("core", 2)
