@@ -30,6 +30,7 @@ from esl_bridge.protocol import (
     encode_command,
     encode_event_json,
     encode_event_plain,
+    encode_event_xml,
     encode_frame,
     parse_event,
     parse_reply,
@@ -829,6 +830,22 @@ def test_conformance_json(json_run: tuple[list[Frame], bytes]) -> None:
         event = parse_event(frame)
         assert encode_event_json(event, event.body) == encode_frame(frame.headers, frame.body)
     assert jobs == 1
+
+
+def test_conformance_xml(sim: Simulator, client: Client) -> None:
+    assert client.cmd("event xml ALL") == "+OK event listener enabled xml"
+    uid = sim.place_call(caller(name="Lê Văn C <vip>", patience=0.2))
+    client.wait_event(named("CHANNEL_DESTROY", uid))
+    job = _bg(client, "status")
+    client.wait_event(lambda e: e.get("Job-UUID") == job)
+    frames = [f for f in client.frames if f.content_type == EVENT_XML]
+    assert len(frames) >= 7
+    for frame in frames:
+        event = parse_event(frame)
+        assert encode_event_xml(event, event.body) == encode_frame(frame.headers, frame.body)
+    park = next(parse_event(f) for f in frames if parse_event(f).name == "CHANNEL_PARK")
+    assert park["Caller-Caller-ID-Name"] == "Lê Văn C <vip>"
+    assert b"L%C3%AA%20V%C4%83n%20C%20%3Cvip%3E" in b"".join(f.body or b"" for f in frames)
 
 
 CHECKED = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_PARK", "CHANNEL_BRIDGE",

@@ -73,6 +73,9 @@ def events_of(path: Path) -> list[Event]:
 
 def test_captures_present() -> None:
     assert len(CAPTURES) == 6
+    assert {p.stem for p in PLAIN_CAPTURES} == {
+        "plain_inbound_park_bridge", "plain_callcenter_info_only_1901", "outbound_socket_1902",
+        "misc_api_bgapi"}
 
 
 # --------------------------------------------------------------------------- framing
@@ -188,12 +191,13 @@ def test_malformed_event_bodies() -> None:
 
 # --------------------------------------------------------------------------- events
 
-PLAIN_CAPTURES = [p for p in CAPTURES if p.stem.startswith(("plain_", "outbound_"))]
+PLAIN_CAPTURES = [p for p in CAPTURES
+                  if any(f.content_type == EVENT_PLAIN for f in frames_of(p))]
 
 
 @pytest.mark.parametrize("path", PLAIN_CAPTURES, ids=[p.stem for p in PLAIN_CAPTURES])
 def test_plain_events_carry_the_core_headers(path: Path) -> None:
-    events = events_of(path)
+    events = [parse_event(f) for f in frames_of(path) if f.content_type == EVENT_PLAIN]
     assert events
     sequences = []
     for event in events:
