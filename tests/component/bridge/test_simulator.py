@@ -287,7 +287,8 @@ def test_heartbeat_every_interval() -> None:
         assert len(beats) >= 2
         assert beats[0]["Core-UUID"] == sim.node.core_uuid
         gap = int(beats[1]["Event-Date-Timestamp"]) - int(beats[0]["Event-Date-Timestamp"])
-        assert 0.8e6 < gap < 1.5e6  # simulated microseconds, not wall time
+        # Simulated microseconds, not wall time; a busy machine only makes it later.
+        assert 1e6 <= gap < 4e6
         c.close()
 
 
@@ -327,7 +328,7 @@ def test_queue_call_events_in_order_with_dialplan_variables(sim: Simulator,
     assert hangup["Hangup-Cause"] == "NORMAL_CLEARING"
     assert complete["variable_sip_hangup_disposition"] == "recv_bye"
     waited = int(complete["Event-Date-Timestamp"]) - int(park["Event-Date-Timestamp"])
-    assert 2.5e6 < waited < 4.5e6  # patience of 3 simulated seconds
+    assert 3e6 <= waited < 8e6  # patience of 3 simulated seconds (late, never early)
     sequences = [int(e["Event-Sequence"]) for e in events]
     assert sequences == sorted(sequences)
     assert len({e["Core-UUID"] for e in events}) == 1
@@ -389,7 +390,7 @@ def test_originate_answer_park_bridge_hangup(sim: Simulator, client: Client) -> 
     client.cmd("event plain ALL")
     sim.add_agent(AgentSpec(ext="1000", answer_delay=1.0))
     client.wait_event(named("CUSTOM sofia::register"))
-    call = sim.place_call(caller(talk=2.0))
+    call = sim.place_call(caller())
     client.wait_event(named("CHANNEL_PARK", call))
     offer = "e3f2d8d7-006f-427a-bd99-adf05297e4c9"
     job = _originate(client, "1000", offer, call)
@@ -417,6 +418,7 @@ def test_originate_answer_park_bridge_hangup(sim: Simulator, client: Client) -> 
     calls = orjson.loads(client.cmd("api show calls as json"))
     assert calls["row_count"] == 1 and calls["rows"][0]["b_uuid"] == offer
 
+    assert client.cmd(f"api uuid_kill {call} NORMAL_CLEARING") == "+OK\n"  # as in the capture
     client.wait_event(named("CHANNEL_DESTROY", call), timeout=10)
     tail = [(e.name, e.get("Unique-ID")) for e in client.events()
             if e.get("Unique-ID") in (call, offer)
@@ -430,7 +432,7 @@ def test_originate_answer_park_bridge_hangup(sim: Simulator, client: Client) -> 
                 and e["Unique-ID"] == call][0]
     assert complete.pairs[13] == ("Hangup-Cause", "NORMAL_CLEARING")
     assert complete["variable_billsec"].isdigit()
-    assert 1_500_000 <= int(complete["variable_uduration"])
+    assert int(complete["variable_uduration"]) > int(complete["variable_waitusec"]) > 0
     assert int(complete["variable_waitusec"]) > 0
     assert complete["variable_bridge_uuid"] == offer
     assert client.cmd("api show channels as json") == '{"row_count": 0}\n'
@@ -574,15 +576,16 @@ def test_filter_limits_events(sim: Simulator, client: Client) -> None:
 def test_scenario_file_and_load_mode(tmp_path: Path) -> None:
     scenario = {
         "dids": {"19001234": {"tongdai_tenant": "acme", "tongdai_did": "19001234"}},
-        "agents": [{"ext": "1000"}, {"ext": "1001", "register_at": 1.0}],
-        "callers": [{"at": 10, "number": "0903000001", "did": "19001234", "queue": "support",
+        "agents": [{"ext": "1000"}, {"ext": "1001", "register_at": 3.0}],
+        "callers": [{"at": 3, "number": "0903000001", "did": "19001234", "queue": "support",
                      "vip": True, "skills": ["billing:5", "vi:3"], "patience": 1}],
-        "load": {"cps": 5, "start": 10, "agents": 3, "first_ext": 2000, "max_calls": 4,
+        "load": {"cps": 10, "start": 3, "agents": 3, "first_ext": 2000, "max_calls": 4,
                  "dids": ["19001234"], "handle_time": 1, "patience": {"dist": "exp", "mean": 2}},
     }
     path = tmp_path / "scenario.json"
     path.write_text(json.dumps(scenario))
-    with Simulator(speed=SPEED, seed=3, heartbeat=None, scenario=path) as sim:
+    # Slower clock: the client must subscribe before t=3 (0.6 s of wall time).
+    with Simulator(speed=5, seed=3, heartbeat=None, scenario=path) as sim:
         c = Client(sim.address)
         c.auth()
         c.cmd("event plain CHANNEL_PARK CHANNEL_DESTROY CUSTOM sofia::register")
@@ -602,7 +605,7 @@ def test_scenario_file_and_load_mode(tmp_path: Path) -> None:
         regs = orjson.loads(c.cmd("api show registrations as json"))
         assert {r["reg_user"] for r in regs["rows"]} == {"1000", "1001", "2000", "2001", "2002"}
         assert "1001" in {e["from-user"] for e in c.events()
-                          if e.name == "CUSTOM sofia::register"}  # registered at t=1
+                          if e.name == "CUSTOM sofia::register"}  # registered at t=3
         assert sum(1 for e in c.events() if e.name == "CHANNEL_PARK") == 5
         c.close()
 
@@ -615,7 +618,7 @@ def test_example_yaml_scenario_runs() -> None:
     assert first.ivr is not None and first.ivr.variables["tongdai_queue"] == "sales"
     assert scenario.callers[2].variables == {"tongdai_tenant": "beta", "tongdai_did": "18005678",
                                              "tongdai_queue": "hotline", "tongdai_vip": "true"}
-    with Simulator(speed=SPEED, seed=raw["seed"], heartbeat=None, scenario=scenario) as sim:
+    with Simulator(speed=10, seed=raw["seed"], heartbeat=None, scenario=scenario) as sim:
         c = Client(sim.address)
         c.auth()
         c.cmd("event plain CHANNEL_PARK")
