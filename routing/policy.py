@@ -404,6 +404,9 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
         chosen = [t for t in eligible if t[0][0] == top_level]
     else:
         chosen = eligible[:1]
+    # Sorted: the ready pool is a set, whose order differs between processes (hash seeds),
+    # and a replay elsewhere must produce equal decisions, candidate lists included.
+    rejected.sort()
     cands = tuple(t[2] for t in eligible[:MAX_CANDIDATES]) + tuple(
         d.Candidate(aid, (), why, False) for aid, why in rejected[:max(0, MAX_CANDIDATES - len(eligible))])
     eff = effective_priority(q, c, p.now)
