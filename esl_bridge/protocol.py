@@ -95,7 +95,6 @@ class ProtocolError(ValueError):
 # switch_utils.h SWITCH_URL_UNSAFE, plus everything below ' ' and above '~' (non-ASCII bytes
 # are encoded byte by byte). Proven against the captures by tests/unit/bridge.
 _URL_UNSAFE = frozenset(b"\r\n \"#%&+:;<=>?@[\\]^`{|}")
-_UPPER_HEX = frozenset(b"0123456789ABCDEF")
 _ENCODE_TABLE = [
     chr(b) if (0x20 <= b <= 0x7E and b not in _URL_UNSAFE) else f"%{b:02X}" for b in range(256)
 ]
