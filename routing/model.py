@@ -88,6 +88,9 @@ class ActionKind:
     HANGUP = "hangup"
 
 
+_ACTION_KINDS = frozenset(v for k, v in vars(ActionKind).items() if k.isupper())
+
+
 @dataclass(frozen=True, slots=True)
 class Action:
     """An after-hours / overflow / no-agent action. ``target`` is the mailbox, announcement
@@ -95,6 +98,12 @@ class Action:
 
     kind: str
     target: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in _ACTION_KINDS:
+            raise ValueError(f"Action.kind must be one of {sorted(_ACTION_KINDS)}, got {self.kind!r}")
+        if self.kind in (ActionKind.QUEUE, ActionKind.FORWARD) and not self.target:
+            raise ValueError(f"Action.target is required for kind {self.kind!r}")
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.target}" if self.target else self.kind
@@ -108,6 +117,10 @@ class Penalty:
 
     delay_s: int
     max_count: int
+
+    def __post_init__(self) -> None:
+        if self.delay_s < 0 or self.max_count < 0:
+            raise ValueError(f"Penalty.delay_s and max_count must be ≥ 0, got {self.delay_s}, {self.max_count}")
 
 
 # Close to mod_callcenter's sample agent (max-no-answer 3, reject-delay-time 10,
@@ -127,6 +140,10 @@ class SkillReq:
     skill: str
     min_level: int = 1
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.min_level <= 10:
+            raise ValueError(f"SkillReq.min_level must be 1–10, got {self.min_level} for {self.skill!r}")
+
 
 @dataclass(frozen=True, slots=True)
 class RelaxStep:
@@ -144,6 +161,10 @@ class Membership:
 
     level: int = 1
     position: int = 1
+
+    def __post_init__(self) -> None:
+        if self.level < 1:
+            raise ValueError(f"Membership.level must be ≥ 1, got {self.level}")
 
 
 # --------------------------------------------------------------------------------- time ---
@@ -200,6 +221,15 @@ class Schedule:
     id: str = ""
     hours: Mapping[int, tuple[tuple[int, int], ...]] = field(default_factory=dict)
     holidays: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        for day, spans in self.hours.items():
+            if not 0 <= day <= 6:
+                raise ValueError(f"Schedule {self.id!r}: weekday must be 0 (Monday)–6, got {day}")
+            for start, end in spans:
+                if not 0 <= start < end <= 1440:
+                    raise ValueError(f"Schedule {self.id!r}: interval ({start}, {end}) on day {day} "
+                                     "must satisfy 0 ≤ start < end ≤ 1440 minutes")
 
     @staticmethod
     def always(id: str = "24x7") -> "Schedule":
@@ -319,6 +349,21 @@ class Queue:
     no_agent_action: Action | None = None  # when no member is logged in
     forward_to_mobile: bool = False  # when no member's extension is online
 
+    def __post_init__(self) -> None:
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"Queue {self.id!r}: strategy must be one of {sorted(STRATEGIES)}, "
+                             f"got {self.strategy!r}")
+        for name in ("offer_timeout_s", "ring_progressive_step_s"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"Queue {self.id!r}: {name} must be ≥ 1 s")
+        for name in ("wrapup_s", "vip_boost", "sticky_wait_s", "tier_wait_s", "geo_widen_after_s",
+                     "any_agent_after_s", "max_wait_s", "max_queue_len", "load_window_s"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise ValueError(f"Queue {self.id!r}: {name} must be ≥ 0, got {v}")
+        if self.aging_s is not None and self.aging_s < 1:
+            raise ValueError(f"Queue {self.id!r}: aging_s must be ≥ 1 s or None")
+
 
 @dataclass(frozen=True, slots=True)
 class Agent:
@@ -339,6 +384,15 @@ class Agent:
     penalties: Mapping[str, Penalty] = field(default_factory=lambda: DEFAULT_PENALTIES)
     wrapup_s: int | None = None  # overrides the queue's
     offer_timeout_s: int | None = None  # overrides the queue's
+
+    def __post_init__(self) -> None:
+        for skill, level in self.skills.items():
+            if not 1 <= level <= 10:
+                raise ValueError(f"Agent {self.id!r}: proficiency of {skill!r} must be 1–10, got {level}")
+        if self.max_concurrent < 1:
+            raise ValueError(f"Agent {self.id!r}: max_concurrent must be ≥ 1, got {self.max_concurrent}")
+        if self.offer_timeout_s is not None and self.offer_timeout_s < 1:
+            raise ValueError(f"Agent {self.id!r}: offer_timeout_s must be ≥ 1 s")
 
 
 @dataclass(frozen=True, slots=True)

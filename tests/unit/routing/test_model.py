@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
-from routing import US, Did, DidKind, LocalTime, Schedule, local_time, tet_holidays
+from routing import (
+    US,
+    Action,
+    ActionKind,
+    Agent,
+    Did,
+    DidKind,
+    LocalTime,
+    Membership,
+    Penalty,
+    Queue,
+    Schedule,
+    SkillReq,
+    local_time,
+    tet_holidays,
+)
 
 pytestmark = pytest.mark.routing
 
@@ -79,3 +95,27 @@ def test_tet_holidays_window() -> None:
 )
 def test_did_direction(kind: str, inbound_only: bool) -> None:
     assert Did("18001234", "t", kind=kind).inbound_only is inbound_only
+
+
+@pytest.mark.parametrize(
+    ("build", "fragment"),
+    [
+        (lambda: Agent("a1", "t", skills={"billing": 11}), "proficiency of 'billing' must be 1–10"),
+        (lambda: Agent("a1", "t", skills={"billing": 0}), "must be 1–10"),
+        (lambda: Agent("a1", "t", max_concurrent=0), "max_concurrent"),
+        (lambda: SkillReq("billing", 0), "min_level must be 1–10"),
+        (lambda: Queue("q", "t", strategy="fastest"), "strategy must be one of"),
+        (lambda: Queue("q", "t", offer_timeout_s=0), "offer_timeout_s"),
+        (lambda: Queue("q", "t", max_wait_s=-1), "max_wait_s must be ≥ 0"),
+        (lambda: Queue("q", "t", aging_s=0), "aging_s"),
+        (lambda: Action("teleport"), "Action.kind"),
+        (lambda: Action(ActionKind.QUEUE), "target is required"),
+        (lambda: Penalty(-1, 0), "Penalty"),
+        (lambda: Membership(level=0), "level"),
+        (lambda: Schedule(hours={7: ((0, 60),)}), "weekday"),
+        (lambda: Schedule(hours={0: ((600, 500),)}), "start < end"),
+    ],
+)
+def test_bad_configuration_is_refused_with_the_field_and_rule(build: Any, fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        build()
