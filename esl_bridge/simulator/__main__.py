@@ -31,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="originate result for a known but unregistered user")
     p.add_argument("--originate-timeout", type=float, default=60.0,
                    help="default ring time before NO_ANSWER, s (60)")
+    p.add_argument("--answer-to-park", type=float, default=0.02,
+                   help="originated leg: s from CHANNEL_ANSWER to job result + park (0.02)")
+    p.add_argument("--lost-bridge-rate", type=float, default=0.0,
+                   help="chance a uuid_bridge racing an unfinished originate is lost (0; "
+                        "real FreeSWITCH ≈ 0.005)")
     p.add_argument("--external-answer-delay", type=float, default=4.0,
                    help="ring time of numbers behind sofia/gateway/..., s (4)")
     load = p.add_argument_group("load mode (enabled by --cps)")
@@ -72,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     options: dict[str, object] = {"fidelity": args.fidelity,
                                   "unregistered_cause": args.unregistered_cause,
                                   "originate_timeout": args.originate_timeout,
-                                  "external_answer_delay": args.external_answer_delay}
+                                  "external_answer_delay": args.external_answer_delay,
+                                  "answer_to_park": args.answer_to_park,
+                                  "lost_bridge_rate": args.lost_bridge_rate}
     if args.domain:
         options["domain"] = args.domain
     sim = Simulator(host=args.host, port=args.port, password=args.password,

@@ -66,20 +66,43 @@ def test_exact_timeline_of_a_queue_call() -> None:
     node.advance(1.49)
     assert results == []
     node.advance(0.01)
-    assert results == ["+OK offer-1\n"]
     assert tap.at("CHANNEL_ANSWER", "offer-1") == t1 + 1_500_000
+    assert results == []  # the originate completes answer_to_park (20 ms) after the answer
+    node.advance(0.02)
+    assert results == ["+OK offer-1\n"]
+    assert tap.at("CHANNEL_PARK", "offer-1") == t1 + 1_520_000
     assert node.uuid_bridge(call, "offer-1") == "+OK offer-1\n"
     node.advance(30)
     assert call not in node.channels and "offer-1" not in node.channels
-    # Caller: created t0, answered t0+0.1, bridged t0+6.5, hung up t0+36.5 (talk 30 s).
+    # Caller: created t0, answered t0+0.1, bridged t0+6.52, hung up t0+36.52 (talk 30 s).
     complete = tap.first("CHANNEL_HANGUP_COMPLETE", call)
-    assert complete["variable_billusec"] == "36400000"
+    assert complete["variable_billusec"] == "36420000"
     assert complete["variable_billsec"] == "36"  # whole epoch seconds, as FreeSWITCH counts
-    assert complete["variable_waitusec"] == "6500000"
-    assert complete["variable_uduration"] == "36500000"
+    assert complete["variable_waitusec"] == "6520000"
+    assert complete["variable_uduration"] == "36520000"
     assert complete["variable_duration"] == "36"
     agent_complete = tap.first("CHANNEL_HANGUP_COMPLETE", "offer-1")
-    assert int(agent_complete["variable_billusec"]) == 30_000_000
+    assert int(agent_complete["variable_billusec"]) == 30_020_000  # answered 20 ms before the bridge
+
+
+@pytest.mark.parametrize(("lost_rate", "bridged"), [(0.0, True), (1.0, False)])
+def test_bridge_on_answer_races_the_originate(lost_rate: float, bridged: bool) -> None:
+    node, tap = make_node(lost_bridge_rate=lost_rate)
+    node.add_agent(AgentSpec(ext="1000", answer_delay=1.0))
+    call = node.place_call(CallerSpec(number="1", did="2"))
+    node.advance(0.5)
+    results = originate(node, "1000", "o")
+    node.advance(1.0)  # CHANNEL_ANSWER of the agent leg, originate not finished yet
+    assert tap.of("o")[-1] == "CHANNEL_ANSWER" and results == []
+    assert node.uuid_bridge(call, "o") == "+OK o\n"  # +OK either way
+    assert results == ["-ERR ORIGINATOR_CANCEL\n"]
+    node.advance(1)
+    assert ("CHANNEL_BRIDGE" in tap.of(call)) is bridged
+    assert "CHANNEL_PARK" not in tap.of("o")
+    if not bridged:  # both legs stranded until someone acts: confirm bridges by CHANNEL_BRIDGE
+        assert call in node.channels and "o" in node.channels
+        assert node.uuid_bridge(call, "o") == "+OK o\n"  # a retry after the race works
+        assert "CHANNEL_BRIDGE" in tap.of(call)
 
 
 def test_caller_abandons_while_agent_rings_then_offer_is_killed() -> None:
@@ -107,7 +130,9 @@ def test_caller_hangs_up_just_after_the_agent_answers() -> None:
     call = node.place_call(CallerSpec(number="1", did="2", patience=3))
     node.advance(1)
     results = originate(node, "1000", "offer-1")
-    node.advance(2.05)  # agent answers at t=3.0, the caller's patience ends at t=3.02
+    node.advance(2.01)  # agent answers at t=3.0, the caller's patience ends at t=3.02
+    assert call in node.channels and results == []
+    node.advance(0.02)  # t=3.02: the originate completes and the caller hangs up
     assert results == ["+OK offer-1\n"]
     assert call not in node.channels
     assert node.uuid_bridge(call, "offer-1") == "-ERR No such channel!\n"
@@ -245,7 +270,7 @@ OPS = st.lists(st.one_of(
 @given(OPS, st.sampled_from(["core", "full"]))
 def test_random_command_sequences_keep_the_node_consistent(
         ops: list[tuple], fidelity: str) -> None:
-    node, tap = make_node(fidelity=fidelity)
+    node, tap = make_node(fidelity=fidelity, lost_bridge_rate=0.5)
     behaviours = ["answer", "no_answer", "busy", "reject"]
     for i, behaviour in enumerate(behaviours):
         node.add_agent(AgentSpec(ext=str(1000 + i), answer=behaviour, answer_delay=1.0))
