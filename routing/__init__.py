@@ -65,7 +65,7 @@ from routing.model import (
     tet_holidays,
 )
 from routing.numbers import Region, region_of, to_e164
-from routing.policy import decide, effective_priority, run, step
+from routing.policy import decide, effective_priority, explain, run, step
 from routing.state import (
     AgentState,
     CallState,
@@ -94,7 +94,7 @@ __all__ = [
     "OfferAnswered", "OfferRejected", "CallAbandoned", "CallConnected", "CallEnded",
     "WrapUpEnded", "Tick", "DecisionMade",
     # policy and decisions
-    "decide", "step", "run", "effective_priority", "Decision", "Candidate", "OfferCall",
+    "decide", "step", "run", "explain", "effective_priority", "Decision", "Candidate", "OfferCall",
     "CancelOffer", "ConnectCall", "RunAfterHoursAction", "OverflowCall", "ForwardToMobile",
     "make_id",
 ]

@@ -39,7 +39,7 @@ from routing.state import (
     sticky_agent,
 )
 
-__all__ = ["decide", "step", "effective_priority", "MAX_CANDIDATES"]
+__all__ = ["decide", "step", "run", "explain", "effective_priority", "MAX_CANDIDATES"]
 
 MAX_CANDIDATES = 50
 """Candidates listed per decision (best first); keeps decision records small."""
@@ -290,21 +290,32 @@ def _strategy_why(q: Queue, s: State, cfg: Agent, p: _Pass) -> str:
     return "random draw"
 
 
-def _match(p: _Pass, s: State, c: CallState) -> None:
-    """Choose and offer agent(s) for one call among its queue's ready agents."""
+def _match(p: _Pass, s: State, c: CallState,
+           box: list[tuple[str, tuple[d.Candidate, ...]]] | None = None) -> None:
+    """Choose and offer agent(s) for one call among its queue's ready agents.
+
+    With ``box`` (see :func:`explain`), record what would happen and why instead of offering.
+    """
     q = s.queues[c.call.queue]
     call = c.call
     wait = _wait_s(p, c)
     geo_only = (c.region is not None and q.geo_widen_after_s is not None
                 and wait < q.geo_widen_after_s)
     if geo_only and not s.ready_region.get((q.id, c.region)):
-        return  # held to its region and nobody of that region is free: the common wait
+        # Held to its region and nobody of that region is free: the common wait.
+        if box is not None:
+            box.append((f"held to {c.region} agents until {q.geo_widen_after_s} s "
+                        f"(waited {wait} s); none of them is free", ()))
+        return
     adding = c.status == CallStatus.RINGING and _still_ringing(p, c)  # ring-progressively
     if not adding:
         tenant = s.tenants.get(call.tenant)
         if tenant is not None and tenant.max_concurrent_calls:
             active = s.tenant_active.get(call.tenant, 0) + p.new_active.get(call.tenant, 0)
             if active >= tenant.max_concurrent_calls:
+                if box is not None:
+                    box.append((f"tenant {call.tenant} is at its plan limit of "
+                                f"{tenant.max_concurrent_calls} simultaneous calls", ()))
                 return  # plan limit reached: the call waits, nothing to decide
     any_agent = q.any_agent_after_s is not None and wait >= q.any_agent_after_s
     relaxed_to: int | None = None
@@ -328,7 +339,7 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
            None if any_agent else tuple((r.skill, r.min_level if relaxed_to is None
                                          else min(r.min_level, relaxed_to)) for r in reqs),
            None if any_agent else call.language)
-    if sig in p.dead:
+    if sig in p.dead and box is None:
         return
     rr_last: tuple[int, str] | None = None
     if q.strategy == Strategy.ROUND_ROBIN:
@@ -397,6 +408,11 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
     rejected.extend((aid, f"tier {int(k[0])} not reached after {wait} s") for k, aid, _ in later_tiers)
     if not eligible:
         p.dead.add(sig)
+        if box is not None:
+            rejected.sort()
+            box.append((f"none of {len(s.ready.get(q.id, ()))} ready agent(s) of {q.id} may "
+                        f"take it now (waited {wait} s)",
+                        tuple(d.Candidate(aid, (), why, False) for aid, why in rejected)))
         return
     eligible.sort(key=lambda t: (t[0], t[1]))
     if q.strategy == Strategy.RING_ALL:
@@ -424,6 +440,9 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
             f"{q.strategy}: {'add' if adding else 'offer to'} {chosen[0][1]} ({chosen[0][2].why})")
     reason = (f"{head} among {len(eligible)} eligible of {len(s.ready.get(q.id, ()))} ready; "
               + "; ".join(notes))
+    if box is not None:
+        box.append((reason, cands))
+        return
     chosen_ids = tuple(t[1] for t in chosen)
     for i, (_, aid, _) in enumerate(chosen):
         cfg = s.agent_cfg[aid]
@@ -437,6 +456,32 @@ def _match(p: _Pass, s: State, c: CallState) -> None:
         ))
     if not adding:
         p.new_active[call.tenant] = p.new_active.get(call.tenant, 0) + 1
+
+
+def explain(state: State, call_id: str, now_us: int) -> tuple[str, tuple[d.Candidate, ...]]:
+    """Why is this call where it is? For a waiting call: what ``decide`` would do with it now,
+    or which rule keeps each ready agent from taking it (the supervisor's question)."""
+    c = state.calls.get(call_id)
+    if c is None:
+        return f"call {call_id} is not in any queue (never enqueued, served or gone)", ()
+    q = state.queues.get(c.call.queue)
+    if q is None:
+        return f"queue {c.call.queue} is not configured", ()
+    if c.status != CallStatus.WAITING:
+        return f"call {call_id} is {c.status} ({len(c.offers)} offer(s) out)", ()
+    lt = local_time(now_us)
+    if q.schedule is not None and not q.schedule.is_open(lt):
+        return f"queue {q.id} is closed now; its after-hours action is {q.after_hours}", ()
+    if state.online.get(q.id, 0) == 0:
+        return (f"no agent of queue {q.id} is online ({state.logged.get(q.id, 0)} logged in "
+                "with the phone unregistered)"), ()
+    if not state.ready.get(q.id):
+        return f"every online agent of queue {q.id} is busy, in wrap-up, paused or held out", ()
+    p = _Pass(now=now_us, lt=lt, out=[], taken=set(), cancelled=set(), connected=set(),
+              done=set(), new_active={}, dead=set())
+    box: list[tuple[str, tuple[d.Candidate, ...]]] = []
+    _match(p, state, c, box)
+    return box[0] if box else ("no decision", ())
 
 
 def decide(state: State, now_us: int) -> list[d.Decision]:

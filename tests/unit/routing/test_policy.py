@@ -491,3 +491,45 @@ def test_unknown_queue_is_hung_up_not_stranded() -> None:
     w = world()
     (x,) = w.call("c1", queue="nope")
     assert isinstance(x, OverflowCall) and x.cause == "unknown_queue"
+
+
+@pytest.mark.parametrize(
+    ("setup", "fragment"),
+    [
+        ("skill", "skill billing 2 < 5"),
+        ("region", "held to south agents until 60 s"),
+        ("busy", "every online agent of queue q is busy"),
+        ("offline", "no agent of queue q is online"),
+        ("limit", "plan limit of 1"),
+        ("fine", "offer to a1"),
+    ],
+)
+def test_explain_why_a_call_waits(setup: str, fragment: str) -> None:
+    from routing import Call, CallEnqueued, explain, apply
+
+    w = world(agent("a1", skills={"billing": 2}, region="north"), geo_widen_after_s=60,
+              tenant=Tenant("t", max_concurrent_calls=1))
+    kw: dict = {}
+    if setup == "skill":
+        kw["skills"] = (SkillReq("billing", 5),)
+    elif setup == "region":
+        kw["region"] = "south"
+    elif setup == "busy":
+        w.ev(AgentUnregistered(at_us=w.now, agent_id="a1"))
+        w.ev(AgentRegistered(at_us=w.now, agent_id="a1"))
+        from routing import AgentPaused
+        w.ev(AgentPaused(at_us=w.now, agent_id="a1"))
+    elif setup == "offline":
+        w.ev(AgentUnregistered(at_us=w.now, agent_id="a1"))
+    elif setup == "limit":
+        w.state = apply(w.state, CallEnqueued(at_us=w.now, call=Call(id="c0", tenant="t", queue="q")))
+        w.ev(Tick(at_us=w.now))  # c0 rings a1: the tenant's single slot is in use
+        w.ev(ConfigChanged(at_us=w.now, entity=agent("a2")))
+        from routing import AgentLoggedIn
+        w.ev(AgentLoggedIn(at_us=w.now, agent_id="a2"))
+        w.ev(AgentRegistered(at_us=w.now, agent_id="a2"))
+    # Fold the call without deciding, as a supervisor would ask about a waiting call.
+    w.state = apply(w.state, CallEnqueued(at_us=w.now, call=Call(id="c1", tenant="t", queue="q", **kw)))
+    reason, cands = explain(w.state, "c1", w.now)
+    assert fragment in reason + " ".join(c.why for c in cands)
+    assert decide(w.state, w.now) == decide(w.state, w.now)  # explaining changed nothing
