@@ -29,6 +29,12 @@ def _bridge(argv: list[str]) -> int:
     return cli.main(argv)
 
 
+def _worker(argv: list[str]) -> int:
+    from streams import cli
+
+    return cli.main(argv)
+
+
 def _bench(argv: list[str]) -> int:
     from deploy import bench
 
@@ -40,7 +46,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "bench": ("run a benchmark: tongdai bench NAME [--quick]; --list names them", _bench),
     "bridge": ("run the FreeSWITCH ESL bridge (events to Kafka, decisions to ESL); "
                "replay FILE normalizes a capture", _bridge),
-    "worker": ("run a Faust routing worker", _not_yet("worker", 5)),
+    "worker": ("run a Faust routing worker", _worker),
     "sink": ("run the ClickHouse sink", _not_yet("sink", 6)),
     "db": ("ClickHouse schema: tongdai db migrate", _not_yet("db", 6)),
     "api": ("serve the API with gunicorn", _not_yet("api", 7)),

@@ -232,6 +232,14 @@ class Actuator:
         if not link.connected.wait(timeout=5):
             self._outcome(envelope, False, "-ERR node not connected")
             return
+        if envelope.type == "request_snapshot":
+            try:
+                link.snapshot("requested")
+            except Exception as exc:  # the node dropped while answering
+                self._outcome(envelope, False, f"-ERR {type(exc).__name__}: {exc}")
+                return
+            self._outcome(envelope, True, "+OK snapshot published")
+            return
         try:
             line = esl_command(envelope)
             reply = link.connection.send(f"bgapi {line}").reply

@@ -103,7 +103,8 @@ class NodeSnapshotV1(_Strict):
     """What really exists on a node after the bridge (re)connected: consumers reconcile."""
 
     node = fields.String(required=True)
-    reason = fields.String(required=True, validate=validate.OneOf(["connected", "reconnected"]))
+    reason = fields.String(required=True,
+                           validate=validate.OneOf(["connected", "reconnected", "requested"]))
     channels = fields.List(fields.Dict(keys=fields.String()), required=True)
     registrations = fields.List(fields.Dict(keys=fields.String()), required=True)
 
@@ -205,6 +206,10 @@ class AgentCommandV1(_Strict):
     reason = fields.String(load_default="")
 
 
+class TickV1(_Strict):
+    """Time passed (a worker's timer, per tenant): drives timeouts deterministically."""
+
+
 class ClickToCallRequestedV1(_Strict):
     agent_id = fields.String(required=True)
     number = fields.String(required=True)
@@ -225,6 +230,12 @@ class OfferCallV1(_Command):
     caller_id_number = fields.String(required=True)
     caller_id_name = fields.String(load_default="")
     timeout_s = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class RequestSnapshotV1(_Command):
+    """Ask the bridge of `node` to publish what really exists (a worker restarted)."""
+
+    reason = fields.String(load_default="")
 
 
 class ConnectCallV1(_Command):
@@ -297,13 +308,16 @@ PAYLOADS: dict[tuple[str, int], tuple[str, type[Schema]]] = {
     ("agent_logout_requested", 1): (topics.CC_COMMANDS, AgentCommandV1),
     ("agent_pause_requested", 1): (topics.CC_COMMANDS, AgentCommandV1),
     ("agent_resume_requested", 1): (topics.CC_COMMANDS, AgentCommandV1),
+    ("agent_ready_requested", 1): (topics.CC_COMMANDS, AgentCommandV1),
     ("click_to_call_requested", 1): (topics.CC_COMMANDS, ClickToCallRequestedV1),
+    ("tick", 1): (topics.CC_COMMANDS, TickV1),
     ("offer_call", 1): (topics.ROUTING_DECISIONS, OfferCallV1),
     ("connect_call", 1): (topics.ROUTING_DECISIONS, ConnectCallV1),
     ("hangup_leg", 1): (topics.ROUTING_DECISIONS, HangupLegV1),
     ("transfer_leg", 1): (topics.ROUTING_DECISIONS, TransferLegV1),
     ("play_announcement", 1): (topics.ROUTING_DECISIONS, PlayAnnouncementV1),
     ("set_variable", 1): (topics.ROUTING_DECISIONS, SetVariableV1),
+    ("request_snapshot", 1): (topics.ROUTING_DECISIONS, RequestSnapshotV1),
     ("config_changed", 1): (topics.CONFIG, ConfigChangedV1),
     ("dead_lettered", 1): (topics.DEAD_LETTERS, DeadLetteredV1),
 }

@@ -1,0 +1,184 @@
+"""The Faust app: one partition owns a tenant; the agent is a thin shell around
+`streams.router.handle`.
+
+- `route` consumes FreeSWITCH facts and API commands (both keyed by tenant, 8 partitions,
+  so a tenant's records meet in one partition of each and one worker owns them): decode,
+  upcast, hand to the tenant's router, store the router in the `tenants` table (its
+  changelog makes a restarted worker resume where it was), send what it returned.
+- `forward_config` re-keys the compacted config topic (keyed by entity) by tenant into the
+  commands topic, so configuration reaches the owning partition in order with the rest.
+- `tick` sends a tick per owned tenant every `tick_interval_s`: time enters as records in
+  the log, and a replay makes the same decisions (DESIGN.md "Time").
+
+Processing guarantee: at-least-once (Faust's default) with idempotent handling: the router
+drops FreeSWITCH facts at or below the last seq of their node and other records by
+event_id; outputs carry deterministic ids and the actuator executes a command id once.
+Exactly-once would need transactions across three output topics and the changelog and
+costs throughput on a 2-core box, while duplicates are already harmless.
+Malformed records go to the dead-letter topic with the reason; the worker never crashes
+on input.
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+import time
+from typing import Any
+
+import faust
+
+from routing.contract import DecodeError, Envelope, UpcastError, decode, deterministic_id, encode, topics, upcast
+
+from .router import TenantRouter, handle
+from .settings import WorkerSettings
+
+log = logging.getLogger("tongdai.worker")
+SYSTEM_TENANT = "_system"
+
+
+def create_app(settings: WorkerSettings) -> faust.App:
+    app = faust.App(
+        settings.app_id, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",
+        datadir=settings.worker_data_dir, topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1, table_standby_replicas=0, web_enabled=False,
+        producer_acks=-1, consumer_auto_offset_reset="earliest",
+        broker_session_timeout=10, broker_heartbeat_interval=1,
+        stream_wait_empty=False, table_cleanup_interval=3600.0)
+
+    def raw(name: str, partitions: int | None = None) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                         value_serializer="raw", partitions=partitions)
+
+    source = app.topic(topics.FS_EVENTS, topics.CC_COMMANDS, key_type=bytes, value_type=bytes,
+                       key_serializer="raw", value_serializer="raw")
+    config_topic = raw(topics.CONFIG, 1)
+    outputs = {name: raw(name) for name in (topics.CC_EVENTS, topics.ROUTING_DECISIONS,
+                                            topics.CC_COMMANDS, topics.DEAD_LETTERS)}
+    table = app.Table("tenants", default=None, partitions=settings.topic_partitions,
+                      key_type=str, value_type=bytes, key_serializer="raw",
+                      value_serializer="raw")
+    cache: dict[str, TenantRouter] = {}  # decoded table values of the tenants we own
+    stats = {"records": 0, "dead": 0, "sent": 0}
+
+    def router_of(tenant: str) -> TenantRouter:
+        router = cache.get(tenant)
+        if router is None:
+            stored = table.get(tenant)
+            router = pickle.loads(stored) if stored else TenantRouter(tenant)
+            cache[tenant] = router
+        return router
+
+    async def dead_letter(raw_value: bytes, reason: str, topic: str) -> None:
+        stats["dead"] += 1
+        log.warning("dead-lettering a record of %s: %s", topic, reason)
+        env = Envelope(event_id=deterministic_id("dead", topic, raw_value[:4096]),
+                       type="dead_lettered", version=1, occurred_at=time.time_ns() // 1000,
+                       tenant=SYSTEM_TENANT, source=settings.app_id, seq=None, call_id=None,
+                       payload={"topic": topic, "reason": reason,
+                                "raw": raw_value.decode("latin-1")})
+        await outputs[topics.DEAD_LETTERS].send(key=topic.encode(), value=encode(env))
+
+    @app.agent(source, name="route")
+    async def route(stream: Any) -> None:
+        async for event in stream.events():
+            value: bytes = event.value
+            topic = event.message.topic
+            stats["records"] += 1
+            try:
+                env = upcast(decode(value))
+            except (DecodeError, UpcastError) as exc:
+                await dead_letter(value, f"{type(exc).__name__}: {exc}", topic)
+                continue
+            if env.tenant == SYSTEM_TENANT:
+                continue  # node-level facts: not a tenant's routing input
+            router = router_of(env.tenant)
+            try:
+                outs = handle(router, env)
+            except Exception as exc:  # a record the router cannot apply: never crash
+                cache.pop(env.tenant, None)  # drop half-applied changes; reload from table
+                await dead_letter(value, f"{type(exc).__name__}: {exc} (call {env.call_id}, "
+                                         f"event {env.event_id})", topic)
+                continue
+            table[env.tenant] = pickle.dumps(router, protocol=pickle.HIGHEST_PROTOCOL)
+            for out in outs:
+                await outputs[out.topic].send(key=out.key, value=encode(out.envelope))
+                stats["sent"] += 1
+                if out.envelope.type in ("offer_call", "connect_call", "hangup_leg"):
+                    log.info("call %s: %s %s (event %s)", out.envelope.call_id,
+                             out.envelope.type, out.envelope.payload.get("command_id"),
+                             env.event_id)
+
+    @app.agent(config_topic, name="forward_config")
+    async def forward_config(stream: Any) -> None:
+        async for event in stream.events():
+            value: bytes = event.value
+            try:
+                env = decode(value)
+            except DecodeError as exc:
+                await dead_letter(value, f"DecodeError: {exc}", topics.CONFIG)
+                continue
+            await outputs[topics.CC_COMMANDS].send(key=topics.tenant_key(env.tenant), value=value)
+
+    started = {"snapshots_requested": False}
+
+    @app.timer(settings.tick_interval_s)
+    async def tick() -> None:
+        now = time.time_ns() // 1000
+        tenants = set(cache) | {k for k in table.keys() if k}
+        for tenant in tenants:
+            env = Envelope(event_id=deterministic_id("tick", settings.app_id, tenant, now),
+                           type="tick", version=1, occurred_at=now, tenant=tenant,
+                           source=settings.app_id, seq=None, call_id=None, payload={})
+            await outputs[topics.CC_COMMANDS].send(key=topics.tenant_key(tenant), value=encode(env))
+        if not started["snapshots_requested"] and tenants:
+            # After a (re)start, ask the bridges what really exists for calls we hold.
+            started["snapshots_requested"] = True
+            for tenant in tenants:
+                router = router_of(tenant)
+                for node in sorted(set(router.call_nodes.values())):
+                    env = Envelope(
+                        event_id=deterministic_id("snapshot-request", tenant, node, now),
+                        type="request_snapshot", version=1, occurred_at=now, tenant=tenant,
+                        source=settings.app_id, seq=None, call_id=None,
+                        payload={"command_id": deterministic_id("snap", tenant, node, now),
+                                 "node": node, "reason": "worker started"})
+                    await outputs[topics.ROUTING_DECISIONS].send(key=topics.node_key(node),
+                                                                 value=encode(env))
+
+    @app.timer(10.0)
+    async def report() -> None:
+        log.info("stats records=%d sent=%d dead=%d tenants=%d", stats["records"],
+                 stats["sent"], stats["dead"], len(cache))
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(app_: Any, revoked: Any, **_: Any) -> None:
+        cache.clear()  # the new owner rebuilds from the table; we reload what we keep
+        started["snapshots_requested"] = False
+
+    app.tongdai_cache = cache  # type: ignore[attr-defined]
+    return app
+
+
+def ensure_topics(bootstrap: str, partitions: int) -> None:
+    """Create the product's topics if missing (idempotent; Faust skips missing sources)."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    try:
+        existing = set(admin.list_topics())
+        new = []
+        for spec in topics.TOPICS:
+            if spec.name in existing:
+                continue
+            configs = {"cleanup.policy": "compact"} if spec.compacted else {}
+            count = spec.partitions if spec.key != "tenant" else partitions
+            new.append(NewTopic(spec.name, count, 1, topic_configs=configs))
+        if new:
+            try:
+                admin.create_topics(new)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        admin.close()

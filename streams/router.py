@@ -1,0 +1,385 @@
+"""The router of one tenant: contract records in, routing events applied, decisions out.
+
+Pure (no Kafka, no Faust, no clock): `handle(router, envelope)` returns the new router and
+the records to send. The Faust agent (streams/app.py) is a thin shell around it, so the
+whole ACD behaviour is testable and replayable without a broker.
+
+Idempotency (at-least-once delivery): FreeSWITCH facts carry (source, seq) and seq only
+grows per node, so anything at or below the last seq applied from that source is a
+duplicate; records without seq (commands, ticks, snapshots) are deduplicated by event_id
+over a bounded window.
+"""
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import routing
+from routing import decisions as d
+from routing import events as ev
+from routing import model as m
+from routing.contract import Envelope, deterministic_id, topics
+from routing.state import CallStatus, State
+
+from . import config as cfg
+
+SEEN_WINDOW = 20_000
+SHORT_ABANDON_S = 5  # DESIGN.md KPIs: default short-abandon threshold
+SNAPSHOT_GRACE_US = 5_000_000  # offers younger than this may not have a channel yet
+
+# FreeSWITCH hangup causes and originate errors -> why an offer failed (routing.model.Cause).
+_FAILURE_CAUSES = {
+    "USER_BUSY": m.Cause.BUSY,
+    "CALL_REJECTED": m.Cause.REJECTED,
+    "USER_NOT_REGISTERED": m.Cause.NOT_REGISTERED,
+    "SUBSCRIBER_ABSENT": m.Cause.NOT_REGISTERED,
+    "UNALLOCATED_NUMBER": m.Cause.NOT_REGISTERED,
+    "NO_USER_RESPONSE": m.Cause.NO_ANSWER,
+    "NO_ANSWER": m.Cause.NO_ANSWER,
+    "ALLOTTED_TIMEOUT": m.Cause.NO_ANSWER,
+}
+
+
+def failure_cause(text: str | None) -> str:
+    """The offer failure cause of a hangup cause or an `-ERR X` job result."""
+    for key, cause in _FAILURE_CAUSES.items():
+        if text and key in text:
+            return cause
+    return m.Cause.NO_ANSWER
+
+
+@dataclass(frozen=True, slots=True)
+class Out:
+    topic: str
+    key: bytes
+    envelope: Envelope
+
+
+@dataclass
+class TenantRouter:
+    """What the worker keeps per tenant (the value of its Faust table)."""
+
+    tenant: str
+    state: State = field(default_factory=State)
+    last_seq: dict[str, int] = field(default_factory=dict)
+    seen: OrderedDict = field(default_factory=OrderedDict)
+    call_nodes: dict[str, str] = field(default_factory=dict)
+    sip_domain: str | None = None
+    short_abandon_s: dict[str, int] = field(default_factory=dict)  # per queue
+    # extension -> registered, also for extensions no agent has yet: config and
+    # registrations arrive on different topics, in either order.
+    registrations: dict[str, bool] = field(default_factory=dict)
+    applied: int = 0
+    duplicates: int = 0
+
+    def extension_agent(self, extension: str) -> str | None:
+        for agent in self.state.agent_cfg.values():
+            if agent.extension == extension:
+                return agent.id
+        return None
+
+
+def _is_duplicate(router: TenantRouter, env: Envelope) -> bool:
+    if env.seq is not None and env.type != "node_snapshot_taken":
+        last = router.last_seq.get(env.source)
+        if last is not None and env.seq <= last:
+            return True
+        router.last_seq[env.source] = env.seq
+        return False
+    if env.event_id in router.seen:
+        return True
+    router.seen[env.event_id] = None
+    if len(router.seen) > SEEN_WINDOW:
+        router.seen.popitem(last=False)
+    return False
+
+
+# ---- records -> routing events -----------------------------------------------------
+
+def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
+    """The routing facts a contract record means for this tenant's state (may be none)."""
+    p = env.payload
+    at = env.occurred_at
+    state = router.state
+    kind = env.type
+    if kind == "channel_parked":
+        offer_id = p.get("offer_id")
+        if offer_id:
+            offer = state.offers.get(offer_id)
+            return [ev.OfferAnswered(at_us=at, offer_id=offer_id)] if offer else []
+        if p.get("leg") == "a" and p.get("queue") and env.call_id not in state.calls:
+            router.call_nodes[env.call_id] = env.source
+            skills = tuple(m.SkillReq(k, int(v)) for k, v in sorted((p.get("skills") or {}).items()))
+            call = m.Call(id=env.call_id, tenant=router.tenant, queue=p["queue"],
+                          caller=p.get("caller") or "", did=p.get("did") or "",
+                          priority=int(p.get("priority") or 0), vip=bool(p.get("vip")),
+                          skills=skills, language=p.get("language"), region=p.get("region"))
+            return [ev.CallEnqueued(at_us=at, call=call)]
+        return []
+    if kind == "channel_bridged":
+        call = state.calls.get(env.call_id or "")
+        if call is not None and call.status != CallStatus.CONNECTED:
+            return [ev.CallConnected(at_us=at, call_id=env.call_id)]
+        return []
+    if kind == "channel_hungup":
+        leg = p.get("leg_id")
+        offer = state.offers.get(leg or "")
+        if offer is not None:
+            if offer.answered:
+                return []  # answered agent legs end with the call (or its bridge fails)
+            return [ev.OfferRejected(at_us=at, offer_id=leg,
+                                     cause=failure_cause(p.get("hangup_cause")))]
+        if p.get("leg") == "a":
+            call = state.calls.get(env.call_id or "")
+            if call is None:
+                return []
+            if call.status == CallStatus.CONNECTED:
+                return [ev.CallEnded(at_us=at, call_id=env.call_id)]
+            return [ev.CallAbandoned(at_us=at, call_id=env.call_id)]
+        return []
+    if kind in ("sip_registered", "sip_unregistered", "sip_registration_expired"):
+        router.registrations[p["extension"]] = kind == "sip_registered"
+        agent_id = router.extension_agent(p["extension"])
+        if agent_id is None:
+            return []
+        if kind == "sip_registered":
+            return [ev.AgentRegistered(at_us=at, agent_id=agent_id)]
+        return [ev.AgentUnregistered(at_us=at, agent_id=agent_id)]
+    if kind == "command_executed":
+        if p.get("command") == "offer_call" and not p.get("ok"):
+            offer = state.offers.get(p["command_id"])  # an offer's command id is its offer id
+            if offer is not None and not offer.answered:
+                return [ev.OfferRejected(at_us=at, offer_id=offer.offer_id,
+                                         cause=failure_cause(p.get("result")))]
+        return []
+    if kind == "node_snapshot_taken":
+        return reconcile(router, env)
+    if kind == "tick":
+        return [ev.Tick(at_us=at)]
+    if kind in ("agent_login_requested", "agent_logout_requested", "agent_pause_requested",
+                "agent_resume_requested"):
+        agent_id = p["agent_id"]
+        if agent_id not in state.agent_cfg:
+            return []
+        if kind == "agent_login_requested":
+            return [ev.AgentLoggedIn(at_us=at, agent_id=agent_id)]
+        if kind == "agent_logout_requested":
+            return [ev.AgentLoggedOut(at_us=at, agent_id=agent_id)]
+        if kind == "agent_pause_requested":
+            return [ev.AgentPaused(at_us=at, agent_id=agent_id, reason=p.get("reason") or "break")]
+        return [ev.AgentResumed(at_us=at, agent_id=agent_id)]
+    if kind == "agent_ready_requested":
+        return [ev.WrapUpEnded(at_us=at, agent_id=p["agent_id"])]
+    if kind == "config_changed":
+        return configure(router, env)
+    return []
+
+
+def configure(router: TenantRouter, env: Envelope) -> list[ev.Event]:
+    p = env.payload
+    kind, entity_id, data = p["kind"], p["entity_id"], p["data"]
+    if kind not in cfg.KINDS:
+        return []
+    if data is None:
+        return [ev.ConfigRemoved(at_us=env.occurred_at, kind=kind, id=entity_id)]
+    if kind == "tenant":
+        router.sip_domain = data.get("domain") or router.sip_domain
+    if kind == "queue":
+        router.short_abandon_s[entity_id] = int(data.get("short_abandon_s", SHORT_ABANDON_S))
+    entity = cfg.entity(kind, router.tenant, entity_id, data)
+    out: list[ev.Event] = [ev.ConfigChanged(at_us=env.occurred_at, entity=entity)]
+    if kind == "agent":
+        registered = router.registrations.get(entity.extension)
+        now = router.state.agents.get(entity_id)
+        if registered and not (now and now.registered):
+            out.append(ev.AgentRegistered(at_us=env.occurred_at, agent_id=entity_id))
+    return out
+
+
+def reconcile(router: TenantRouter, env: Envelope) -> list[ev.Event]:
+    """A node said what really exists: end what is gone, fix registrations."""
+    p = env.payload
+    node = p["node"]
+    at = env.occurred_at
+    state = router.state
+    alive = {c.get("uuid") for c in p.get("channels") or ()}
+    out: list[ev.Event] = []
+    for offer in state.offers.values():
+        if (router.call_nodes.get(offer.call_id) == node and offer.offer_id not in alive
+                and at - offer.at_us > SNAPSHOT_GRACE_US and not offer.answered):
+            out.append(ev.OfferRejected(at_us=at, offer_id=offer.offer_id, cause=m.Cause.NO_ANSWER))
+    for call_id, call in state.calls.items():
+        if router.call_nodes.get(call_id) == node and call_id not in alive:
+            if call.status == CallStatus.CONNECTED:
+                out.append(ev.CallEnded(at_us=at, call_id=call_id))
+            else:
+                out.append(ev.CallAbandoned(at_us=at, call_id=call_id))
+    registered = {str(r.get("reg_user") or r.get("user") or "") for r in p.get("registrations") or ()}
+    for agent in state.agent_cfg.values():
+        now = state.agents.get(agent.id)
+        if now is None:
+            continue
+        if agent.extension in registered and not now.registered:
+            out.append(ev.AgentRegistered(at_us=at, agent_id=agent.id))
+        elif agent.extension not in registered and now.registered:
+            out.append(ev.AgentUnregistered(at_us=at, agent_id=agent.id))
+    return out
+
+
+# ---- decisions -> commands and domain facts -----------------------------------------
+
+def _out(topic: str, key: bytes, type_: str, tenant: str, at: int, call_id: str | None,
+         payload: dict[str, Any], *id_parts: object) -> Out:
+    return Out(topic, key, Envelope(
+        event_id=deterministic_id(type_, *id_parts), type=type_, version=1, occurred_at=at,
+        tenant=tenant, source="router", seq=None, call_id=call_id, payload=payload))
+
+
+def _command(router: TenantRouter, type_: str, at: int, call_id: str, command_id: str,
+             **payload: Any) -> Out:
+    node = router.call_nodes.get(call_id, "")
+    return _out(topics.ROUTING_DECISIONS, topics.node_key(node), type_, router.tenant, at,
+                call_id, {"command_id": command_id, "node": node, **payload}, command_id)
+
+
+def _action_commands(router: TenantRouter, dec: Any, action: m.Action, at: int) -> list[Out]:
+    cid = dec.call_id
+    base = dec.decision_id
+    if action.kind == m.ActionKind.VOICEMAIL:
+        return [_command(router, "transfer_leg", at, cid, base, leg_id=cid,
+                         destination=f"voicemail_{dec.queue_id}", context=f"tongdai_{router.tenant}")]
+    if action.kind == m.ActionKind.ANNOUNCEMENT:
+        return [_command(router, "play_announcement", at, cid, base, leg_id=cid,
+                         path=action.target or "after_hours")]
+    if action.kind == m.ActionKind.FORWARD:
+        return [_command(router, "transfer_leg", at, cid, base, leg_id=cid,
+                         destination=action.target, context=f"tongdai_{router.tenant}_outbound")]
+    if action.kind == m.ActionKind.QUEUE:
+        return [_command(router, "set_variable", at, cid, base, leg_id=cid,
+                         name="tongdai_queue", value=action.target)]
+    return [_command(router, "hangup_leg", at, cid, base, leg_id=cid, cause="NORMAL_CLEARING")]
+
+
+def emit(router: TenantRouter, before: State, dec: d.Decision, at: int) -> list[Out]:
+    """The actuator commands and domain facts of one decision."""
+    t = router.tenant
+    key = topics.tenant_key(t)
+    out: list[Out] = []
+    if isinstance(dec, d.OfferCall):
+        call = router.state.calls.get(dec.call_id)
+        agent = router.state.agent_cfg.get(dec.agent_id)
+        out.append(_command(router, "offer_call", at, dec.call_id, dec.offer_id,
+                            offer_id=dec.offer_id, extension=dec.extension,
+                            domain=router.sip_domain or t, caller_id_number=dec.caller or "unknown",
+                            caller_id_name="", timeout_s=max(1, math.ceil((dec.expires_us - at) / 1e6))))
+        out.append(_out(topics.CC_EVENTS, key, "call_offered", t, at, dec.call_id,
+                        {"queue": dec.queue_id, "agent_id": dec.agent_id,
+                         "extension": agent.extension if agent else dec.extension,
+                         "offer_id": dec.offer_id,
+                         "attempt": call.offers_made if call else 1}, dec.offer_id))
+    elif isinstance(dec, d.CancelOffer):
+        out.append(_command(router, "hangup_leg", at, dec.call_id, dec.decision_id,
+                            leg_id=dec.offer_id, cause="ORIGINATOR_CANCEL"))
+    elif isinstance(dec, d.ConnectCall):
+        out.append(_command(router, "connect_call", at, dec.call_id, dec.decision_id,
+                            offer_id=dec.offer_id))
+        call = before.calls.get(dec.call_id)
+        offer = before.offers.get(dec.offer_id)
+        out.append(_out(topics.CC_EVENTS, key, "call_answered", t, at, dec.call_id,
+                        {"queue": dec.queue_id, "agent_id": dec.agent_id, "offer_id": dec.offer_id,
+                         "wait_ms": (at - call.enqueued_us) // 1000 if call else 0,
+                         "ring_ms": (at - offer.at_us) // 1000 if offer else 0}, dec.decision_id))
+    elif isinstance(dec, (d.RunAfterHoursAction, d.OverflowCall)):
+        out += _action_commands(router, dec, dec.action, at)
+        out.append(_out(topics.CC_EVENTS, key, "call_overflowed", t, at, dec.call_id,
+                        {"queue": dec.queue_id, "action": dec.action.kind,
+                         "target": dec.action.target or None, "reason": dec.reason},
+                        dec.decision_id))
+    elif isinstance(dec, d.ForwardToMobile):
+        out += _action_commands(router, dec, m.Action(m.ActionKind.FORWARD, dec.mobile), at)
+        out.append(_out(topics.CC_EVENTS, key, "call_overflowed", t, at, dec.call_id,
+                        {"queue": dec.queue_id, "action": "forward_to_mobile",
+                         "target": dec.mobile, "reason": dec.reason}, dec.decision_id))
+    out.append(_out(topics.CC_EVENTS, key, "decision_made", t, at, dec.call_id, {
+        "decision_id": dec.decision_id, "action": dec.type, "queue": dec.queue_id,
+        "candidates": [{"agent_id": c.agent_id, "score": float(c.score[0]) if c.score else 0.0,
+                        "note": c.why if c.eligible else f"excluded: {c.why}"}
+                       for c in dec.candidates],
+        "chosen": list(dec.chosen), "reason": dec.reason}, dec.decision_id))
+    return out
+
+
+def _facts(router: TenantRouter, before: State, fact: ev.Event, env: Envelope, n: int) -> list[Out]:
+    """Domain facts of an applied routing event: the call's, and agents' state changes."""
+    t = router.tenant
+    key = topics.tenant_key(t)
+    at = fact.at_us
+    out: list[Out] = []
+    if isinstance(fact, ev.CallEnqueued):
+        c = fact.call
+        out.append(_out(topics.CC_EVENTS, key, "call_enqueued", t, at, c.id, {
+            "queue": c.queue, "caller": c.caller, "did": c.did or None, "priority": c.priority,
+            "vip": c.vip, "skills": {s.skill: s.min_level for s in c.skills},
+            "language": c.language, "region": c.region}, env.event_id, n))
+    elif isinstance(fact, ev.CallAbandoned):
+        call = before.calls.get(fact.call_id)
+        if call is not None:
+            wait_ms = (at - call.enqueued_us) // 1000
+            threshold = router.short_abandon_s.get(call.call.queue, SHORT_ABANDON_S)
+            out.append(_out(topics.CC_EVENTS, key, "call_abandoned", t, at, fact.call_id, {
+                "queue": call.call.queue, "wait_ms": wait_ms,
+                "short": wait_ms < threshold * 1000}, env.event_id, n))
+        router.call_nodes.pop(fact.call_id, None)
+    elif isinstance(fact, ev.CallEnded):
+        call = before.calls.get(fact.call_id)
+        if call is not None:
+            out.append(_out(topics.CC_EVENTS, key, "call_ended", t, at, fact.call_id, {
+                "queue": call.call.queue, "agent_id": call.agent_id,
+                "hangup_cause": env.payload.get("hangup_cause") or "NORMAL_CLEARING",
+                "talk_ms": (at - call.connected_us) // 1000 if call.connected_us else 0},
+                env.event_id, n))
+        router.call_nodes.pop(fact.call_id, None)
+    return out
+
+
+def _agent_changes(router: TenantRouter, before: State, env: Envelope, reason: str) -> list[Out]:
+    out = []
+    after = router.state
+    if after.agents is before.agents:
+        return out
+    for agent_id, now in after.agents.items():
+        old = before.agents.get(agent_id)
+        if old is now:
+            continue
+        old_status = old.status if old is not None else None
+        if old_status != now.status:
+            cfg_ = after.agent_cfg.get(agent_id)
+            out.append(_out(topics.CC_EVENTS, topics.tenant_key(router.tenant), "agent_state_changed",
+                            router.tenant, after.clock_us, None, {
+                                "agent_id": agent_id,
+                                "extension": cfg_.extension if cfg_ else "",
+                                "state": now.status, "previous_state": old_status,
+                                "reason": now.pause_reason or now.penalty_cause or reason},
+                            env.event_id, agent_id, now.status))
+    return out
+
+
+def handle(router: TenantRouter, env: Envelope) -> list[Out]:
+    """Apply one record to the tenant's router (in place) and return what to send."""
+    if _is_duplicate(router, env):
+        router.duplicates += 1
+        return []
+    facts = translate(router, env)
+    out: list[Out] = []
+    for n, fact in enumerate(facts):
+        before = router.state
+        state, decisions = routing.step(before, fact)
+        router.state = state
+        router.applied += 1
+        out += _facts(router, before, fact, env, n)
+        for dec in decisions:
+            out += emit(router, before, dec, fact.at_us)
+        out += _agent_changes(router, before, env, fact.type)
+    return out

@@ -1,0 +1,29 @@
+"""Settings of the routing worker (`tongdai worker`)."""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from routing.contract.environ import from_environ, positive
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    app_id: str = "tongdai-router"  # the consumer group and the prefix of changelog topics
+    worker_data_dir: str = str(REPO_ROOT / "var" / "worker")
+    tick_interval_s: float = 1.0
+    topic_partitions: int = 8
+    log_level: str = "INFO"
+
+    def check(self) -> None:
+        positive("tick_interval_s", self.tick_interval_s)
+        positive("topic_partitions", self.topic_partitions)
+
+
+def load(environ: Mapping[str, str] | None = None) -> WorkerSettings:
+    return from_environ(WorkerSettings, os.environ if environ is None else environ)

@@ -1,0 +1,170 @@
+"""The tenant router (pure): contract records in, commands and domain facts out."""
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from routing.contract import Envelope, topics
+from routing.contract.schemas import RecordSchema
+from streams.router import TenantRouter, handle
+
+pytestmark = pytest.mark.streams
+
+T0 = 1_795_300_000_000_000  # a Sunday? no matter: the queue below is always open
+NODE = "node-core-uuid"
+_seq = itertools.count(1)
+_ids = itertools.count(1)
+
+
+def fs(type_: str, at_s: float, call_id: str | None, **payload) -> Envelope:
+    return Envelope(f"fs-{next(_ids)}", type_, 1, T0 + int(at_s * 1e6), "acme", NODE,
+                    next(_seq), call_id, payload)
+
+
+def cmd(type_: str, at_s: float, **payload) -> Envelope:
+    return Envelope(f"cmd-{next(_ids)}", type_, 1, T0 + int(at_s * 1e6), "acme", "api", None,
+                    None, payload)
+
+
+def config(kind: str, entity_id: str, data: dict | None) -> Envelope:
+    return cmd("config_changed", 0, kind=kind, entity_id=entity_id, data=data)
+
+
+def leg(call_id: str, leg_id: str, leg: str = "a", **extra) -> dict:
+    return {"fs_event": "X", "leg_id": leg_id, "leg": leg, "direction": "inbound", **extra}
+
+
+def setup(agents=("a1", "a2"), **queue) -> TenantRouter:
+    r = TenantRouter("acme")
+    for env in [config("tenant", "acme", {"domain": "acme.vn"}),
+                config("queue", "support", {"strategy": "longest-idle-agent",
+                                            "offer_timeout_s": 15, "wrapup_s": 10, **queue})]:
+        handle(r, env)
+    for i, a in enumerate(agents):
+        handle(r, config("agent", a, {"extension": str(1000 + i), "queues": {"support": {}},
+                                      "skills": {"billing": 5}}))
+        handle(r, cmd("agent_login_requested", 1 + i, agent_id=a))
+        handle(r, fs("sip_registered", 1 + i, None, fs_event="sofia::register",
+                     extension=str(1000 + i), domain="acme.vn"))
+    return r
+
+
+def types(outs) -> list[str]:
+    return [o.envelope.type for o in outs]
+
+
+def test_every_output_is_a_valid_contract_record():
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support",
+                                                           caller="+84903123456")))
+    assert outs
+    for o in outs:
+        assert RecordSchema().validate(o.envelope.to_dict()) == {}, o.envelope.type
+
+
+def test_a_full_inbound_call():
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support",
+                                                           caller="+84903123456")))
+    assert types(outs)[0] == "call_enqueued"
+    offer = next(o for o in outs if o.envelope.type == "offer_call")
+    assert offer.topic == topics.ROUTING_DECISIONS and offer.key == NODE.encode()
+    p = offer.envelope.payload
+    assert p["extension"] == "1000" and p["domain"] == "acme.vn" and p["node"] == NODE
+    assert p["command_id"] == p["offer_id"] and p["timeout_s"] == 15
+    assert "agent_state_changed" in types(outs)
+    made = next(o for o in outs if o.envelope.type == "decision_made").envelope.payload
+    assert made["chosen"] == ["a1"] and "a1" in made["reason"] + str(made["candidates"])
+
+    offer_id = p["offer_id"]
+    outs = handle(r, fs("channel_parked", 13, "c1", **leg("c1", offer_id, "b", offer_id=offer_id)))
+    assert "connect_call" in types(outs) and "call_answered" in types(outs)
+    answered = next(o for o in outs if o.envelope.type == "call_answered").envelope.payload
+    assert answered["wait_ms"] == 3000 and answered["ring_ms"] == 3000
+    handle(r, fs("channel_bridged", 13.02, "c1", **leg("c1", "c1", other_leg_id=offer_id)))
+    assert r.state.agents["a1"].status == "on_call"
+    outs = handle(r, fs("channel_hungup", 70, "c1", **leg("c1", "c1", hangup_cause="NORMAL_CLEARING")))
+    ended = next(o for o in outs if o.envelope.type == "call_ended").envelope.payload
+    assert ended["agent_id"] == "a1" and ended["talk_ms"] == 56980
+    assert r.state.agents["a1"].status == "wrap_up"
+    handle(r, cmd("tick", 75))
+    assert r.state.agents["a1"].status == "wrap_up"
+    outs = handle(r, cmd("tick", 81))
+    assert r.state.agents["a1"].status == "available"
+    assert any(o.envelope.payload.get("state") == "available" for o in outs)
+
+
+def test_ring_no_answer_moves_the_call_to_the_next_agent():
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    first = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload
+    outs = handle(r, cmd("tick", 26))  # past the 15 s offer timeout
+    assert "hangup_leg" in types(outs)
+    again = [o.envelope.payload for o in outs if o.envelope.type == "offer_call"]
+    assert again and again[0]["extension"] != first["extension"]
+    assert r.state.agents["a1"].status == "ring_no_answer"
+
+
+def test_the_agent_phone_refusing_is_a_failed_offer():
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    offer_id = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload["offer_id"]
+    outs = handle(r, fs("command_executed", 10.1, "c1", command_id=offer_id,
+                        command="offer_call", ok=False, result="-ERR USER_BUSY"))
+    assert r.state.agents["a1"].penalty_cause == "busy"
+    assert "offer_call" in types(outs)  # re-offered to a2 at once
+
+
+def test_abandon_while_ringing_cancels_the_offer_and_counts_short():
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    offer_id = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload["offer_id"]
+    outs = handle(r, fs("channel_hungup", 12, "c1", **leg("c1", "c1", hangup_cause="ORIGINATOR_CANCEL")))
+    cancel = next(o for o in outs if o.envelope.type == "hangup_leg").envelope.payload
+    assert cancel["leg_id"] == offer_id
+    ab = next(o for o in outs if o.envelope.type == "call_abandoned").envelope.payload
+    assert ab == {"queue": "support", "wait_ms": 2000, "short": True}
+    assert r.state.agents["a1"].status == "available"
+
+
+def test_duplicates_are_dropped():
+    r = setup()
+    env = fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support"))
+    assert handle(r, env)
+    assert handle(r, env) == []
+    tick = cmd("tick", 11)
+    handle(r, tick)
+    assert handle(r, tick) == [] and r.duplicates == 2
+
+
+def test_an_unregistered_extension_is_never_offered():
+    r = setup(agents=("a1",))
+    handle(r, fs("sip_unregistered", 5, None, fs_event="sofia::unregister", extension="1000",
+                 domain="acme.vn"))
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    assert "offer_call" not in types(outs)
+    assert r.state.agents["a1"].status == "offline"
+
+
+def test_a_snapshot_without_the_call_ends_it_and_frees_the_agent():
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    offer_id = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload["offer_id"]
+    snap = Envelope("snap-1", "node_snapshot_taken", 1, T0 + 30_000_000, "acme", NODE, None, None,
+                    {"node": NODE, "reason": "reconnected", "channels": [],
+                     "registrations": [{"reg_user": "1000"}, {"reg_user": "1001"}]})
+    outs = handle(r, snap)
+    assert "call_abandoned" in types(outs)
+    assert not r.state.calls and offer_id not in r.state.offers
+    assert r.state.agents["a1"].status != "offered"
+
+
+def test_a_registration_seen_before_the_agent_config_still_counts():
+    r = TenantRouter("acme")
+    handle(r, fs("sip_registered", 0.5, None, fs_event="sofia::register", extension="1000",
+                 domain="acme.vn"))
+    handle(r, config("queue", "support", {}))
+    handle(r, config("agent", "a1", {"extension": "1000", "queues": {"support": {}}}))
+    handle(r, cmd("agent_login_requested", 1, agent_id="a1"))
+    assert r.state.agents["a1"].status == "available"
