@@ -45,6 +45,8 @@ __all__ = [
     "caller_key",
     "sticky_agent",
     "handled_in_window",
+    "is_gone",
+    "GONE_KEEP_US",
     "RECENT",
 ]
 
@@ -223,6 +225,9 @@ class State:
     # grows with every caller ever served, and copy-on-write must copy one bucket, not all.
     last_agent: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     rr: Mapping[str, str] = field(default_factory=dict)  # queue → last agent offered
+    # Calls that left (ended, abandoned, overflowed) in the last GONE_KEEP_US, bucketed like
+    # last_agent: a redelivered park must not bring a finished call back to ring agents.
+    gone: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
     clock_us: int = 0  # at_us of the latest event applied
 
 
@@ -251,6 +256,24 @@ class _Tx:
 
 def _bucket(key: str) -> str:
     return key[-2:]
+
+
+GONE_KEEP_US = 3600 * US
+"""How long a finished call id is remembered to drop redelivered ``CallEnqueued`` events."""
+
+
+def _bury(tx: _Tx, call_id: str, at_us: int) -> None:
+    b = _bucket(call_id)
+    old = tx.get("gone").get(b, _EMPTY)
+    # Prune only the bucket being written: cost stays proportional to one bucket.
+    keep = {k: t for k, t in old.items() if t >= at_us - GONE_KEEP_US}
+    keep[call_id] = at_us
+    tx.put("gone")[b] = keep
+
+
+def is_gone(state: State, call_id: str) -> bool:
+    """Did this call already leave routing (recently enough to be remembered)?"""
+    return call_id in state.gone.get(_bucket(call_id), _EMPTY)
 
 
 def sticky_agent(state: State, caller: str) -> str | None:
@@ -409,6 +432,7 @@ def _end_call(tx: _Tx, call_id: str, at_us: int) -> None:
             if o is not None and o.agent_id == c.agent_id and o.answered:
                 tx.put("offers").pop(oid, None)
     _put_call(tx, None, call_id)
+    _bury(tx, call_id, at_us)
 
 
 def _config(tx: _Tx, ev: e.ConfigChanged) -> None:
@@ -451,8 +475,8 @@ def _config_removed(tx: _Tx, ev: e.ConfigRemoved) -> None:
 
 def _enqueue(tx: _Tx, ev: e.CallEnqueued) -> None:
     call = ev.call
-    if call.id in tx.get("calls"):
-        return  # at-least-once delivery: the same park seen twice
+    if call.id in tx.get("calls") or call.id in tx.get("gone").get(_bucket(call.id), _EMPTY):
+        return  # at-least-once delivery: the same park seen twice, maybe after the call left
     region = call.region
     if region is None and call.did:
         did = tx.get("dids").get(call.did)
@@ -510,6 +534,8 @@ def _decision(tx: _Tx, ev: e.DecisionMade) -> None:
             moved = replace(c, call=replace(c.call, queue=target), enqueued_us=at,
                             status=CallStatus.WAITING, offers=(), agent_id=None)
             _put_call(tx, moved, c.id)
+        elif c is not None:
+            _bury(tx, c.id, at)
     else:  # pragma: no cover
         raise TypeError(f"decision_made: unknown decision {type(dec).__name__}")
 

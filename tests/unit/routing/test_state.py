@@ -141,6 +141,18 @@ def test_duplicate_and_unknown_events_are_harmless() -> None:
         w.ev(ev)
 
 
+def test_redelivered_park_after_the_call_left_is_ignored() -> None:
+    w = world(agent("a1"), wrapup_s=0)
+    (o,) = w.offers(w.call("c1"))
+    w.ev(OfferAnswered(at_us=w.at(1), offer_id=o.offer_id))
+    w.ev(CallConnected(at_us=w.at(1), call_id="c1"))
+    w.ev(CallEnded(at_us=w.at(30), call_id="c1"))
+    assert w.call("c1") == [] and "c1" not in w.state.calls
+    from routing.state import is_gone
+    assert is_gone(w.state, "c1")
+    assert w.state.agents["a1"].status == Status.AVAILABLE
+
+
 def test_replay_gives_the_same_state() -> None:
     w = world(agent("a1"), agent("a2"), wrapup_s=5)
     (o,) = w.offers(w.call("c1"))
