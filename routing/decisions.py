@@ -65,7 +65,8 @@ class _Base:
 
 @dataclass(**_D)
 class OfferCall(_Base):
-    """Ring ``agent_id``'s extension for this call; give up at ``expires_us``."""
+    """Ring ``agent_id``'s extension for this call; give up at ``expires_us``. ``attempt``
+    counts the offers made for this call, this one included (1 = first)."""
 
     type: ClassVar[str] = "offer_call"
     offer_id: str
@@ -73,6 +74,7 @@ class OfferCall(_Base):
     extension: str
     caller: str
     expires_us: int
+    attempt: int = 1
 
 
 @dataclass(**_D)

@@ -446,6 +446,7 @@ def test_offer_timeout_reoffers_to_next_agent() -> None:
     cancel, offer = w.ev(Tick(at_us=w.at(15)))
     assert isinstance(cancel, CancelOffer) and cancel.cause == "no_answer" and cancel.agent_id == "a1"
     assert isinstance(offer, OfferCall) and offer.agent_id == "a2" and offer.offer_id != o.offer_id
+    assert (o.attempt, offer.attempt) == (1, 2)
     assert w.state.agents["a1"].status == Status.PENALTY
 
 
