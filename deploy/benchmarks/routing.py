@@ -170,6 +170,17 @@ def run(quick: bool = False) -> dict[str, float]:
     def pct(p: float) -> float:
         return samples[min(len(samples) - 1, int(p * len(samples)))] / 1e6
 
+    # The whole router step for one event (apply + decide + record the decisions), which
+    # bounds a worker's throughput: an agent finishing wrap-up and taking a waiting call.
+    ssamples = []
+    for i in range(500 if quick else 5000):
+        aid = agents[i % len(agents)]
+        s = apply(base, CallEnded(at_us=now, call_id=talking[aid]))
+        t0 = time.perf_counter_ns()
+        step(s, WrapUpEnded(at_us=now + US, agent_id=aid))
+        ssamples.append(time.perf_counter_ns() - t0)
+    s50, s99 = _percentiles(ssamples)
+
     blocked, bnow = build_blocked()
     bsamples = []
     for i in range(200 if quick else 2000):
@@ -189,6 +200,8 @@ def run(quick: bool = False) -> dict[str, float]:
         "scenario_queues": float(len(base.queues)),
         "decide_iterations": float(iterations),
         "offers_per_free_agent_ratio": round(offers_made / max(1, iterations // 2), 3),
+        "step_p50_ms": round(s50, 4),
+        "step_p99_ms": round(s99, 4),
         "blocked_decide_p50_ms": round(b50, 4),
         "blocked_decide_p99_ms": round(b99, 4),
     }
