@@ -41,7 +41,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         settings.app_id, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",
         datadir=settings.worker_data_dir, topic_partitions=settings.topic_partitions,
         topic_replication_factor=1, table_standby_replicas=0, web_enabled=False,
-        producer_acks=-1, consumer_auto_offset_reset="earliest",
+        producer_acks=-1, consumer_auto_offset_reset=settings.start_from,
         broker_session_timeout=10, broker_heartbeat_interval=1,
         stream_wait_empty=False, table_cleanup_interval=3600.0)
 
@@ -55,8 +55,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     outputs = {name: raw(name) for name in (topics.CC_EVENTS, topics.ROUTING_DECISIONS,
                                             topics.CC_COMMANDS, topics.DEAD_LETTERS)}
     table = app.Table("tenants", default=None, partitions=settings.topic_partitions,
-                      key_type=str, value_type=bytes, key_serializer="raw",
-                      value_serializer="raw")
+                      key_type=str, value_type=bytes)
     cache: dict[str, TenantRouter] = {}  # decoded table values of the tenants we own
     stats = {"records": 0, "dead": 0, "sent": 0}
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import routing
@@ -71,6 +71,9 @@ class TenantRouter:
     # extension -> registered, also for extensions no agent has yet: config and
     # registrations arrive on different topics, in either order.
     registrations: dict[str, bool] = field(default_factory=dict)
+    # Agent commands that arrived before the agent's configuration (the config topic is
+    # re-keyed through the worker, so it can lag a login sent at the same moment).
+    early: dict[str, list] = field(default_factory=dict)
     applied: int = 0
     duplicates: int = 0
 
@@ -162,19 +165,26 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
                 "agent_resume_requested"):
         agent_id = p["agent_id"]
         if agent_id not in state.agent_cfg:
+            held = router.early.setdefault(agent_id, [])
+            if len(held) < 16:
+                held.append(env)
             return []
-        if kind == "agent_login_requested":
-            return [ev.AgentLoggedIn(at_us=at, agent_id=agent_id)]
-        if kind == "agent_logout_requested":
-            return [ev.AgentLoggedOut(at_us=at, agent_id=agent_id)]
-        if kind == "agent_pause_requested":
-            return [ev.AgentPaused(at_us=at, agent_id=agent_id, reason=p.get("reason") or "break")]
-        return [ev.AgentResumed(at_us=at, agent_id=agent_id)]
+        return [_agent_command(kind, agent_id, at, p.get("reason"))]
     if kind == "agent_ready_requested":
         return [ev.WrapUpEnded(at_us=at, agent_id=p["agent_id"])]
     if kind == "config_changed":
         return configure(router, env)
     return []
+
+
+def _agent_command(kind: str, agent_id: str, at: int, reason: str | None) -> ev.Event:
+    if kind == "agent_login_requested":
+        return ev.AgentLoggedIn(at_us=at, agent_id=agent_id)
+    if kind == "agent_logout_requested":
+        return ev.AgentLoggedOut(at_us=at, agent_id=agent_id)
+    if kind == "agent_pause_requested":
+        return ev.AgentPaused(at_us=at, agent_id=agent_id, reason=reason or "break")
+    return ev.AgentResumed(at_us=at, agent_id=agent_id)
 
 
 def configure(router: TenantRouter, env: Envelope) -> list[ev.Event]:
@@ -195,6 +205,11 @@ def configure(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         now = router.state.agents.get(entity_id)
         if registered and not (now and now.registered):
             out.append(ev.AgentRegistered(at_us=env.occurred_at, agent_id=entity_id))
+        for held in router.early.pop(entity_id, []):
+            # Applied at the config's time: the agent did not exist before.
+            out.append(_agent_command(held.type, entity_id,
+                                      max(held.occurred_at, env.occurred_at),
+                                      held.payload.get("reason")))
     return out
 
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from routing.contract.environ import from_environ, positive
+from routing.contract.environ import SettingsError, env_name, from_environ, positive
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,11 +17,17 @@ class WorkerSettings:
     app_id: str = "tongdai-router"  # the consumer group and the prefix of changelog topics
     worker_data_dir: str = str(REPO_ROOT / "var" / "worker")
     tick_interval_s: float = 1.0
+    # Where a new consumer group starts: "earliest" rebuilds state from the whole log (a new
+    # deployment); "latest" skips history (tests, a deliberate fresh start).
+    start_from: str = "earliest"
     topic_partitions: int = 8
     log_level: str = "INFO"
 
     def check(self) -> None:
         positive("tick_interval_s", self.tick_interval_s)
+        if self.start_from not in ("earliest", "latest"):
+            raise SettingsError(f"{env_name('start_from')}={self.start_from!r}: "
+                                f"must be earliest or latest")
         positive("topic_partitions", self.topic_partitions)
 
 

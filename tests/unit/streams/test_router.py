@@ -168,3 +168,13 @@ def test_a_registration_seen_before_the_agent_config_still_counts():
     handle(r, config("agent", "a1", {"extension": "1000", "queues": {"support": {}}}))
     handle(r, cmd("agent_login_requested", 1, agent_id="a1"))
     assert r.state.agents["a1"].status == "available"
+
+
+def test_a_login_seen_before_the_agent_config_is_applied_when_it_arrives():
+    r = TenantRouter("acme")
+    handle(r, cmd("agent_login_requested", 0.2, agent_id="a1"))
+    handle(r, fs("sip_registered", 0.5, None, fs_event="sofia::register", extension="1000",
+                 domain="acme.vn"))
+    handle(r, config("queue", "support", {}))
+    handle(r, config("agent", "a1", {"extension": "1000", "queues": {"support": {}}}))
+    assert r.state.agents["a1"].status == "available"

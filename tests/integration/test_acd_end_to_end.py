@@ -1,0 +1,155 @@
+"""The ACD end to end on real Kafka: the ESL simulator, the real bridge and a real worker.
+
+One simulator, bridge and worker serve the module; every test has its own tenant (whose
+SIP domain is its name) and its own agents, so tests do not see each other's records.
+"""
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from esl_bridge.simulator import Simulator
+from esl_bridge.simulator.model import AgentSpec, CallerSpec
+from routing.contract import topics
+
+from .harness import (Publisher, Reader, bridge_env, start_process, stop_process, wait_ready,
+                      worker_env)
+
+pytestmark = [pytest.mark.streams, pytest.mark.stack]
+
+
+class Stack:
+    def __init__(self, sim: Simulator, bootstrap: str) -> None:
+        self.sim = sim
+        self.bootstrap = bootstrap
+
+
+@pytest.fixture(scope="module")
+def acd(local_stack, tmp_path_factory) -> Iterator[Stack]:
+    tmp = tmp_path_factory.mktemp("acd")
+    sim = Simulator(port=0, password="acd-test", heartbeat=3600, seed=3)
+    sim.start()
+    bridge = start_process("bridge", tmp, bridge_env(sim, tmp, local_stack.kafka_bootstrap))
+    worker = start_process("worker", tmp, worker_env(tmp, local_stack.kafka_bootstrap,
+                                                     f"test-router-{uuid.uuid4().hex[:8]}"))
+    try:
+        wait_ready(worker, "Ready")
+        wait_ready(bridge, "subscribed")
+        yield Stack(sim, local_stack.kafka_bootstrap)
+    finally:
+        stop_process(worker)
+        stop_process(bridge)
+        sim.stop()
+
+
+class Tenant:
+    """A fresh tenant with a queue and agents, configured and logged in through Kafka."""
+
+    def __init__(self, acd: Stack, agents: dict[str, dict], queue: dict | None = None,
+                 first_ext: int = 2000) -> None:
+        self.id = f"t{uuid.uuid4().hex[:10]}.test"
+        self.acd = acd
+        self.reader = Reader(acd.bootstrap, [topics.CC_EVENTS, topics.ROUTING_DECISIONS],
+                             lambda e: e.tenant == self.id)
+        self.api = Publisher(acd.bootstrap, self.id)
+        self.api.config("tenant", self.id, {"domain": self.id})
+        self.api.config("queue", "support", {"strategy": "longest-idle-agent",
+                                             "offer_timeout_s": 4, "wrapup_s": 1,
+                                             **(queue or {})})
+        self.ext: dict[str, str] = {}
+        for i, (agent_id, phone) in enumerate(agents.items()):
+            ext = str(first_ext + i)
+            self.ext[agent_id] = ext
+            acd.sim.add_agent(AgentSpec.parse({"ext": ext, "domain": self.id,
+                                               "register_at": None, **phone}))
+            self.api.config("agent", agent_id, {"extension": ext, "queues": {"support": {}}})
+            self.api.command("agent_login_requested", agent_id=agent_id)
+        self.api.flush()
+        for agent_id in agents:
+            acd.sim.register(self.ext[agent_id], self.id)
+        self.reader.wait_for(
+            lambda es: {e.payload["agent_id"] for e in es if e.type == "agent_state_changed"
+                        and e.payload["state"] == "available"} >= set(agents),
+            what="every agent available")
+
+    def call(self, number: str = "0903123456", **extra) -> str:
+        variables = {"tongdai_tenant": self.id, "tongdai_queue": "support",
+                     **extra.pop("variables", {})}
+        return self.acd.sim.place_call(CallerSpec.parse(
+            {"at": 0, "number": number, "did": "19001234", "variables": variables, **extra}))
+
+    def states(self, agent_id: str) -> list[str]:
+        return [e.payload["state"] for e in self.reader.of_type("agent_state_changed")
+                if e.payload["agent_id"] == agent_id]
+
+    def close(self) -> None:
+        self.reader.close()
+        self.api.close()
+
+
+def test_a_full_inbound_call(acd):
+    t = Tenant(acd, {"a1": {"answer_delay": 0.3}, "a2": {"answer_delay": 0.3}})
+    try:
+        call = t.call(patience=60, talk=1.5)
+        t.reader.wait_for(lambda es: any(e.type == "call_ended" and e.call_id == call for e in es),
+                          timeout=40, what="call_ended")
+        offered = t.reader.of_type("call_offered")[0].payload
+        agent = offered["agent_id"]
+        t.reader.wait_for(lambda es: t.states(agent)[-1:] == ["available"], timeout=20,
+                          what="agent available after wrap-up")
+    finally:
+        t.close()
+    types = [e.type for e in t.reader.envelopes(topics.CC_EVENTS) if e.call_id == call]
+    for earlier, later in [("call_enqueued", "call_offered"), ("call_offered", "call_answered"),
+                           ("call_answered", "call_ended")]:
+        assert types.index(earlier) < types.index(later), types
+    assert [e.type for e in t.reader.envelopes(topics.ROUTING_DECISIONS)
+            if e.call_id == call] == ["offer_call", "connect_call"]
+    states = t.states(agent)
+    assert states[-4:] == ["offered", "on_call", "wrap_up", "available"], states
+    made = [e.payload for e in t.reader.of_type("decision_made") if e.call_id == call]
+    assert made[0]["action"] == "offer_call" and made[0]["chosen"] == [agent]
+    assert made[0]["reason"] and made[0]["candidates"]
+    answered = t.reader.of_type("call_answered")[0].payload
+    assert answered["agent_id"] == agent and answered["wait_ms"] > 0
+
+
+def test_ring_no_answer_penalizes_and_the_next_agent_gets_the_call(acd):
+    t = Tenant(acd, {"sleepy": {"answer": "no_answer"}, "awake": {"answer_delay": 0.3}},
+               first_ext=2100)
+    try:
+        # longest-idle: "sleepy" logged in first, so it is offered first
+        call = t.call(patience=60, talk=1)
+        t.reader.wait_for(lambda es: any(e.type == "call_answered" and e.call_id == call
+                                         for e in es), timeout=40, what="call_answered")
+    finally:
+        t.close()
+    offers = [e.payload["agent_id"] for e in t.reader.of_type("call_offered")]
+    assert offers[:2] == ["sleepy", "awake"], offers
+    assert "ring_no_answer" in t.states("sleepy")
+    assert t.reader.of_type("call_answered")[0].payload["agent_id"] == "awake"
+    # The unanswered leg is gone: ended by the originate timeout (which carries the same
+    # offer timeout) or cancelled by the router, whichever came first.
+    first_offer = t.reader.of_type("call_offered")[0].payload["offer_id"]
+    assert first_offer not in acd.sim.node.channels
+
+
+def test_caller_abandons_while_the_agent_rings(acd):
+    t = Tenant(acd, {"slow": {"answer": "no_answer"}}, first_ext=2200)
+    try:
+        call = t.call(patience=1.0)
+        t.reader.wait_for(lambda es: any(e.type == "call_abandoned" and e.call_id == call
+                                         for e in es), timeout=30, what="call_abandoned")
+        t.reader.wait_for(lambda es: t.states("slow")[-1:] == ["available"], timeout=20,
+                          what="agent back to available")
+    finally:
+        t.close()
+    abandoned = t.reader.of_type("call_abandoned")[0].payload
+    assert abandoned["short"] is True and abandoned["wait_ms"] < 5000
+    offer_id = t.reader.of_type("call_offered")[0].payload["offer_id"]
+    cancel = [e.payload for e in t.reader.envelopes(topics.ROUTING_DECISIONS)
+              if e.type == "hangup_leg"]
+    assert cancel and cancel[0]["leg_id"] == offer_id
+    assert "offered" in t.states("slow")
