@@ -29,7 +29,7 @@ import faust
 
 from routing.contract import DecodeError, Envelope, UpcastError, decode, deterministic_id, encode, topics, upcast
 
-from .router import TenantRouter, handle
+from .router import TenantRouter, handle, live_view
 from .settings import WorkerSettings
 
 log = logging.getLogger("tongdai.worker")
@@ -53,7 +53,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
                        key_serializer="raw", value_serializer="raw")
     config_topic = raw(topics.CONFIG, 1)
     outputs = {name: raw(name) for name in (topics.CC_EVENTS, topics.ROUTING_DECISIONS,
-                                            topics.CC_COMMANDS, topics.DEAD_LETTERS)}
+                                            topics.CC_COMMANDS, topics.DEAD_LETTERS,
+                                            topics.LIVE)}
     table = app.Table("tenants", default=None, partitions=settings.topic_partitions,
                       key_type=str, value_type=bytes)
     cache: dict[str, TenantRouter] = {}  # decoded table values of the tenants we own
@@ -129,6 +130,12 @@ def create_app(settings: WorkerSettings) -> faust.App:
                            type="tick", version=1, occurred_at=now, tenant=tenant,
                            source=settings.app_id, seq=None, call_id=None, payload={})
             await outputs[topics.CC_COMMANDS].send(key=topics.tenant_key(tenant), value=encode(env))
+            # The supervisors' live view (compacted topic: the API keeps the latest).
+            live = Envelope(event_id=deterministic_id("live", tenant, now),
+                            type="live_state_published", version=1, occurred_at=now,
+                            tenant=tenant, source=settings.app_id, seq=None, call_id=None,
+                            payload=live_view(router_of(tenant), now))
+            await outputs[topics.LIVE].send(key=topics.tenant_key(tenant), value=encode(live))
         if not started["snapshots_requested"] and tenants:
             # After a (re)start, ask the bridges what really exists for calls we hold.
             started["snapshots_requested"] = True

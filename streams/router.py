@@ -74,6 +74,7 @@ class TenantRouter:
     # Agent commands that arrived before the agent's configuration (the config topic is
     # re-keyed through the worker, so it can lag a login sent at the same moment).
     early: dict[str, list] = field(default_factory=dict)
+    state_since: dict[str, int] = field(default_factory=dict)  # agent -> since (µs)
     applied: int = 0
     duplicates: int = 0
 
@@ -370,6 +371,7 @@ def _agent_changes(router: TenantRouter, before: State, env: Envelope, reason: s
             continue
         old_status = old.status if old is not None else None
         if old_status != now.status:
+            router.state_since[agent_id] = after.clock_us
             cfg_ = after.agent_cfg.get(agent_id)
             out.append(_out(topics.CC_EVENTS, topics.tenant_key(router.tenant), "agent_state_changed",
                             router.tenant, after.clock_us, None, {
@@ -398,3 +400,36 @@ def handle(router: TenantRouter, env: Envelope) -> list[Out]:
             out += emit(router, before, dec, fact.at_us)
         out += _agent_changes(router, before, env, fact.type)
     return out
+
+
+def live_view(router: TenantRouter, now_us: int) -> dict[str, Any]:
+    """What a supervisor sees now (payload of `live_state_published`)."""
+    state = router.state
+    queues = []
+    for qid in sorted(set(state.queues) | set(state.queue_calls)):
+        cids = state.queue_calls.get(qid, ())
+        calls = [state.calls[c] for c in cids if c in state.calls]
+        members = state.members.get(qid, frozenset())
+        statuses = [state.agents[a].status for a in members if a in state.agents]
+        queues.append({
+            "queue": qid, "waiting": len(calls),
+            "ringing": sum(1 for c in calls if c.status == CallStatus.RINGING),
+            "longest_wait_ms": max(((now_us - c.enqueued_us) // 1000 for c in calls), default=0),
+            "agents_logged_in": sum(1 for st in statuses if st != "logged_out"),
+            "agents_available": sum(1 for st in statuses if st == "available")})
+    agents = []
+    for agent_id in sorted(state.agent_cfg):
+        a = state.agents.get(agent_id)
+        if a is None:
+            continue
+        agents.append({
+            "agent_id": agent_id, "extension": state.agent_cfg[agent_id].extension,
+            "state": a.status, "since_us": router.state_since.get(agent_id, a.mark_us),
+            "pause_reason": a.pause_reason,
+            "call_id": a.calls[0] if a.calls else (state.offers[a.offer_id].call_id
+                                                    if a.offer_id in state.offers else None)})
+    calls = [{"call_id": cid, "queue": c.call.queue, "caller": c.call.caller,
+              "status": c.status, "enqueued_us": c.enqueued_us, "agent_id": c.agent_id,
+              "connected_us": c.connected_us, "vip": c.call.vip}
+             for cid, c in sorted(state.calls.items(), key=lambda kv: kv[1].enqueued_us)]
+    return {"as_of_us": now_us, "queues": queues, "agents": agents, "calls": calls}

@@ -264,6 +264,46 @@ class SetVariableV1(_Command):
     value = fields.String(required=True)
 
 
+# ---- tongdai.live.v1: what a supervisor sees now, per tenant (compacted) -----------
+
+class LiveQueueV1(_Strict):
+    queue = fields.String(required=True)
+    waiting = fields.Integer(required=True)  # callers in queue, ringing ones included
+    ringing = fields.Integer(required=True)
+    longest_wait_ms = fields.Integer(required=True)
+    agents_logged_in = fields.Integer(required=True)
+    agents_available = fields.Integer(required=True)
+
+
+class LiveAgentV1(_Strict):
+    agent_id = fields.String(required=True)
+    extension = fields.String(required=True)
+    state = fields.String(required=True)
+    since_us = fields.Integer(required=True)  # in this state since (time in state)
+    pause_reason = fields.String(load_default=None, allow_none=True)
+    call_id = fields.String(load_default=None, allow_none=True)
+
+
+class LiveCallV1(_Strict):
+    call_id = fields.String(required=True)
+    queue = fields.String(required=True)
+    caller = fields.String(required=True)
+    status = fields.String(required=True)  # waiting | ringing | connecting | connected
+    enqueued_us = fields.Integer(required=True)
+    agent_id = fields.String(load_default=None, allow_none=True)
+    connected_us = fields.Integer(load_default=None, allow_none=True)
+    vip = fields.Boolean(load_default=False)
+
+
+class LiveStateV1(_Strict):
+    """The tenant's live view, published by the router on ticks when it changed."""
+
+    as_of_us = fields.Integer(required=True)
+    queues = fields.List(fields.Nested(LiveQueueV1), required=True)
+    agents = fields.List(fields.Nested(LiveAgentV1), required=True)
+    calls = fields.List(fields.Nested(LiveCallV1), required=True)
+
+
 # ---- tongdai.config.v1 --------------------------------------------------------------
 
 class ConfigChangedV1(_Strict):
@@ -319,6 +359,7 @@ PAYLOADS: dict[tuple[str, int], tuple[str, type[Schema]]] = {
     ("set_variable", 1): (topics.ROUTING_DECISIONS, SetVariableV1),
     ("request_snapshot", 1): (topics.ROUTING_DECISIONS, RequestSnapshotV1),
     ("config_changed", 1): (topics.CONFIG, ConfigChangedV1),
+    ("live_state_published", 1): (topics.LIVE, LiveStateV1),
     ("dead_lettered", 1): (topics.DEAD_LETTERS, DeadLetteredV1),
 }
 

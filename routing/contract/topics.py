@@ -9,6 +9,7 @@ CC_EVENTS = "tongdai.cc.events.v1"
 ROUTING_DECISIONS = "tongdai.routing.decisions.v1"
 CONFIG = "tongdai.config.v1"
 DEAD_LETTERS = "tongdai.deadletter.v1"
+LIVE = "tongdai.live.v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ROUTING_DECISIONS, "node (FreeSWITCH Core-UUID or bridge name)", 4),
     TopicSpec(CONFIG, "entity id (<tenant>/<kind>/<id>)", 1, compacted=True),
     TopicSpec(DEAD_LETTERS, "original topic", 1),
+    TopicSpec(LIVE, "tenant", 1, compacted=True),
 )
 
 

@@ -178,3 +178,21 @@ def test_a_login_seen_before_the_agent_config_is_applied_when_it_arrives():
     handle(r, config("queue", "support", {}))
     handle(r, config("agent", "a1", {"extension": "1000", "queues": {"support": {}}}))
     assert r.state.agents["a1"].status == "available"
+
+
+def test_the_live_view_shows_queues_agents_and_calls():
+    from streams.router import live_view
+
+    r = setup()
+    handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support", caller="+84903123456")))
+    handle(r, fs("channel_parked", 11, "c2", **leg("c2", "c2", queue="support", caller="+84903000000")))
+    view = live_view(r, T0 + 20_000_000)
+    env = Envelope("x", "live_state_published", 1, T0, "acme", "w", None, None, view)
+    assert RecordSchema().validate(env.to_dict()) == {}
+    q = view["queues"][0]
+    assert (q["queue"], q["waiting"], q["ringing"], q["longest_wait_ms"]) == ("support", 2, 2, 10_000)
+    assert (q["agents_logged_in"], q["agents_available"]) == (2, 0)
+    offered = {a["agent_id"]: a for a in view["agents"]}
+    assert offered["a1"]["state"] == "offered" and offered["a1"]["call_id"] == "c1"
+    assert offered["a1"]["since_us"] == T0 + 10_000_000
+    assert [c["call_id"] for c in view["calls"]] == ["c1", "c2"]
