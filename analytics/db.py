@@ -58,9 +58,13 @@ def quote(value: Any) -> str:
         return str(int(value.timestamp()))
     if isinstance(value, str):
         return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    if isinstance(value, (list, tuple, set, frozenset)):
+    if isinstance(value, (tuple, set, frozenset)):  # a set of values, for `x IN %(xs)s`
         items = sorted(value) if isinstance(value, (set, frozenset)) else value
-        return "[" + ", ".join(quote(v) for v in items) + "]"
+        if not items:
+            raise ValueError("an empty set cannot be used with IN")
+        return "(" + ", ".join(quote(v) for v in items) + ")"
+    if isinstance(value, list):  # an array literal
+        return "[" + ", ".join(quote(v) for v in value) + "]"
     raise TypeError(f"cannot render {type(value).__name__} as a SQL literal")
 
 

@@ -249,18 +249,16 @@ PARTITION BY toYYYYMM(minute)
 ORDER BY (tenant, agent_id, state, minute);
 
 CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.agent_minute_stats_mv TO {db}.agent_minute_stats AS
-SELECT tenant, agent_id, state, toDateTime(m * 60) AS minute,
-       sumState(toUInt64(intDiv(least(end_us, (m + 1) * 60000000)
-                                - greatest(start_us, m * 60000000), 1000))) AS duration_ms,
-       sumState(toUInt64(start_us >= m * 60000000)) AS entered
-FROM (
-    SELECT tenant, agent_id, state, start_us, end_us,
-           arrayJoin(arrayMap(i -> intDiv(start_us, 60000000) + i,
-               range(toUInt64(intDiv(greatest(end_us, start_us + 1) - 1, 60000000)
-                              - intDiv(start_us, 60000000) + 1)))) AS m
-    FROM {db}.agent_state_intervals
-    WHERE state != 'logged_out' AND end_us > start_us
-)
+SELECT tenant, agent_id, state,
+       toDateTime(intDiv(start_us, 60000000) * 60
+                  + arrayJoin(range(toUInt64(intDiv(end_us - 1, 60000000)
+                                             - intDiv(start_us, 60000000) + 1))) * 60) AS minute,
+       sumState(toUInt64(intDiv(least(end_us, (toUInt64(minute) + 60) * 1000000)
+                                - greatest(start_us, toUInt64(minute) * 1000000), 1000)))
+           AS duration_ms,
+       sumState(toUInt64(start_us >= toUInt64(minute) * 1000000)) AS entered
+FROM {db}.agent_state_intervals
+WHERE state != 'logged_out' AND end_us > start_us
 GROUP BY tenant, agent_id, state, minute;
 """
 

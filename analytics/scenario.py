@@ -1,0 +1,197 @@
+"""Envelopes of whole calls, shaped like the contract's golden records. Pure.
+
+Used by the golden KPI tests (scenario logs with hand-computed answers), by the sink tests
+and by `tongdai bench analytics` (the events behind a sample of the generated CDRs). Every
+envelope it makes validates against `routing.contract.schemas.RecordSchema`.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from routing.contract.envelope import Envelope, deterministic_id
+
+NODE = "7d8e2b34-0c5e-4e43-8a7f-3b1f9a2c6d10"
+S = 1_000_000  # µs per second
+
+_CHANNEL_FIELDS = ("caller", "caller_name", "callee", "domain", "did", "queue", "ivr_path",
+                   "priority", "vip", "skills", "language", "region", "offer_id",
+                   "other_leg_id", "channel_state", "answer_state", "hangup_cause",
+                   "dtmf_digit", "recording_path", "ivr_choice")
+_FS_NAMES = {
+    "channel_created": "CHANNEL_CREATE", "channel_answered": "CHANNEL_ANSWER",
+    "channel_parked": "CHANNEL_PARK", "channel_bridged": "CHANNEL_BRIDGE",
+    "channel_unbridged": "CHANNEL_UNBRIDGE", "channel_held": "CHANNEL_HOLD",
+    "channel_unheld": "CHANNEL_UNHOLD", "channel_hungup": "CHANNEL_HANGUP",
+    "channel_hangup_completed": "CHANNEL_HANGUP_COMPLETE",
+    "channel_destroyed": "CHANNEL_DESTROY", "recording_started": "RECORD_START",
+    "recording_stopped": "RECORD_STOP", "ivr_choice_made": "DTMF",
+}
+
+
+def us(when: str | dt.datetime) -> int:
+    """µs since the epoch of an ISO time with offset ('2026-11-22T08:00:00+07:00')."""
+    moment = dt.datetime.fromisoformat(when) if isinstance(when, str) else when
+    if moment.tzinfo is None:
+        raise ValueError("give times with their UTC offset")
+    return int(moment.timestamp()) * S + moment.microsecond
+
+
+@dataclass
+class Scenario:
+    """Builds the events of a tenant's calls; `events` collects them in emission order."""
+
+    tenant: str = "acme"
+    node: str = NODE
+    events: list[Envelope] = field(default_factory=list)
+    _seq: int = 0
+
+    def _add(self, type_: str, at: int, source: str, call_id: str | None,
+             payload: dict[str, Any], seq: int | None) -> Envelope:
+        ident = deterministic_id(self.tenant, type_, call_id, at, seq,
+                                 payload.get("leg_id") or payload.get("agent_id") or "",
+                                 len(self.events))
+        e = Envelope(ident, type_, 1, at, self.tenant, source, seq, call_id, payload)
+        self.events.append(e)
+        return e
+
+    def fs(self, type_: str, at: int, call_id: str, leg: str = "a", leg_id: str | None = None,
+           direction: str = "inbound", **fields: Any) -> Envelope:
+        """A FreeSWITCH channel fact of `call_id` (leg a unless told)."""
+        self._seq += 1
+        payload: dict[str, Any] = {"fs_event": _FS_NAMES.get(type_, type_.upper()),
+                                   "leg_id": leg_id or call_id, "leg": leg,
+                                   "direction": direction}
+        payload.update({k: None for k in _CHANNEL_FIELDS})
+        payload.update(fields)
+        payload["headers"] = {"Event-Name": payload["fs_event"]}
+        return self._add(type_, at, self.node, call_id, payload, self._seq)
+
+    def cc(self, type_: str, at: int, call_id: str | None, **payload: Any) -> Envelope:
+        """A router fact."""
+        return self._add(type_, at, "router", call_id, payload, None)
+
+    def agent(self, at: int, agent_id: str, state: str, previous: str | None = None,
+              call_id: str | None = None, extension: str | None = None,
+              reason: str = "") -> Envelope:
+        return self.cc("agent_state_changed", at, call_id, agent_id=agent_id,
+                       extension=extension or ext(agent_id),
+                       state=state, previous_state=previous, reason=reason)
+
+    # ---- whole calls ---------------------------------------------------------------
+    def queue_call(self, call_id: str, at: int, queue: str, caller: str, did: str = "19001234",
+                   wait_s: float = 10, agent_id: str | None = "agent-7",
+                   ring_s: float = 3, talk_s: float = 60, hold_s: float = 0,
+                   wrap_s: float | None = 15, abandon: bool = False, short: bool | None = None,
+                   rna_agents: tuple[str, ...] = (), ivr_path: str = "1",
+                   overflow_to: tuple[str, str] | None = None, overflow_after_s: float = 0,
+                   recording: bool = True) -> dict[str, int]:
+        """An inbound ACD call: IVR, queue, offers (the `rna_agents` ring out first), then
+        answered by `agent_id`, abandoned, or overflowed. Returns its key times (µs)."""
+        chan = dict(caller=caller, callee=did, did=did, queue=queue, ivr_path=ivr_path,
+                    domain=f"{self.tenant}.tongdai.local")
+        t = at
+        self.fs("channel_created", t, call_id, **chan)
+        self.fs("channel_answered", t + S // 2, call_id, **chan)
+        enq = t + 2 * S
+        self.fs("channel_parked", enq, call_id, **chan)
+        self.cc("call_enqueued", enq, call_id, queue=queue, caller=caller, did=did)
+        visit_q = queue
+        visit_enq = enq
+        if overflow_to is not None:
+            of = enq + int(overflow_after_s * S)
+            action, target = overflow_to
+            self.cc("call_overflowed", of, call_id, queue=queue, action=action, target=target,
+                    reason="max wait reached")
+            if action != "queue":
+                end = of + 20 * S
+                self.fs("channel_hangup_completed", end, call_id, hangup_cause="NORMAL_CLEARING",
+                        **chan)
+                return {"enqueue": enq, "end": end}
+            visit_q, visit_enq = target, of
+            self.cc("call_enqueued", of, call_id, queue=target, caller=caller, did=did)
+        leave = visit_enq + int(wait_s * S)
+        t_offer = visit_enq + S
+        attempt = 0
+        for rna in rna_agents:
+            attempt += 1
+            oid = deterministic_id(call_id, "offer", attempt)
+            self.cc("call_offered", t_offer, call_id, queue=visit_q, agent_id=rna,
+                    extension=ext(rna), offer_id=oid, attempt=attempt)
+            self.agent(t_offer + 15 * S, rna, "ring_no_answer", "offered")
+            self.agent(t_offer + 45 * S, rna, "available", "ring_no_answer")
+            t_offer += 16 * S
+        if abandon:
+            waited = _ms(leave - visit_enq)
+            self.cc("call_abandoned", leave, call_id, queue=visit_q, wait_ms=waited,
+                    short=bool(short) if short is not None else waited < 5000)
+            self.fs("channel_hangup_completed", leave, call_id, hangup_cause="ORIGINATOR_CANCEL",
+                    **chan)
+            return {"enqueue": enq, "end": leave}
+        assert agent_id is not None
+        attempt += 1
+        oid = deterministic_id(call_id, "offer", attempt)
+        offer_at = leave - int(ring_s * S)
+        self.cc("call_offered", offer_at, call_id, queue=visit_q, agent_id=agent_id,
+                extension=ext(agent_id), offer_id=oid, attempt=attempt)
+        self.agent(offer_at, agent_id, "offered", "available")
+        self.fs("channel_created", offer_at, call_id, leg="b", leg_id=oid, direction="outbound",
+                offer_id=oid, caller=caller, callee=ext(agent_id))
+        self.fs("channel_answered", leave, call_id, leg="b", leg_id=oid, direction="outbound",
+                offer_id=oid)
+        self.cc("call_answered", leave, call_id, queue=visit_q, agent_id=agent_id, offer_id=oid,
+                wait_ms=_ms(leave - visit_enq), ring_ms=_ms(leave - offer_at))
+        self.agent(leave, agent_id, "on_call", "offered", call_id=call_id)
+        bridge = leave + 20_000
+        self.fs("channel_bridged", bridge, call_id, other_leg_id=oid, offer_id=oid, **chan)
+        if recording:
+            self.fs("recording_started", bridge, call_id,
+                    recording_path=f"/var/lib/freeswitch/recordings/{self.tenant}/{call_id}.wav",
+                    **chan)
+        end = leave + int((talk_s + hold_s) * S)
+        if hold_s:
+            h = leave + int(talk_s / 2 * S)
+            self.fs("channel_held", h, call_id, **chan)
+            self.fs("channel_unheld", h + int(hold_s * S), call_id, **chan)
+        self.fs("channel_hangup_completed", end, call_id, hangup_cause="NORMAL_CLEARING", **chan)
+        self.cc("call_ended", end, call_id, queue=visit_q, agent_id=agent_id,
+                hangup_cause="NORMAL_CLEARING", talk_ms=_ms(end - leave))
+        if wrap_s is not None:
+            self.agent(end, agent_id, "wrap_up", "on_call", call_id=call_id)
+            self.agent(end + int(wrap_s * S), agent_id, "available", "wrap_up")
+        else:
+            self.agent(end, agent_id, "available", "on_call")
+        return {"enqueue": enq, "answer": leave, "end": end}
+
+    def plain_call(self, call_id: str, at: int, caller: str, callee: str,
+                   direction: str = "internal", answered_after_s: float | None = 5,
+                   talk_s: float = 30, cause: str = "NORMAL_CLEARING") -> dict[str, int]:
+        """A call FreeSWITCH handled alone (no queue): only channel facts."""
+        chan = dict(caller=caller, callee=callee, domain=f"{self.tenant}.tongdai.local")
+        self.fs("channel_created", at, call_id, direction=direction, **chan)
+        b = deterministic_id(call_id, "b")
+        self.fs("channel_created", at + S // 10, call_id, leg="b", leg_id=b,
+                direction="outbound", **chan)
+        if answered_after_s is None:
+            end = at + 30 * S
+            self.fs("channel_hangup_completed", end, call_id, direction=direction,
+                    hangup_cause=cause, **chan)
+            return {"end": end}
+        ans = at + int(answered_after_s * S)
+        self.fs("channel_answered", ans, call_id, leg="b", leg_id=b, direction="outbound", **chan)
+        self.fs("channel_bridged", ans, call_id, direction=direction, other_leg_id=b, **chan)
+        end = ans + int(talk_s * S)
+        self.fs("channel_hangup_completed", end, call_id, direction=direction,
+                hangup_cause=cause, **chan)
+        return {"answer": ans, "end": end}
+
+
+def ext(agent_id: str) -> str:
+    """The extension of a test agent: agent-7 -> 1007."""
+    digits = "".join(c for c in agent_id if c.isdigit())
+    return f"1{int(digits or 0):03d}"
+
+
+def _ms(delta_us: int) -> int:
+    return delta_us // 1000

@@ -1,0 +1,60 @@
+"""Both ends of the supported ClickHouse range: the local stack's 18.16 server (native
+protocol) and the current engine in-process (chdb). Each module gets its own database."""
+from __future__ import annotations
+
+import tempfile
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from analytics import migrations
+from analytics.db import ChdbDatabase, Database, NativeDatabase
+
+ENGINES = ["server", "chdb"]
+_chdb: dict[str, ChdbDatabase] = {}
+
+
+def chdb_session() -> ChdbDatabase:
+    """One chdb per test process (chdb allows one data directory per process)."""
+    if "db" not in _chdb:
+        _chdb["db"] = ChdbDatabase(tempfile.mkdtemp(prefix="tongdai-chdb-"), "default")
+    return _chdb["db"]
+
+
+class _Named:
+    """A Database that targets another database name on the same engine."""
+
+    def __init__(self, inner: Database, database: str):
+        self._inner = inner
+        self.database = database
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+def make_database(request: pytest.FixtureRequest, engine: str, prefix: str) -> Database:
+    name = f"t_{prefix}_{uuid.uuid4().hex[:8]}"
+    if engine == "server":
+        stack = request.getfixturevalue("local_stack")
+        db: Database = NativeDatabase("127.0.0.1", stack.clickhouse_tcp_port, name)
+    else:
+        db = _Named(chdb_session(), name)
+    migrations.migrate(db)
+    return db
+
+
+def drop_database(db: Database) -> None:
+    db.execute(f"DROP DATABASE IF EXISTS {db.database}")
+    if isinstance(db, NativeDatabase):
+        db.close()
+
+
+@pytest.fixture(params=ENGINES)
+def engine_db(request) -> Iterator[Database]:
+    """A fresh migrated database on each engine."""
+    db = make_database(request, request.param, "an")
+    try:
+        yield db
+    finally:
+        drop_database(db)
