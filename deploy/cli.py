@@ -35,6 +35,18 @@ def _worker(argv: list[str]) -> int:
     return cli.main(argv)
 
 
+def _sink(argv: list[str]) -> int:
+    from analytics import cli
+
+    return cli.sink_main(argv)
+
+
+def _db(argv: list[str]) -> int:
+    from analytics import cli
+
+    return cli.db_main(argv)
+
+
 def _bench(argv: list[str]) -> int:
     from deploy import bench
 
@@ -47,8 +59,8 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "bridge": ("run the FreeSWITCH ESL bridge (events to Kafka, decisions to ESL); "
                "replay FILE normalizes a capture", _bridge),
     "worker": ("run a Faust routing worker", _worker),
-    "sink": ("run the ClickHouse sink", _not_yet("sink", 6)),
-    "db": ("ClickHouse schema: tongdai db migrate", _not_yet("db", 6)),
+    "sink": ("run the ClickHouse sink", _sink),
+    "db": ("ClickHouse schema: tongdai db migrate|status|drop-partitions", _db),
     "api": ("serve the API with gunicorn", _not_yet("api", 7)),
     "config": ("apply configuration: tongdai config apply FILE.yaml", _not_yet("config", 7)),
     "up": ("run the whole product locally with simulated calls and the wallboard",

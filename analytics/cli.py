@@ -1,0 +1,93 @@
+"""`tongdai db ...` and `tongdai sink`: the analytics commands."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+
+from . import migrations, settings as settings_mod
+from .db import DatabaseError
+
+
+def db_main(argv: list[str]) -> int:
+    """`tongdai db migrate | status | drop-partitions --before YYYY-MM`."""
+    parser = argparse.ArgumentParser(prog="tongdai db", description=(
+        "ClickHouse schema of the call log. Connection from TONGDAI_CLICKHOUSE_HOST, "
+        "_PORT, _DATABASE, _USER, _PASSWORD."))
+    sub = parser.add_subparsers(dest="action", required=True)
+    sub.add_parser("migrate", help="apply the migrations not yet applied (idempotent)")
+    sub.add_parser("status", help="applied and pending migrations")
+    drop = sub.add_parser("drop-partitions", help="retention: drop monthly partitions older "
+                                                  "than a month")
+    drop.add_argument("--before", required=True, metavar="YYYY-MM",
+                      help="drop every partition of an earlier month")
+    drop.add_argument("--yes", action="store_true", help="really drop (else: list only)")
+    args = parser.parse_args(argv)
+    settings = settings_mod.load()
+    db = settings_mod.connect(settings)
+    try:
+        if args.action == "migrate":
+            applied = migrations.migrate(db, log=print)
+            print(f"{db.database}: {len(applied)} migration(s) applied, "
+                  f"schema at version {migrations.MIGRATIONS[-1].version}")
+            return 0
+        if args.action == "status":
+            done = set(migrations.applied_versions(db))
+            for m in migrations.MIGRATIONS:
+                print(f"  {m.version:03d} {'applied' if m.version in done else 'PENDING':<8} "
+                      f"{m.name}")
+            return 0 if all(m.version in done for m in migrations.MIGRATIONS) else 1
+        if args.action == "drop-partitions":
+            if not args.yes:
+                cutoff = args.before.replace("-", "")
+                for table in migrations.MONTHLY_TABLES:
+                    old = [p for p in migrations.partitions(db, table) if p < cutoff]
+                    if old:
+                        print(f"  {table}: would drop {', '.join(old)}")
+                print("(dry run: add --yes to drop)")
+                return 0
+            dropped = migrations.drop_partitions_before(db, args.before, log=print)
+            print(f"dropped {len(dropped)} partition(s)")
+            return 0
+    except DatabaseError as exc:
+        print(f"tongdai db {args.action}: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"tongdai db {args.action}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        db.close()
+    return 2
+
+
+def sink_main(argv: list[str]) -> int:
+    """`tongdai sink [--migrate]`: consume the event topics into ClickHouse until stopped."""
+    from .sink import Sink
+
+    parser = argparse.ArgumentParser(prog="tongdai sink", description=(
+        "Consume tongdai.fs.events.v1 and tongdai.cc.events.v1 into ClickHouse (raw events, "
+        "CDRs, queue visits, agent states). Offsets are committed only after each insert; "
+        "while ClickHouse is down the sink pauses and retries. Settings: TONGDAI_* (see "
+        "analytics/settings.py)."))
+    parser.add_argument("--migrate", action="store_true",
+                        help="apply pending migrations before consuming")
+    args = parser.parse_args(argv)
+    settings = settings_mod.load()
+    logging.basicConfig(level=settings.log_level,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    db = settings_mod.connect(settings)
+    if args.migrate:
+        migrations.migrate(db, log=print)
+    sink = Sink(settings, db)
+    signal.signal(signal.SIGTERM, lambda *_: sink.stop())
+    signal.signal(signal.SIGINT, lambda *_: sink.stop())
+    print(f"tongdai sink: {settings!r}", flush=True)
+    try:
+        stats = sink.run()
+    finally:
+        sink.close()
+        db.close()
+    print(json.dumps(stats.__dict__))
+    return 0
