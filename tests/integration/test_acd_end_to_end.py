@@ -48,7 +48,7 @@ class Tenant:
     """A fresh tenant with a queue and agents, configured and logged in through Kafka."""
 
     def __init__(self, acd: Stack, agents: dict[str, dict], queue: dict | None = None,
-                 first_ext: int = 2000) -> None:
+                 first_ext: int = 2000, agent_cfg: dict[str, dict] | None = None) -> None:
         self.id = f"t{uuid.uuid4().hex[:10]}.test"
         self.acd = acd
         self.reader = Reader(acd.bootstrap, [topics.CC_EVENTS, topics.ROUTING_DECISIONS],
@@ -64,7 +64,8 @@ class Tenant:
             self.ext[agent_id] = ext
             acd.sim.add_agent(AgentSpec.parse({"ext": ext, "domain": self.id,
                                                "register_at": None, **phone}))
-            self.api.config("agent", agent_id, {"extension": ext, "queues": {"support": {}}})
+            self.api.config("agent", agent_id, {"extension": ext, "queues": {"support": {}},
+                                                **(agent_cfg or {}).get(agent_id, {})})
             self.api.command("agent_login_requested", agent_id=agent_id)
         self.api.flush()
         for agent_id in agents:
@@ -153,3 +154,105 @@ def test_caller_abandons_while_the_agent_rings(acd):
               if e.type == "hangup_leg"]
     assert cancel and cancel[0]["leg_id"] == offer_id
     assert "offered" in t.states("slow")
+
+
+def _offer_wait_s(t: Tenant, call: str) -> float:
+    enq = next(e for e in t.reader.of_type("call_enqueued") if e.call_id == call)
+    off = next(e for e in t.reader.of_type("call_offered") if e.call_id == call)
+    return (off.occurred_at - enq.occurred_at) / 1e6
+
+
+def test_skill_relaxation_offers_a_less_skilled_agent_after_the_wait(acd):
+    t = Tenant(acd, {"junior": {"answer_delay": 0.3}}, first_ext=2300,
+               queue={"relax": [{"after_s": 2, "min_level": 3}]},
+               agent_cfg={"junior": {"skills": {"billing": 4}}})
+    try:
+        call = t.call(patience=30, talk=0.5, variables={"tongdai_skills": "billing:8"})
+        t.reader.wait_for(lambda es: any(e.type == "call_offered" and e.call_id == call
+                                         for e in es), timeout=30, what="call_offered")
+    finally:
+        t.close()
+    assert t.reader.of_type("call_offered")[0].payload["agent_id"] == "junior"
+    assert _offer_wait_s(t, call) >= 2.0
+
+
+def test_geo_routing_prefers_the_callers_region_then_widens(acd):
+    t = Tenant(acd, {"hanoi": {"answer_delay": 0.3}}, first_ext=2400,
+               queue={"geo_widen_after_s": 2},
+               agent_cfg={"hanoi": {"region": "north"}})
+    try:
+        call = t.call("02873001234", patience=30, talk=0.5)  # Ho Chi Minh City: south
+        t.reader.wait_for(lambda es: any(e.type == "call_offered" and e.call_id == call
+                                         for e in es), timeout=30, what="call_offered")
+    finally:
+        t.close()
+    assert _offer_wait_s(t, call) >= 2.0, "held for a southern agent first"
+    assert t.reader.of_type("call_offered")[0].payload["agent_id"] == "hanoi"
+
+
+def test_a_closed_queue_runs_the_after_hours_action(acd):
+    import datetime as dt
+
+    tomorrow = (dt.datetime.now(dt.timezone(dt.timedelta(hours=7))).weekday() + 1) % 7
+    day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][tomorrow]
+    t = Tenant(acd, {"a1": {}}, first_ext=2500,
+               queue={"schedule": {"hours": {day: ["08:00-17:00"]}}, "after_hours": "voicemail"})
+    try:
+        call = t.call(patience=30)
+        t.reader.wait_for(lambda es: any(e.type == "call_overflowed" and e.call_id == call
+                                         for e in es), timeout=30, what="call_overflowed")
+        acd.sim.hangup(call)
+    finally:
+        t.close()
+    assert not t.reader.of_type("call_offered"), "nobody is offered a call after hours"
+    overflow = t.reader.of_type("call_overflowed")[0].payload
+    assert overflow["action"] == "voicemail"
+    transfer = [e.payload for e in t.reader.envelopes(topics.ROUTING_DECISIONS)
+                if e.type == "transfer_leg"][0]
+    assert transfer["leg_id"] == call and transfer["destination"] == "voicemail_support"
+
+
+def test_overflow_on_max_wait(acd):
+    t = Tenant(acd, {"busy": {}}, first_ext=2600,
+               queue={"max_wait_s": 2, "max_wait_action": {"kind": "forward",
+                                                           "target": "+84903000999"}})
+    try:
+        t.api.command("agent_pause_requested", agent_id="busy", reason="meeting")
+        t.api.flush()
+        t.reader.wait_for(lambda es: t.states("busy")[-1:] == ["paused"], what="paused")
+        call = t.call(patience=30)
+        t.reader.wait_for(lambda es: any(e.type == "call_overflowed" and e.call_id == call
+                                         for e in es), timeout=30, what="call_overflowed")
+        acd.sim.hangup(call)
+    finally:
+        t.close()
+    overflow = next(e for e in t.reader.of_type("call_overflowed") if e.call_id == call)
+    enq = next(e for e in t.reader.of_type("call_enqueued") if e.call_id == call)
+    assert (overflow.occurred_at - enq.occurred_at) / 1e6 >= 2.0
+    assert overflow.payload["action"] == "forward" and overflow.payload["target"] == "+84903000999"
+    forward = [e.payload for e in t.reader.envelopes(topics.ROUTING_DECISIONS)
+               if e.type == "transfer_leg"][0]
+    assert forward["destination"] == "+84903000999"
+
+
+def test_a_vip_caller_is_served_before_earlier_normal_callers(acd):
+    t = Tenant(acd, {"only": {"answer_delay": 0.3}}, first_ext=2700)
+    try:
+        t.api.command("agent_pause_requested", agent_id="only", reason="break")
+        t.api.flush()
+        t.reader.wait_for(lambda es: t.states("only")[-1:] == ["paused"], what="paused")
+        normal = t.call("0903000001", patience=60, talk=0.5)
+        t.reader.wait_for(lambda es: any(e.type == "call_enqueued" and e.call_id == normal
+                                         for e in es), what="normal enqueued")
+        vip = t.call("0903000002", patience=60, talk=0.5, variables={"tongdai_vip": "true"})
+        t.reader.wait_for(lambda es: any(e.type == "call_enqueued" and e.call_id == vip
+                                         for e in es), what="vip enqueued")
+        t.api.command("agent_resume_requested", agent_id="only")
+        t.api.flush()
+        t.reader.wait_for(lambda es: any(e.type == "call_offered" for e in es), timeout=30,
+                          what="call_offered")
+        for c in (normal, vip):
+            acd.sim.hangup(c)
+    finally:
+        t.close()
+    assert t.reader.of_type("call_offered")[0].call_id == vip
