@@ -195,3 +195,41 @@ def ext(agent_id: str) -> str:
 
 def _ms(delta_us: int) -> int:
     return delta_us // 1000
+
+
+def random_calls(s: Scenario, n: int, start_us: int, rng, spacing_s: float = 7.0,
+                 queues: tuple[str, ...] = ("support", "sales", "billing"),
+                 agents: int = 20, prefix: str = "call") -> list[str]:
+    """`n` varied calls (answered, abandoned, short abandons, ring-no-answer, overflow,
+    plain calls) starting every ~`spacing_s` seconds from `start_us`; returns their ids.
+
+    Each agent takes at most one call at a time (agents are picked round-robin and a call
+    ends well before the agent's next one when spacing_s * agents exceeds talk + wrap)."""
+    ids = []
+    at = start_us
+    for i in range(n):
+        call_id = f"{prefix}-{i:07d}"
+        ids.append(call_id)
+        at += int(rng.uniform(0.2, 1.8) * spacing_s * S)
+        caller = f"+849{rng.randrange(10**8):08d}"
+        kind = rng.random()
+        agent = f"agent-{i % agents + 1}"
+        queue = queues[i % len(queues)]
+        if kind < 0.08:
+            s.plain_call(call_id, at, f"1{i % agents:03d}", caller, "outbound",
+                         answered_after_s=None if rng.random() < 0.3 else rng.uniform(3, 20),
+                         talk_s=rng.uniform(10, 200),
+                         cause="USER_BUSY" if rng.random() < 0.5 else "NORMAL_CLEARING")
+        elif kind < 0.18:
+            s.queue_call(call_id, at, queue, caller, wait_s=rng.uniform(1, 90), abandon=True)
+        elif kind < 0.22:
+            s.queue_call(call_id, at, queue, caller, wait_s=rng.uniform(2, 20), agent_id=agent,
+                         overflow_to=("queue", queues[(i + 1) % len(queues)]),
+                         overflow_after_s=rng.uniform(30, 120), talk_s=rng.uniform(20, 100),
+                         wrap_s=rng.uniform(0, 20))
+        else:
+            s.queue_call(call_id, at, queue, caller, wait_s=rng.uniform(2, 60), agent_id=agent,
+                         ring_s=rng.uniform(1, 8), talk_s=rng.uniform(20, 240),
+                         hold_s=rng.choice((0, 0, 0, rng.uniform(5, 60))),
+                         wrap_s=rng.uniform(0, 30))
+    return ids

@@ -357,6 +357,25 @@ class ClickHouseStore:
     def write(self, table: str, columns: Sequence[str], rows: list[tuple]) -> None:
         self.db.insert(f"{self.d}.{table}", columns, rows)
 
+    # Columns that identify a written row, per table (for retries after an unclear failure).
+    _IDENTITY = {"calls": ("call_id", "version", "sign"),
+                 "queue_visits": ("call_id", "visit", "version", "sign"),
+                 "agent_state_intervals": ("agent_id", "start_us")}
+
+    def already_written(self, table: str, columns: Sequence[str], rows: list[tuple]) -> bool:
+        """Did an insert that failed on our side reach ClickHouse anyway (a block is
+        written whole or not at all)? Raw events need no check: they are deduplicated."""
+        ident = self._IDENTITY.get(table)
+        if ident is None or not rows:
+            return False
+        pos = [list(columns).index(c) for c in ident]
+        keys = {tuple(row[i] for i in pos) for row in rows}
+        tenants = {row[list(columns).index("tenant")] for row in rows}
+        (n,) = self.db.query(
+            f"SELECT count() FROM {self.d}.{table} WHERE tenant IN %(tenants)s "
+            f"AND ({', '.join(ident)}) IN %(keys)s", {"tenants": tenants, "keys": keys})[0]
+        return int(n) >= len(keys)
+
 
 # ---- the Kafka loop ------------------------------------------------------------------
 
@@ -489,11 +508,14 @@ class Sink:
         pending = [p for p in batch.parts() if p[2]]
         delay = self.settings.sink_retry_min_s
         paused_at = None
+        failed_before = False
         while pending:
             table, columns, rows = pending[0]
             try:
-                self.store.write(table, columns, rows)
+                if not (failed_before and self.store.already_written(table, columns, rows)):
+                    self.store.write(table, columns, rows)
             except DatabaseError as exc:
+                failed_before = True
                 self.stats.insert_failures += 1
                 if paused_at is None:
                     paused_at = time.monotonic()
@@ -505,6 +527,7 @@ class Sink:
                 continue
             self.stats.rows_written += len(rows)
             pending.pop(0)  # parts already written are never written again
+            failed_before = False
         if paused_at is not None:
             self.stats.paused_s += time.monotonic() - paused_at
             self._resume()
