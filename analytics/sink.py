@@ -170,6 +170,18 @@ class CallLog:
 
     # ---- the batch step
     def prepare(self, records: Sequence[Record]) -> Batch:
+        """The rows that bring ClickHouse up to date with `records`.
+
+        Reads from ClickHouse (reloads) may fail; then nothing held here has changed and
+        the same records can be prepared again."""
+        snapshot = (dict(self.agents.current), dict(self.agents.written_up_to))
+        try:
+            return self._prepare(records)
+        except DatabaseError:
+            self.agents.current, self.agents.written_up_to = snapshot
+            raise
+
+    def _prepare(self, records: Sequence[Record]) -> Batch:
         batch = Batch()
         unique: list[Record] = []
         seen: set[str] = set()
@@ -417,6 +429,7 @@ class Sink:
         self._buffer: list[Record] = []
         self._offsets: dict[Any, int] = {}
         self._first_at: float | None = None
+        self._revoked = False
 
     # -- Kafka plumbing (created lazily so tests may pass their own)
     def consumer(self):
@@ -427,9 +440,10 @@ class Sink:
 
             class _Listener(ConsumerRebalanceListener):
                 def on_partitions_revoked(self, revoked):
+                    # Runs on the client's I/O thread, where nothing may block: the loop
+                    # flushes what it holds and drops its state at its next turn.
                     if revoked:
-                        sink._flush(during_rebalance=True)
-                        sink.log.forget()
+                        sink._revoked = True
 
                 def on_partitions_assigned(self, assigned):
                     pass
@@ -470,6 +484,13 @@ class Sink:
             for tp, messages in polled.items():
                 for m in messages:
                     self._accept(tp, m)
+            if self._revoked:
+                # Partitions moved: write what we hold (the commit may be refused; the new
+                # owner then re-reads and deduplicates) and forget every open call.
+                self._revoked = False
+                self._flush()
+                self.log.forget()
+                continue
             if self._buffer and (len(self._buffer) >= s.sink_batch_rows or
                                  time.monotonic() - (self._first_at or 0) >= s.sink_batch_s):
                 self._flush()
@@ -494,14 +515,36 @@ class Sink:
             self._first_at = time.monotonic()
         self._buffer.append(Record(tp.topic, tp.partition, message.offset, envelope))
 
-    def _flush(self, during_rebalance: bool = False) -> None:
+    def _flush(self) -> None:
         if not self._buffer and not self._offsets:
             return
-        batch = self.log.prepare(self._buffer) if self._buffer else Batch()
+        batch = self._prepare_until_done() if self._buffer else Batch()
         self.write_until_done(batch)
         self._commit(dict(self._offsets))
         self.stats.batches += 1
         self._buffer, self._offsets, self._first_at = [], {}, None
+
+    def _prepare_until_done(self) -> Batch:
+        """Prepare the buffered records; reloads that fail (ClickHouse down) are retried."""
+        delay = self.settings.sink_retry_min_s
+        paused_at = None
+        while True:
+            try:
+                batch = self.log.prepare(self._buffer)
+                break
+            except DatabaseError as exc:
+                self.stats.insert_failures += 1
+                if paused_at is None:
+                    paused_at = time.monotonic()
+                    self._pause()
+                log.warning("reading back from ClickHouse failed (%s); paused, retrying in "
+                            "%.1f s", str(exc).splitlines()[0][:200], delay)
+                self._wait(delay)
+                delay = min(delay * 2, self.settings.sink_retry_max_s)
+        if paused_at is not None:
+            self.stats.paused_s += time.monotonic() - paused_at
+            self._resume()
+        return batch
 
     def write_until_done(self, batch: Batch) -> None:
         """Insert every part of the batch; while ClickHouse fails, pause and retry."""
