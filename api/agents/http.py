@@ -1,0 +1,32 @@
+"""Agent resources: /api/v1/agents/<id>/<command>, /api/v1/click-to-call."""
+from __future__ import annotations
+
+from flask import Blueprint
+
+from ..auth import EVERYONE, Principal
+from ..rest import endpoint, services
+from . import schemas as s
+
+bp = Blueprint("agents", __name__, url_prefix="/api/v1")
+
+
+def _command(action: str) -> None:
+    def run(who: Principal, body: dict, agent_id: str) -> dict:
+        return services().agents.command(who, agent_id, action, body["reason"])
+
+    run.__name__ = f"agent_{action}"
+    endpoint(bp, f"/agents/<agent_id>/{action}", "POST", roles=EVERYONE,
+             body=s.AgentCommandLoad, response=s.CommandOut, status=202,
+             summary=f"Agent {action} (a command for the routing worker)")(run)
+
+
+for _action in s.COMMANDS:
+    _command(_action)
+
+
+@endpoint(bp, "/click-to-call", "POST", roles=EVERYONE, body=s.ClickToCallLoad,
+          response=s.ClickToCallOut, status=202,
+          summary="Call a customer from the agent's extension (never with a 1800/1900 "
+                  "caller id)")
+def click_to_call(who: Principal, body: dict) -> dict:
+    return services().agents.click_to_call(who, body["agent_id"], body["number"])

@@ -1,0 +1,112 @@
+"""The composition root: `create_app(settings)` builds every service once and wires them.
+
+Nothing else constructs services; resources reach them through `rest.services()`
+(`app.extensions["tongdai"]`). Kafka followers start here (per process: gunicorn forks
+first, then each worker calls the factory, so threads and clients are never shared
+across a fork).
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, jsonify
+
+from . import errors
+from .audit.services import AuditLog
+from .auth import Principal, Tokens
+from .bus import Bus, KafkaBus
+from .config.services import ConfigService
+from .config.view import ConfigView
+from .errors import Unauthorized
+from .live.services import LiveView
+from .popup.services import PopupService, lookup
+from .reports.services import ReportService
+from .settings import ApiSettings
+from .agents.services import AgentService
+
+log = logging.getLogger("tongdai.api")
+
+
+class Services:
+    """Everything a request may need, built once per process."""
+
+    def __init__(self, settings: ApiSettings, bus: Bus,
+                 connect_db: Callable[[], Any] | None) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.tokens = Tokens(settings.api_token_secret, settings.api_token_ttl_s)
+        self.view = ConfigView()
+        self.audit = AuditLog(bus, settings.audit_topic)
+        self.config = ConfigService(self.view, bus, settings.config_topic, self.audit,
+                                    self.tokens)
+        self.agents = AgentService(self.view, bus, settings.commands_topic)
+        self.live = LiveView()
+        self.popup = PopupService(self.view)
+        self.reports = ReportService(connect_db, self.view, settings.report_timezone)
+
+    def start(self) -> None:
+        s = self.settings
+        self.bus.follow(s.config_topic, self.view.apply, from_start=True)
+        self.bus.follow(s.audit_topic, self.audit.apply, from_start=True)
+        self.bus.follow(s.live_topic, self.live.apply, from_start=True)
+        self.bus.follow(s.events_topic, self.popup.apply, from_start=False)
+
+    def authorize(self, token: str) -> Principal:
+        who = self.tokens.verify(token)
+        if not self.config.allowed(who):
+            raise Unauthorized("token revoked or user disabled")
+        return who
+
+    def lookup(self, tenant: str, number: str) -> list[dict[str, Any]]:
+        return lookup(self.view, tenant, number)
+
+
+def _connect_db(settings: ApiSettings) -> Callable[[], Any] | None:
+    if not settings.reports_enabled:
+        return None
+    try:
+        from analytics.db import NativeDatabase
+    except ImportError:
+        return None
+    return lambda: NativeDatabase(settings.clickhouse_host, settings.clickhouse_port,
+                                  settings.clickhouse_database, settings.clickhouse_user,
+                                  settings.clickhouse_password)
+
+
+def create_app(settings: ApiSettings, bus: Bus | None = None,
+               connect_db: Callable[[], Any] | None | str = "settings") -> Flask:
+    """The Flask app. `bus` defaults to Kafka; `connect_db` to ClickHouse from settings."""
+    app = Flask("tongdai.api")
+    app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
+    services = Services(settings, bus or KafkaBus(settings.kafka_bootstrap),
+                        _connect_db(settings) if connect_db == "settings" else connect_db)
+    app.extensions["tongdai"] = services
+    errors.register(app)
+
+    from .agents.http import bp as agents_bp
+    from .audit.http import bp as audit_bp
+    from .config.http import bp as config_bp
+    from .freeswitch.http import bp as freeswitch_bp
+    from .live.http import bp as live_bp
+    from .openapi import bp as openapi_bp
+    from .popup.http import bp as popup_bp
+    from .reports.http import bp as reports_bp
+    from .web import bp as web_bp
+
+    for bp in (config_bp, agents_bp, live_bp, reports_bp, audit_bp, freeswitch_bp, popup_bp,
+               openapi_bp, web_bp):
+        app.register_blueprint(bp)
+
+    @app.get("/api/v1/health")
+    def health():
+        """Liveness and readiness (no token: load balancers call it)."""
+        ready = services.bus.caught_up()
+        return jsonify({"status": "ok" if ready else "catching_up",
+                        "config_records": services.view.applied}), 200 if ready else 503
+
+    services.start()
+    log.info("tongdai api ready: %r", settings)
+    return app

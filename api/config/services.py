@@ -1,0 +1,300 @@
+"""Admin configuration: validate, write `config_changed` records, answer from the view.
+
+Event-sourced: nothing is stored here. A write is one record on the compacted config
+topic keyed `<tenant>/<kind>/<id>` (the worker re-keys it by tenant); the view is rebuilt
+by every reader from the topic. References (an agent's queues, a DID's queue or IVR) must
+name entities that exist, in the view or in the same batch (`tongdai config apply`).
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from marshmallow import Schema, ValidationError
+
+from routing import numbers
+from routing.contract import Envelope, topics
+
+from ..audit.services import AuditLog
+from ..auth import Principal, Tokens
+from ..bus import Bus, envelope
+from ..errors import Conflict, NotFound
+from ..fields import ENTITY_ID, EXTENSION
+from . import schemas as s
+from .view import ConfigView
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str  # the config record kind
+    plural: str  # URL segment
+    load: type[Schema]
+    dump: type[Schema]
+    id_rule: Callable[[str], str]  # validates and normalizes an entity id
+
+
+def _plain_id(value: str) -> str:
+    ENTITY_ID(value)
+    return value
+
+
+def _extension_id(value: str) -> str:
+    EXTENSION(value)
+    return value
+
+
+def _did_id(value: str) -> str:
+    try:
+        number = numbers.to_e164(value)
+    except ValueError as exc:
+        raise ValidationError(f"not a telephone number: {exc}") from None
+    if numbers.is_extension(number):
+        raise ValidationError("a DID is a telephone number, not an extension")
+    return number
+
+
+def _phone_id(value: str) -> str:
+    try:
+        return numbers.to_e164(value)
+    except ValueError as exc:
+        raise ValidationError(f"not a telephone number: {exc}") from None
+
+
+KINDS: dict[str, Kind] = {k.name: k for k in (
+    Kind("queue", "queues", s.QueueLoad, s.QueueOut, _plain_id),
+    Kind("agent", "agents", s.AgentLoad, s.AgentOut, _plain_id),
+    Kind("did", "dids", s.DidLoad, s.DidOut, _did_id),
+    Kind("extension", "extensions", s.ExtensionLoad, s.ExtensionOut, _extension_id),
+    Kind("ivr", "ivrs", s.IvrLoad, s.IvrOut, _plain_id),
+    Kind("blocklist", "blocklist", s.BlocklistLoad, s.BlocklistOut, _phone_id),
+    Kind("user", "users", s.UserLoad, s.UserOut, _plain_id),
+    Kind("customer", "customers", s.CrmLoad, s.CrmOut, _plain_id),
+    Kind("contact", "contacts", s.CrmLoad, s.CrmOut, _plain_id),
+    Kind("lead", "leads", s.CrmLoad, s.CrmOut, _plain_id),
+)}
+TENANT = Kind("tenant", "tenant", s.TenantLoad, s.TenantOut, _plain_id)
+#: Kinds a YAML file may carry, in the order they are applied (referenced ones first).
+APPLY_ORDER = ("tenant", "queue", "ivr", "did", "extension", "agent", "blocklist", "user",
+               "customer", "contact", "lead")
+
+
+def a1_hash(extension: str, domain: str, password: str) -> str:
+    """FreeSWITCH's `a1-hash` directory parameter: md5(user:domain:password) (SIP digest HA1).
+    The directory needs only this, so the password itself is never stored."""
+    return hashlib.md5(f"{extension}:{domain}:{password}".encode()).hexdigest()
+
+
+def new_sip_password() -> str:
+    """A strong SIP password: 24 URL-safe characters (144 bits)."""
+    return secrets.token_urlsafe(18)
+
+
+def did_kind(number: str) -> str:
+    if number.startswith("1800"):
+        return "toll_free"
+    if number.startswith("1900"):
+        return "premium"
+    return "mobile" if numbers.is_mobile(number) else "geographic"
+
+
+Lookup = Callable[[str, str], bool]  # (kind, id) -> exists
+
+
+def check_refs(kind: str, data: Mapping[str, Any], exists: Lookup) -> None:
+    """Refuse references to entities that do not exist (field named in the error)."""
+    errors: dict[str, Any] = {}
+    if kind == "agent":
+        for qid in data.get("queues") or {}:
+            if not exists("queue", qid):
+                errors.setdefault("queues", {})[qid] = [f"unknown queue {qid!r}"]
+    if kind == "did":
+        if data.get("queue") and not exists("queue", data["queue"]):
+            errors["queue"] = [f"unknown queue {data['queue']!r}"]
+        if data.get("ivr") and not exists("ivr", data["ivr"]):
+            errors["ivr"] = [f"unknown IVR {data['ivr']!r}"]
+    if kind == "ivr":
+        for digit, option in (data.get("options") or {}).items():
+            for ref in ("queue", "ivr"):
+                if option.get(ref) and not exists(ref, option[ref]):
+                    errors.setdefault("options", {})[digit] = [f"unknown {ref} {option[ref]!r}"]
+        if data.get("default_queue") and not exists("queue", data["default_queue"]):
+            errors["default_queue"] = [f"unknown queue {data['default_queue']!r}"]
+    if kind == "queue":
+        for name in ("after_hours", "max_wait_action", "max_len_action", "no_agent_action"):
+            action = data.get(name) or {}
+            if action.get("kind") == "queue" and not exists("queue", action.get("target", "")):
+                errors[name] = {"target": [f"unknown queue {action.get('target')!r}"]}
+    if errors:
+        raise ValidationError(errors)
+
+
+def check_did(number: str, data: dict[str, Any]) -> dict[str, Any]:
+    expected = did_kind(number)
+    if "kind" not in data:
+        data["kind"] = expected
+    elif expected in ("toll_free", "premium") and data["kind"] != expected:
+        raise ValidationError({"kind": [f"{number} is a {expected} number"]})
+    elif data["kind"] in ("toll_free", "premium") and expected != data["kind"]:
+        raise ValidationError({"kind": [f"{number} is not a {data['kind']} number"]})
+    return data
+
+
+class ConfigService:
+    def __init__(self, view: ConfigView, bus: Bus, topic: str, audit: AuditLog,
+                 tokens: Tokens) -> None:
+        self.view = view
+        self.bus = bus
+        self.topic = topic
+        self.audit = audit
+        self.tokens = tokens
+
+    # ---- reads ----------------------------------------------------------------------
+
+    def out(self, kind: str, entity_id: str, entry: Any) -> dict[str, Any]:
+        item = {k: v for k, v in entry.data.items() if k != "a1_hash"}
+        item.update(id=entity_id, changed_at_us=entry.changed_us)
+        if kind in ("customer", "contact", "lead"):
+            item["kind"] = kind
+        return item
+
+    def get(self, tenant: str, kind: str, entity_id: str) -> dict[str, Any]:
+        entry = self.view.get(tenant, kind, entity_id)
+        if entry is None:
+            raise NotFound(f"no {kind} {entity_id!r}")
+        return self.out(kind, entity_id, entry)
+
+    def list(self, tenant: str, kind: str, limit: int, offset: int) -> dict[str, Any]:
+        items = self.view.items(tenant, kind)
+        page = items[offset:offset + limit]
+        nxt = offset + limit if offset + limit < len(items) else None
+        return {"items": [self.out(kind, i, e) for i, e in page], "total": len(items),
+                "limit": limit, "offset": offset, "next_offset": nxt}
+
+    # ---- writes ---------------------------------------------------------------------
+
+    def prepare(self, tenant: str, kind: str, entity_id: str, raw: Mapping[str, Any],
+                exists: Lookup | None = None) -> tuple[str, dict[str, Any]]:
+        """Validate one entity: (normalized id, data of the record). Raises ValidationError
+        with fields named (used by the HTTP resources and by `config apply`)."""
+        spec = TENANT if kind == "tenant" else KINDS[kind]
+        try:
+            entity_id = spec.id_rule(entity_id)
+        except ValidationError as exc:
+            raise ValidationError({"id": exc.messages}) from None
+        data = spec.load().load(dict(raw))
+        if kind == "did":
+            data = check_did(entity_id, data)
+        lookup = exists or (lambda k, i: self.view.get(tenant, k, i) is not None)
+        check_refs(kind, data, lookup)
+        return entity_id, data
+
+    def write(self, who: Principal, kind: str, entity_id: str,
+              data: dict[str, Any] | None) -> Envelope:
+        env = envelope("config_changed", who.tenant,
+                       {"kind": kind, "entity_id": entity_id, "data": data})
+        self.bus.publish(self.topic, topics.config_key(who.tenant, kind, entity_id), env)
+        self.view.apply(env)
+        self.audit.record(who, f"{kind}.{'delete' if data is None else 'put'}",
+                          f"{kind}/{entity_id}",
+                          {} if data is None else {"fields": sorted(data)})
+        return env
+
+    def put(self, who: Principal, kind: str, entity_id: str,
+            raw: Mapping[str, Any]) -> dict[str, Any]:
+        entity_id, data = self.prepare(who.tenant, kind, entity_id, raw)
+        secret = None
+        if kind == "extension":
+            data, secret = self._extension(who.tenant, entity_id, data)
+        if kind == "agent":
+            self._agent_extension_free(who.tenant, entity_id, data["extension"])
+        env = self.write(who, kind, entity_id, data)
+        entry = self.view.get(who.tenant, kind, entity_id)
+        item = self.out(kind, entity_id, entry) if entry else {
+            **data, "id": entity_id, "changed_at_us": env.occurred_at}
+        if kind == "extension":
+            item["domain"] = self.view.domain(who.tenant)
+            if secret:
+                item["sip_password"] = secret
+        return item
+
+    def delete(self, who: Principal, kind: str, entity_id: str) -> None:
+        spec = KINDS[kind]
+        try:
+            entity_id = spec.id_rule(entity_id)
+        except ValidationError as exc:
+            raise ValidationError({"id": exc.messages}) from None
+        if self.view.get(who.tenant, kind, entity_id) is None:
+            raise NotFound(f"no {kind} {entity_id!r}")
+        self.write(who, kind, entity_id, None)
+
+    def _extension(self, tenant: str, ext: str,
+                   data: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+        rotate = data.pop("rotate_password", False)
+        current = self.view.get(tenant, "extension", ext)
+        domain = self.view.domain(tenant)
+        password = None
+        if current is None or rotate or current.data.get("domain") != domain:
+            password = new_sip_password()
+            data["a1_hash"] = a1_hash(ext, domain, password)
+        else:
+            data["a1_hash"] = current.data["a1_hash"]
+        data["domain"] = domain
+        return data, password
+
+    def _agent_extension_free(self, tenant: str, agent_id: str, extension: str) -> None:
+        for other_id, entry in self.view.items(tenant, "agent"):
+            if other_id != agent_id and entry.data.get("extension") == extension:
+                raise Conflict(f"extension {extension} belongs to agent {other_id!r}",
+                               [{"field": "extension", "rule": "unique per tenant"}])
+
+    # ---- tenant ---------------------------------------------------------------------
+
+    def get_tenant(self, tenant: str) -> dict[str, Any]:
+        entry = self.view.get(tenant, "tenant", tenant)
+        if entry is None:
+            return {"id": tenant, "changed_at_us": 0, "domain": tenant,
+                    "vip_recording_roles": ["admin"]}
+        return self.out("tenant", tenant, entry)
+
+    def put_tenant(self, who: Principal, raw: Mapping[str, Any]) -> dict[str, Any]:
+        _, data = self.prepare(who.tenant, "tenant", who.tenant, raw)
+        data.setdefault("domain", who.tenant.lower())
+        self.write(who, "tenant", who.tenant, data)
+        return self.get_tenant(who.tenant)
+
+    # ---- tokens ---------------------------------------------------------------------
+
+    def mint(self, who: Principal, user: str, role: str, ttl_s: int | None) -> dict[str, Any]:
+        entry = self.view.get(who.tenant, "user", user)
+        if entry is None:
+            raise NotFound(f"no user {user!r}: create it first (PUT /api/v1/users/{user})")
+        if entry.data.get("disabled"):
+            raise Conflict(f"user {user!r} is disabled")
+        if role != entry.data.get("role"):
+            raise ValidationError({"role": [f"user {user!r} has role "
+                                            f"{entry.data.get('role')!r}"]})
+        token, claims = self.tokens.mint(who.tenant, role, user, ttl_s)
+        self.audit.record(who, "token.create", f"user/{user}",
+                          {"token_id": claims.token_id, "role": role})
+        return {"token": token, "token_id": claims.token_id, "tenant": claims.tenant,
+                "user": user, "role": role, "expires_at": claims.expires_at}
+
+    def revoke(self, who: Principal, token_id: str) -> None:
+        ENTITY_ID(token_id)
+        env = envelope("config_changed", who.tenant,
+                       {"kind": "token", "entity_id": token_id, "data": {"revoked": True}})
+        self.bus.publish(self.topic, topics.config_key(who.tenant, "token", token_id), env)
+        self.view.apply(env)
+        self.audit.record(who, "token.revoke", f"token/{token_id}")
+
+    def allowed(self, who: Principal) -> bool:
+        """False if the token was revoked or its user disabled/changed role."""
+        if self.view.get(who.tenant, "token", who.token_id) is not None:
+            return False
+        user = self.view.get(who.tenant, "user", who.user)
+        if user is not None and (user.data.get("disabled") or user.data.get("role") != who.role):
+            return False
+        return True

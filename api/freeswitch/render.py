@@ -1,0 +1,168 @@
+"""FreeSWITCH XML rendered from the configuration view (mod_xml_curl).
+
+- directory: the extensions of the tenant whose SIP domain is asked for, with `a1-hash`
+  (the password itself is never stored) and the tenant/agent variables;
+- dialplan (context `public`): a DID -> blocklist check -> concurrent-call limit ->
+  IVR menu or queue: variables `tongdai_tenant`, `tongdai_did`, `tongdai_queue`,
+  `tongdai_region`, then answer and park (the router takes it from CHANNEL_PARK);
+- configuration `ivr.conf`: the tenants' IVR menus (`tongdai_<tenant>_<ivr>`); an option
+  sets `tongdai_queue` and `tongdai_ivr_choice` and parks.
+Adding an extension or an agent therefore needs no FreeSWITCH reload.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from xml.sax.saxutils import quoteattr
+
+from routing import numbers
+
+from ..config.view import ConfigView
+
+NOT_FOUND = ('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
+             '<document type="freeswitch/xml"><section name="result">'
+             '<result status="not found"/></section></document>')
+
+
+def _doc(section: str, body: str) -> str:
+    return ('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
+            f'<document type="freeswitch/xml"><section name="{section}">{body}'
+            '</section></document>')
+
+
+def _param(name: str, value: object) -> str:
+    return f"<param name={quoteattr(name)} value={quoteattr(str(value))}/>"
+
+
+def _var(name: str, value: object) -> str:
+    return f"<variable name={quoteattr(name)} value={quoteattr(str(value))}/>"
+
+
+def _action(app: str, data: object = "") -> str:
+    return f"<action application={quoteattr(app)} data={quoteattr(str(data))}/>"
+
+
+def directory(view: ConfigView, form: Mapping[str, str]) -> str:
+    domain = form.get("domain") or form.get("key_value") or ""
+    tenant = view.tenant_of_domain(domain)
+    if tenant is None:
+        return NOT_FOUND
+    user = form.get("user")
+    agents_by_ext = {e.data.get("extension"): agent_id
+                     for agent_id, e in view.items(tenant, "agent")}
+    users = []
+    for ext, entry in view.items(tenant, "extension"):
+        if user and ext != user:
+            continue
+        agent_id = entry.data.get("agent_id") or agents_by_ext.get(ext, "")
+        name = entry.data.get("display_name") or ext
+        users.append(
+            f"<user id={quoteattr(ext)}><params>{_param('a1-hash', entry.data['a1_hash'])}"
+            f"</params><variables>{_var('user_context', 'tongdai')}"
+            f"{_var('tongdai_tenant', tenant)}{_var('tongdai_agent_id', agent_id)}"
+            f"{_var('effective_caller_id_name', name)}"
+            f"{_var('effective_caller_id_number', ext)}</variables></user>")
+    if user and not users:
+        return NOT_FOUND
+    dial = ("{^^:sip_invite_domain=${dialed_domain}:presence_id=${dialed_user}@"
+            "${dialed_domain}}${sofia_contact(*/${dialed_user}@${dialed_domain})}")
+    return _doc("directory",
+                f"<domain name={quoteattr(domain)}><params>{_param('dial-string', dial)}"
+                f"</params><groups><group name=\"default\"><users>{''.join(users)}"
+                f"</users></group></groups></domain>")
+
+
+def dialplan(view: ConfigView, form: Mapping[str, str]) -> str:
+    dest = form.get("Caller-Destination-Number") or form.get("destination_number") or ""
+    try:
+        number = numbers.to_e164(dest)
+    except ValueError:
+        return NOT_FOUND
+    tenant = view.tenant_of_did(number)
+    if tenant is None:
+        return NOT_FOUND
+    did = view.get(tenant, "did", number)
+    t = view.get(tenant, "tenant", tenant)
+    tdata = t.data if t else {}
+    caller = form.get("Caller-Caller-ID-Number") or ""
+    actions = [_action("set", f"tongdai_tenant={tenant}"), _action("set", f"tongdai_did={number}"),
+               _action("set", f"tongdai_domain={tdata.get('domain') or tenant}")]
+    try:
+        caller_e164 = numbers.to_e164(caller) if caller else ""
+    except ValueError:
+        caller_e164 = ""
+    if caller_e164 and view.get(tenant, "blocklist", caller_e164) is not None:
+        actions.append(_action("hangup", "CALL_REJECTED"))
+        return _extension(number, actions)
+    limit = int(tdata.get("max_concurrent_calls") or 0)
+    if limit:
+        actions.append(_action("limit", f"hash tongdai {tenant} {limit} !USER_BUSY"))
+    if did.data.get("region"):
+        actions.append(_action("set", f"tongdai_region={did.data['region']}"))
+    actions.append(_action("answer"))
+    if did.data.get("ivr"):
+        actions.append(_action("ivr", f"tongdai_{tenant}_{did.data['ivr']}"))
+        actions.append(_action("hangup"))
+    else:
+        queue = did.data["queue"]
+        actions.append(_action("set", f"tongdai_queue={queue}"))
+        qentry = view.get(tenant, "queue", queue)
+        if qentry and qentry.data.get("music_on_hold"):
+            actions.append(_action("set", f"hold_music={qentry.data['music_on_hold']}"))
+        actions.append(_action("park"))
+    return _extension(number, actions)
+
+
+def _extension(number: str, actions: list[str]) -> str:
+    return _doc("dialplan",
+                f'<context name="public"><extension name={quoteattr("tongdai_" + number)}>'
+                f'<condition field="destination_number" expression='
+                f'{quoteattr("^.*$")}>{"".join(actions)}</condition></extension></context>')
+
+
+def ivr_menus(view: ConfigView, form: Mapping[str, str]) -> str:
+    if form.get("key_value") != "ivr.conf":
+        return NOT_FOUND
+    wanted = form.get("Menu-Name") or ""
+    menus = []
+    for tenant in view.tenants():
+        for ivr_id, entry in view.items(tenant, "ivr"):
+            name = f"tongdai_{tenant}_{ivr_id}"
+            if wanted and wanted != name:
+                continue
+            d = entry.data
+            opts = []
+            for digit, opt in sorted(d["options"].items()):
+                if opt.get("hangup"):
+                    opts.append(f'<entry action="menu-exit" digits={quoteattr(digit)}/>')
+                elif opt.get("ivr"):
+                    opts.append(f'<entry action="menu-sub" digits={quoteattr(digit)} '
+                                f'param={quoteattr("tongdai_" + tenant + "_" + opt["ivr"])}/>')
+                else:
+                    app = (f"set tongdai_ivr_choice={digit}:set tongdai_queue={opt['queue']}"
+                           f":park")
+                    opts.append(f'<entry action="menu-exec-app" digits={quoteattr(digit)} '
+                                f'param={quoteattr("multiset " + app)}/>')
+            menus.append(
+                f"<menu name={quoteattr(name)} greet-long={quoteattr(d['greeting'])} "
+                f"greet-short={quoteattr(d['greeting'])} "
+                f"invalid-sound={quoteattr(d.get('invalid_sound') or 'ivr/ivr-that_was_an_invalid_entry.wav')} "
+                f"exit-sound=\"voicemail/vm-goodbye.wav\" "
+                f"timeout=\"{int(d.get('timeout_s', 5)) * 1000}\" "
+                f"max-failures=\"{int(d.get('max_failures', 3))}\" max-timeouts="
+                f"\"{int(d.get('max_failures', 3))}\" digit-len=\"3\">{''.join(opts)}</menu>")
+    if wanted and not menus:
+        return NOT_FOUND
+    return _doc("configuration",
+                f'<configuration name="ivr.conf" description="tongdai IVR menus">'
+                f'<menus>{"".join(menus)}</menus></configuration>')
+
+
+def render(view: ConfigView, form: Mapping[str, str]) -> str:
+    section = form.get("section")
+    if section == "directory":
+        return directory(view, form)
+    if section == "dialplan":
+        return dialplan(view, form)
+    if section == "configuration":
+        return ivr_menus(view, form)
+    return NOT_FOUND

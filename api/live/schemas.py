@@ -1,0 +1,47 @@
+"""Live state answers (LiveStateV1 of the contract, plus counts for wallboards)."""
+from __future__ import annotations
+
+from marshmallow import fields
+
+from ..rest import Out
+
+
+class LiveQueueOut(Out):
+    queue = fields.String(required=True)
+    waiting = fields.Integer(required=True)
+    ringing = fields.Integer(required=True)
+    longest_wait_ms = fields.Integer(required=True)
+    agents_logged_in = fields.Integer(required=True)
+    agents_available = fields.Integer(required=True)
+
+
+class LiveAgentOut(Out):
+    agent_id = fields.String(required=True)
+    extension = fields.String(required=True)
+    state = fields.String(required=True)
+    since_us = fields.Integer(required=True)
+    time_in_state_ms = fields.Integer(required=True)
+    pause_reason = fields.String(allow_none=True)
+    call_id = fields.String(allow_none=True)
+
+
+class LiveCallOut(Out):
+    call_id = fields.String(required=True)
+    queue = fields.String(required=True)
+    caller = fields.String(required=True)
+    status = fields.String(required=True)
+    enqueued_us = fields.Integer(required=True)
+    agent_id = fields.String(allow_none=True)
+    connected_us = fields.Integer(allow_none=True)
+    vip = fields.Boolean()
+
+
+class LiveOut(Out):
+    as_of_us = fields.Integer(allow_none=True, required=True)
+    age_ms = fields.Integer(allow_none=True, required=True)
+    queues = fields.List(fields.Nested(LiveQueueOut), required=True)
+    agents = fields.List(fields.Nested(LiveAgentOut), required=True)
+    calls = fields.List(fields.Nested(LiveCallOut), required=True)
+    agents_by_state = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    calls_waiting = fields.Integer(required=True)
+    calls_in_progress = fields.Integer(required=True)

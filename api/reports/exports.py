@@ -1,0 +1,62 @@
+"""Rows -> CSV or XLSX files (reports and call lists)."""
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+CSV_TYPE = "text/csv; charset=utf-8"
+XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def flatten(row: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts become dotted columns (`state_ms.available`); lists become text."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            out.update(flatten(value, name + "."))
+        elif isinstance(value, (list, tuple)):
+            out[name] = ", ".join(str(v) for v in value)
+        else:
+            out[name] = value
+    return out
+
+
+def table(rows: Iterable[Mapping[str, Any]],
+          columns: Sequence[str] | None = None) -> tuple[list[str], list[list[Any]]]:
+    flat = [flatten(r) for r in rows]
+    if columns is None:
+        seen: dict[str, None] = {}
+        for r in flat:
+            for k in r:
+                seen.setdefault(k, None)
+        columns = list(seen)
+    return list(columns), [[r.get(c) for c in columns] for r in flat]
+
+
+def to_csv(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None) -> bytes:
+    """UTF-8 CSV with a BOM, so Excel shows Vietnamese text correctly."""
+    header, body = table(rows, columns)
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(header)
+    for row in body:
+        writer.writerow(["" if v is None else v for v in row])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")
+
+
+def to_xlsx(rows: Iterable[Mapping[str, Any]], columns: Sequence[str] | None = None,
+            sheet: str = "report") -> bytes:
+    from openpyxl import Workbook
+
+    header, body = table(rows, columns)
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(sheet[:31])
+    ws.append(header)
+    for row in body:
+        ws.append(row)
+    buf = io.BytesIO()
+    wb.save(buf)
+    return buf.getvalue()

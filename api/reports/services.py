@@ -1,0 +1,217 @@
+"""Reports, call search and call detail over ClickHouse, through `analytics`.
+
+The KPI reports are analytics' named queries (analytics/reports.py: one definition of
+every KPI); this module adds the tenant scope, the per-queue service-level thresholds from
+the configuration, and call search/detail over analytics' `calls` and `events` tables.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from routing import numbers
+
+from ..config.view import ConfigView
+from ..errors import NotFound, Unavailable
+
+DEFAULT_SL_S = 20
+
+_CALL_COLUMNS = ("call_id", "start_us", "direction", "did", "caller", "callee", "queue",
+                 "agent_id", "extension", "ivr_path", "wait_ms", "ring_ms", "talk_ms",
+                 "hold_ms", "wrap_ms", "disposition", "hangup_cause", "recording", "notes",
+                 "offers", "ring_no_answer", "transfers", "final")
+
+_CALLS_WHERE = """
+FROM {d}.calls FINAL
+WHERE tenant = %(tenant)s AND sign = 1 AND start_time >= toDateTime(%(start)s)
+  AND start_time < toDateTime(%(end)s) {filters}
+"""
+
+
+def number_forms(number: str) -> tuple[str, ...]:
+    """The forms a number may be stored in: E.164, national (0…), bare digits."""
+    forms = {number}
+    try:
+        e164 = numbers.to_e164(number)
+        forms.add(e164)
+        forms.add(e164.lstrip("+"))
+        forms.add(numbers.national_number(e164))
+    except ValueError:
+        pass
+    return tuple(sorted(f for f in forms if f))
+
+
+class ReportService:
+    """Everything that reads ClickHouse. `connect` makes the analytics Database (lazily:
+    the API starts without ClickHouse and answers 503 on these routes until it is up)."""
+
+    def __init__(self, connect: Callable[[], Any] | None, view: ConfigView, tz: str) -> None:
+        self._connect = connect
+        self._db = None
+        self._lock = threading.Lock()
+        self.view = view
+        self.tz = tz
+        try:
+            from analytics import reports as _reports
+            self._reports = _reports
+        except ImportError:  # analytics not installed with this API
+            self._reports = None
+
+    @property
+    def db(self) -> Any:
+        if self._connect is None or self._reports is None:
+            raise Unavailable("reports not available (analytics is not configured)")
+        with self._lock:
+            if self._db is None:
+                self._db = self._connect()
+            return self._db
+
+    def _call(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        from analytics.db import DatabaseError
+
+        db = self.db
+        try:
+            return fn(db, *args, **kwargs)
+        except DatabaseError as exc:
+            raise Unavailable(f"reports not available: {str(exc)[:200]}") from None
+
+    def thresholds(self, tenant: str) -> dict[str, int]:
+        out = {"*": DEFAULT_SL_S}
+        for qid, entry in self.view.items(tenant, "queue"):
+            if entry.data.get("sl_threshold_s"):
+                out[qid] = int(entry.data["sl_threshold_s"])
+        return out
+
+    # ---- KPI reports (analytics.reports) ------------------------------------------
+
+    def queues(self, tenant: str, q: dict[str, Any]) -> list[dict[str, Any]]:
+        sl = q.get("sl_threshold_s") or self.thresholds(tenant)
+        return self._call(self._reports.queue_kpis, tenant, q["start"], q["end"], q["by"],
+                          sl, q.get("tz") or self.tz, tuple(q["queue"]) if q.get("queue") else None)
+
+    def agents(self, tenant: str, q: dict[str, Any]) -> list[dict[str, Any]]:
+        rows = self._call(self._reports.agent_performance, tenant, q["start"], q["end"],
+                          q.get("tz") or self.tz)
+        if q.get("agent"):
+            rows = [r for r in rows if r["agent_id"] in q["agent"]]
+        return rows
+
+    def heatmap(self, tenant: str, q: dict[str, Any]) -> list[dict[str, Any]]:
+        return self._call(self._reports.calls_heatmap, tenant, q["start"], q["end"],
+                          q.get("tz") or self.tz, q["direction"])
+
+    def minutes(self, tenant: str, q: dict[str, Any]) -> list[dict[str, Any]]:
+        rows = self._call(self._reports.queue_minutes, tenant, q["start"], q["end"],
+                          q.get("tz") or self.tz)
+        if q.get("queue"):
+            rows = [r for r in rows if r["queue"] in q["queue"]]
+        return rows
+
+    def missed(self, tenant: str, q: dict[str, Any]) -> list[dict[str, Any]]:
+        return self._call(self._reports.missed_calls, tenant, q["start"], q["end"],
+                          q.get("tz") or self.tz, q["include_short"], q["limit"])
+
+    # ---- calls ----------------------------------------------------------------------
+
+    def _call_filters(self, tenant: str, q: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        params: dict[str, Any] = {"tenant": tenant, "start": int(q["start"].timestamp()),
+                                  "end": int(q["end"].timestamp())}
+        filters = []
+        if q.get("number"):
+            params["numbers"] = number_forms(q["number"])
+            filters.append("AND (caller IN %(numbers)s OR callee IN %(numbers)s)")
+        for name, column in (("queue", "queue"), ("agent", "agent_id"),
+                             ("disposition", "disposition"), ("direction", "direction")):
+            if q.get(name):
+                params[name] = tuple(q[name])
+                filters.append(f"AND {column} IN %({name})s")
+        if q.get("notes"):
+            params["notes"] = q["notes"]
+            filters.append("AND positionCaseInsensitiveUTF8(notes, %(notes)s) > 0")
+        return " ".join(filters), params
+
+    def search(self, tenant: str, q: dict[str, Any]) -> dict[str, Any]:
+        from analytics.db import DatabaseError
+
+        filters, params = self._call_filters(tenant, q)
+        db = self.db
+        where = _CALLS_WHERE.format(d=db.database, filters=filters)
+        params.update(limit=q["limit"], offset=q["offset"])
+        try:
+            total = int(db.query("SELECT count() " + where, params)[0][0])
+            rows = db.query(f"SELECT {', '.join(_CALL_COLUMNS)} {where} "
+                            f"ORDER BY start_us DESC, call_id LIMIT %(offset)s, %(limit)s",
+                            params)
+        except DatabaseError as exc:
+            raise Unavailable(f"call search not available: {str(exc)[:200]}") from None
+        items = [self._call_row(r) for r in rows]
+        nxt = q["offset"] + q["limit"]
+        return {"items": items, "total": total, "limit": q["limit"], "offset": q["offset"],
+                "next_offset": nxt if nxt < total else None}
+
+    def _call_row(self, row: tuple) -> dict[str, Any]:
+        item = dict(zip(_CALL_COLUMNS, row))
+        for k in ("start_us", "wait_ms", "ring_ms", "talk_ms", "hold_ms", "wrap_ms", "offers",
+                  "ring_no_answer", "transfers"):
+            item[k] = int(item[k])
+        item["final"] = bool(item["final"])
+        item["has_recording"] = bool(item.pop("recording"))
+        item["started_at"] = dt.datetime.fromtimestamp(
+            item["start_us"] / 1e6, dt.timezone.utc).isoformat()
+        return item
+
+    def call(self, tenant: str, call_id: str) -> dict[str, Any]:
+        """One call: its CDR row, its event timeline and the routing reasons."""
+        from analytics.db import DatabaseError
+
+        db = self.db
+        try:
+            rows = db.query(f"SELECT {', '.join(_CALL_COLUMNS)} FROM {db.database}.calls FINAL "
+                            f"WHERE tenant = %(tenant)s AND call_id = %(call_id)s AND sign = 1 "
+                            f"ORDER BY version DESC LIMIT 1",
+                            {"tenant": tenant, "call_id": call_id})
+            events = db.query(f"SELECT event_id, type, occurred_at, source, payload "
+                              f"FROM {db.database}.events WHERE tenant = %(tenant)s "
+                              f"AND call_id = %(call_id)s ORDER BY occurred_at, event_id",
+                              {"tenant": tenant, "call_id": call_id})
+        except DatabaseError as exc:
+            raise Unavailable(f"call detail not available: {str(exc)[:200]}") from None
+        if not rows and not events:
+            raise NotFound(f"no call {call_id!r}")
+        seen: set[str] = set()
+        timeline, reasons = [], []
+        for event_id, type_, at, source, payload in events:
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+            body = orjson.loads(payload) if payload else {}
+            timeline.append({"event_id": event_id, "type": type_, "at_us": int(at),
+                             "source": source, "payload": body})
+            if type_ == "decision_made":
+                reasons.append({"at_us": int(at), "decision_id": body.get("decision_id", ""),
+                                "action": body.get("action", ""), "queue": body.get("queue"),
+                                "reason": body.get("reason", ""),
+                                "chosen": body.get("chosen", []),
+                                "candidates": body.get("candidates", [])})
+        call = self._call_row(rows[0]) if rows else None
+        return {"call_id": call_id, "call": call, "timeline": timeline, "routing": reasons}
+
+    def recording(self, tenant: str, call_id: str) -> tuple[str, str]:
+        """(queue, recording path) of a call; NotFound if it has no recording."""
+        from analytics.db import DatabaseError
+
+        db = self.db
+        try:
+            rows = db.query(f"SELECT queue, recording FROM {db.database}.calls FINAL "
+                            f"WHERE tenant = %(tenant)s AND call_id = %(call_id)s AND sign = 1 "
+                            f"ORDER BY version DESC LIMIT 1",
+                            {"tenant": tenant, "call_id": call_id})
+        except DatabaseError as exc:
+            raise Unavailable(f"recordings not available: {str(exc)[:200]}") from None
+        if not rows or not rows[0][1]:
+            raise NotFound(f"no recording of call {call_id!r}")
+        return str(rows[0][0]), str(rows[0][1])

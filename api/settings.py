@@ -1,0 +1,82 @@
+"""Settings of the API (`tongdai api`, `tongdai config apply`).
+
+`load(environ)` reads TONGDAI_* variables (routing.contract.environ), checks them and
+returns a frozen dataclass. The token secret is required and never printed: `repr` hides it.
+ClickHouse settings use the same variable names as analytics (TONGDAI_CLICKHOUSE_*), so
+one environment file serves the sink and the API.
+"""
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from routing.contract import topics
+from routing.contract.environ import SettingsError, env_name, from_environ, port, positive
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+AUDIT_TOPIC = "tongdai.audit.v1"
+MIN_SECRET_CHARS = 32
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """Where the API listens, how tokens are signed, where Kafka and ClickHouse are."""
+
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    api_workers: int = 2
+    api_threads: int = 8
+    api_timeout_s: int = 60
+    # HMAC key of the API tokens (itsdangerous). Required: `tongdai api token` and the
+    # server must share it. At least 32 characters.
+    api_token_secret: str = ""
+    api_token_ttl_s: int = 30 * 86400
+    # Basic-auth password FreeSWITCH's mod_xml_curl sends (user "freeswitch"); empty
+    # disables the /freeswitch/xml endpoint.
+    api_xml_curl_password: str = ""
+    api_sse_max_s: float = 300.0  # an SSE response ends after this; clients reconnect
+    api_page_max: int = 500
+    api_export_max_rows: int = 100000
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    # Topics (overridable so tests can run on their own topics).
+    config_topic: str = topics.CONFIG
+    commands_topic: str = topics.CC_COMMANDS
+    events_topic: str = topics.CC_EVENTS
+    live_topic: str = topics.LIVE
+    audit_topic: str = AUDIT_TOPIC
+    # ClickHouse (reports, call search, call detail); the same variables as analytics.
+    reports_enabled: bool = True
+    clickhouse_host: str = "127.0.0.1"
+    clickhouse_port: int = 9000
+    clickhouse_database: str = "tongdai"
+    clickhouse_user: str = "default"
+    clickhouse_password: str = ""
+    report_timezone: str = "Asia/Ho_Chi_Minh"
+    log_level: str = "INFO"
+
+    def check(self) -> None:
+        port("api_port", self.api_port)
+        for name in ("api_workers", "api_threads", "api_timeout_s", "api_token_ttl_s",
+                     "api_sse_max_s", "api_page_max", "api_export_max_rows"):
+            positive(name, getattr(self, name))
+        if len(self.api_token_secret) < MIN_SECRET_CHARS:
+            raise SettingsError(f"{env_name('api_token_secret')}: required, at least "
+                                f"{MIN_SECRET_CHARS} characters (e.g. `openssl rand -hex 32`)")
+        port("clickhouse_port", self.clickhouse_port)
+        if not _IDENT.match(self.clickhouse_database):
+            raise SettingsError(f"{env_name('clickhouse_database')}={self.clickhouse_database!r}: "
+                                f"must be a plain identifier (letters, digits, _)")
+
+    def __repr__(self) -> str:  # secrets stay out of logs
+        return (f"ApiSettings(bind={self.api_host}:{self.api_port}, workers={self.api_workers}"
+                f"x{self.api_threads}, kafka={self.kafka_bootstrap}, clickhouse="
+                f"{self.clickhouse_host}:{self.clickhouse_port}/{self.clickhouse_database})")
+
+    __str__ = __repr__
+
+
+def load(environ: Mapping[str, str] | None = None) -> ApiSettings:
+    """The API's settings from `environ` (default: the process environment)."""
+    return from_environ(ApiSettings, os.environ if environ is None else environ)
