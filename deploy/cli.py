@@ -47,6 +47,18 @@ def _db(argv: list[str]) -> int:
     return cli.db_main(argv)
 
 
+def _api(argv: list[str]) -> int:
+    from api import cli
+
+    return cli.main(argv)
+
+
+def _config(argv: list[str]) -> int:
+    from api import cli
+
+    return cli.config_main(argv)
+
+
 def _bench(argv: list[str]) -> int:
     from deploy import bench
 
@@ -61,8 +73,9 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "worker": ("run a Faust routing worker", _worker),
     "sink": ("run the ClickHouse sink", _sink),
     "db": ("ClickHouse schema: tongdai db migrate|status|drop-partitions", _db),
-    "api": ("serve the API with gunicorn", _not_yet("api", 7)),
-    "config": ("apply configuration: tongdai config apply FILE.yaml", _not_yet("config", 7)),
+    "api": ("serve the API with gunicorn; tongdai api token --tenant T --user U mints a token",
+            _api),
+    "config": ("apply configuration: tongdai config apply FILE.yaml", _config),
     "up": ("run the whole product locally with simulated calls and the wallboard",
            _not_yet("up", 9)),
 }

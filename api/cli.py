@@ -1,0 +1,152 @@
+"""`tongdai api` and `tongdai config`.
+
+    tongdai api [serve]                      serve with gunicorn (TONGDAI_API_* settings)
+    tongdai api token --tenant T --user U [--role admin] [--ttl-s N]
+                                             mint a token (the first admin's, e.g.)
+    tongdai config apply FILE.yaml [--dry-run]
+                                             validate every entity, then write them
+"""
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+import time
+
+from routing.contract.environ import SettingsError
+
+from . import settings as api_settings
+
+
+def _settings() -> api_settings.ApiSettings | None:
+    try:
+        return api_settings.load()
+    except SettingsError as exc:
+        print(f"tongdai: {exc}", file=sys.stderr)
+        return None
+
+
+def serve(s: api_settings.ApiSettings) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self) -> None:
+            for key, value in {
+                "bind": f"{s.api_host}:{s.api_port}", "workers": s.api_workers,
+                "threads": s.api_threads, "worker_class": "gthread",
+                "timeout": s.api_timeout_s, "graceful_timeout": 10,
+                "loglevel": s.log_level.lower(), "accesslog": None,
+                "proc_name": "tongdai-api",
+            }.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            from .app import create_app
+
+            logging.basicConfig(level=s.log_level,
+                                format="%(asctime)s %(levelname)s %(name)s %(message)s")
+            return create_app(s)
+
+    Server().run()
+    return 0
+
+
+def token(s: api_settings.ApiSettings, argv: list[str]) -> int:
+    from .auth import ROLES, Tokens
+
+    parser = argparse.ArgumentParser(prog="tongdai api token")
+    parser.add_argument("--tenant", required=True)
+    parser.add_argument("--user", required=True)
+    parser.add_argument("--role", default="admin", choices=ROLES)
+    parser.add_argument("--ttl-s", type=int, default=None)
+    args = parser.parse_args(argv)
+    tok, claims = Tokens(s.api_token_secret, s.api_token_ttl_s).mint(
+        args.tenant, args.role, args.user, args.ttl_s)
+    print(f"# tenant={claims.tenant} user={claims.user} role={claims.role} "
+          f"token_id={claims.token_id} expires_at={claims.expires_at}", file=sys.stderr)
+    print(tok)
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """`tongdai api …`."""
+    if argv and argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0
+    s = _settings()
+    if s is None:
+        return 2
+    if not argv or argv[0] == "serve":
+        return serve(s)
+    if argv[0] == "token":
+        return token(s, argv[1:])
+    print(f"tongdai api: unknown subcommand {argv[0]!r} (serve | token)", file=sys.stderr)
+    return 2
+
+
+def config_main(argv: list[str]) -> int:
+    """`tongdai config apply FILE.yaml [--dry-run]`."""
+    parser = argparse.ArgumentParser(prog="tongdai config")
+    parser.add_argument("action", choices=["apply"])
+    parser.add_argument("file")
+    parser.add_argument("--dry-run", action="store_true", help="validate only")
+    parser.add_argument("--timeout-s", type=float, default=30.0,
+                        help="how long to wait for the config topic to be read")
+    args = parser.parse_args(argv)
+    s = _settings()
+    if s is None:
+        return 2
+    import yaml
+
+    from .auth import Principal
+    from .bus import KafkaBus
+    from .config.apply import FileError, apply
+    from .config.services import ConfigService
+    from .app import Services
+
+    try:
+        with open(args.file, encoding="utf-8") as f:
+            doc = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as exc:
+        print(f"tongdai config: cannot read {args.file}: {exc}", file=sys.stderr)
+        return 2
+    tenant = doc.get("tenant") if isinstance(doc, dict) else None
+    bus = KafkaBus(s.kafka_bootstrap, client_id="tongdai-config-apply")
+    services = Services(s, bus, None)
+    bus.follow(s.config_topic, services.view.apply, from_start=True)
+    deadline = time.monotonic() + args.timeout_s
+    while not bus.caught_up():
+        if time.monotonic() > deadline:
+            print(f"tongdai config: {s.config_topic} not read within {args.timeout_s} s "
+                  f"(is Kafka at {s.kafka_bootstrap}?)", file=sys.stderr)
+            bus.close()
+            return 1
+        time.sleep(0.1)
+    who = Principal(str(tenant or ""), "admin", f"cli:{getpass.getuser()}", "config-apply",
+                    2**31)
+    svc: ConfigService = services.config
+    try:
+        outcomes = apply(svc, who, doc, dry_run=args.dry_run)
+    except FileError as exc:
+        print(f"tongdai config: {args.file}: {exc}", file=sys.stderr)
+        bus.close()
+        return 1
+    invalid = [o for o in outcomes if o.status in ("invalid", "failed")]
+    for o in outcomes:
+        line = f"{o.kind:<10} {o.entity_id:<24} {o.status}"
+        if o.secret:
+            line += f"  sip_password={o.secret}  (shown once)"
+        print(line)
+        for e in o.errors:
+            print(f"    {e['field']}: {e['rule']}")
+    bus.close()
+    if invalid:
+        nothing = all(o.status == "invalid" for o in invalid) and not args.dry_run
+        print(f"tongdai config: {len(invalid)} entities not valid"
+              f"{'; nothing written' if nothing else ''}", file=sys.stderr)
+        return 1
+    written = sum(1 for o in outcomes if o.status in ("created", "updated"))
+    print(f"{'would write' if args.dry_run else 'wrote'} {written} record(s), "
+          f"{sum(1 for o in outcomes if o.status == 'unchanged')} unchanged")
+    return 0

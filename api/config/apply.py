@@ -1,0 +1,136 @@
+"""`tongdai config apply FILE.yaml`: validate every entity of a file, then write them.
+
+File shape (one tenant per file; every section optional):
+
+    tenant: acme
+    settings: {domain: acme.example, max_concurrent_calls: 30}
+    queues:  {support: {strategy: longest-idle-agent, wrapup_s: 10}}
+    ivrs:    {main: {greeting: ivr/main.wav, options: {"1": {queue: support}}}}
+    dids:    {"028 3812 3456": {ivr: main}}
+    extensions: {"1001": {display_name: Lan}}
+    agents:  {lan: {extension: "1001", queues: {support: {}}}}
+    blocklist: {"0912345678": {reason: spam}}
+    users:   {lan: {role: agent, agent_id: lan}}
+    customers / contacts / leads: {c1: {name: ..., phones: [...]}}
+
+Nothing is written unless every entity is valid (references may point into the file).
+Entities equal to what the config topic already holds are left alone, so applying the
+same file twice writes nothing the second time.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from marshmallow import ValidationError
+
+from ..auth import Principal
+from ..errors import ApiError, flatten
+from .services import APPLY_ORDER, KINDS, ConfigService
+
+SECTIONS = {"settings": "tenant", **{spec.plural: name for name, spec in KINDS.items()}}
+
+
+@dataclass
+class Outcome:
+    kind: str
+    entity_id: str
+    status: str  # created | updated | unchanged | invalid
+    errors: list[dict[str, str]] = field(default_factory=list)
+    secret: str | None = None  # a new SIP password (shown once)
+
+
+class FileError(ValueError):
+    """The file is not a tongdai configuration (message names the problem)."""
+
+
+def parse(doc: Any) -> tuple[str, list[tuple[str, str, dict[str, Any]]]]:
+    if not isinstance(doc, dict):
+        raise FileError("the file must be a mapping with `tenant:` and sections")
+    tenant = doc.get("tenant")
+    if not isinstance(tenant, str) or not tenant:
+        raise FileError("`tenant:` is required (the tenant id)")
+    unknown = sorted(set(doc) - set(SECTIONS) - {"tenant"})
+    if unknown:
+        raise FileError(f"unknown section(s): {', '.join(unknown)}; known: "
+                        f"{', '.join(sorted(SECTIONS))}")
+    entities = []
+    for section, kind in SECTIONS.items():
+        body = doc.get(section)
+        if body is None:
+            continue
+        if kind == "tenant":
+            if not isinstance(body, dict):
+                raise FileError("`settings:` must be a mapping")
+            entities.append(("tenant", tenant, body))
+            continue
+        if not isinstance(body, dict):
+            raise FileError(f"`{section}:` must be a mapping of id -> fields")
+        for entity_id, data in body.items():
+            if data is not None and not isinstance(data, dict):
+                raise FileError(f"{section}.{entity_id}: must be a mapping")
+            entities.append((kind, str(entity_id), dict(data or {})))
+    entities.sort(key=lambda e: APPLY_ORDER.index(e[0]))
+    return tenant, entities
+
+
+def _comparable(kind: str, data: dict[str, Any]) -> dict[str, Any]:
+    if kind == "extension":
+        return {k: v for k, v in data.items() if k not in ("a1_hash", "domain",
+                                                           "rotate_password")}
+    return data
+
+
+def apply(svc: ConfigService, who: Principal, doc: Any,
+          dry_run: bool = False) -> list[Outcome]:
+    """Validate all, then (unless invalid or dry_run) write the changed entities."""
+    tenant, entities = parse(doc)
+    if tenant != who.tenant:
+        raise FileError(f"the file is for tenant {tenant!r}, not {who.tenant!r}")
+    in_file = {(kind, _normal(kind, eid)) for kind, eid, _ in entities}
+
+    def exists(kind: str, entity_id: str) -> bool:
+        return (kind, entity_id) in in_file or svc.view.get(tenant, kind, entity_id) is not None
+
+    prepared, outcomes = [], []
+    for kind, entity_id, raw in entities:
+        try:
+            eid, data = svc.prepare(tenant, kind, entity_id, raw, exists)
+        except ValidationError as exc:
+            outcomes.append(Outcome(kind, entity_id, "invalid", flatten(exc.messages)))
+            continue
+        current = svc.view.get(tenant, kind, eid)
+        if current is None:
+            status = "created"
+        elif _comparable(kind, current.data) == _comparable(kind, data) and not raw.get(
+                "rotate_password"):
+            status = "unchanged"
+        else:
+            status = "updated"
+        prepared.append((kind, eid, raw, status))
+        outcomes.append(Outcome(kind, eid, status))
+    if any(o.status == "invalid" for o in outcomes) or dry_run:
+        return outcomes
+    for (kind, eid, raw, status), outcome in zip(prepared, outcomes):
+        if status == "unchanged":
+            continue
+        try:
+            if kind == "tenant":
+                svc.put_tenant(who, raw)
+            else:
+                item = svc.put(who, kind, eid, raw)
+                outcome.secret = item.get("sip_password")
+        except ApiError as exc:
+            outcome.status = "failed"
+            outcome.errors = exc.details or [{"field": "_entity", "rule": exc.message}]
+    return outcomes
+
+
+def _normal(kind: str, entity_id: str) -> str:
+    spec = KINDS.get(kind)
+    if spec is None:
+        return entity_id
+    try:
+        return spec.id_rule(entity_id)
+    except ValidationError:
+        return entity_id
