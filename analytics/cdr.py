@@ -192,6 +192,13 @@ def fold_call(events: Iterable[Envelope],
             if p["action"] == "queue" and p.get("target"):
                 visits.append(Visit(p["target"], e.occurred_at, current.caller, current.did))
 
+    if not visits and a_field("queue"):
+        # FreeSWITCH parked a queue call but no router fact (yet): the park is the enqueue.
+        parked = next((e for e in a_leg if e.type == "channel_parked"), None)
+        if parked is not None:
+            visits.append(Visit(a_field("queue"), parked.occurred_at, a_field("caller"),
+                                a_field("did")))
+
     # ---- FreeSWITCH timestamps
     hangup = next((e for e in a_leg if e.type in _HANGUP_TYPES), None)
     end_us = hangup.occurred_at if hangup else 0
@@ -229,13 +236,15 @@ def fold_call(events: Iterable[Envelope],
                 v.offer_id, v.agent_id, v.extension = offer[0], offer[1], offer[2]
                 v.ring_ms = _ms(bridge.occurred_at - offer[3])
     answered_visit = next((v for v in visits if v.outcome == "answered"), None)
+    connected = answered_visit is not None
     if visits:
         answer_us = answered_visit.answer_us if answered_visit else 0
     else:
         b_answer = next((e.occurred_at for e in b_leg if e.type == "channel_answered"), 0)
         answer_us = min([t for t in (b_answer, bridges[0].occurred_at if bridges else 0) if t],
                         default=0)
-        if not answer_us:
+        connected = bool(answer_us)
+        if not answer_us:  # answered by FreeSWITCH itself (IVR, voicemail) or the far end
             answer_us = next((e.occurred_at for e in a_leg if e.type == "channel_answered"), 0)
 
     # Hold: paired per leg; a hold still open at the end lasts until the end.
@@ -294,7 +303,7 @@ def fold_call(events: Iterable[Envelope],
                            else "overflowed")
         else:
             disposition = "in_progress"
-    elif answer_us:
+    elif answer_us and (connected or ended):
         disposition = "answered"
     elif not ended:
         disposition = "in_progress"

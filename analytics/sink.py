@@ -162,11 +162,15 @@ class CallLog:
         self.max_open_calls = max_open_calls
         self.calls: OrderedDict[CallKey, _Call] = OrderedDict()
         self.agents = AgentTracker()
+        # Agent facts found in ClickHouse when an agent was restored (written by a run
+        # that crashed before committing): skipped once when they come again.
+        self._stored_agent_events: set[str] = set()
 
     def forget(self) -> None:
         """Drop everything held (partitions moved): it reloads from ClickHouse on demand."""
         self.calls.clear()
         self.agents = AgentTracker()
+        self._stored_agent_events = set()
 
     # ---- the batch step
     def prepare(self, records: Sequence[Record]) -> Batch:
@@ -209,8 +213,12 @@ class CallLog:
         for r in unique:
             e = r.envelope
             held = self.calls.get((e.tenant, e.call_id)) if e.call_id else None
-            if held is None or e.event_id not in held.events:  # else: re-delivered, written
-                batch.events.append(event_row(r))
+            if held is not None and e.event_id in held.events:
+                continue  # re-delivered: written before
+            if e.event_id in self._stored_agent_events:
+                self._stored_agent_events.discard(e.event_id)
+                continue
+            batch.events.append(event_row(r))
         for key, events in by_call.items():
             call = self.calls[key]
             self.calls.move_to_end(key)
@@ -306,7 +314,9 @@ class CallLog:
             lo = min(firsts.values())
             ids = set(firsts)
             written = self.store.agent_written_up_to(tenant, ids, lo - _WEEK_US)
-            history = self.store.agent_events(tenant, ids, lo - _WEEK_US, max(firsts.values()))
+            # Up to the end of time: what a crashed run already wrote is not written again.
+            history = self.store.agent_events(tenant, ids, lo - _WEEK_US, 2 ** 62)
+            self._stored_agent_events.update(h.event_id for h in history)
             for agent_id, first_us in firsts.items():
                 before = [h for h in history if h.payload.get("agent_id") == agent_id
                           and h.occurred_at < first_us]
@@ -354,7 +364,7 @@ class ClickHouseStore:
             f"AND ts >= toDateTime(%(lo)s) AND ts <= toDateTime(%(hi)s) "
             f"AND visitParamExtractString(payload, 'agent_id') IN %(ids)s",
             {"tenant": tenant, "ids": set(agent_ids), "lo": max(0, lo_us // 1_000_000 - 1),
-             "hi": hi_us // 1_000_000 + 1})
+             "hi": min(hi_us // 1_000_000 + 1, 2 ** 32 - 1)})
         return [e for e in map(envelope_of_row, rows)
                 if lo_us <= e.occurred_at <= hi_us and e.payload.get("agent_id") in agent_ids]
 
