@@ -7,7 +7,6 @@ other ports, with a temporary data folder), so the shared stack is never stopped
 from __future__ import annotations
 
 import random
-import socket
 import threading
 import time
 import uuid
@@ -20,39 +19,12 @@ from analytics.db import NativeDatabase
 from analytics.scenario import Scenario, random_calls, us
 from analytics.settings import AnalyticsSettings
 from analytics.sink import Sink
-from deploy.local import stack
-from deploy.local.settings import StackSettings
 
 from .test_sink_kafka import encoded, produce
 
 pytestmark = [pytest.mark.analytics, pytest.mark.stack]
 
 DOWN_S = 30
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
-@pytest.fixture
-def own_clickhouse(tmp_path):
-    tcp, http, k1, k2 = _free_ports(4)
-    settings = StackSettings(stack_dir=str(tmp_path / "stack"), clickhouse_tcp_port=tcp,
-                             clickhouse_http_port=http, kafka_port=k1,
-                             kafka_controller_port=k2, start_timeout_s=60)
-    service = stack.ClickHouse(settings, log=lambda _: None)
-    service.start()
-    try:
-        yield service
-    finally:
-        service.stop()  # only the server this fixture started (its own pid file)
 
 
 def test_clickhouse_down_for_30s_loses_and_duplicates_nothing(local_stack, kafka_topic,
