@@ -56,6 +56,9 @@ def flatten(messages: Any, prefix: str = "") -> list[dict[str, str]]:
         for key, value in messages.items():
             name = "_body" if key == "_schema" and not prefix else str(key)
             path = f"{prefix}.{name}" if prefix else name
+            if prefix and key in ("value", "key") and isinstance(value, (dict, list)):
+                # marshmallow's Dict field nests {"<k>": {"value": ...}}: name the entry
+                path = prefix if key == "value" else f"{prefix} (key)"
             if key == "_schema" and prefix:
                 path = prefix
             out += flatten(value, path)
