@@ -25,6 +25,15 @@ from .popup.services import PopupService, lookup
 from .reports.services import ReportService
 from .settings import ApiSettings
 from .agents.services import AgentService
+from .agents.http import bp as agents_bp
+from .audit.http import bp as audit_bp
+from .config.http import bp as config_bp
+from .freeswitch.http import bp as freeswitch_bp
+from .live.http import bp as live_bp
+from .openapi import bp as openapi_bp
+from .popup.http import bp as popup_bp
+from .reports.http import bp as reports_bp
+from .web import bp as web_bp
 
 log = logging.getLogger("tongdai.api")
 
@@ -85,16 +94,6 @@ def create_app(settings: ApiSettings, bus: Bus | None = None,
                         _connect_db(settings) if connect_db == "settings" else connect_db)
     app.extensions["tongdai"] = services
     errors.register(app)
-
-    from .agents.http import bp as agents_bp
-    from .audit.http import bp as audit_bp
-    from .config.http import bp as config_bp
-    from .freeswitch.http import bp as freeswitch_bp
-    from .live.http import bp as live_bp
-    from .openapi import bp as openapi_bp
-    from .popup.http import bp as popup_bp
-    from .reports.http import bp as reports_bp
-    from .web import bp as web_bp
 
     for bp in (config_bp, agents_bp, live_bp, reports_bp, audit_bp, freeswitch_bp, popup_bp,
                openapi_bp, web_bp):

@@ -46,6 +46,7 @@ def serve(s: api_settings.ApiSettings) -> int:
 
             logging.basicConfig(level=s.log_level,
                                 format="%(asctime)s %(levelname)s %(name)s %(message)s")
+            logging.getLogger("kafka").setLevel(logging.WARNING)
             return create_app(s)
 
     Server().run()

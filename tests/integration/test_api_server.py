@@ -1,0 +1,393 @@
+"""The API through a real gunicorn on real Kafka and ClickHouse.
+
+One server for the module, on its own topics and its own ClickHouse database (migrated by
+analytics and filled through the sink's fold). Tenant `acme` has configuration and call
+history; tenant `beta` tries to reach it.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from analytics import migrations
+from analytics.db import NativeDatabase
+from analytics.sink import replay
+from api.bus import envelope
+from api.rest import ENDPOINTS
+from routing.contract import decode, encode, topics as contract_topics
+from tests.fixtures.api import (XML_PASSWORD, ApiServer, create_topics, delete_topics,
+                                topic_names)
+from tests.fixtures.api.calls import CALLS, END, START, scenario
+
+pytestmark = [pytest.mark.api, pytest.mark.stack]
+
+PERIOD = {"start": START, "end": END}
+ACME_CONFIG = [
+    ("PUT", "/api/v1/tenant", {"domain": "acme.example", "max_concurrent_calls": 20,
+                               "vip_recording_roles": ["admin"]}),
+    ("PUT", "/api/v1/queues/support", {"strategy": "longest-idle-agent", "sl_threshold_s": 20}),
+    ("PUT", "/api/v1/queues/vip", {"strategy": "ring-all", "vip": True}),
+    ("PUT", "/api/v1/ivrs/main", {"greeting": "ivr/main.wav", "options": {"1": {"queue": "support"}}}),
+    ("PUT", "/api/v1/dids/02838123456", {"ivr": "main"}),
+    ("PUT", "/api/v1/extensions/1001", {"display_name": "Acme Lan"}),
+    ("PUT", "/api/v1/agents/lan", {"extension": "1001", "queues": {"support": {}}}),
+    ("PUT", "/api/v1/agents/binh", {"extension": "1002", "queues": {"support": {}}}),
+    ("PUT", "/api/v1/users/lan", {"role": "agent", "agent_id": "lan"}),
+    ("PUT", "/api/v1/blocklist/0912000000", {"reason": "spam"}),
+    ("PUT", "/api/v1/customers/k1", {"name": "Khach-Acme", "phones": ["0912345678"]}),
+    ("PUT", "/api/v1/contacts/c1", {"name": "Lien-He-Acme", "phones": ["0912345678"]}),
+    ("PUT", "/api/v1/leads/l1", {"name": "Tiem-Nang-Acme", "phones": ["0912345678"]}),
+]
+ACME_MARKERS = ("call-a1", "Khach-Acme", "Acme Lan", "Lien-He-Acme", "Tiem-Nang-Acme")
+
+
+class Env:
+    def __init__(self, server: ApiServer, topics: dict[str, str], db, bootstrap: str):
+        self.server = server
+        self.topics = topics
+        self.db = db
+        self.bootstrap = bootstrap
+
+
+@pytest.fixture(scope="module")
+def env(local_stack, tmp_path_factory) -> Iterator[Env]:
+    suffix = uuid.uuid4().hex[:8]
+    topics = topic_names(suffix)
+    bootstrap = local_stack.kafka_bootstrap
+    create_topics(bootstrap, list(topics.values()))
+    db = NativeDatabase("127.0.0.1", local_stack.clickhouse_tcp_port, f"t_api_{suffix}")
+    migrations.migrate(db)
+    replay(db, scenario("acme").events)
+    replay(db, scenario("beta").events[:6])
+    server = ApiServer(tmp_path_factory.mktemp("api"), {
+        **topics, "TONGDAI_KAFKA_BOOTSTRAP": bootstrap,
+        "TONGDAI_CLICKHOUSE_PORT": str(local_stack.clickhouse_tcp_port),
+        "TONGDAI_CLICKHOUSE_DATABASE": db.database})
+    try:
+        server.wait_ready()
+        admin = server.token("admin")
+        for method, path, body in ACME_CONFIG:
+            r = server.call(method, path, admin, json=body)
+            assert r.status_code == 200, (path, r.text)
+        yield Env(server, topics, db, bootstrap)
+    finally:
+        server.stop()
+        db.execute(f"DROP DATABASE IF EXISTS {db.database}")
+        db.close()
+        delete_topics(bootstrap, list(topics.values()))
+
+
+# ---- the authorization matrix: every route x role x other tenant ----------------------
+
+PATH_VALUES = {"queues": "support", "agents": "lan", "dids": "+842838123456",
+               "extensions": "1001", "ivrs": "main", "blocklist": "+84912000000",
+               "users": "lan", "customers": "k1", "contacts": "c1", "leads": "l1"}
+ABSENT = {"queues": "zz-absent", "agents": "zz-absent", "dids": "+842838999999",
+          "extensions": "9999", "ivrs": "zz-absent", "blocklist": "+84912999999",
+          "users": "zz-absent", "customers": "zz-absent", "contacts": "zz-absent",
+          "leads": "zz-absent"}
+BODIES = {path: body for method, path, body in ACME_CONFIG}
+SKIP = {"freeswitch.xml_curl", "openapi.openapi_json"}  # basic auth / public
+
+
+def request_for(name: str, doc) -> tuple[str, str, dict]:
+    """A valid request of an endpoint (path filled with acme's entities)."""
+    rule = doc.rule
+    kwargs: dict = {}
+    segment = rule.split("/")[3] if rule.count("/") >= 3 else ""
+    if "<entity_id>" in rule:
+        value = (ABSENT if doc.method == "DELETE" else PATH_VALUES)[segment]
+        rule = rule.replace("<entity_id>", value)
+    rule = (rule.replace("<agent_id>", "lan").replace("<call_id>", "call-a1")
+            .replace("<token_id>", "deadbeef00000000"))
+    if doc.method == "PUT":
+        key = next((p for p in BODIES if p.split("/")[3:4] == rule.split("/")[3:4]
+                    and (p == rule or segment != "tenant")), None)
+        kwargs["json"] = BODIES.get(rule) or BODIES[key] if key else {}
+        if segment == "tenant":
+            kwargs["json"] = BODIES["/api/v1/tenant"]
+    elif doc.body is not None:
+        if name == "config.create_token":
+            kwargs["json"] = {"user": "lan", "role": "agent"}
+        elif name == "agents.click_to_call":
+            kwargs["json"] = {"agent_id": "lan", "number": "0912345678"}
+        else:
+            kwargs["json"] = {}
+    if doc.query is not None:
+        fields = doc.query._declared_fields
+        if "start" in fields:
+            kwargs["params"] = dict(PERIOD)
+        if name == "config.lookup":
+            kwargs["params"] = {"number": "0912345678"}
+    return doc.method, rule, kwargs
+
+
+def routes():
+    import api.app  # noqa: F401  (registers every endpoint)
+
+    return [(n, d) for n, d in sorted(ENDPOINTS.items()) if n not in SKIP]
+
+
+def _send(server: ApiServer, method: str, path: str, token: str | None, doc, **kw):
+    if "text/event-stream" in doc.produces:
+        r = server.call(method, path, token, stream=True, **kw)
+        r.close()
+        return r
+    return server.call(method, path, token, **kw)
+
+
+def test_every_route_needs_a_token_and_the_right_role(env):
+    s = env.server
+    tokens = {"admin": s.token("admin"), "supervisor": s.token("supervisor"),
+              "agent": s.token("agent", user="lan")}
+    checked = 0
+    for name, doc in routes():
+        method, path, kw = request_for(name, doc)
+        assert _send(s, method, path, None, doc, **kw).status_code == 401, name
+        assert _send(s, method, path, "garbage", doc, **kw).status_code == 401, name
+        for role, token in tokens.items():
+            r = _send(s, method, path, token, doc, **kw)
+            if role in doc.roles:
+                assert r.status_code not in (401, 403, 500), (name, role, r.status_code, r.text)
+                if doc.method != "DELETE":
+                    assert r.status_code < 400, (name, role, r.status_code, r.text)
+            else:
+                assert r.status_code == 403, (name, role, r.status_code, r.text)
+            checked += 1
+    assert checked >= 40 * 3
+
+
+def test_a_token_of_another_tenant_never_reads_or_changes_acme(env):
+    s = env.server
+    beta = s.token("admin", tenant="beta")
+    before = s.call("GET", "/api/v1/queues/support", s.token("admin")).json()
+    for name, doc in routes():
+        method, path, kw = request_for(name, doc)
+        if method == "PUT" or name in ("config.create_token",):
+            continue  # beta writing its own entities is allowed (tested below)
+        if method == "DELETE" and "<entity_id>" in doc.rule:
+            path = path.rsplit("/", 1)[0] + "/" + PATH_VALUES[doc.rule.split("/")[3]]
+        r = _send(s, method, path, beta, doc, **kw)
+        assert r.status_code != 500, (name, r.text)
+        if any(p in doc.rule for p in ("<entity_id>", "<agent_id>", "<call_id>")):
+            assert r.status_code == 404, (name, r.status_code, r.text)
+        if "text/event-stream" not in doc.produces and r.status_code < 300:
+            for marker in ACME_MARKERS:
+                assert marker not in r.text, (name, marker)
+    # beta's PUT of the same id makes beta's queue; acme's is untouched
+    assert s.call("PUT", "/api/v1/queues/support", beta, json={"strategy": "random"}).status_code == 200
+    assert s.call("GET", "/api/v1/queues/support", s.token("admin")).json() == before
+    assert s.call("GET", "/api/v1/agents/lan", s.token("admin")).status_code == 200
+
+
+# ---- validation, pagination, exports, audit -------------------------------------------
+
+def test_validation_errors_name_the_field_and_the_rule(env):
+    s = env.server
+    admin = s.token("admin")
+    r = s.call("PUT", "/api/v1/queues/q-bad", admin, json={"strategy": "fastest", "offer_timeout_s": 0})
+    assert r.status_code == 400
+    details = {d["field"]: d["rule"] for d in r.json()["details"]}
+    assert set(details) == {"strategy", "offer_timeout_s"}
+    assert "greater than or equal to 1" in details["offer_timeout_s"]
+    r = s.call("GET", "/api/v1/reports/queues", admin, params={"start": END, "end": START})
+    assert r.status_code == 400 and r.json()["details"] == [{"field": "end",
+                                                             "rule": "must be after start"}]
+    r = s.call("GET", "/api/v1/calls", admin, params={**PERIOD, "start": "2026-11-20T00:00:00"})
+    assert r.status_code == 400 and r.json()["details"][0]["field"] == "start"
+    r = s.call("PUT", "/api/v1/queues/q-bad", admin, data=b"{", headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and r.json()["details"][0]["field"] == "_body"
+
+
+def test_reports_and_call_search_with_pagination(env):
+    s = env.server
+    sup = s.token("supervisor")
+    kpis = s.call("GET", "/api/v1/reports/queues", sup, params=PERIOD).json()["items"]
+    support = next(k for k in kpis if k["queue"] == "support")
+    assert support["offered"] == 3 and support["answered"] == 2 and support["abandoned"] == 1
+    by_day = s.call("GET", "/api/v1/reports/queues", sup, params={**PERIOD, "by": "day"}).json()
+    assert by_day["items"][0]["day"] == "2026-11-20" and by_day["items"][0]["offered"] == 4
+    agents = s.call("GET", "/api/v1/reports/agents", sup, params=PERIOD).json()["items"]
+    assert agents and agents[0]["agent_id"] == "agent-7" and agents[0]["handled"] == 3
+    missed = s.call("GET", "/api/v1/reports/missed-calls", sup, params=PERIOD).json()["items"]
+    # abandoned at 09:20 after being answered at 09:10: still to call back
+    assert [m["number"] for m in missed] == ["+84903111222"]
+    # search by number in any form
+    for form in ("0903111222", "+84903111222", "84 903 111 222"):
+        page = s.call("GET", "/api/v1/calls", sup, params={**PERIOD, "number": form}).json()
+        assert sorted(c["call_id"] for c in page["items"]) == ["call-a2", "call-a3"], form
+    dispositions = s.call("GET", "/api/v1/calls", sup,
+                          params={**PERIOD, "disposition": "answered"}).json()
+    assert {c["call_id"] for c in dispositions["items"]} == {"call-a1", "call-a2", "call-v1"}
+    first = s.call("GET", "/api/v1/calls", sup, params={**PERIOD, "limit": 3}).json()
+    assert first["total"] == 4 and len(first["items"]) == 3 and first["next_offset"] == 3
+    rest = s.call("GET", "/api/v1/calls", sup, params={**PERIOD, "limit": 3, "offset": 3}).json()
+    assert rest["next_offset"] is None
+    assert {c["call_id"] for c in first["items"] + rest["items"]} == set(CALLS)
+    in_queue = s.call("GET", "/api/v1/calls", sup, params={**PERIOD, "queue": "vip"}).json()
+    assert [c["call_id"] for c in in_queue["items"]] == ["call-v1"]
+
+
+def test_call_detail_has_the_timeline_and_the_routing_reasons(env):
+    s = env.server
+    detail = s.call("GET", "/api/v1/calls/call-a1", s.token("supervisor")).json()
+    types = [e["type"] for e in detail["timeline"]]
+    assert types.index("call_enqueued") < types.index("call_offered") < types.index("call_answered")
+    assert detail["call"]["disposition"] == "answered"
+    reason = detail["routing"][0]
+    assert reason["reason"].startswith("longest-idle-agent") and reason["chosen"] == ["agent-7"]
+    assert reason["candidates"][0] == {"agent_id": "agent-7", "score": 12.5, "note": "longest idle"}
+    assert s.call("GET", "/api/v1/calls/no-such-call", s.token("supervisor")).status_code == 404
+
+
+def test_csv_and_xlsx_exports(env):
+    from openpyxl import load_workbook
+
+    s = env.server
+    sup = s.token("supervisor")
+    r = s.call("GET", "/api/v1/reports/queues", sup, params={**PERIOD, "format": "csv"})
+    assert r.headers["Content-Type"].startswith("text/csv")
+    assert "attachment" in r.headers["Content-Disposition"]
+    lines = r.content.decode("utf-8-sig").splitlines()
+    header = lines[0].split(",")
+    assert header[:2] == ["queue", "offered"]
+    rows = {line.split(",")[0]: line.split(",") for line in lines[1:]}
+    assert rows["support"][header.index("answered")] == "2"
+    r = s.call("GET", "/api/v1/calls", sup, params={**PERIOD, "format": "xlsx"})
+    wb = load_workbook(io.BytesIO(r.content))
+    sheet = list(wb.active.iter_rows(values_only=True))
+    assert sheet[0][0] == "call_id" and {row[0] for row in sheet[1:]} == set(CALLS)
+    r = s.call("GET", "/api/v1/reports/agents", sup, params={**PERIOD, "format": "xlsx"})
+    rows = list(load_workbook(io.BytesIO(r.content)).active.iter_rows(values_only=True))
+    assert rows[1][rows[0].index("agent_id")] == "agent-7"
+
+
+def test_vip_recordings_only_for_allowed_roles_and_every_access_audited(env):
+    s = env.server
+    admin, sup = s.token("admin", user="boss"), s.token("supervisor", user="mai")
+    assert s.call("GET", "/api/v1/calls/call-v1/recording", sup).status_code == 403
+    r = s.call("GET", "/api/v1/calls/call-v1/recording", admin)
+    assert r.status_code == 200 and r.json()["path"].endswith("call-v1.wav")
+    assert s.call("GET", "/api/v1/calls/call-a1/recording", sup).status_code == 200
+    audit = s.call("GET", "/api/v1/audit", admin, params={"action": "recording."}).json()["items"]
+    seen = {(e["user"], e["action"], e["target"]) for e in audit}
+    assert {("mai", "recording.denied", "call/call-v1"), ("boss", "recording.read", "call/call-v1"),
+            ("mai", "recording.read", "call/call-a1")} <= seen
+    # admin changes are audited too, and the entries are on the audit topic
+    changes = s.call("GET", "/api/v1/audit", admin, params={"action": "queue.put"}).json()
+    assert any(e["target"] == "queue/support" for e in changes["items"])
+    assert s.call("GET", "/api/v1/audit", sup).status_code == 403
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=env.bootstrap, group_id=None,
+                             enable_auto_commit=False)
+    tp = TopicPartition(env.topics["TONGDAI_AUDIT_TOPIC"], 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    on_topic = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and len(on_topic) < len(changes["items"]):
+        for batch in consumer.poll(timeout_ms=300).values():
+            on_topic += [decode(r.value) for r in batch]
+    consumer.close()
+    assert any(e.payload["action"] == "recording.read" and e.payload["user"] == "boss"
+               for e in on_topic)
+    assert all(e.tenant in ("acme", "beta") for e in on_topic)
+
+
+def test_live_state_json_and_sse_from_the_live_topic(env):
+    from kafka import KafkaProducer
+
+    s = env.server
+    golden = json.load(open("tests/fixtures/contract/live_state_published.v1.json"))
+    now = time.time_ns() // 1000
+    producer = KafkaProducer(bootstrap_servers=env.bootstrap, acks="all")
+    live = envelope("live_state_published", "acme", dict(golden["payload"], as_of_us=now),
+                    source="router")
+    producer.send(env.topics["TONGDAI_LIVE_TOPIC"], key=b"acme", value=encode(live)).get(10)
+    producer.close()
+    sup = s.token("supervisor")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        body = s.call("GET", "/api/v1/live", sup).json()
+        if body["as_of_us"] == now:
+            break
+        time.sleep(0.2)
+    assert body["queues"][0]["waiting"] == 2 and body["agents_by_state"]["paused"] == 1
+    r = s.call("GET", "/api/v1/live/stream", None, params={"access_token": sup}, stream=True)
+    assert r.headers["Content-Type"].startswith("text/event-stream")
+    text = ""
+    for chunk in r.iter_content(chunk_size=None, decode_unicode=True):
+        text += chunk
+        if "data:" in text:
+            break
+    r.close()
+    event = json.loads(text.split("data: ", 1)[1].split("\n")[0])
+    assert event["as_of_us"] == now
+    assert s.call("GET", "/api/v1/live", s.token("supervisor", tenant="beta")).json()["as_of_us"] is None
+
+
+def test_agent_commands_reach_the_commands_topic(env):
+    from kafka import KafkaConsumer, TopicPartition
+
+    s = env.server
+    me = s.token("agent", user="lan")
+    ids = [s.call("POST", f"/api/v1/agents/lan/{a}", me, json={"reason": "lunch"} if a == "pause"
+                  else {}).json()["command_id"] for a in ("login", "pause")]
+    consumer = KafkaConsumer(bootstrap_servers=env.bootstrap, group_id=None, enable_auto_commit=False)
+    tp = TopicPartition(env.topics["TONGDAI_COMMANDS_TOPIC"], 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    found = {}
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not set(ids) <= set(found):
+        for batch in consumer.poll(timeout_ms=300).values():
+            for rec in batch:
+                e = decode(rec.value)
+                found[e.event_id] = (rec.key, e)
+    consumer.close()
+    key, pause = found[ids[1]]
+    assert key == contract_topics.tenant_key("acme")
+    assert pause.type == "agent_pause_requested" and pause.payload == {"agent_id": "lan",
+                                                                       "reason": "lunch"}
+
+
+def test_xml_curl_renders_the_directory_from_the_config(env):
+    s = env.server
+    cred = "Basic " + base64.b64encode(f"freeswitch:{XML_PASSWORD}".encode()).decode()
+    r = s.call("POST", "/api/v1/freeswitch/xml", None, headers={"Authorization": cred},
+               data={"section": "directory", "domain": "acme.example", "user": "1001"})
+    assert r.status_code == 200 and 'user id="1001"' in r.text and "a1-hash" in r.text
+    assert s.call("POST", "/api/v1/freeswitch/xml", None,
+                  data={"section": "directory"}).status_code == 401
+
+
+def test_openapi_document_is_valid(env):
+    from openapi_spec_validator import validate
+
+    doc = env.server.call("GET", "/api/v1/openapi.json").json()
+    validate(doc)
+    assert len(doc["paths"]) >= 30
+
+
+def test_fuzz_the_api_from_its_openapi_document_without_a_single_500(env, tmp_path):
+    """schemathesis generates requests from the document (valid and invalid ones)."""
+    s = env.server
+    fuzz_admin = s.token("admin", tenant=f"fuzz-{uuid.uuid4().hex[:6]}", user="fuzzer")
+    cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{s.url}/api/v1/openapi.json",
+           "-H", f"Authorization: Bearer {fuzz_admin}", "-c", "not_a_server_error",
+           "-n", "12", "--max-time", "90", "--seed", "7", "--no-shrink",
+           "--exclude-path-regex", "(stream|popups|freeswitch)",
+           "--request-timeout", "20", "--warnings", "off"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=150)
+    out = proc.stdout[-6000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, out + "\n--- server log ---\n" + s.log()
+    assert "500" not in s.log().split("Traceback")[0] or "Traceback" not in s.log(), s.log()
