@@ -154,3 +154,16 @@ def test_minute_aggregates_match_the_call_log(loaded):
         f"SELECT state, sum(duration_ms) FROM {loaded.database}.bi_agent_minute "
         f"WHERE tenant = 'beta' GROUP BY state ORDER BY state")
     assert dict(agent) == golden.AGENT_DAY["state_ms"]
+
+
+def test_the_bi_guides_kpi_query_gives_the_same_numbers(loaded):
+    from pathlib import Path
+
+    guide = Path(__file__).resolve().parents[3] / "analytics" / "BI.md"
+    sql = guide.read_text().split("```sql")[1].split("```")[0]
+    rows = {r[0]: r for r in loaded.query(sql.replace("tongdai.", f"{loaded.database}."))}
+    s = golden.SUPPORT
+    assert rows["support"][1:5] == (s["offered"], s["answered"], s["abandoned"],
+                                    s["short_abandoned"])
+    assert rows["support"][5:10] == pytest.approx((s["service_level"], s["asa_ms"], s["aht_ms"],
+                                                   s["abandonment_rate"], s["answer_rate"]))
