@@ -45,8 +45,11 @@ limit (with a per-test usage table; the over-limit destination is required), the
 timeout), hangup, respond, park, bridge (success unless the test lists the target as
 failing; then `continue_on_fail` decides), event (a CUSTOM event is recorded), voicemail,
 intercept, pickup, att_xfer, hash (insert/delete on the test's hash table). Any other
-application is recorded and execution goes on. `${uuid}`, `${strftime(FORMAT)}` and
-`${hash(select/REALM/KEY)}` are the only API functions expanded.
+application is recorded and execution goes on. An `event` and a `park` record the
+channel's data as FreeSWITCH would send it (`variable_*` headers), so tests can feed them
+to the bridge's normalizer. `${uuid}`, `${strftime(FORMAT)}`, `${hash(select/REALM/KEY)}`
+and `${user_data(USER@DOMAIN var NAME)}` (from the directory) are the only API functions
+expanded; `limit ... !CAUSE` hangs up with CAUSE.
 """
 from __future__ import annotations
 
@@ -88,8 +91,8 @@ def load(main: str | os.PathLike, environ: Mapping[str, str] | None = None) -> E
     FreeSWITCH's pre-processor does. Globals end up in the root's `globals` attribute map
     (see `globals_of`)."""
     main = Path(main)
-    state = {"globals": {}, "environ": dict(environ or {}), "base": main.parent}
-    root = ET.parse(main).getroot()
+    state = {"globals": dict(BUILTIN_GLOBALS), "environ": dict(environ or {})}
+    root = _parse(main)
     _preprocess(root, state, main)
     _GLOBALS[id(root)] = state["globals"]
     return root
@@ -101,6 +104,46 @@ _GLOBALS: dict[int, dict[str, str]] = {}
 def globals_of(root: ET.Element) -> dict[str, str]:
     """The `X-PRE-PROCESS set` variables seen while loading `root`."""
     return _GLOBALS[id(root)]
+
+
+# Globals FreeSWITCH's core sets before it reads the configuration (values as in the
+# Debian packages; only their presence matters to the tests).
+BUILTIN_GLOBALS = {
+    "base_dir": "/usr", "conf_dir": "/etc/freeswitch", "log_dir": "/var/log/freeswitch",
+    "run_dir": "/run/freeswitch", "db_dir": "/var/lib/freeswitch/db",
+    "mod_dir": "/usr/lib/freeswitch/mod", "storage_dir": "/var/lib/freeswitch/storage",
+    "recordings_dir": "/var/lib/freeswitch/recordings",
+    "sounds_dir": "/usr/share/freeswitch/sounds", "hostname": "fs-test",
+    "local_ip_v4": "192.0.2.10", "local_mask_v4": "255.255.255.0",
+}
+
+
+def _parse(path: Path) -> ET.Element:
+    """Parse one file after checking the line rules of FreeSWITCH's pre-processor, which
+    reads files line by line: a line holding `<include>` or `</include>` is dropped whole,
+    and a line holding X-PRE-PROCESS is replaced by the command's effect (even inside a
+    comment), so neither may share its line with anything else."""
+    text = path.read_text(encoding="utf-8")
+    in_comment = False
+    for number, line in enumerate(text.splitlines(), 1):
+        stripped = line.strip()
+        where = f"{path}:{number}"
+        if ("<include>" in line or "</include>" in line) and stripped not in ("<include>", "</include>"):
+            raise ConfigError(f"{where}: <include>/</include> must be alone on its line")
+        if "X-PRE-PROCESS" in line.upper():
+            if in_comment or "<!--" in line:
+                raise ConfigError(f"{where}: X-PRE-PROCESS in a comment still runs")
+            if not re.fullmatch(r"<X-PRE-PROCESS\s[^<>]*/>", stripped):
+                raise ConfigError(f"{where}: X-PRE-PROCESS must be alone on its line")
+        opened, closed = line.rfind("<!--"), line.rfind("-->")
+        if opened > closed:
+            in_comment = True
+        elif closed > opened:
+            in_comment = False
+    try:
+        return ET.fromstring(text)
+    except ET.ParseError as exc:
+        raise ConfigError(f"{path}: not well-formed XML: {exc}") from None
 
 
 def _subst_globals(text: str, state: dict, where: Path) -> str:
@@ -129,13 +172,14 @@ def _preprocess(elem: ET.Element, state: dict, where: Path) -> None:
                 name, sep, env = data.partition("=")
                 state["globals"][name.strip()] = state["environ"].get(env.strip(), "")
             elif cmd == "include":
-                pattern = data if os.path.isabs(data) else str(state["base"] / data)
+                # FreeSWITCH resolves a relative include against the including file's folder.
+                pattern = data if os.path.isabs(data) else str(where.parent / data)
                 files = sorted(glob.glob(pattern))
                 if not files and not any(ch in data for ch in "*?["):
                     raise ConfigError(f"{where}: include {data!r} matches no file")
                 inserted = []
                 for name in files:
-                    sub = ET.parse(name).getroot()
+                    sub = _parse(Path(name))
                     holder = ET.Element("__holder__")
                     if sub.tag == "include":
                         holder.extend(list(sub))
@@ -241,6 +285,7 @@ class Outcome:
     events: list[dict[str, str]] = field(default_factory=list)
     visited: list[tuple[str, str]] = field(default_factory=list)  # (context, extension) hunted
     end: str = ""  # park | hangup CAUSE | respond CODE | bridge TARGET | voicemail ARGS | ...
+    parked: dict[str, str] | None = None  # the CHANNEL_PARK event's headers, if parked
     prompts: int = 0
 
     def apps(self, name: str) -> list[str]:
@@ -300,12 +345,29 @@ class _Session:
             if op != "select":
                 raise Unsupported(f"${{hash({arg})}}")
             return self.call.hash.get(rest, "")
+        if func == "user_data":  # user@domain [var|param|attr] name
+            who, kind, name = arg.split()
+            user, _, domain = who.partition("@")
+            if kind != "var":
+                raise Unsupported(f"${{user_data(... {kind} ...)}}")
+            return directory_user(self.root, user, domain).get(name, "")
         raise Unsupported(f"API function ${{{func}(...)}}")
 
     def local_time(self) -> dt.datetime:
         tz = ZoneInfo(self.get("timezone") or DEFAULT_TZ)
         at = self.call.at
         return at.astimezone(tz) if at.tzinfo else at.replace(tzinfo=ZoneInfo(DEFAULT_TZ)).astimezone(tz)
+
+    def channel_data(self) -> dict[str, str]:
+        """The headers FreeSWITCH puts in a channel event now (the ones tests look at)."""
+        data = {"Unique-ID": self.call.uuid, "Channel-Call-UUID": self.call.uuid,
+                "Caller-Caller-ID-Number": self.call.caller,
+                "Caller-Destination-Number": self.profile["destination_number"],
+                "Caller-Context": self.profile["context"],
+                "Core-UUID": "fsxml-core", "Event-Sequence": str(len(self.out.steps)),
+                "Event-Date-Timestamp": str(int(self.call.at.timestamp() * 1_000_000))}
+        data.update((f"variable_{k}", v) for k, v in self.vars.items())
+        return data
 
     # ---- hunting
     def find_context(self, name: str) -> ET.Element:
@@ -488,7 +550,10 @@ class _Session:
                 self.call.hash.pop(f"{realm}/{key}", None)
             return None
         if app == "event":
-            self.out.events.append(dict(p.split("=", 1) for p in data.split(",") if "=" in p))
+            # mod_dptools' `event` adds the channel's data, as FreeSWITCH events do.
+            headers = self.channel_data()
+            headers.update(p.split("=", 1) for p in data.split(",") if "=" in p)
+            self.out.events.append(headers)
             return None
         if app == "bridge":
             if data in self.call.failing:
@@ -507,6 +572,8 @@ class _Session:
             return True
         if app in ("park", "voicemail", "intercept", "pickup", "att_xfer", "socket"):
             self.out.end = f"{app} {data}".strip()
+            if app == "park":
+                self.out.parked = {**self.channel_data(), "Event-Name": "CHANNEL_PARK"}
             return True
         return None
 
@@ -528,6 +595,9 @@ class _Session:
         _, realm, resource, maximum, *rest = parts
         key = f"{realm}/{resource}"
         if self.call.limits.get(key, 0) >= int(maximum):
+            if rest[0].startswith("!"):  # `!CAUSE`: hang up with that cause
+                self.out.end = f"hangup {rest[0][1:]}"
+                return True
             return self.destination(" ".join(rest), context)
         self.call.limits[key] = self.call.limits.get(key, 0) + 1
         return None

@@ -160,18 +160,44 @@ def test_unmodelled_things_are_refused():
 
 def test_preprocessor_include_and_set(tmp_path):
     (tmp_path / "vars.xml").write_text(
-        '<include><X-PRE-PROCESS cmd="set" data="domain=example.org"/>'
-        '<X-PRE-PROCESS cmd="env-set" data="pw=TONGDAI_ESL_PASSWORD"/></include>')
+        '<include>\n<X-PRE-PROCESS cmd="set" data="domain=example.org"/>\n'
+        '<X-PRE-PROCESS cmd="env-set" data="pw=TONGDAI_ESL_PASSWORD"/>\n</include>\n')
     (tmp_path / "dp").mkdir()
     (tmp_path / "dp" / "a.xml").write_text(
-        '<include><context name="c"><extension name="e"><condition>'
-        '<action application="bridge" data="user/1@$${domain}"/></condition></extension></context></include>')
+        '<include>\n<context name="c"><extension name="e"><condition>'
+        '<action application="bridge" data="user/1@$${domain}"/></condition></extension></context>\n'
+        '</include>\n')
     (tmp_path / "freeswitch.xml").write_text(
-        '<document type="freeswitch/xml"><X-PRE-PROCESS cmd="include" data="vars.xml"/>'
-        '<section name="dialplan"><X-PRE-PROCESS cmd="include" data="dp/*.xml"/></section></document>')
+        '<document type="freeswitch/xml">\n<X-PRE-PROCESS cmd="include" data="vars.xml"/>\n'
+        '<section name="dialplan">\n<X-PRE-PROCESS cmd="include" data="dp/*.xml"/>\n'
+        '</section></document>\n')
     root = fsxml.load(tmp_path / "freeswitch.xml", {"TONGDAI_ESL_PASSWORD": "s3cret"})
     assert fsxml.globals_of(root)["pw"] == "s3cret"
     assert fsxml.run(root, call("1")).end == "bridge user/1@example.org"
-    (tmp_path / "dp" / "b.xml").write_text('<include><x a="$${undefined}"/></include>')
+    (tmp_path / "dp" / "b.xml").write_text('<include>\n<x a="$${undefined}"/>\n</include>\n')
     with pytest.raises(fsxml.ConfigError, match="undefined"):
         fsxml.load(tmp_path / "freeswitch.xml")
+
+
+@pytest.mark.parametrize("text, rule", [
+    ('<include><x/>\n</include>\n', "alone on its line"),
+    ('<include>\n<X-PRE-PROCESS cmd="set" data="a=b"/><x/>\n</include>\n', "alone on its line"),
+    ('<include>\n<!-- old:\n<X-PRE-PROCESS cmd="set" data="a=b"/>\n-->\n</include>\n', "comment"),
+    ('<include>\n<x>\n</include>\n', "well-formed"),
+])
+def test_line_rules_of_the_preprocessor(tmp_path, text, rule):
+    (tmp_path / "f.xml").write_text(text)
+    with pytest.raises(fsxml.ConfigError, match=rule):
+        fsxml.load(tmp_path / "f.xml")
+
+
+def test_limit_can_hang_up_with_a_cause_and_events_carry_channel_variables():
+    root = doc("""<context name="c"><extension name="in"><condition>
+        <action application="set" data="tongdai_queue=q"/>
+        <action application="event" data="Event-Subclass=x::y,Event-Name=CUSTOM,K=v"/>
+        <action application="limit" data="hash t r 1 !USER_BUSY"/>
+        <action application="park"/></condition></extension></context>""")
+    out = fsxml.run(root, call("7"))
+    assert out.events[0]["variable_tongdai_queue"] == "q" and out.events[0]["K"] == "v"
+    assert out.parked["Event-Name"] == "CHANNEL_PARK"
+    assert fsxml.run(root, call("7", limits={"t/r": 1})).end == "hangup USER_BUSY"
