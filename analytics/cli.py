@@ -77,6 +77,7 @@ def sink_main(argv: list[str]) -> int:
     settings = settings_mod.load()
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
     db = settings_mod.connect(settings)
     if args.migrate:
         migrations.migrate(db, log=print)

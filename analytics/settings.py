@@ -28,7 +28,8 @@ class AnalyticsSettings:
     sink_batch_s: float = 1.0  # ... or when the oldest buffered record is this old
     sink_retry_min_s: float = 0.5  # ClickHouse down: first retry after this long,
     sink_retry_max_s: float = 15.0  # doubling up to this
-    sink_max_open_calls: int = 200000  # calls kept in memory (others reload from ClickHouse)
+    sink_max_open_calls: int = 50000  # calls kept in memory (others reload from ClickHouse)
+    sink_keep_final_calls: int = 5000  # ended calls kept for late events
     short_abandon_ms: int = 5000  # fallback when the router's verdict is missing
     report_timezone: str = "Asia/Ho_Chi_Minh"
     log_level: str = "INFO"
@@ -41,7 +42,7 @@ class AnalyticsSettings:
         if not self.sink_topics:
             raise SettingsError(f"{env_name('sink_topics')}: name at least one topic")
         for name in ("sink_batch_rows", "sink_batch_s", "sink_retry_min_s", "sink_retry_max_s",
-                     "sink_max_open_calls", "short_abandon_ms"):
+                     "sink_max_open_calls", "sink_keep_final_calls", "short_abandon_ms"):
             positive(name, getattr(self, name))
         if self.sink_retry_max_s < self.sink_retry_min_s:
             raise SettingsError(f"{env_name('sink_retry_max_s')}: must be >= "

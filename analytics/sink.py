@@ -156,10 +156,12 @@ class CallLog:
     """Open calls and agents: from consumed records to the rows that make ClickHouse current."""
 
     def __init__(self, store: Store, short_abandon_ms: int = 5000,
-                 max_open_calls: int = 200000):
+                 max_open_calls: int = 50000, keep_final_calls: int = 5000):
         self.store = store
         self.short_abandon_ms = short_abandon_ms
         self.max_open_calls = max_open_calls
+        self.keep_final_calls = keep_final_calls
+        self._final: OrderedDict[CallKey, None] = OrderedDict()
         self.calls: OrderedDict[CallKey, _Call] = OrderedDict()
         self.agents = AgentTracker()
         # Agent facts found in ClickHouse when an agent was restored (written by a run
@@ -169,6 +171,7 @@ class CallLog:
     def forget(self) -> None:
         """Drop everything held (partitions moved): it reloads from ClickHouse on demand."""
         self.calls.clear()
+        self._final.clear()
         self.agents = AgentTracker()
         self._stored_agent_events = set()
 
@@ -248,21 +251,24 @@ class CallLog:
         batch.visits.extend(tuple(v[c] for c in VISIT_COLUMNS) + (version, 1)
                             for v in facts.visits)
         call.emitted = _Emitted(version, facts.cdr, facts.visits)
+        key = (facts.cdr["tenant"], facts.cdr["call_id"])
+        if facts.final:
+            self._final[key] = None
+            self._final.move_to_end(key)
+        else:
+            self._final.pop(key, None)
 
     def _evict(self) -> None:
+        """Bound memory: few final calls are kept (late events for the others reload them
+        from ClickHouse), and at most `max_open_calls` in all, oldest touched first."""
+        while len(self._final) > self.keep_final_calls:
+            key, _ = self._final.popitem(last=False)
+            self.calls.pop(key, None)
         excess = len(self.calls) - self.max_open_calls
-        if excess <= 0:
-            return
-        # Oldest first, final calls before open ones; anything evicted reloads on demand.
-        for final_pass in (True, False):
-            for key in list(self.calls):
-                if excess <= 0:
-                    return
-                emitted = self.calls[key].emitted
-                if final_pass and not (emitted and emitted.cdr["final"]):
-                    continue
-                del self.calls[key]
-                excess -= 1
+        while excess > 0 and self.calls:
+            key, _ = self.calls.popitem(last=False)
+            self._final.pop(key, None)
+            excess -= 1
 
     # ---- reloads (after restarts, rebalances, evictions)
     def _reload_calls(self, keys: set[CallKey], batch_events: dict[CallKey, list[Envelope]]) -> None:
@@ -429,7 +435,8 @@ class Sink:
         self.settings = settings
         self.db = db
         self.store = ClickHouseStore(db)
-        self.log = CallLog(self.store, settings.short_abandon_ms, settings.sink_max_open_calls)
+        self.log = CallLog(self.store, settings.short_abandon_ms, settings.sink_max_open_calls,
+                           settings.sink_keep_final_calls)
         self._consumer = consumer
         self._dead_letters = dead_letters
         self._producer = None

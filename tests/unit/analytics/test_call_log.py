@@ -108,7 +108,7 @@ def test_eviction_keeps_memory_bounded_and_results_equal():
     random_calls(s, 40, T0, random.Random(4))
     events = sorted(s.events, key=lambda e: e.occurred_at)
     small, big = MemoryStore(), MemoryStore()
-    log = CallLog(small, max_open_calls=3)
+    log = CallLog(small, max_open_calls=3, keep_final_calls=1)
     feed(log, small, events, batch=7)
     feed(CallLog(big), big, events, batch=7)
     assert len(log.calls) <= 3
