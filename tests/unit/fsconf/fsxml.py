@@ -286,6 +286,7 @@ class Outcome:
     visited: list[tuple[str, str]] = field(default_factory=list)  # (context, extension) hunted
     end: str = ""  # park | hangup CAUSE | respond CODE | bridge TARGET | voicemail ARGS | ...
     parked: dict[str, str] | None = None  # the CHANNEL_PARK event's headers, if parked
+    hash: dict[str, str] = field(default_factory=dict)  # mod_hash after the call
     prompts: int = 0
 
     def apps(self, name: str) -> list[str]:
@@ -350,7 +351,10 @@ class _Session:
             user, _, domain = who.partition("@")
             if kind != "var":
                 raise Unsupported(f"${{user_data(... {kind} ...)}}")
-            return directory_user(self.root, user, domain).get(name, "")
+            try:
+                return directory_user(self.root, user, domain).get(name, "")
+            except ConfigError:
+                return ""  # FreeSWITCH expands an unknown user's data to nothing
         raise Unsupported(f"API function ${{{func}(...)}}")
 
     def local_time(self) -> dt.datetime:
@@ -495,6 +499,7 @@ class _Session:
                 destination, target = next_hop
                 pending.append((target, destination))
         self.out.variables = dict(self.vars)
+        self.out.hash = dict(self.call.hash)
         return self.out
 
     def execute_all(self, apps: list) -> tuple[str, str] | None:
