@@ -335,17 +335,19 @@ LIMIT %(limit)s
 
 
 def missed_calls(db: Database, tenant: str, start: Any, end: Any, tz: str = DEFAULT_TZ,
-                 include_short: bool = False, limit: int = 1000) -> list[dict[str, Any]]:
+                 include_short: bool = False, limit: int = 1000,
+                 reach_days: int = 1) -> list[dict[str, Any]]:
     """Callers to call back: inbound calls missed in [start, end) with no answered inbound
-    call from them nor answered outbound call to them after their last miss."""
+    call from them in the period, nor an answered outbound call to them up to `reach_days`
+    after its end, later than their last miss."""
     period = Period.of(start, end)
     missed = _MISSED + (("short_abandoned",) if include_short else ())
     live_reach = _LIVE_CALLS.replace("%(end)s", "%(end_reach)s")
     sql = _MISSED_SQL.format(d="{d}", live=_LIVE_CALLS, live_reach=live_reach).format(
         d=db.database)
-    # An answered call-back may come after the period's end: look a week further.
+    # An answered call-back may come after the period's end: look a little further.
     p = {"tenant": tenant, "missed": missed, "limit": limit, **period.params(),
-         "end_reach": period.params()["end"] + 7 * 86400}
+         "end_reach": period.params()["end"] + reach_days * 86400}
     rows = db.query(sql, p)
     zone = ZoneInfo(tz)
     return [{"number": n, "missed_calls": int(c),
