@@ -59,6 +59,12 @@ def _config(argv: list[str]) -> int:
     return cli.config_main(argv)
 
 
+def _up(argv: list[str]) -> int:
+    from deploy.local import up
+
+    return up.main(argv)
+
+
 def _bench(argv: list[str]) -> int:
     from deploy import bench
 
@@ -76,8 +82,7 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "api": ("serve the API with gunicorn; tongdai api token --tenant T --user U mints a token",
             _api),
     "config": ("apply configuration: tongdai config apply FILE.yaml", _config),
-    "up": ("run the whole product locally with simulated calls and the wallboard",
-           _not_yet("up", 9)),
+    "up": ("run the whole product locally with simulated calls and the wallboard", _up),
 }
 
 

@@ -55,15 +55,20 @@ class Sink:
         key = (envelope.payload["topic"].encode() if envelope.type == "dead_lettered"
                else topics.tenant_key(envelope.tenant))
         value = encode(envelope)
+        self._append(topic, key, value)
+        if envelope.type in topics.ROUTING_TYPES:
+            self._append(topics.FS_ROUTING, key, value)
+        self.published += 1
+
+    def _append(self, topic: str, key: bytes, value: bytes) -> None:
         while True:
             try:
                 self.spool.append(topic, key, value)
-                break
+                return
             except SpoolFull as exc:
                 # Backpressure: stop reading ESL (FreeSWITCH buffers) until Kafka drains.
                 log.error("%s; pausing ESL reads", exc)
                 gevent.sleep(0.5)
-        self.published += 1
 
 
 class NodeLink:
@@ -256,7 +261,8 @@ class Bridge:
         self.publisher = Publisher(self.spool, settings.kafka_bootstrap,
                                    linger_ms=settings.linger_ms,
                                    client_id=f"tongdai-{settings.bridge_name}")
-        config = NormalizerConfig(settings.default_tenant, settings.country_code)
+        config = NormalizerConfig(settings.default_tenant, settings.country_code,
+                                  settings.domain_map)
         self.links = [NodeLink(n, settings, self.sink, config) for n in settings.nodes]
         self.actuator = None
         if settings.actuator:

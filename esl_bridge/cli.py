@@ -104,7 +104,8 @@ def main(argv: list[str]) -> int:
         if not args.file.is_file():
             print(f"tongdai bridge replay: no such file: {args.file}", file=sys.stderr)
             return 2
-        config = NormalizerConfig(settings.default_tenant, settings.country_code)
+        config = NormalizerConfig(settings.default_tenant, settings.country_code,
+                                  settings.domain_map)
         replay(args.file, to_kafka=args.to_kafka, config=config,
                bootstrap=settings.kafka_bootstrap)
         return 0

@@ -77,6 +77,8 @@ KEPT_HEADERS = (
 class NormalizerConfig:
     default_tenant: str = "default"
     country: str = "84"
+    # SIP domain -> tenant id, where they differ (a tenant's id is its domain otherwise).
+    domains: tuple[tuple[str, str], ...] = ()
 
 
 class Skipped(Exception):
@@ -108,6 +110,9 @@ def tenant_of_domain(domain: str | None, config: NormalizerConfig) -> str:
     """A SIP domain names its tenant; an IP address or nothing falls back to the default."""
     if not domain:
         return config.default_tenant
+    for known, tenant in config.domains:
+        if known == domain.lower():
+            return tenant
     try:
         ipaddress.ip_address(domain.split(":")[0].strip("[]"))
     except ValueError:

@@ -50,6 +50,8 @@ class BridgeSettings:
     spool_dir: str = str(REPO_ROOT / "var" / "bridge" / "spool")
     spool_max_mb: int = 1024
     default_tenant: str = "default"
+    # "domain=tenant,..." where a tenant's id is not its SIP domain
+    tenant_domains: tuple[str, ...] = ()
     country_code: str = "84"
     heartbeat_timeout_s: float = 45.0  # FreeSWITCH sends one every 20 s
     reconnect_min_s: float = 0.5
@@ -66,9 +68,20 @@ class BridgeSettings:
         if not self.freeswitch:
             raise SettingsError(f"{env_name('freeswitch')}: name at least one node")
         parse_nodes(self.freeswitch)
+        self.domain_map
         for name in ("spool_max_mb", "heartbeat_timeout_s", "reconnect_min_s",
                      "reconnect_max_s"):
             positive(name, getattr(self, name))
+
+    @property
+    def domain_map(self) -> tuple[tuple[str, str], ...]:
+        pairs = []
+        for item in self.tenant_domains:
+            domain, sep, tenant = item.partition("=")
+            if not sep or not domain or not tenant:
+                raise SettingsError(f"{env_name('tenant_domains')}: {item!r} must be domain=tenant")
+            pairs.append((domain.strip().lower(), tenant.strip()))
+        return tuple(pairs)
 
     @property
     def nodes(self) -> tuple[Node, ...]:

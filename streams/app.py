@@ -1,7 +1,8 @@
 """The Faust app: one partition owns a tenant; the agent is a thin shell around
 `streams.router.handle`.
 
-- `route` consumes FreeSWITCH facts and API commands (both keyed by tenant, 8 partitions,
+- `route` consumes the FreeSWITCH facts routing uses (`tongdai.fs.routing.v1`, a subset of
+  the FS events the bridge writes for the router) and API commands (both keyed by tenant, 8 partitions,
   so a tenant's records meet in one partition of each and one worker owns them): decode,
   upcast, hand to the tenant's router, store the router in the `tenants` table (its
   changelog makes a restarted worker resume where it was), send what it returned.
@@ -21,7 +22,6 @@ on input.
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from typing import Any
 
@@ -30,6 +30,7 @@ import faust
 from routing.contract import DecodeError, Envelope, UpcastError, decode, deterministic_id, encode, topics, upcast
 
 from .router import TenantRouter, handle, live_view
+from .store import RouterStore
 from .settings import WorkerSettings
 
 log = logging.getLogger("tongdai.worker")
@@ -43,13 +44,16 @@ def create_app(settings: WorkerSettings) -> faust.App:
         topic_replication_factor=1, table_standby_replicas=0, web_enabled=False,
         producer_acks=-1, consumer_auto_offset_reset=settings.start_from,
         broker_session_timeout=10, broker_heartbeat_interval=1,
-        stream_wait_empty=False, table_cleanup_interval=3600.0)
+        stream_wait_empty=False, table_cleanup_interval=3600.0,
+        # Small, frequent commits: each commit waits for the producer to flush, and a
+        # large flush stalls the stream (latency spikes at every commit otherwise).
+        broker_commit_interval=0.5, producer_linger_ms=5)
 
     def raw(name: str, partitions: int | None = None) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
                          value_serializer="raw", partitions=partitions)
 
-    source = app.topic(topics.FS_EVENTS, topics.CC_COMMANDS, key_type=bytes, value_type=bytes,
+    source = app.topic(topics.FS_ROUTING, topics.CC_COMMANDS, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
     config_topic = raw(topics.CONFIG, 1)
     outputs = {name: raw(name) for name in (topics.CC_EVENTS, topics.ROUTING_DECISIONS,
@@ -57,15 +61,15 @@ def create_app(settings: WorkerSettings) -> faust.App:
                                             topics.LIVE)}
     table = app.Table("tenants", default=None, partitions=settings.topic_partitions,
                       key_type=str, value_type=bytes)
-    cache: dict[str, TenantRouter] = {}  # decoded table values of the tenants we own
+    cache: dict[str, TenantRouter] = {}  # live routers of the tenants we own
+    store = RouterStore(table)
     stats = {"records": 0, "dead": 0, "sent": 0}
+    lags: list[float] = []  # ms from a record's Kafka timestamp to its handling (consumer lag)
 
     def router_of(tenant: str) -> TenantRouter:
         router = cache.get(tenant)
         if router is None:
-            stored = table.get(tenant)
-            router = pickle.loads(stored) if stored else TenantRouter(tenant)
-            cache[tenant] = router
+            router = cache[tenant] = store.load(tenant)
         return router
 
     async def dead_letter(raw_value: bytes, reason: str, topic: str) -> None:
@@ -84,6 +88,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
             value: bytes = event.value
             topic = event.message.topic
             stats["records"] += 1
+            lags.append((time.time() - event.message.timestamp) * 1000)  # Faust: seconds
             try:
                 env = upcast(decode(value))
             except (DecodeError, UpcastError) as exc:
@@ -96,10 +101,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 outs = handle(router, env)
             except Exception as exc:  # a record the router cannot apply: never crash
                 cache.pop(env.tenant, None)  # drop half-applied changes; reload from table
+                store.forget(env.tenant)
                 await dead_letter(value, f"{type(exc).__name__}: {exc} (call {env.call_id}, "
                                          f"event {env.event_id})", topic)
                 continue
-            table[env.tenant] = pickle.dumps(router, protocol=pickle.HIGHEST_PROTOCOL)
+            store.save(router)
             for out in outs:
                 await outputs[out.topic].send(key=out.key, value=encode(out.envelope))
                 stats["sent"] += 1
@@ -124,7 +130,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     @app.timer(settings.tick_interval_s)
     async def tick() -> None:
         now = time.time_ns() // 1000
-        tenants = set(cache) | {k for k in table.keys() if k}
+        tenants = set(cache) | store.tenants()
         for tenant in tenants:
             env = Envelope(event_id=deterministic_id("tick", settings.app_id, tenant, now),
                            type="tick", version=1, occurred_at=now, tenant=tenant,
@@ -153,12 +159,18 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
     @app.timer(10.0)
     async def report() -> None:
-        log.info("stats records=%d sent=%d dead=%d tenants=%d", stats["records"],
-                 stats["sent"], stats["dead"], len(cache))
+        window = sorted(lags)
+        lags.clear()
+        p50 = window[len(window) // 2] if window else 0.0
+        p99 = window[int(len(window) * 0.99)] if window else 0.0
+        log.info("stats records=%d sent=%d writes=%d dead=%d tenants=%d lag_p50_ms=%.0f "
+                 "lag_p99_ms=%.0f", stats["records"], stats["sent"], store.writes,
+                 stats["dead"], len(cache), p50, p99)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app_: Any, revoked: Any, **_: Any) -> None:
-        cache.clear()  # the new owner rebuilds from the table; we reload what we keep
+        cache.clear()
+        store.forget()  # the new owner rebuilds from the table; we reload what we keep
         started["snapshots_requested"] = False
 
     app.tongdai_cache = cache  # type: ignore[attr-defined]

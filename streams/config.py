@@ -88,7 +88,7 @@ def entity(kind: str, tenant: str, entity_id: str, data: Mapping[str, Any]):
     where = f"{kind} {entity_id!r}"
     try:
         if kind == "tenant":
-            prefixes = {str(p): Region(str(r["province"]), str(r["region"]))
+            prefixes = {str(p): Region(str(p), str(r["province"]), str(r["region"]))
                         for p, r in (data.get("region_prefixes") or {}).items()}
             return m.Tenant(id=entity_id, max_concurrent_calls=int(data.get("max_concurrent_calls", 0)),
                             region_prefixes=prefixes)

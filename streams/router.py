@@ -4,10 +4,11 @@ Pure (no Kafka, no Faust, no clock): `handle(router, envelope)` returns the new 
 the records to send. The Faust agent (streams/app.py) is a thin shell around it, so the
 whole ACD behaviour is testable and replayable without a broker.
 
-Idempotency (at-least-once delivery): FreeSWITCH facts carry (source, seq) and seq only
-grows per node, so anything at or below the last seq applied from that source is a
-duplicate; records without seq (commands, ticks, snapshots) are deduplicated by event_id
-over a bounded window.
+Idempotency (at-least-once delivery): FreeSWITCH facts carry (source, seq). FreeSWITCH
+numbers an event when it creates it, not when it fires it, so seqs arrive slightly out of
+order: the router keeps per source the highest seq seen and the seqs seen within
+SEQ_WINDOW below it; a seq seen before, or older than the window, is a duplicate. Records
+without seq (commands, snapshots) are deduplicated by event_id over a bounded window.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ from routing.state import CallStatus, State
 
 from . import config as cfg
 
-SEEN_WINDOW = 20_000
+SEEN_WINDOW = 5_000
+SEQ_WINDOW = 10_000  # FreeSWITCH events per node (all kinds) within which order may vary
 SHORT_ABANDON_S = 5  # DESIGN.md KPIs: default short-abandon threshold
 SNAPSHOT_GRACE_US = 5_000_000  # offers younger than this may not have a channel yet
 
@@ -63,7 +65,8 @@ class TenantRouter:
 
     tenant: str
     state: State = field(default_factory=State)
-    last_seq: dict[str, int] = field(default_factory=dict)
+    last_seq: dict[str, int] = field(default_factory=dict)  # source -> highest seq seen
+    recent_seqs: dict[str, set[int]] = field(default_factory=dict)  # within SEQ_WINDOW
     seen: OrderedDict = field(default_factory=OrderedDict)
     call_nodes: dict[str, str] = field(default_factory=dict)
     sip_domain: str | None = None
@@ -75,6 +78,7 @@ class TenantRouter:
     # re-keyed through the worker, so it can lag a login sent at the same moment).
     early: dict[str, list] = field(default_factory=dict)
     state_since: dict[str, int] = field(default_factory=dict)  # agent -> since (µs)
+    version: int = 0  # grows whenever anything worth persisting changed
     applied: int = 0
     duplicates: int = 0
 
@@ -87,11 +91,19 @@ class TenantRouter:
 
 def _is_duplicate(router: TenantRouter, env: Envelope) -> bool:
     if env.seq is not None and env.type != "node_snapshot_taken":
-        last = router.last_seq.get(env.source)
-        if last is not None and env.seq <= last:
+        high = router.last_seq.get(env.source)
+        seen = router.recent_seqs.setdefault(env.source, set())
+        if env.seq in seen or (high is not None and env.seq <= high - SEQ_WINDOW):
             return True
-        router.last_seq[env.source] = env.seq
+        seen.add(env.seq)
+        if high is None or env.seq > high:
+            router.last_seq[env.source] = env.seq
+            if len(seen) > 256:
+                cutoff = env.seq - SEQ_WINDOW
+                router.recent_seqs[env.source] = {q for q in seen if q > cutoff}
         return False
+    if env.type == "tick":
+        return False  # a repeated tick is harmless; remembering every tick is not
     if env.event_id in router.seen:
         return True
     router.seen[env.event_id] = None
@@ -145,6 +157,7 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         return []
     if kind in ("sip_registered", "sip_unregistered", "sip_registration_expired"):
         router.registrations[p["extension"]] = kind == "sip_registered"
+        router.version += 1
         agent_id = router.extension_agent(p["extension"])
         if agent_id is None:
             return []
@@ -169,6 +182,7 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
             held = router.early.setdefault(agent_id, [])
             if len(held) < 16:
                 held.append(env)
+                router.version += 1
             return []
         return [_agent_command(kind, agent_id, at, p.get("reason"))]
     if kind == "agent_ready_requested":
@@ -395,6 +409,7 @@ def handle(router: TenantRouter, env: Envelope) -> list[Out]:
         state, decisions = routing.step(before, fact)
         router.state = state
         router.applied += 1
+        router.version += 1
         out += _facts(router, before, fact, env, n)
         for dec in decisions:
             out += emit(router, before, dec, fact.at_us)

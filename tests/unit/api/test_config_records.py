@@ -53,8 +53,6 @@ def test_queue_agent_did_tenant_records_are_what_the_worker_reads(client, auth, 
     assert q.strategy == "top-down" and q.max_wait_s == 120 and "2027-02-06" in q.schedule.holidays
 
 
-@pytest.mark.xfail(strict=True, reason="streams/config.py builds routing.numbers.Region without "
-                   "its area_code, so the worker refuses any tenant with region_prefixes")
 def test_tenant_region_prefixes_reach_the_worker(client, auth, bus):
     h = auth("admin")
     r = client.put("/api/v1/tenant", json={"region_prefixes": {

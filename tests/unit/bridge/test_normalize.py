@@ -154,6 +154,8 @@ def test_caller_numbers_in_any_vietnamese_form_are_e164(number):
 
 def test_a_plain_dialplan_call_falls_back_to_the_domain_then_the_default_tenant():
     assert normalize.normalize(_event()).tenant == "acme.vn"
+    mapped = NormalizerConfig(domains=(("acme.vn", "acme"),))
+    assert normalize.normalize(_event(), mapped).tenant == "acme"
     ip = _event(variable_domain_name="10.0.0.5")
     assert normalize.normalize(ip, NormalizerConfig(default_tenant="demo")).tenant == "demo"
 

@@ -1,6 +1,7 @@
 """The tenant router (pure): contract records in, commands and domain facts out."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 
 import pytest
@@ -133,9 +134,9 @@ def test_duplicates_are_dropped():
     env = fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support"))
     assert handle(r, env)
     assert handle(r, env) == []
-    tick = cmd("tick", 11)
-    handle(r, tick)
-    assert handle(r, tick) == [] and r.duplicates == 2
+    pause = cmd("agent_pause_requested", 11, agent_id="a2", reason="lunch")
+    assert handle(r, pause)
+    assert handle(r, pause) == [] and r.duplicates == 2
 
 
 def test_an_unregistered_extension_is_never_offered():
@@ -196,3 +197,37 @@ def test_the_live_view_shows_queues_agents_and_calls():
     assert offered["a1"]["state"] == "offered" and offered["a1"]["call_id"] == "c1"
     assert offered["a1"]["since_us"] == T0 + 10_000_000
     assert [c["call_id"] for c in view["calls"]] == ["c1", "c2"]
+
+
+def test_the_store_writes_on_change_with_config_apart_and_rebuilds_the_router():
+    from streams.store import RouterStore
+
+    table: dict = {}
+    store = RouterStore(table)
+    r = setup()
+    assert store.save(r) == 2  # config and router
+    handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    assert store.save(r) == 1, "a call does not rewrite the configuration"
+    assert store.save(r) == 0, "nothing changed, nothing written"
+    handle(r, config("queue", "support", {"wrapup_s": 3}))
+    assert store.save(r) == 2
+
+    again = RouterStore(table).load("acme")
+    assert again.state == dataclasses.replace(r.state, gone={})
+    assert (again.last_seq, again.call_nodes, again.registrations, again.version) == \
+        (r.last_seq, r.call_nodes, r.registrations, r.version)
+    assert RouterStore(table).tenants() == {"acme"}
+    assert RouterStore({}).load("nobody").state == TenantRouter("nobody").state
+
+
+def test_out_of_order_seqs_are_not_mistaken_for_duplicates():
+    r = setup()
+    late = Envelope("late", "channel_parked", 1, T0 + 10_000_000, "acme", NODE, 5_000_000, "c9",
+                    leg("c9", "c9", queue="support"))
+    newer = Envelope("newer", "tick", 1, T0 + 10_000_000, "acme", NODE, 5_000_003, None, {})
+    handle(r, newer)
+    assert handle(r, late), "an event fired after a newer-numbered one still counts"
+    assert handle(r, late) == [], "but only once"
+    ancient = Envelope("old", "channel_parked", 1, T0, "acme", NODE, 5_000_003 - 20_000, "c8",
+                       leg("c8", "c8", queue="support"))
+    assert handle(r, ancient) == [] and "c8" not in r.state.calls

@@ -1,0 +1,261 @@
+"""ACD end to end: park-to-bridge-command latency and sustained calls/s (simulator, bridge,
+Kafka, one worker).
+
+The simulated FreeSWITCH (in this process) gets Poisson calls for one tenant with 200
+agents; the real bridge and a real worker route them through the local Kafka. Measured at
+the simulator, on one clock: from the agent leg's CHANNEL_PARK (answered, parked: the
+moment the router may bridge) to `uuid_bridge` arriving back over ESL, and from the
+caller's CHANNEL_PARK to the `originate` of the first offer. Needs `tongdai stack up`.
+Options (after --): --cps N (30), --agents N (200), --seconds N (60; 15 with --quick).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+from esl_bridge.simulator import Simulator
+from esl_bridge.simulator.model import Distribution
+from esl_bridge.simulator.scenario import LoadGenerator, LoadSpec
+from routing.contract import Envelope, deterministic_id, encode, topics
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return 0.0
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+class Probe:
+    """Timestamps taken inside the simulated FreeSWITCH (wall clock, one process)."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self.lock = threading.Lock()
+        self.caller_park: dict[str, float] = {}
+        self.agent_park: dict[str, float] = {}
+        self.originate: dict[str, float] = {}  # call id -> first originate seen
+        self.bridge: dict[str, float] = {}  # offer id -> uuid_bridge received
+        self.answered_calls = 0
+        node = sim.node
+        node.listeners.append(self._on_event)
+        original_bridge, original_originate = node.uuid_bridge, node.originate
+
+        def uuid_bridge(a: str, b: str) -> str:
+            with self.lock:
+                self.bridge.setdefault(b, time.time())
+            return original_bridge(a, b)
+
+        def originate(arg: str, done):
+            call = arg.split("tongdai_call_id=", 1)[1].split(",", 1)[0] if \
+                "tongdai_call_id=" in arg else None
+            if call:
+                with self.lock:
+                    self.originate.setdefault(call, time.time())
+            return original_originate(arg, done)
+
+        node.uuid_bridge = uuid_bridge
+        node.originate = originate
+
+    def _on_event(self, event) -> None:
+        if event.name != "CHANNEL_PARK":
+            return
+        h = event.headers
+        now = time.time()
+        with self.lock:
+            offer = h.get("variable_tongdai_offer_id")
+            if offer:
+                self.agent_park.setdefault(offer, now)
+            elif h.get("Call-Direction") == "inbound":
+                self.caller_park.setdefault(h["Unique-ID"], now)
+
+    def latencies(self) -> tuple[list[float], list[float]]:
+        with self.lock:
+            bridge = [(self.bridge[o] - t) * 1000 for o, t in self.agent_park.items()
+                      if o in self.bridge]
+            offer = [(self.originate[c] - t) * 1000 for c, t in self.caller_park.items()
+                     if c in self.originate]
+        return bridge, offer
+
+
+def _send(producer, topic: str, key: bytes, tenant: str, type_: str, payload: dict) -> None:
+    now = time.time_ns() // 1000
+    env = Envelope(deterministic_id(type_, tenant, now, uuid.uuid4()), type_, 1, now, tenant,
+                   "bench", None, None, payload)
+    producer.send(topic, key=key, value=encode(env))
+
+
+def _wait_log(proc: subprocess.Popen, path: str, marker: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{path}: exited {proc.returncode}")
+        with open(path, errors="replace") as f:
+            if marker in f.read():
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{path}: no {marker!r} after {timeout} s")
+
+
+def _cpu_s(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _end_offsets(bootstrap: str, names: list[str]) -> dict:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    tps = [TopicPartition(n, p) for n in names for p in (consumer.partitions_for_topic(n) or ())]
+    ends = consumer.end_offsets(tps)
+    consumer.close()
+    return ends
+
+
+def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe) -> dict[str, float]:
+    """Where park-to-bridge time goes, from Kafka record timestamps (broker append time is
+    the producer's send time here: CreateTime) and the simulator's clock."""
+    import orjson
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    consumer.assign(list(start))
+    for tp, offset in start.items():
+        consumer.seek(tp, offset)
+    ends = consumer.end_offsets(list(start))
+    parked_at_kafka: dict[str, float] = {}
+    decided_at_kafka: dict[str, float] = {}
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in start):
+        for _tp, batch in consumer.poll(timeout_ms=500, max_records=20000).items():
+            for r in batch:
+                env = orjson.loads(r.value)
+                if env["tenant"] != tenant:
+                    continue
+                p = env["payload"]
+                if env["type"] == "channel_parked" and p.get("offer_id"):
+                    parked_at_kafka[p["offer_id"]] = r.timestamp / 1000
+                elif env["type"] == "connect_call":
+                    decided_at_kafka[p["offer_id"]] = r.timestamp / 1000
+    consumer.close()
+    ingest, route, actuate = [], [], []
+    for offer, parked in probe.agent_park.items():
+        if offer in parked_at_kafka and offer in decided_at_kafka and offer in probe.bridge:
+            ingest.append((parked_at_kafka[offer] - parked) * 1000)
+            route.append((decided_at_kafka[offer] - parked_at_kafka[offer]) * 1000)
+            actuate.append((probe.bridge[offer] - decided_at_kafka[offer]) * 1000)
+    return {"stage_bridge_ingest_p50_ms": round(_pct(ingest, 0.5), 1),
+            "stage_bridge_ingest_p99_ms": round(_pct(ingest, 0.99), 1),
+            "stage_worker_p50_ms": round(_pct(route, 0.5), 1),
+            "stage_worker_p99_ms": round(_pct(route, 0.99), 1),
+            "stage_actuator_p50_ms": round(_pct(actuate, 0.5), 1),
+            "stage_actuator_p99_ms": round(_pct(actuate, 0.99), 1)}
+
+
+def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
+    from kafka import KafkaProducer
+
+    from deploy.local import settings as stack_settings
+
+    parser = argparse.ArgumentParser(prog="tongdai bench acd")
+    parser.add_argument("--cps", type=float, default=30.0)
+    parser.add_argument("--agents", type=int, default=200)
+    parser.add_argument("--seconds", type=float, default=15.0 if quick else 60.0)
+    args = parser.parse_args(argv or [])
+    bootstrap = stack_settings.load().kafka_bootstrap
+    tenant = f"bench-{uuid.uuid4().hex[:8]}.acd"
+    tmp = tempfile.mkdtemp(prefix="tongdai-bench-acd-")
+
+    sim = Simulator(port=0, password="bench", heartbeat=3600, seed=42, domain=tenant)
+    sim.start()
+    probe = Probe(sim)
+    base = {**os.environ, "TONGDAI_KAFKA_BOOTSTRAP": bootstrap, "TONGDAI_LOG_LEVEL": "WARNING"}
+    bridge_log, worker_log = f"{tmp}/bridge.log", f"{tmp}/worker.log"
+    bridge = subprocess.Popen(
+        [sys.executable, "-m", "deploy.cli", "bridge"], stdout=subprocess.DEVNULL,
+        stderr=open(bridge_log, "w"),
+        env={**base, "TONGDAI_FREESWITCH": f"127.0.0.1:{sim.port}:bench",
+             "TONGDAI_SPOOL_DIR": f"{tmp}/spool", "TONGDAI_ACTUATOR_STATE_DIR": f"{tmp}/act",
+             "TONGDAI_BRIDGE_NAME": f"bench-{uuid.uuid4().hex[:6]}", "TONGDAI_LOG_LEVEL": "INFO"})
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "deploy.cli", "worker"], stdout=open(worker_log, "w"),
+        stderr=subprocess.STDOUT,
+        env={**base, "TONGDAI_APP_ID": f"bench-acd-{uuid.uuid4().hex[:6]}",
+             "TONGDAI_WORKER_DATA_DIR": f"{tmp}/worker", "TONGDAI_START_FROM": "latest",
+             "TONGDAI_LOG_LEVEL": "INFO"})
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    marks = _end_offsets(bootstrap, [topics.FS_ROUTING, topics.ROUTING_DECISIONS])
+    try:
+        _wait_log(worker, worker_log, "Ready")
+        _wait_log(bridge, bridge_log, "subscribed")
+        key = topics.tenant_key(tenant)
+        _send(producer, topics.CONFIG, topics.config_key(tenant, "tenant", tenant), tenant,
+              "config_changed", {"kind": "tenant", "entity_id": tenant, "data": {"domain": tenant}})
+        _send(producer, topics.CONFIG, topics.config_key(tenant, "queue", "support"), tenant,
+              "config_changed", {"kind": "queue", "entity_id": "support",
+                                 "data": {"strategy": "longest-idle-agent", "wrapup_s": 1,
+                                          "offer_timeout_s": 10}})
+        for i in range(args.agents):
+            _send(producer, topics.CONFIG, topics.config_key(tenant, "agent", f"a{i}"), tenant,
+                  "config_changed", {"kind": "agent", "entity_id": f"a{i}",
+                                     "data": {"extension": str(5000 + i),
+                                              "queues": {"support": {}}}})
+            _send(producer, topics.CC_COMMANDS, key, tenant, "agent_login_requested",
+                  {"agent_id": f"a{i}"})
+        producer.flush()
+        time.sleep(3)
+        cpu0 = {p.pid: _cpu_s(p.pid) for p in (bridge, worker)}
+        started = time.monotonic()
+        LoadGenerator(sim.node, LoadSpec(
+            cps=args.cps, agents=args.agents, first_ext=5000, duration=args.seconds,
+            dids=["19001234"], variables={"tongdai_tenant": tenant, "tongdai_queue": "support"},
+            handle_time=Distribution("uniform", 2, 5), patience=Distribution("uniform", 60, 90),
+            answer_delay=Distribution("uniform", 0.2, 0.5))).start()
+        time.sleep(args.seconds)
+        deadline = time.monotonic() + 60
+        while sim.node.channels and time.monotonic() < deadline:
+            time.sleep(0.5)
+        elapsed = time.monotonic() - started
+        cpu = {p.pid: _cpu_s(p.pid) - cpu0[p.pid] for p in (bridge, worker)}
+    finally:
+        producer.close()
+        for proc in (worker, bridge):
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        sim.stop()
+    bridge_ms, offer_ms = probe.latencies()
+    stages = _stages(bootstrap, marks, tenant, probe)
+    calls = len(probe.caller_park)
+    bridged = len(bridge_ms)
+    figures = {
+        "park_to_bridge_p50_ms": round(_pct(bridge_ms, 0.50), 1),
+        "park_to_bridge_p99_ms": round(_pct(bridge_ms, 0.99), 1),
+        "park_to_bridge_max_ms": round(max(bridge_ms, default=0), 1),
+        "enqueue_to_offer_p50_ms": round(_pct(offer_ms, 0.50), 1),
+        "enqueue_to_offer_p99_ms": round(_pct(offer_ms, 0.99), 1),
+        "offered_calls_per_s": args.cps,
+        "bridged_calls_per_s": round(bridged / args.seconds, 2),
+        "calls_count": calls,
+        "bridged_count": bridged,
+        "not_bridged_count": calls - bridged,
+        "worker_cpu_pct": round(cpu[worker.pid] / elapsed * 100, 1),
+        "bridge_cpu_pct": round(cpu[bridge.pid] / elapsed * 100, 1),
+        "agents_count": args.agents,
+        **stages,
+    }
+    print(f"acd: {calls} calls at {args.cps}/s, {bridged} bridged; park->bridge p50 "
+          f"{figures['park_to_bridge_p50_ms']} ms p99 {figures['park_to_bridge_p99_ms']} ms; "
+          f"worker CPU {figures['worker_cpu_pct']}%", file=sys.stderr)
+    if bridge_ms:
+        print(f"acd: park->bridge mean {statistics.mean(bridge_ms):.1f} ms", file=sys.stderr)
+    return figures
