@@ -384,10 +384,11 @@ def test_fuzz_the_api_from_its_openapi_document_without_a_single_500(env, tmp_pa
     fuzz_admin = s.token("admin", tenant=f"fuzz-{uuid.uuid4().hex[:6]}", user="fuzzer")
     cmd = [sys.executable, "-m", "schemathesis.cli", "run", f"{s.url}/api/v1/openapi.json",
            "-H", f"Authorization: Bearer {fuzz_admin}", "-c", "not_a_server_error",
-           "-n", "12", "--max-time", "90", "--seed", "7", "--no-shrink",
+           "-n", "8", "--max-time", "60", "--seed", "7", "--no-shrink",
            "--exclude-path-regex", "(stream|popups|freeswitch)",
            "--request-timeout", "20", "--warnings", "off"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=150)
     out = proc.stdout[-6000:] + proc.stderr[-2000:]
+    print(proc.stdout[-3000:])
     assert proc.returncode == 0, out + "\n--- server log ---\n" + s.log()
-    assert "500" not in s.log().split("Traceback")[0] or "Traceback" not in s.log(), s.log()
+    assert "Traceback" not in s.log(), s.log()
