@@ -32,10 +32,9 @@ def test_every_file_is_well_formed_and_keeps_the_line_rules(path):
     fsxml._parse(path)
 
 
-def test_no_default_password_anywhere():
-    for path in FS_CONF.rglob("*"):
-        if path.is_file():
-            assert "ClueCon" not in path.read_text(errors="replace") or path.name == "tongdai-freeswitch", path
+def test_no_default_password_anywhere_in_the_configuration(conf_dir):
+    for path in [*XML_FILES, *conf_dir.rglob("*.xml")]:
+        assert "cluecon" not in path.read_text().lower(), path
 
 
 def test_the_tree_loads_with_every_global_defined(fs):
