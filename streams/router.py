@@ -27,7 +27,8 @@ from routing.state import CallStatus, State
 from . import config as cfg
 
 SEEN_WINDOW = 5_000
-SEQ_WINDOW = 10_000  # FreeSWITCH events per node (all kinds) within which order may vary
+SEQ_WINDOW = 10_000
+RECENT_DECISIONS = 20  # shown on the wallboard's ticker  # FreeSWITCH events per node (all kinds) within which order may vary
 SHORT_ABANDON_S = 5  # DESIGN.md KPIs: default short-abandon threshold
 SNAPSHOT_GRACE_US = 5_000_000  # offers younger than this may not have a channel yet
 
@@ -78,6 +79,7 @@ class TenantRouter:
     # re-keyed through the worker, so it can lag a login sent at the same moment).
     early: dict[str, list] = field(default_factory=dict)
     state_since: dict[str, int] = field(default_factory=dict)  # agent -> since (µs)
+    recent: list[dict] = field(default_factory=list)  # the last decisions, newest first
     version: int = 0  # grows whenever anything worth persisting changed
     applied: int = 0
     duplicates: int = 0
@@ -413,6 +415,10 @@ def handle(router: TenantRouter, env: Envelope) -> list[Out]:
         out += _facts(router, before, fact, env, n)
         for dec in decisions:
             out += emit(router, before, dec, fact.at_us)
+            router.recent.insert(0, {"at_us": fact.at_us, "call_id": dec.call_id,
+                                     "action": dec.type, "queue": dec.queue_id,
+                                     "reason": dec.reason})
+        del router.recent[RECENT_DECISIONS:]
         out += _agent_changes(router, before, env, fact.type)
     return out
 
@@ -447,4 +453,5 @@ def live_view(router: TenantRouter, now_us: int) -> dict[str, Any]:
               "status": c.status, "enqueued_us": c.enqueued_us, "agent_id": c.agent_id,
               "connected_us": c.connected_us, "vip": c.call.vip}
              for cid, c in sorted(state.calls.items(), key=lambda kv: kv[1].enqueued_us)]
-    return {"as_of_us": now_us, "queues": queues, "agents": agents, "calls": calls}
+    return {"as_of_us": now_us, "queues": queues, "agents": agents, "calls": calls,
+            "recent": list(router.recent)}

@@ -36,12 +36,22 @@ class LiveCallOut(Out):
     vip = fields.Boolean()
 
 
+class LiveDecisionOut(Out):
+    at_us = fields.Integer(required=True)
+    call_id = fields.String(required=True)
+    action = fields.String(required=True)
+    queue = fields.String(allow_none=True)
+    reason = fields.String(required=True)
+
+
 class LiveOut(Out):
     as_of_us = fields.Integer(allow_none=True, required=True)
     age_ms = fields.Integer(allow_none=True, required=True)
     queues = fields.List(fields.Nested(LiveQueueOut), required=True)
     agents = fields.List(fields.Nested(LiveAgentOut), required=True)
     calls = fields.List(fields.Nested(LiveCallOut), required=True)
+    recent = fields.List(fields.Nested(LiveDecisionOut), metadata={
+        "description": "the router's latest decisions with their reasons, newest first"})
     agents_by_state = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
     calls_waiting = fields.Integer(required=True)
     calls_in_progress = fields.Integer(required=True)

@@ -36,13 +36,15 @@ class LiveView:
         now = now_us if now_us is not None else time.time_ns() // 1000
         if env is None:
             return {"as_of_us": None, "age_ms": None, "queues": [], "agents": [], "calls": [],
-                    "agents_by_state": {}, "calls_waiting": 0, "calls_in_progress": 0}
+                    "recent": [], "agents_by_state": {}, "calls_waiting": 0,
+                    "calls_in_progress": 0}
         p = env.payload
         agents = [dict(a, time_in_state_ms=max(0, (now - a["since_us"]) // 1000))
                   for a in p.get("agents", ())]
         calls = p.get("calls", ())
         return {"as_of_us": p["as_of_us"], "age_ms": max(0, (now - p["as_of_us"]) // 1000),
                 "queues": list(p.get("queues", ())), "agents": agents, "calls": list(calls),
+                "recent": list(p.get("recent", ())),
                 "agents_by_state": dict(Counter(a["state"] for a in agents)),
                 "calls_waiting": sum(1 for c in calls if c["status"] in ("waiting", "ringing")),
                 "calls_in_progress": sum(1 for c in calls if c["status"] == "connected")}

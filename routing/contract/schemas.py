@@ -295,10 +295,19 @@ class LiveCallV1(_Strict):
     vip = fields.Boolean(load_default=False)
 
 
+class LiveDecisionV1(_Strict):
+    at_us = fields.Integer(required=True)
+    call_id = fields.String(required=True)
+    action = fields.String(required=True)
+    queue = fields.String(load_default=None, allow_none=True)
+    reason = fields.String(required=True)
+
+
 class LiveStateV1(_Strict):
     """The tenant's live view, published by the router on ticks when it changed."""
 
     as_of_us = fields.Integer(required=True)
+    recent = fields.List(fields.Nested(LiveDecisionV1), load_default=list)  # newest first
     queues = fields.List(fields.Nested(LiveQueueV1), required=True)
     agents = fields.List(fields.Nested(LiveAgentV1), required=True)
     calls = fields.List(fields.Nested(LiveCallV1), required=True)

@@ -4,6 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FS_EVENTS = "tongdai.fs.events.v1"
+# The subset of FS_EVENTS the router consumes (same records, same keys): a stream processor
+# pays per message, and a call is ~15 FreeSWITCH events of which routing needs ~4.
+FS_ROUTING = "tongdai.fs.routing.v1"
 CC_COMMANDS = "tongdai.cc.commands.v1"
 CC_EVENTS = "tongdai.cc.events.v1"
 ROUTING_DECISIONS = "tongdai.routing.decisions.v1"
@@ -24,6 +27,7 @@ class TopicSpec:
 
 TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(FS_EVENTS, "tenant", 8),
+    TopicSpec(FS_ROUTING, "tenant", 8),
     TopicSpec(CC_COMMANDS, "tenant", 8),
     TopicSpec(CC_EVENTS, "tenant", 8),
     TopicSpec(ROUTING_DECISIONS, "node (FreeSWITCH Core-UUID or bridge name)", 4),
@@ -46,3 +50,10 @@ def node_key(node: str) -> bytes:
 def config_key(tenant: str, kind: str, entity_id: str) -> bytes:
     """Key of the compacted config topic: the last record per entity wins."""
     return f"{tenant}/{kind}/{entity_id}".encode("utf-8")
+
+
+# The FreeSWITCH facts the router uses: published to FS_ROUTING as well as FS_EVENTS.
+ROUTING_TYPES = frozenset({
+    "channel_parked", "channel_bridged", "channel_hungup", "sip_registered",
+    "sip_unregistered", "sip_registration_expired", "command_executed", "node_snapshot_taken",
+})

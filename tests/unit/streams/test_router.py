@@ -197,6 +197,8 @@ def test_the_live_view_shows_queues_agents_and_calls():
     assert offered["a1"]["state"] == "offered" and offered["a1"]["call_id"] == "c1"
     assert offered["a1"]["since_us"] == T0 + 10_000_000
     assert [c["call_id"] for c in view["calls"]] == ["c1", "c2"]
+    assert view["recent"][0]["call_id"] == "c2" and view["recent"][0]["action"] == "offer_call"
+    assert view["recent"][0]["reason"]
 
 
 def test_the_store_writes_on_change_with_config_apart_and_rebuilds_the_router():
