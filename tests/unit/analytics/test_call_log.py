@@ -131,3 +131,50 @@ def test_agent_intervals_and_wrap_up_across_batches():
     (_, (row,)) = live_rows(store.tables["calls"])[("beta", "b1")]
     assert row["wrap_ms"] == 30000 and row["final"] == 1
     assert VISIT_ROW_COLUMNS[-2:] == ("version", "sign")
+
+
+def _interleaved(events, rnd):
+    fs = [e for e in events if e.source != "router"]
+    cc = [e for e in events if e.source == "router"]
+    out = []
+    while fs or cc:
+        src = fs if (fs and (not cc or rnd.random() < 0.5)) else cc
+        take = rnd.randint(1, 30)
+        out.extend(src[:take])
+        del src[:take]
+    return out
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from analytics.cdr import CDR_COLUMNS, fold_call  # noqa: E402
+
+_S = Scenario()
+random_calls(_S, 25, T0, random.Random(12), agents=200)
+_EVENTS = sorted(_S.events, key=lambda e: e.occurred_at)
+_EXPECTED = {}
+for _cid in {e.call_id for e in _EVENTS if e.call_id}:
+    _own = [e for e in _EVENTS if e.call_id == _cid]
+    _agent = fold_call(_own).cdr["agent_id"]
+    _EXPECTED[_cid] = fold_call(_own + [e for e in _EVENTS if e.type == "agent_state_changed"
+                                        and e.payload["agent_id"] == _agent]).cdr
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.randoms(use_true_random=False), st.integers(1, 60), st.floats(0, 1),
+       st.integers(0, 80))
+def test_any_interleaving_restart_and_redelivery_ends_with_the_fold(rnd, batch, cut, redo):
+    """FS and router facts interleaved at random, batches of any size, a restart at any point
+    with the last records delivered again: every call ends as the fold of all its events."""
+    events = _interleaved(_EVENTS, rnd)
+    store = MemoryStore()
+    split = int(len(events) * cut)
+    feed(CallLog(store), store, events[:split], batch=batch)
+    feed(CallLog(store), store, events[max(0, split - redo):], batch=batch)
+    live = {k[1]: r for k, (_, (r, *_)) in live_rows(store.tables["calls"]).items()}
+    assert set(live) == set(_EXPECTED)
+    for cid, expected in _EXPECTED.items():
+        got = {c: live[cid][c] for c in CDR_COLUMNS}
+        assert got == expected, cid
+    assert set(store.net().values()) == {1}
