@@ -155,6 +155,61 @@ def _timed(fn, runs: int) -> tuple[float, float]:
     return statistics.median(samples), p95
 
 
+def _load(db, args, quick: bool) -> dict[str, Any]:
+    """Generate and write the CDRs, visits, intervals and the sample's events."""
+    store = ClickHouseStore(db)
+    rng = np.random.default_rng(20261122)
+    figures: dict[str, Any] = {"cdr_rows": args.rows}
+    gen_s = insert_s = 0.0
+    rows_written = 0
+    done = 0
+    chunk = 0
+    while done < args.rows:
+        n = min(args.batch, args.rows - done)
+        t0 = time.perf_counter()
+        calls, visits = _calls_chunk(rng, chunk, n)
+        t1 = time.perf_counter()
+        store.write("calls", CALL_ROW_COLUMNS, calls)
+        store.write("queue_visits", VISIT_ROW_COLUMNS, visits)
+        t2 = time.perf_counter()
+        gen_s += t1 - t0
+        insert_s += t2 - t1
+        rows_written += len(calls) + len(visits)
+        done += n
+        chunk += 1
+    figures.update(ingest_rows=rows_written, ingest_s=round(insert_s, 2),
+                   ingest_rows_per_s=round(rows_written / insert_s),
+                   generate_s=round(gen_s, 2))
+    # Agent state intervals of the last two weeks (their minute view splits each one).
+    intervals = []
+    for i, tenant in enumerate(TENANTS):
+        intervals.extend(_intervals(tenant, AGENTS[tenant] if i == 0 else 20, 14))
+    t0 = time.perf_counter()
+    for k in range(0, len(intervals), args.batch):
+        store.write("agent_state_intervals", INTERVAL_COLUMNS, intervals[k:k + args.batch])
+    t = time.perf_counter() - t0
+    figures.update(interval_rows=len(intervals),
+                   interval_ingest_rows_per_s=round(len(intervals) / t))
+
+    # The events behind a sample: the sink's batch step (fold + reloads + writes).
+    s = Scenario("sample-tenant")
+    random_calls(s, args.sample, int(BASE.timestamp() * US), random.Random(1))
+    events = sorted(s.events, key=lambda e: e.occurred_at)
+    log = CallLog(store)
+    t0 = time.perf_counter()
+    for k in range(0, len(events), 5000):
+        batch = log.prepare([Record("bench", 0, k + j, e)
+                             for j, e in enumerate(events[k:k + 5000])])
+        for table, columns, rows in batch.parts():
+            if rows:
+                store.write(table, columns, rows)
+    e2e = time.perf_counter() - t0
+    figures.update(sample_events=len(events), sample_calls=args.sample,
+                   sink_events_per_s=round(len(events) / e2e),
+                   sink_calls_per_s=round(args.sample / e2e))
+    return figures
+
+
 def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="tongdai bench analytics")
     parser.add_argument("--rows", type=int, default=200_000 if quick else 10_000_000,
@@ -165,65 +220,24 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--runs", type=int, default=10 if quick else 30,
                         help="timed runs per report")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--reuse", metavar="DATABASE",
+                        help="time the reports on a database kept by an earlier --keep run "
+                             "(no generation); it is kept unless --drop")
+    parser.add_argument("--drop", action="store_true", help="with --reuse: drop it at the end")
     args = parser.parse_args(argv or [])
 
     settings = load()
     db = connect(settings)
-    db.database = f"bench_analytics_{uuid.uuid4().hex[:8]}"
-    migrations.migrate(db)
-    store = ClickHouseStore(db)
-    rng = np.random.default_rng(20261122)
-    figures: dict[str, Any] = {"cdr_rows": args.rows}
+    db.database = args.reuse or f"bench_analytics_{uuid.uuid4().hex[:8]}"
+    figures: dict[str, Any] = {}
     try:
-        gen_s = insert_s = 0.0
-        rows_written = 0
-        done = 0
-        chunk = 0
-        while done < args.rows:
-            n = min(args.batch, args.rows - done)
-            t0 = time.perf_counter()
-            calls, visits = _calls_chunk(rng, chunk, n)
-            t1 = time.perf_counter()
-            store.write("calls", CALL_ROW_COLUMNS, calls)
-            store.write("queue_visits", VISIT_ROW_COLUMNS, visits)
-            t2 = time.perf_counter()
-            gen_s += t1 - t0
-            insert_s += t2 - t1
-            rows_written += len(calls) + len(visits)
-            done += n
-            chunk += 1
-        figures.update(ingest_rows=rows_written, ingest_s=round(insert_s, 2),
-                       ingest_rows_per_s=round(rows_written / insert_s),
-                       generate_s=round(gen_s, 2))
-        # Agent state intervals of the last two weeks (their minute view splits each one).
-        intervals = []
-        for i, tenant in enumerate(TENANTS):
-            intervals.extend(_intervals(tenant, AGENTS[tenant] if i == 0 else 20, 14))
-        t0 = time.perf_counter()
-        for k in range(0, len(intervals), args.batch):
-            store.write("agent_state_intervals", INTERVAL_COLUMNS, intervals[k:k + args.batch])
-        t = time.perf_counter() - t0
-        figures.update(interval_rows=len(intervals),
-                       interval_ingest_rows_per_s=round(len(intervals) / t))
-
-        # The events behind a sample: the sink's batch step (fold + reloads + writes).
-        s = Scenario("sample-tenant")
-        random_calls(s, args.sample, int(BASE.timestamp() * US), random.Random(1))
-        events = sorted(s.events, key=lambda e: e.occurred_at)
-        log = CallLog(store)
-        t0 = time.perf_counter()
-        for k in range(0, len(events), 5000):
-            batch = log.prepare([Record("bench", 0, k + j, e)
-                                 for j, e in enumerate(events[k:k + 5000])])
-            for table, columns, rows in batch.parts():
-                if rows:
-                    store.write(table, columns, rows)
-        e2e = time.perf_counter() - t0
-        figures.update(sample_events=len(events), sample_calls=args.sample,
-                       sink_events_per_s=round(len(events) / e2e),
-                       sink_calls_per_s=round(args.sample / e2e))
-
-        # Reports on the largest tenant, on a busy day in the middle of the range.
+        if args.reuse:
+            (n,) = db.query(f"SELECT sum(sign) FROM {db.database}.calls")[0]
+            figures["cdr_rows"] = int(n)
+        else:
+            migrations.migrate(db)
+            figures.update(_load(db, args, quick))
+        # Reports on the largest tenant, on a day near the end of the range.
         tenant = TENANTS[0]
         day = reports.Period.day((BASE + dt.timedelta(days=DAYS - 2)).date())
         week = reports.Period(day.start - dt.timedelta(days=6), day.end)
@@ -255,7 +269,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, Any]:
         figures["worst_report_p95_ms"] = max(v for k, v in figures.items()
                                              if k.endswith("_p95_ms"))
     finally:
-        if not args.keep:
+        if (not args.keep and not args.reuse) or (args.reuse and args.drop):
             db.execute(f"DROP DATABASE IF EXISTS {db.database}")
         db.close()
     return figures
