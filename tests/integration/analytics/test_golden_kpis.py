@@ -40,12 +40,14 @@ def _shuffled(events, seed):
 @pytest.fixture(scope="module", params=ENGINES)
 def loaded(request):
     db = make_database(request, request.param, "golden")
-    events = golden.acme().events + golden.beta().events
-    replay(db, _shuffled(events, 7), batch_size=17)
-    # Re-delivery after a restart: a new call log, state reloaded from ClickHouse.
-    replay(db, _shuffled(events, 11)[: len(events) // 2], batch_size=23)
-    yield db
-    drop_database(db)
+    try:
+        events = golden.acme().events + golden.beta().events
+        replay(db, _shuffled(events, 7), batch_size=17)
+        # Re-delivery after a restart: a new call log, state reloaded from ClickHouse.
+        replay(db, _shuffled(events, 11)[: len(events) // 2], batch_size=23)
+        yield db
+    finally:
+        drop_database(db)
 
 
 def _check(row, expected):
