@@ -418,7 +418,7 @@ class _Session:
                 except re.error as exc:
                     raise ConfigError(f"{name}: bad expression {expression!r}: {exc}") from None
                 matched = m is not None
-                if m:
+                if m and "(" in expression:  # FreeSWITCH substitutes only then
                     captures = (m.group(0),) + tuple(g or "" for g in m.groups())
             elif has_time:
                 matched = self.time_matches(xcond)

@@ -250,6 +250,19 @@ def test_no_answer_goes_to_the_extensions_voicemail(fs):
     assert out.end == f"voicemail default {ACME} 1003"
 
 
+@pytest.mark.parametrize("caller", ["1003", "1002"])  # 1002 may not call out itself
+def test_an_unanswered_extension_forwards_to_its_mobile(fs, caller):
+    out = from_phone(fs, caller, "1000", failing=(f"user/1000@{ACME}",))
+    assert out.end == "bridge sofia/gateway/carrier/0903000111"
+    assert out.variables["tongdai_forwarded_by"] == "1000"
+    assert out.variables["effective_caller_id_number"] == "02873001234"
+    assert "voicemail" not in [s.application for s in out.steps]
+
+
+def test_an_answered_extension_does_not_forward(fs):
+    assert from_phone(fs, "1003", "1000").end == f"bridge user/1000@{ACME}"
+
+
 def test_tenants_are_separate(fs):
     assert from_phone(fs, "1000", "1001", domain="beta.tongdai.local").end == \
         "bridge user/1001@beta.tongdai.local"
