@@ -369,7 +369,7 @@ class _Session:
                 "Caller-Destination-Number": self.profile["destination_number"],
                 "Caller-Context": self.profile["context"],
                 "Core-UUID": "fsxml-core", "Event-Sequence": str(len(self.out.steps)),
-                "Event-Date-Timestamp": str(int(self.call.at.timestamp() * 1_000_000))}
+                "Event-Date-Timestamp": str(int(self.local_time().timestamp() * 1_000_000))}
         data.update((f"variable_{k}", v) for k, v in self.vars.items())
         return data
 
@@ -665,3 +665,51 @@ def hunt(root: ET.Element, call: Call) -> list[tuple[str, str, str, str]]:
     """Only the hunt of the first context: (context, extension, application, data) rows
     as FreeSWITCH would queue them (inline actions already applied)."""
     return _Session(root, copy.deepcopy(call)).hunt(call.context, call.destination)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Trace one call: `python -m tests.unit.fsconf.fsxml fs-conf 19001234 --caller
+    +84903123456 --at "2026-11-24 10:00" --digits 2,1` (fs-conf is rendered by its start
+    script into a temporary folder with a throwaway password)."""
+    import argparse
+    import subprocess
+    import tempfile
+
+    parser = argparse.ArgumentParser(prog="fsxml", description=main.__doc__)
+    parser.add_argument("conf", help="fs-conf, or a rendered folder / freeswitch.xml")
+    parser.add_argument("destination")
+    parser.add_argument("--caller", default="+84903123456")
+    parser.add_argument("--context", default="tongdai_public")
+    parser.add_argument("--at", default=None, help="local time, YYYY-MM-DD HH:MM (default now)")
+    parser.add_argument("--digits", default="", help="comma-separated keys per prompt; - = timeout")
+    parser.add_argument("--from-user", default=None, help="USER@DOMAIN: a registered phone")
+    ns = parser.parse_args(argv)
+    conf = Path(ns.conf)
+    if (conf / "bin" / "tongdai-freeswitch").exists():
+        target = Path(tempfile.mkdtemp(prefix="fsxml-"))
+        env = {"PATH": os.environ.get("PATH", ""), "TONGDAI_FS_CONF_DIR": str(target),
+               "TONGDAI_FS_ESL_PASSWORD": "trace-only-password"}
+        subprocess.run(["sh", str(conf / "bin" / "tongdai-freeswitch"), "--render-only"],
+                       env=env, check=True)
+        conf = target
+    root = load(conf / "freeswitch.xml" if conf.is_dir() else conf)
+    at = dt.datetime.strptime(ns.at, "%Y-%m-%d %H:%M") if ns.at else dt.datetime.now()
+    digits = [None if d == "-" else d for d in ns.digits.split(",")] if ns.digits else []
+    variables: dict[str, str] = {}
+    context, caller = ns.context, ns.caller
+    if ns.from_user:
+        user, _, domain = ns.from_user.partition("@")
+        variables = directory_user(root, user, domain)
+        context, caller = variables.get("user_context", context), user
+    out = run(root, Call(destination=ns.destination, caller=caller, context=context, at=at,
+                         variables=variables, digits=digits))
+    for step in out.steps:
+        print(f"{step.context:<24} {step.extension:<22} {step.application} {step.data}")
+    print(f"-> {out.end}")
+    for event in out.events:
+        print("event", {k: v for k, v in event.items() if not k.startswith("variable_")})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
