@@ -34,6 +34,8 @@ from .openapi import bp as openapi_bp
 from .popup.http import bp as popup_bp
 from .reports.http import bp as reports_bp
 from .web import bp as web_bp
+from .notes.http import bp as notes_bp
+from .notes.services import Notes
 
 log = logging.getLogger("tongdai.api")
 
@@ -53,13 +55,15 @@ class Services:
         self.agents = AgentService(self.view, bus, settings.commands_topic)
         self.live = LiveView()
         self.popup = PopupService(self.view)
-        self.reports = ReportService(connect_db, self.view, settings.report_timezone)
+        self.notes = Notes(bus, settings.notes_topic)
+        self.reports = ReportService(connect_db, self.view, settings.report_timezone, self.notes)
 
     def start(self) -> None:
         s = self.settings
         self.bus.follow(s.config_topic, self.view.apply, from_start=True)
         self.bus.follow(s.audit_topic, self.audit.apply, from_start=True)
         self.bus.follow(s.live_topic, self.live.apply, from_start=True)
+        self.bus.follow(s.notes_topic, self.notes.apply, from_start=True)
         self.bus.follow(s.events_topic, self.popup.apply, from_start=False)
 
     def authorize(self, token: str) -> Principal:
@@ -95,8 +99,8 @@ def create_app(settings: ApiSettings, bus: Bus | None = None,
     app.extensions["tongdai"] = services
     errors.register(app)
 
-    for bp in (config_bp, agents_bp, live_bp, reports_bp, audit_bp, freeswitch_bp, popup_bp,
-               openapi_bp, web_bp):
+    for bp in (config_bp, agents_bp, live_bp, reports_bp, notes_bp, audit_bp, freeswitch_bp,
+               popup_bp, openapi_bp, web_bp):
         app.register_blueprint(bp)
 
     @app.get("/api/v1/health")

@@ -17,6 +17,7 @@ from routing.contract.environ import SettingsError, env_name, from_environ, port
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 AUDIT_TOPIC = "tongdai.audit.v1"
+NOTES_TOPIC = "tongdai.call_notes.v1"
 MIN_SECRET_CHARS = 32
 
 
@@ -46,6 +47,7 @@ class ApiSettings:
     events_topic: str = topics.CC_EVENTS
     live_topic: str = topics.LIVE
     audit_topic: str = AUDIT_TOPIC
+    notes_topic: str = NOTES_TOPIC
     # ClickHouse (reports, call search, call detail); the same variables as analytics.
     reports_enabled: bool = True
     clickhouse_host: str = "127.0.0.1"

@@ -216,6 +216,16 @@ class ReasonOut(Out):
     candidates = fields.List(fields.Nested(CandidateOut), required=True)
 
 
+class CallNoteOut(Out):
+    id = fields.String(required=True)
+    at_us = fields.Integer(required=True)
+    text = fields.String(required=True)
+    disposition = fields.String(required=True)
+    user = fields.String(required=True)
+    role = fields.String(required=True)
+    outbound_failed = fields.Boolean(required=True)
+
+
 class CallDetailOut(Out):
     call_id = fields.String(required=True)
     call = fields.Nested(CallOut, allow_none=True, required=True)
@@ -223,6 +233,7 @@ class CallDetailOut(Out):
     routing = fields.List(fields.Nested(ReasonOut), required=True,
                           metadata={"description": "every routing decision with candidates, "
                                                    "scores and reason"})
+    notes = fields.List(fields.Nested(CallNoteOut), required=True)
 
 
 class RecordingOut(Out):

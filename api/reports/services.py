@@ -49,8 +49,10 @@ class ReportService:
     """Everything that reads ClickHouse. `connect` makes the analytics Database (lazily:
     the API starts without ClickHouse and answers 503 on these routes until it is up)."""
 
-    def __init__(self, connect: Callable[[], Any] | None, view: ConfigView, tz: str) -> None:
+    def __init__(self, connect: Callable[[], Any] | None, view: ConfigView, tz: str,
+                 notes: Any = None) -> None:
         self._connect = connect
+        self.notes = notes
         self._db = None
         self._lock = threading.Lock()
         self.view = view
@@ -131,7 +133,13 @@ class ReportService:
                 filters.append(f"AND {column} IN %({name})s")
         if q.get("notes"):
             params["notes"] = q["notes"]
-            filters.append("AND positionCaseInsensitiveUTF8(notes, %(notes)s) > 0")
+            noted = self.notes.matching(tenant, q["notes"]) if self.notes else set()
+            if noted:
+                params["noted"] = tuple(sorted(noted))
+                filters.append("AND (positionCaseInsensitiveUTF8(notes, %(notes)s) > 0 "
+                               "OR call_id IN %(noted)s)")
+            else:
+                filters.append("AND positionCaseInsensitiveUTF8(notes, %(notes)s) > 0")
         return " ".join(filters), params
 
     def search(self, tenant: str, q: dict[str, Any]) -> dict[str, Any]:
@@ -140,7 +148,11 @@ class ReportService:
         filters, params = self._call_filters(tenant, q)
         db = self.db
         where = _CALLS_WHERE.format(d=db.database, filters=filters)
-        params.update(limit=q["limit"], offset=q["offset"])
+        extras = self._failed_outbound(tenant, q)
+        if extras:  # merge the note-only failed calls by time: read the SQL rows up to the page end
+            params.update(limit=min(q["offset"] + q["limit"], 20000), offset=0)
+        else:
+            params.update(limit=q["limit"], offset=q["offset"])
         try:
             total = int(db.query("SELECT count() " + where, params)[0][0])
             rows = db.query(f"SELECT {', '.join(_CALL_COLUMNS)} {where} "
@@ -149,9 +161,47 @@ class ReportService:
         except DatabaseError as exc:
             raise Unavailable(f"call search not available: {str(exc)[:200]}") from None
         items = [self._call_row(r) for r in rows]
+        if self.notes is not None:
+            for item in items:
+                extra = [n["text"] for n in self.notes.of_call(tenant, item["call_id"])]
+                if extra:
+                    item["notes"] = "; ".join(([item["notes"]] if item["notes"] else []) + extra)
+        if extras:
+            total += len(extras)
+            merged = sorted(items + extras, key=lambda c: (-c["start_us"], c["call_id"]))
+            items = merged[q["offset"]:q["offset"] + q["limit"]]
         nxt = q["offset"] + q["limit"]
         return {"items": items, "total": total, "limit": q["limit"], "offset": q["offset"],
                 "next_offset": nxt if nxt < total else None}
+
+    def _failed_outbound(self, tenant: str, q: dict[str, Any]) -> list[dict[str, Any]]:
+        """Note-only failed outbound calls that match the search (0 duration)."""
+        if self.notes is None:
+            return []
+        start_us, end_us = int(q["start"].timestamp() * 1e6), int(q["end"].timestamp() * 1e6)
+        forms = set(number_forms(q["number"])) if q.get("number") else None
+        out = []
+        for row in self.notes.failed_outbound(tenant):
+            if not start_us <= row["start_us"] < end_us:
+                continue
+            if forms is not None and row["callee"] not in forms:
+                continue
+            if q.get("agent") and row["agent_id"] not in q["agent"]:
+                continue
+            if q.get("queue") or (q.get("disposition") and "failed" not in q["disposition"]):
+                continue
+            if q.get("direction") and "outbound" not in q["direction"]:
+                continue
+            if q.get("notes") and q["notes"].lower() not in row["notes"].lower():
+                continue
+            out.append(self._dated(dict(row)))
+        return out
+
+    @staticmethod
+    def _dated(item: dict[str, Any]) -> dict[str, Any]:
+        item["started_at"] = dt.datetime.fromtimestamp(
+            item["start_us"] / 1e6, dt.timezone.utc).isoformat()
+        return item
 
     def _call_row(self, row: tuple) -> dict[str, Any]:
         item = dict(zip(_CALL_COLUMNS, row))
@@ -180,7 +230,8 @@ class ReportService:
                               {"tenant": tenant, "call_id": call_id})
         except DatabaseError as exc:
             raise Unavailable(f"call detail not available: {str(exc)[:200]}") from None
-        if not rows and not events:
+        notes = self.notes.of_call(tenant, call_id) if self.notes else []
+        if not rows and not events and not notes:
             raise NotFound(f"no call {call_id!r}")
         seen: set[str] = set()
         timeline, reasons = [], []
@@ -198,7 +249,24 @@ class ReportService:
                                 "chosen": body.get("chosen", []),
                                 "candidates": body.get("candidates", [])})
         call = self._call_row(rows[0]) if rows else None
-        return {"call_id": call_id, "call": call, "timeline": timeline, "routing": reasons}
+        if call is None and notes:
+            failed = [r for r in self.notes.failed_outbound(tenant) if r["call_id"] == call_id]
+            call = self._dated(dict(failed[0])) if failed else None
+        return {"call_id": call_id, "call": call, "timeline": timeline, "routing": reasons,
+                "notes": notes}
+
+    def exists(self, tenant: str, call_id: str) -> bool:
+        """Whether the tenant's call log knows this call (CDR row or any event)."""
+        from analytics.db import DatabaseError
+
+        db = self.db
+        try:
+            rows = db.query(f"SELECT count() FROM {db.database}.events "
+                            f"WHERE tenant = %(tenant)s AND call_id = %(call_id)s",
+                            {"tenant": tenant, "call_id": call_id})
+        except DatabaseError as exc:
+            raise Unavailable(f"call log not available: {str(exc)[:200]}") from None
+        return bool(rows and int(rows[0][0]))
 
     def recording(self, tenant: str, call_id: str) -> tuple[str, str]:
         """(queue, recording path) of a call; NotFound if it has no recording."""

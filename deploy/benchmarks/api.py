@@ -103,7 +103,7 @@ def run(quick: bool = False) -> dict[str, float]:
     clients = 16
     workers = int(os.environ.get("TONGDAI_BENCH_API_WORKERS", "2"))
     topics = {f"TONGDAI_{k.upper()}_TOPIC": f"bench-api-{suffix}-{k}"
-              for k in ("config", "audit", "live", "commands", "events")}
+              for k in ("config", "audit", "live", "commands", "events", "notes")}
     port = _port()
     env = {**os.environ, **topics, "TONGDAI_API_TOKEN_SECRET": SECRET,
            "TONGDAI_API_PORT": str(port), "TONGDAI_API_WORKERS": str(workers),

@@ -117,6 +117,8 @@ def request_for(name: str, doc) -> tuple[str, str, dict]:
     elif doc.body is not None:
         if name == "config.create_token":
             kwargs["json"] = {"user": "lan", "role": "agent"}
+        elif name == "notes.add_note":
+            kwargs["json"] = {"text": "matrix"}
         elif name == "agents.click_to_call":
             kwargs["json"] = {"agent_id": "lan", "number": "0912345678"}
         else:
@@ -246,6 +248,33 @@ def test_call_detail_has_the_timeline_and_the_routing_reasons(env):
     assert reason["reason"].startswith("longest-idle-agent") and reason["chosen"] == ["agent-7"]
     assert reason["candidates"][0] == {"agent_id": "agent-7", "score": 12.5, "note": "longest idle"}
     assert s.call("GET", "/api/v1/calls/no-such-call", s.token("supervisor")).status_code == 404
+
+
+def test_notes_after_a_call_and_on_a_failed_outbound_call(env):
+    s = env.server
+    me, sup = s.token("agent", user="lan"), s.token("supervisor")
+    r = s.call("POST", "/api/v1/calls/call-a2/notes", me,
+               json={"text": "Khách hẹn gọi lại thứ Hai", "disposition": "callback"})
+    assert r.status_code == 201 and r.json()["agent_id"] == "lan"
+    found = s.call("GET", "/api/v1/calls", sup, params={**PERIOD, "notes": "hẹn gọi"}).json()
+    assert [c["call_id"] for c in found["items"]] == ["call-a2"]
+    assert "hẹn gọi lại" in found["items"][0]["notes"]
+    assert s.call("GET", "/api/v1/calls/call-a2", sup).json()["notes"][0]["disposition"] == "callback"
+    # a click-to-call that never connected: no CDR, recorded by its note with 0 duration
+    r = s.call("POST", "/api/v1/calls/c2c-failed-1/notes", me,
+               json={"text": "máy bận", "outbound_failed": True, "number": "0912 000 111"})
+    assert r.status_code == 201
+    now = time.time()
+    window = {"start": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now - 60)),
+              "end": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now + 60))}
+    page = s.call("GET", "/api/v1/calls", sup, params={**window, "number": "+84912000111"}).json()
+    assert [(c["call_id"], c["talk_ms"], c["disposition"], c["direction"]) for c in page["items"]] \
+        == [("c2c-failed-1", 0, "failed", "outbound")]
+    detail = s.call("GET", "/api/v1/calls/c2c-failed-1", sup).json()
+    assert detail["call"]["talk_ms"] == 0 and detail["notes"][0]["text"] == "máy bận"
+    r = s.call("POST", "/api/v1/calls/x/notes", me, json={"text": "", "outbound_failed": True})
+    assert r.status_code == 400
+    assert {d["field"] for d in r.json()["details"]} == {"text"}
 
 
 def test_csv_and_xlsx_exports(env):
