@@ -107,7 +107,7 @@ def service_env(compose: dict, name: str) -> dict[str, str]:
 
 def test_compose_has_the_whole_product(compose):
     assert {"freeswitch", "kafka", "clickhouse", "bridge", "worker", "sink", "api",
-            "migrate"} <= set(compose["services"])
+            "migrate", "topics"} <= set(compose["services"])
 
 
 @pytest.mark.parametrize("module", sorted(m for m, d in DEPLOYED.items() if d))
@@ -150,7 +150,7 @@ def test_compose_publishes_on_loopback_only(compose):
 def test_compose_health_checks_and_volumes(compose):
     services = compose["services"]
     for name, service in services.items():
-        if name != "migrate":
+        if service.get("restart") != "no":  # one-shot jobs (topics, migrate) excepted
             assert service.get("healthcheck", {}).get("test"), f"{name}: no health check"
             assert service.get("restart") == "unless-stopped", name
         for dep, cond in (service.get("depends_on") or {}).items():
@@ -162,6 +162,14 @@ def test_compose_health_checks_and_volumes(compose):
                        ("bridge", "/var/lib/tongdai/bridge")]:
         mounts = [v.split(":") for v in services[name]["volumes"]]
         assert any(m[1] == path and m[0] in compose["volumes"] for m in mounts), name
+
+
+def test_compose_creates_the_topics_before_anything_uses_them(compose):
+    services = compose["services"]
+    assert "ensure_topics('kafka:9092', 8)" in " ".join(services["topics"]["entrypoint"])
+    assert service_env(compose, "worker")["TONGDAI_TOPIC_PARTITIONS"] == "8"
+    for name in ("api", "worker", "sink", "bridge"):
+        assert services[name]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
 
 
 def test_compose_kafka_runs_in_kraft_mode(compose):
