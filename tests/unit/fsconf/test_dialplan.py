@@ -108,6 +108,20 @@ def test_invalid_entries_and_timeouts_end_at_the_operator(fs, digits, prompts):
     assert out.end == "park" and out.variables["tongdai_queue"] == "operator"
 
 
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(digits=st.lists(st.one_of(st.none(), st.sampled_from(list("0123456789*#"))), max_size=8))
+def test_every_key_sequence_ends_in_a_queue_with_a_consistent_path(fs, digits):
+    out = inbound(fs, digits=digits)
+    assert out.end == "park" and out.prompts <= 6  # two menus, three tries each
+    parked = normalized(out.parked).payload
+    assert parked["queue"] in ("sales", "support", "operator")
+    if out.events:
+        assert out.events[-1]["IVR-Path"] == parked["ivr_path"]
+        assert [e["IVR-Choice"] for e in out.events] == parked["ivr_path"].split(">")
+    else:
+        assert parked["queue"] == "operator" and parked["ivr_path"] is None
+
+
 def test_an_invalid_entry_then_a_valid_one(fs):
     out = inbound(fs, digits=["9", "1"])
     assert out.prompts == 2 and out.variables["tongdai_queue"] == "sales"
