@@ -679,7 +679,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("conf", help="fs-conf, or a rendered folder / freeswitch.xml")
     parser.add_argument("destination")
     parser.add_argument("--caller", default="+84903123456")
-    parser.add_argument("--context", default="tongdai_public")
+    parser.add_argument("--context", default="public")
     parser.add_argument("--at", default=None, help="local time, YYYY-MM-DD HH:MM (default now)")
     parser.add_argument("--digits", default="", help="comma-separated keys per prompt; - = timeout")
     parser.add_argument("--from-user", default=None, help="USER@DOMAIN: a registered phone")

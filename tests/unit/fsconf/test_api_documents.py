@@ -1,9 +1,8 @@
 """The api's mod_xml_curl documents, checked like the static configuration: well-formed,
 and evaluated call by call with the same dialplan evaluator.
 
-Where the api's documents and the static fallback disagree on the structure that
-fs-conf/README.md describes (context names), the test is an expected failure naming the
-difference; when the two agree it passes (XPASS): then remove the mark.
+The two must agree on the names fs-conf/README.md describes: the carriers' context
+(`public`) and the context a phone's call starts in.
 """
 from __future__ import annotations
 
@@ -42,7 +41,7 @@ def view() -> ConfigView:
     return v
 
 
-def dialplan_doc(dest: str, caller: str = "+84903123456", context: str = "tongdai_public"):
+def dialplan_doc(dest: str, caller: str = "+84903123456", context: str = "public"):
     text = render.render(view(), {"section": "dialplan", "Caller-Destination-Number": dest,
                                   "Caller-Caller-ID-Number": caller, "Caller-Context": context})
     return fsxml.parse_document(text)
@@ -102,8 +101,6 @@ def test_unknown_numbers_are_not_found_so_freeswitch_uses_the_static_files():
     assert ET.fromstring(text).find("./section/result").get("status") == "not found"
 
 
-@pytest.mark.xfail(strict=False, reason="the api renders DIDs in context `public`; the "
-                   "external profile sends carriers' calls to `tongdai_public` (fs-conf/README.md)")
 def test_the_did_context_is_the_one_the_carrier_profile_uses(fs):
     contexts = {c.get("name") for c in dialplan_doc("19001234").iter("context")}
     profile = next(p for p in fsxml.configuration(fs, "sofia.conf").iter("profile")
@@ -111,11 +108,16 @@ def test_the_did_context_is_the_one_the_carrier_profile_uses(fs):
     assert fsxml.params(profile.find("settings"))["context"] in contexts
 
 
-@pytest.mark.xfail(strict=False, reason="the api gives phones user_context `tongdai`; the "
-                   "tenant's context is `tongdai_<tenant>` (fs-conf/README.md), which the "
-                   "actuator's voicemail transfer also uses")
-def test_phones_get_their_tenants_context(fs):
+def test_a_phone_of_the_apis_directory_reaches_its_tenants_context(fs):
+    """The api gives every phone one user_context; the static `tongdai` context hands the
+    call to `tongdai_<tenant>` (the context the actuator's voicemail transfer uses too)."""
     doc = ET.fromstring(render.render(view(), {"section": "directory",
                                                "domain": "acme.tongdai.local"}))
-    contexts = {v.get("value") for v in doc.iter("variable") if v.get("name") == "user_context"}
-    assert contexts == {"tongdai_acme"}
+    user = doc.find(".//user[@id='1000']")
+    variables = {v.get("name"): v.get("value") for v in user.iter("variable")}
+    contexts = {c.get("name") for c in fsxml.section(fs, "dialplan").iter("context")}
+    assert variables["user_context"] in contexts
+    out = fsxml.run(fs, fsxml.Call(destination="1003", caller="1000", at=AT,
+                                   context=variables["user_context"], variables=variables))
+    assert out.visited[1] == ("tongdai_acme", "internal_setup")
+    assert out.end == "bridge user/1003@acme.tongdai.local"

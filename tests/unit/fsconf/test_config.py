@@ -117,7 +117,7 @@ def test_phones_profile_requires_digest_auth_and_refuses_blind_registration(fs):
 
 
 @pytest.mark.parametrize("name, acl, context", [
-    ("external", "tongdai_carriers", "tongdai_public"),
+    ("external", "tongdai_carriers", "public"),
     ("branches", "tongdai_branches", "tongdai_branch_in"),
 ])
 def test_trunk_profiles_accept_only_their_acl_and_never_registrations(fs, name, acl, context):

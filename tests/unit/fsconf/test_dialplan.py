@@ -27,7 +27,7 @@ ACME = "acme.tongdai.local"
 
 
 def inbound(fs, did="19001234", caller="+84903123456", at=TUE_10, **kw) -> fsxml.Outcome:
-    return fsxml.run(fs, fsxml.Call(destination=did, caller=caller, context="tongdai_public",
+    return fsxml.run(fs, fsxml.Call(destination=did, caller=caller, context="public",
                                     at=at, **kw))
 
 
@@ -321,6 +321,13 @@ def test_inter_branch_calls(fs):
         out = fsxml.run(fs, fsxml.Call(destination=dest, caller="2001", at=TUE_10,
                                        context="tongdai_branch_in"))
         assert out.end == "hangup UNALLOCATED_NUMBER"
+
+
+def test_a_phone_without_a_tenant_goes_nowhere(fs):
+    for variables in ({}, {"tongdai_tenant": "../x"}, {"tongdai_tenant": ""}):
+        out = fsxml.run(fs, fsxml.Call(destination="1003", caller="1000", at=TUE_10,
+                                       context="tongdai", variables=variables))
+        assert out.end == "hangup CALL_REJECTED"
 
 
 def test_unauthenticated_calls_are_rejected(fs):
