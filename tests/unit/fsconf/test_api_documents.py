@@ -121,3 +121,16 @@ def test_a_phone_of_the_apis_directory_reaches_its_tenants_context(fs):
                                    context=variables["user_context"], variables=variables))
     assert out.visited[1] == ("tongdai_acme", "internal_setup")
     assert out.end == "bridge user/1003@acme.tongdai.local"
+
+
+@pytest.mark.xfail(strict=False, reason="the api answers a DID in any context with a `public` "
+                   "document; FreeSWITCH then finds no context and ends the call (remove this "
+                   "mark when the api answers only for the context it renders)")
+def test_a_phone_dialing_a_did_is_not_cut_off():
+    text = render.render(view(), {"section": "dialplan", "Caller-Destination-Number": "19001234",
+                                  "Caller-Caller-ID-Number": "1000", "Caller-Context": "tongdai_acme",
+                                  "Hunt-Context": "tongdai_acme"})
+    root = ET.fromstring(text)
+    contexts = {c.get("name") for c in root.iter("context")}
+    not_found = root.find("./section/result") is not None
+    assert not_found or "tongdai_acme" in contexts
