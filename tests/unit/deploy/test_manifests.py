@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import re
+import shutil
+import subprocess
 import tomllib
 import typing
 from pathlib import Path
@@ -342,3 +344,18 @@ def test_k8s_kafka_and_clickhouse_are_external():
     cm = config_map()
     assert cm["TONGDAI_KAFKA_BOOTSTRAP"].startswith("tongdai-kafka:")
     assert cm["TONGDAI_CLICKHOUSE_HOST"] == "tongdai-clickhouse"
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kustomize_builds_the_manifests():
+    done = subprocess.run(["kubectl", "kustomize", str(K8S)], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    built = [d for d in yaml.safe_load_all(done.stdout) if d]
+    assert len(built) == len([d for d in DOCS if d["kind"] != "Kustomization"])
+    for d in built:
+        if d["kind"] != "Namespace":
+            assert d["metadata"]["namespace"] == "tongdai", d["metadata"]["name"]
+    images = {c["image"] for d in built if d["kind"] in ("Deployment", "StatefulSet", "Job")
+              for c in d["spec"]["template"]["spec"]["containers"]}
+    assert all(":" in i and not i.endswith(":latest") for i in images), images
