@@ -129,6 +129,7 @@ def test_an_invalid_entry_then_a_valid_one(fs):
 
 @pytest.mark.parametrize("at, open_", [
     (TUE_10, True), (TUE_22, False), (SUN_10, False), (SAT_9, True), (SAT_13, False),
+    (dt.datetime(2026, 11, 28, 11, 59, 30), True), (dt.datetime(2026, 11, 28, 12, 0, 30), False),
     (TET_MON_10, False), (dt.datetime(2026, 9, 2, 10, 0), False),  # national day
     (dt.datetime(2026, 11, 24, 8, 0), True), (dt.datetime(2026, 11, 24, 7, 59), False),
     (dt.datetime(2026, 11, 24, 3, 0, tzinfo=dt.timezone.utc), True),  # 10:00 in Hanoi
