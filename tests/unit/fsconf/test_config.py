@@ -65,11 +65,22 @@ def test_the_event_socket_password_is_a_global_from_the_start_script():
     ({"TONGDAI_FS_ESL_PASSWORD": 'with"quote-in-it'}, "12-128 characters"),
     ({"TONGDAI_FS_ESL_PASSWORD": ESL_PASSWORD, "TONGDAI_FS_ESL_ALLOW_CIDR": "0.0.0.0"}, "CIDR"),
     ({"TONGDAI_FS_ESL_PASSWORD": ESL_PASSWORD, "TONGDAI_FS_API_URL": "ftp://x"}, "http"),
+    ({"TONGDAI_FS_ESL_PASSWORD": ESL_PASSWORD, "TONGDAI_FS_XML_CURL_BINDINGS": "dialplan|sofia"},
+     "dialplan, directory, configuration"),
 ])
 def test_the_start_script_refuses_bad_settings(tmp_path, env, message):
     done = render(tmp_path, **env)
     assert done.returncode == 2 and re.search(message, done.stderr), done.stderr
     assert not (tmp_path / "runtime" / "node.xml").exists()
+
+
+def test_the_api_lookups_can_be_narrowed(tmp_path):
+    assert render(tmp_path, TONGDAI_FS_ESL_PASSWORD=ESL_PASSWORD,
+                  TONGDAI_FS_XML_CURL_BINDINGS="dialplan|directory").returncode == 0
+    root = fsxml.load(tmp_path / "freeswitch.xml")
+    url = next(p for p in fsxml.configuration(root, "xml_curl.conf").iter("param")
+               if p.get("name") == "gateway-url")
+    assert url.get("bindings") == "dialplan|directory"
 
 
 def test_the_password_can_come_from_a_file_and_runtime_is_private(tmp_path):
