@@ -21,8 +21,10 @@ to both):
   max_wait_ms        longest wait of any call in the queue (answered, abandoned or overflowed)
   occupancy          (on-call + wrap-up time) ÷ (on-call + wrap-up + available time)
 
-Only live rows count: a row the sink replaced has a cancel row (sign −1, same version), and
-`_live` excludes both, so reports are exact before and after background merges.
+Only live rows count: a row the sink replaced has a cancel row (sign −1, same version).
+Counts and sums are weighted by `sign` (the pair cancels out); maxima, minima and listings
+read only rows that have no cancel row (`_live`). Either way reports are exact before and
+after background merges.
 Times are stored in UTC; every report takes `tz` (default Asia/Ho_Chi_Minh) for day and
 hour boundaries, and periods as timezone-aware datetimes (or ISO strings with offset).
 """
@@ -111,27 +113,41 @@ _GROUPS = {
 
 _KPI_SQL = """
 SELECT {group} AS k,
-       count() AS offered,
-       countIf(outcome = 'answered') AS answered,
-       countIf(outcome = 'abandoned') AS abandoned,
-       countIf(outcome = 'abandoned' AND short_abandon = 1) AS short_abandoned,
-       countIf(outcome = 'overflowed') AS overflowed,
-       countIf(outcome = 'answered'
-               AND wait_ms <= 1000 * transform(queue, %(sl_queues)s, %(sl_values)s, %(sl_default)s))
-           AS answered_within_sl,
+       sum(sign) AS offered,
+       sum(sign * (outcome = 'answered')) AS answered,
+       sum(sign * (outcome = 'abandoned')) AS abandoned,
+       sum(sign * (outcome = 'abandoned' AND short_abandon = 1)) AS short_abandoned,
+       sum(sign * (outcome = 'overflowed')) AS overflowed,
+       sum(sign * (outcome = 'answered' AND wait_ms <= 1000 * transform(
+           queue, %(sl_queues)s, %(sl_values)s, %(sl_default)s))) AS answered_within_sl,
        max(transform(queue, %(sl_queues)s, %(sl_values)s, %(sl_default)s)) AS sl_threshold_s,
-       sumIf(wait_ms, outcome = 'answered') AS wait_answered_ms,
-       sumIf(talk_ms, outcome = 'answered') AS talk_ms,
-       sumIf(hold_ms, outcome = 'answered') AS hold_ms,
-       sumIf(wrap_ms, outcome = 'answered') AS wrap_ms,
-       max(wait_ms) AS max_wait_ms,
-       countIf(outcome = 'waiting') AS waiting,
-       min(if(outcome = 'waiting', enqueue_us, toUInt64(18446744073709551615))) AS oldest_waiting_us
+       sum(sign * if(outcome = 'answered', toInt64(wait_ms), 0)) AS wait_answered_ms,
+       sum(sign * if(outcome = 'answered', toInt64(talk_ms), 0)) AS talk_ms,
+       sum(sign * if(outcome = 'answered', toInt64(hold_ms), 0)) AS hold_ms,
+       sum(sign * if(outcome = 'answered', toInt64(wrap_ms), 0)) AS wrap_ms,
+       maxIf(wait_ms, sign = 1) AS max_wait_ms,
+       sum(sign * (outcome = 'waiting')) AS waiting,
+       minIf(enqueue_us, outcome = 'waiting' AND sign = 1) AS oldest_waiting_us,
+       maxIf(wait_ms, sign = -1) AS max_wait_cancelled,
+       minIf(enqueue_us, outcome = 'waiting' AND sign = -1) AS oldest_waiting_cancelled
+FROM {d}.queue_visits
+WHERE tenant = %(tenant)s AND enqueue_time >= toDateTime(%(start)s)
+  AND enqueue_time < toDateTime(%(end)s) {queue_filter}
+GROUP BY k
+HAVING offered != 0
+ORDER BY k
+"""
+
+# Maxima and minima cannot be retracted by sign: when a replaced row could hold the
+# extreme (rare: the longest wait belongs to a call updated since), take them from the
+# live rows only.
+_EXTREMES_SQL = """
+SELECT {group} AS k, max(wait_ms),
+       min(if(outcome = 'waiting', enqueue_us, toUInt64(18446744073709551615)))
 FROM {d}.queue_visits
 WHERE tenant = %(tenant)s AND enqueue_time >= toDateTime(%(start)s)
   AND enqueue_time < toDateTime(%(end)s) {queue_filter} AND {live}
 GROUP BY k
-ORDER BY k
 """
 
 _KPI_COUNTS = ("offered", "answered", "abandoned", "short_abandoned", "overflowed",
@@ -177,13 +193,22 @@ def queue_kpis(db: Database, tenant: str, start: Any, end: Any, by: str = "queue
     if queues:
         queue_filter = "AND queue IN %(queues)s"
         params["queues"] = tuple(queues)
-    sql = _KPI_SQL.format(group=_GROUPS[by], d="{d}", queue_filter=queue_filter,
-                          live=_LIVE_VISITS).format(d=db.database)
+    sql = _KPI_SQL.format(group=_GROUPS[by], d=db.database, queue_filter=queue_filter)
     rows = db.query(sql, params)
+    # row: k, the 14 counts (max wait at 12, oldest waiting at 14), then the cancelled ones.
+    ambiguous = [r for r in rows
+                 if (r[-2] and r[12] <= r[-2]) or (r[-1] and r[14] and r[14] >= r[-1])]
+    extremes = {}
+    if ambiguous:
+        sql = _EXTREMES_SQL.format(group=_GROUPS[by], d="{d}", queue_filter=queue_filter,
+                                   live=_LIVE_VISITS).format(d=db.database)
+        extremes = {r[0]: (int(r[1]), int(r[2])) for r in db.query(sql, params)}
     out = []
     for row in rows:
-        raw = dict(zip(_KPI_COUNTS, (int(v) for v in row[1:])))
-        if raw["oldest_waiting_us"] >= 2 ** 63:
+        raw = dict(zip(_KPI_COUNTS, (int(v) for v in row[1:-2])))
+        if row[0] in extremes:
+            raw["max_wait_ms"], raw["oldest_waiting_us"] = extremes[row[0]]
+        if raw["oldest_waiting_us"] >= 2 ** 63 or not raw["waiting"]:
             raw["oldest_waiting_us"] = 0
         item = {by: row[0], **_kpis(raw)}
         if by == "total":
@@ -214,11 +239,13 @@ def realtime_queues(db: Database, tenant: str, minutes: int = 15, now: Any = Non
 
 
 _AGENT_CALLS_SQL = """
-SELECT agent_id, count() AS handled, sum(talk_ms), sum(hold_ms), sum(wrap_ms)
+SELECT agent_id, sum(sign) AS handled, sum(sign * toInt64(talk_ms)),
+       sum(sign * toInt64(hold_ms)), sum(sign * toInt64(wrap_ms))
 FROM {d}.queue_visits
 WHERE tenant = %(tenant)s AND enqueue_time >= toDateTime(%(start)s)
-  AND enqueue_time < toDateTime(%(end)s) AND outcome = 'answered' AND {live}
+  AND enqueue_time < toDateTime(%(end)s) AND outcome = 'answered'
 GROUP BY agent_id
+HAVING handled != 0
 """
 
 _AGENT_STATES_SQL = """
@@ -247,7 +274,7 @@ def agent_performance(db: Database, tenant: str, start: Any, end: Any,
     period = Period.of(start, end)
     p = {"tenant": tenant, "tz": tz, **period.params(),
          "lookback": period.params()["start"] - INTERVAL_LOOKBACK_S}
-    calls = db.query(_AGENT_CALLS_SQL.format(d="{d}", live=_LIVE_VISITS).format(d=db.database), p)
+    calls = db.query(_AGENT_CALLS_SQL.format(d=db.database), p)
     states = db.query(_AGENT_STATES_SQL.format(d=db.database), p)
     agents: dict[str, dict[str, Any]] = {}
 
@@ -287,11 +314,12 @@ def realtime_agents(db: Database, tenant: str, minutes: int = 15, now: Any = Non
 _HEATMAP_SQL = """
 SELECT toDayOfWeek(toTimeZone(start_time, %(tz)s)) AS dow,
        toHour(toTimeZone(start_time, %(tz)s)) AS hour,
-       count() AS calls, countIf(disposition = 'answered') AS answered
+       sum(sign) AS calls, sum(sign * (disposition = 'answered')) AS answered
 FROM {d}.calls
 WHERE tenant = %(tenant)s AND start_time >= toDateTime(%(start)s)
-  AND start_time < toDateTime(%(end)s) AND direction = %(direction)s AND {live}
+  AND start_time < toDateTime(%(end)s) AND direction = %(direction)s
 GROUP BY dow, hour
+HAVING calls != 0
 ORDER BY dow, hour
 """
 
@@ -300,7 +328,7 @@ def calls_heatmap(db: Database, tenant: str, start: Any, end: Any, tz: str = DEF
                   direction: str = "inbound") -> list[dict[str, Any]]:
     """Calls per (ISO day of week 1=Mon..7, hour 0..23) in `tz`, with how many were answered."""
     period = Period.of(start, end)
-    sql = _HEATMAP_SQL.format(d="{d}", live=_LIVE_CALLS).format(d=db.database)
+    sql = _HEATMAP_SQL.format(d=db.database)
     rows = db.query(sql, {"tenant": tenant, "tz": tz, "direction": direction,
                           **period.params()})
     return [{"day_of_week": int(d), "hour": int(h), "calls": int(c), "answered": int(a)}
