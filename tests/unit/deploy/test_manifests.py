@@ -3,6 +3,7 @@ the code reads (every TONGDAI_ variable documented in deploy/ENVIRONMENT.md; wha
 deployment must set, set; nothing set that no code reads; secrets never literal)."""
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 import re
@@ -89,6 +90,28 @@ def test_every_settings_module_is_placed_in_the_deployments(module):
 def test_every_variable_the_code_reads_is_documented(module):
     missing = set(variables(SETTINGS[module])) - DOCUMENTED
     assert not missing, f"add to deploy/ENVIRONMENT.md: {sorted(missing)}"
+
+
+def environ_reads() -> set[str]:
+    """TONGDAI_ names the product's code reads from the environment directly
+    (`os.environ[...]`, `os.environ.get(...)`, `os.getenv(...)`), outside settings.py."""
+    names = set()
+    for package in ("routing", "esl_bridge", "streams", "analytics", "api", "deploy"):
+        for path in (REPO / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                key = None
+                if isinstance(node, ast.Subscript) and ast.unparse(node.value) == "os.environ":
+                    key = node.slice
+                elif isinstance(node, ast.Call) and ast.unparse(node.func) in (
+                        "os.environ.get", "os.getenv") and node.args:
+                    key = node.args[0]
+                if isinstance(key, ast.Constant) and str(key.value).startswith("TONGDAI_"):
+                    names.add(key.value)
+    return names
+
+
+def test_variables_read_outside_the_settings_are_documented():
+    assert not environ_reads() - DOCUMENTED, sorted(environ_reads() - DOCUMENTED)
 
 
 def test_every_freeswitch_container_variable_is_documented():
