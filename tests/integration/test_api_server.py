@@ -389,6 +389,80 @@ def test_agent_commands_reach_the_commands_topic(env):
                                                                        "reason": "lunch"}
 
 
+def test_pop_up_stream_of_an_agent_gets_the_offered_call_with_the_caller(env):
+    import threading
+
+    from kafka import KafkaProducer
+
+    s = env.server
+    me = s.token("agent", user="lan")
+    got: list[str] = []
+    r = s.call("GET", "/api/v1/agents/lan/popups", None, params={"access_token": me}, stream=True)
+    assert r.status_code == 200
+
+    def read() -> None:
+        text = ""
+        for chunk in r.iter_content(chunk_size=None, decode_unicode=True):
+            text += chunk
+            if "event: call_offered" in text and text.endswith("\n\n"):
+                got.append(text)
+                return
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.5)
+    producer = KafkaProducer(bootstrap_servers=env.bootstrap, acks="all")
+    topic = env.topics["TONGDAI_EVENTS_TOPIC"]
+    for type_, payload in (("call_enqueued", {"queue": "support", "caller": "+84912345678"}),
+                           ("call_offered", {"queue": "support", "agent_id": "lan",
+                                             "extension": "1001", "offer_id": "o-pop-1",
+                                             "attempt": 1})):
+        producer.send(topic, key=b"acme", value=encode(envelope(type_, "acme", payload,
+                                                                call_id="c-pop-1"))).get(10)
+    producer.close()
+    reader.join(timeout=15)
+    r.close()
+    assert got, "no pop-up within 15 s"
+    pop = json.loads(got[0].split("data: ", 1)[1].split("\n")[0])
+    assert pop["call_id"] == "c-pop-1" and pop["caller"] == "+84912345678"
+    assert [m["kind"] for m in pop["matches"]] == ["customer", "contact", "lead"]
+    assert pop["matches"][0]["name"] == "Khach-Acme"
+    other = s.call("GET", "/api/v1/agents/binh/popups", me, stream=True)
+    assert other.status_code == 403
+    other.close()
+
+
+def test_config_apply_from_a_yaml_file(env, tmp_path):
+    s = env.server
+    path = tmp_path / "acme.yaml"
+    path.write_text(
+        "tenant: acme\n"
+        "queues:\n  from-file: {strategy: round-robin, wrapup_s: 5}\n"
+        "agents:\n  chi: {extension: '1003', queues: {from-file: {}}}\n"
+        "extensions:\n  '1003': {display_name: Chi}\n")
+    cmd = [sys.executable, "-m", "deploy.cli", "config", "apply", str(path)]
+    run_env = {**s.env_for_cli()}
+    out = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert any(l.split()[:3] == ["queue", "from-file", "created"] for l in lines), lines
+    assert any("sip_password=" in l for l in lines)
+    again = subprocess.run(cmd, env=run_env, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "wrote 0 record(s), 3 unchanged" in again.stdout, again.stdout
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tenant: acme\nagents:\n  dung: {extension: '12345678', queues: {nope: {}}}\n")
+    refused = subprocess.run(cmd[:-1] + [str(bad)], env=run_env, capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode == 1 and "extension: must be an extension of 2-6 digits" in refused.stdout
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        r = s.call("GET", "/api/v1/agents/chi", s.token("supervisor"))
+        if r.status_code == 200:
+            break
+        time.sleep(0.2)
+    assert r.status_code == 200 and r.json()["queues"] == {"from-file": {"level": 1, "position": 1}}
+
+
 def test_xml_curl_renders_the_directory_from_the_config(env):
     s = env.server
     cred = "Basic " + base64.b64encode(f"freeswitch:{XML_PASSWORD}".encode()).decode()
