@@ -58,6 +58,7 @@ import datetime as dt
 import glob
 import os
 import re
+import weakref
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -92,18 +93,18 @@ def load(main: str | os.PathLike, environ: Mapping[str, str] | None = None) -> E
     (see `globals_of`)."""
     main = Path(main)
     state = {"globals": dict(BUILTIN_GLOBALS), "environ": dict(environ or {})}
-    root = _parse(main)
+    root = parse_file(main)
     _preprocess(root, state, main)
-    _GLOBALS[id(root)] = state["globals"]
+    _GLOBALS[root] = state["globals"]
     return root
 
 
-_GLOBALS: dict[int, dict[str, str]] = {}
+_GLOBALS: weakref.WeakKeyDictionary[ET.Element, dict[str, str]] = weakref.WeakKeyDictionary()
 
 
 def globals_of(root: ET.Element) -> dict[str, str]:
     """The `X-PRE-PROCESS set` variables seen while loading `root`."""
-    return _GLOBALS[id(root)]
+    return _GLOBALS[root]
 
 
 # Globals FreeSWITCH's core sets before it reads the configuration (values as in the
@@ -118,7 +119,7 @@ BUILTIN_GLOBALS = {
 }
 
 
-def _parse(path: Path) -> ET.Element:
+def parse_file(path: Path) -> ET.Element:
     """Parse one file after checking the line rules of FreeSWITCH's pre-processor, which
     reads files line by line: a line holding `<include>` or `</include>` is dropped whole,
     and a line holding X-PRE-PROCESS is replaced by the command's effect (even inside a
@@ -179,7 +180,7 @@ def _preprocess(elem: ET.Element, state: dict, where: Path) -> None:
                     raise ConfigError(f"{where}: include {data!r} matches no file")
                 inserted = []
                 for name in files:
-                    sub = _parse(Path(name))
+                    sub = parse_file(Path(name))
                     holder = ET.Element("__holder__")
                     if sub.tag == "include":
                         holder.extend(list(sub))
@@ -208,7 +209,7 @@ def parse_document(text: str) -> ET.Element:
     root = ET.fromstring(text)
     if root.tag != "document" or root.get("type") != "freeswitch/xml":
         raise ConfigError("a mod_xml_curl answer must be <document type=\"freeswitch/xml\">")
-    _GLOBALS[id(root)] = {}
+    _GLOBALS[root] = {}
     return root
 
 
@@ -302,7 +303,7 @@ class _Session:
     def __init__(self, root: ET.Element, call: Call) -> None:
         self.root = root
         self.call = call
-        self.globals = _GLOBALS.get(id(root), {})
+        self.globals = _GLOBALS.get(root, {})
         self.vars: dict[str, str] = {"uuid": call.uuid, **call.variables}
         self.profile = {"destination_number": call.destination,
                         "caller_id_number": call.caller, "context": call.context,

@@ -29,7 +29,7 @@ def test_there_is_a_configuration():
 
 @pytest.mark.parametrize("path", XML_FILES, ids=lambda p: str(p.relative_to(FS_CONF)))
 def test_every_file_is_well_formed_and_keeps_the_line_rules(path):
-    fsxml._parse(path)
+    fsxml.parse_file(path)
 
 
 def test_no_default_password_anywhere_in_the_configuration(conf_dir):
