@@ -9,10 +9,15 @@ refuses (raises `Unsupported`) what it does not model, so a dialplan that uses s
 new fails loudly instead of being evaluated wrongly.
 
 Pre-processor (`load`):
+- FreeSWITCH reads files line by line: a line with `<include>`/`</include>` is dropped
+  whole and a line with X-PRE-PROCESS is replaced by its effect (even inside a comment),
+  so each must be alone on its line; `parse_file` refuses files that break this;
 - `<X-PRE-PROCESS cmd="include" data="glob"/>`: files matching the glob (relative to the
-  directory of freeswitch.xml; sorted), an `<include>` root contributes its children;
+  including file's folder; sorted), an `<include>` root contributes its children;
 - `cmd="set" data="name=value"`: a global variable; `$${name}` in later attributes and
-  text is replaced by its value (as FreeSWITCH does while reading the files);
+  text is replaced by its value (as FreeSWITCH does while reading the files); the core's
+  own globals (`recordings_dir`, `sounds_dir`, ...) are predefined; an undefined one is an
+  error here (FreeSWITCH would silently put nothing);
 - `cmd="env-set" data="name=ENV_NAME"`: like set, from the environment given to `load`;
   `cmd="exec-set"` is refused (it runs a program).
 
@@ -27,7 +32,7 @@ Hunt (`hunt`), as `dialplan_hunt` + `parse_exten`:
   (it always matches); mixing `field` and time attributes in one condition is refused
   (FreeSWITCH's C code lets the regex override the time result: a trap);
 - on a match the `<action>`s are added with `$1`..`$9` substituted from the regex
-  captures; otherwise the `<anti-action>`s are added, and an extension that added any
+  captures (only when the expression has a group, as FreeSWITCH); otherwise the `<anti-action>`s are added, and an extension that added any
   anti-action counts as matched;
 - `break`: `on-false` (default) stops the extension's conditions when one fails,
   `on-true` when one matches, `always`, `never`; nested conditions are evaluated when
@@ -40,7 +45,7 @@ Hunt (`hunt`), as `dialplan_hunt` + `parse_exten`:
 
 Execution (`run`): the hunted applications are executed in order with `${var}` expanded
 at that moment. Modelled: set, export, unset, transfer and execute_extension (a new hunt),
-limit (with a per-test usage table; the over-limit destination is required), the
+limit (with a per-test usage table; an over-limit destination or `!CAUSE` is required), the
 `play_and_get_digits` and `read` prompts (digits come from the test's script; None is a
 timeout), hangup, respond, park, bridge (success unless the test lists the target as
 failing; then `continue_on_fail` decides), event (a CUSTOM event is recorded), voicemail,
@@ -49,7 +54,9 @@ application is recorded and execution goes on. An `event` and a `park` record th
 channel's data as FreeSWITCH would send it (`variable_*` headers), so tests can feed them
 to the bridge's normalizer. `${uuid}`, `${strftime(FORMAT)}`, `${hash(select/REALM/KEY)}`
 and `${user_data(USER@DOMAIN var NAME)}` (from the directory) are the only API functions
-expanded; `limit ... !CAUSE` hangs up with CAUSE.
+expanded.
+
+`main` traces one call from the command line (see fs-conf/README.md).
 """
 from __future__ import annotations
 
