@@ -161,3 +161,44 @@ def test_openapi_document_is_valid_and_covers_every_route(client, app):
                 assert (path, method) in documented, (path, method)
     put_queue = doc["paths"]["/api/v1/queues/{entity_id}"]["put"]
     assert "400" in put_queue["responses"] and put_queue["security"] == [{"bearer": []}]
+
+
+def test_webhook_gets_the_offered_call_with_the_caller_lookup(app, bus, auth, client):
+    import http.server
+    import threading
+
+    received: list[dict] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 (http.server's naming)
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        h = auth("admin")
+        url = f"http://127.0.0.1:{server.server_port}/crm/hook"
+        assert client.put("/api/v1/tenant", json={"webhooks": [{"url": url}]},
+                          headers=h).status_code == 200
+        client.put("/api/v1/leads/l1", json={"name": "Anh Tuấn", "phones": ["0987654321"]},
+                   headers=h)
+        bus.publish(topics.CC_EVENTS, b"acme", envelope("call_enqueued", "acme",
+                    {"queue": "support", "caller": "+84987654321"}, call_id="c-9"))
+        bus.publish(topics.CC_EVENTS, b"acme", envelope("call_offered", "acme",
+                    {"queue": "support", "agent_id": "lan", "extension": "1001",
+                     "offer_id": "o-9", "attempt": 1}, call_id="c-9"))
+        import time
+        deadline = time.monotonic() + 5
+        while not received and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.shutdown()
+    assert received and received[0]["event"] == "call_offered"
+    assert received[0]["tenant"] == "acme" and received[0]["agent_id"] == "lan"
+    assert received[0]["matches"][0]["name"] == "Anh Tuấn"
