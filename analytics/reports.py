@@ -336,24 +336,20 @@ def calls_heatmap(db: Database, tenant: str, start: Any, end: Any, tz: str = DEF
 
 
 _MISSED_SQL = """
-SELECT number, countIf(missed) AS missed_calls, maxIf(start_us, missed) AS last_missed_us,
-       argMaxIf(queue, start_us, missed) AS last_queue, argMaxIf(did, start_us, missed) AS last_did,
-       maxIf(start_us, reached) AS last_reached_us
+SELECT number, sum(sign * missed) AS missed_calls,
+       maxIf(start_us, missed AND sign = 1) AS last_missed_us,
+       argMaxIf(queue, start_us, missed AND sign = 1) AS last_queue,
+       argMaxIf(did, start_us, missed AND sign = 1) AS last_did,
+       maxIf(start_us, reached AND sign = 1) AS last_reached_us
 FROM (
-    SELECT caller AS number, start_us, queue, did,
+    SELECT if(direction = 'inbound', caller, callee) AS number, start_us, queue, did, sign,
            toUInt8(direction = 'inbound' AND disposition IN %(missed)s) AS missed,
-           toUInt8(direction = 'inbound' AND disposition = 'answered') AS reached
+           toUInt8(disposition = 'answered') AS reached
     FROM {d}.calls
     WHERE tenant = %(tenant)s AND start_time >= toDateTime(%(start)s)
-      AND start_time < toDateTime(%(end)s) AND direction = 'inbound' AND caller != ''
-      AND {live}
-    UNION ALL
-    SELECT callee AS number, start_us, queue, did, materialize(toUInt8(0)) AS missed,
-           materialize(toUInt8(1)) AS reached
-    FROM {d}.calls
-    WHERE tenant = %(tenant)s AND start_time >= toDateTime(%(start)s)
-      AND start_time < toDateTime(%(end_reach)s) AND direction = 'outbound'
-      AND disposition = 'answered' AND callee != '' AND {live_reach}
+      AND start_time < toDateTime(%(end_reach)s)
+      AND ((direction = 'inbound' AND start_time < toDateTime(%(end)s))
+           OR (direction = 'outbound' AND disposition = 'answered'))
 )
 GROUP BY number
 HAVING missed_calls > 0 AND last_reached_us < last_missed_us
@@ -367,12 +363,14 @@ def missed_calls(db: Database, tenant: str, start: Any, end: Any, tz: str = DEFA
                  reach_days: int = 1) -> list[dict[str, Any]]:
     """Callers to call back: inbound calls missed in [start, end) with no answered inbound
     call from them in the period, nor an answered outbound call to them up to `reach_days`
-    after its end, later than their last miss."""
+    after its end, later than their last miss.
+
+    The count of misses is exact (weighted by sign); the time of the last miss is the
+    latest start among the versions of a missed call (a call's start only moves when its
+    first FreeSWITCH fact arrives after the router's, by seconds)."""
     period = Period.of(start, end)
     missed = _MISSED + (("short_abandoned",) if include_short else ())
-    live_reach = _LIVE_CALLS.replace("%(end)s", "%(end_reach)s")
-    sql = _MISSED_SQL.format(d="{d}", live=_LIVE_CALLS, live_reach=live_reach).format(
-        d=db.database)
+    sql = _MISSED_SQL.format(d=db.database)
     # An answered call-back may come after the period's end: look a little further.
     p = {"tenant": tenant, "missed": missed, "limit": limit, **period.params(),
          "end_reach": period.params()["end"] + reach_days * 86400}
@@ -385,7 +383,8 @@ def missed_calls(db: Database, tenant: str, start: Any, end: Any, tz: str = DEFA
 
 
 _MINUTES_SQL = """
-SELECT queue, toString(toTimeZone(minute, %(tz)s)) AS m,
+SELECT queue, toString(toTimeZone(toDateTime(intDiv(toUInt32(minute), %(step)s) * %(step)s),
+                                  %(tz)s)) AS m,
        sumMerge(offered), sumMerge(answered), sumMerge(abandoned), sumMerge(short_abandoned),
        sumMerge(overflowed), sumMerge(answered_20s), sumMerge(wait_answered_ms),
        sumMerge(talk_ms), sumMerge(hold_ms), sumMerge(wrap_ms), maxMerge(max_wait_ms)
@@ -396,15 +395,18 @@ ORDER BY queue, m
 """
 
 
-def queue_minutes(db: Database, tenant: str, start: Any, end: Any,
-                  tz: str = DEFAULT_TZ) -> list[dict[str, Any]]:
-    """Per queue and minute, from the pre-aggregated statistics (charts, wallboards).
+def queue_minutes(db: Database, tenant: str, start: Any, end: Any, tz: str = DEFAULT_TZ,
+                  step_minutes: int = 15) -> list[dict[str, Any]]:
+    """Per queue and `step_minutes` (1 = every minute), from the pre-aggregated statistics
+    (charts, wallboards). `minute` is the start of each step, in `tz`.
 
     Service level here uses the 20 s bucket; max wait is an upper bound when calls were
     corrected after the fact (a max cannot be retracted)."""
     period = Period.of(start, end)
+    if step_minutes < 1:
+        raise ValueError("step_minutes must be at least 1")
     rows = db.query(_MINUTES_SQL.format(d=db.database),
-                    {"tenant": tenant, "tz": tz, **period.params()})
+                    {"tenant": tenant, "tz": tz, "step": 60 * step_minutes, **period.params()})
     names = ("offered", "answered", "abandoned", "short_abandoned", "overflowed",
              "answered_within_sl", "wait_answered_ms", "talk_ms", "hold_ms", "wrap_ms",
              "max_wait_ms")
