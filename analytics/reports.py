@@ -41,7 +41,7 @@ from .db import Database
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
 DEFAULT_SL_S = 20
 #: Intervals longer than this before a period's start are not looked at (agent reports).
-INTERVAL_LOOKBACK_S = 3 * 86400
+INTERVAL_LOOKBACK_S = 86400
 _MISSED = ("abandoned", "overflowed", "voicemail", "no_answer", "busy", "failed")
 
 
