@@ -36,6 +36,7 @@ from .reports.http import bp as reports_bp
 from .web import bp as web_bp
 from .notes.http import bp as notes_bp
 from .notes.services import Notes
+from .monitor.services import CallsInProgress
 
 log = logging.getLogger("tongdai.api")
 
@@ -56,6 +57,7 @@ class Services:
         self.live = LiveView()
         self.popup = PopupService(self.view)
         self.notes = Notes(bus, settings.notes_topic)
+        self.calls = CallsInProgress()
         self.reports = ReportService(connect_db, self.view, settings.report_timezone, self.notes)
 
     def start(self) -> None:
@@ -65,12 +67,20 @@ class Services:
         self.bus.follow(s.live_topic, self.live.apply, from_start=True)
         self.bus.follow(s.notes_topic, self.notes.apply, from_start=True)
         self.bus.follow(s.events_topic, self.popup.apply, from_start=False)
+        self.bus.follow(s.events_topic, self.calls.apply, from_start=False)
 
     def authorize(self, token: str) -> Principal:
         who = self.tokens.verify(token)
         if not self.config.allowed(who):
             raise Unauthorized("token revoked or user disabled")
         return who
+
+    def audit_monitoring(self, tenant: str, extension: str, call_id: str, mode: str,
+                         agent_id: str) -> None:
+        """Audit entry of a supervisor phone joining a call (listen/whisper/barge)."""
+        who = Principal(tenant, "supervisor", f"ext:{extension}", "xml_curl", 0)
+        self.audit.record(who, f"call.monitor.{mode}", f"call/{call_id}",
+                          {"agent_id": agent_id, "extension": extension})
 
     def lookup(self, tenant: str, number: str) -> list[dict[str, Any]]:
         return lookup(self.view, tenant, number)

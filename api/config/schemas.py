@@ -198,6 +198,8 @@ class ExtensionLoad(Strict):
 
     display_name = fields.String(validate=validate.Length(max=100))
     agent_id = fields.String(validate=ENTITY_ID)
+    can_monitor = fields.Boolean(metadata={
+        "description": "may listen/whisper/barge with *33/*34/*35<agent ext> (supervisors)"})
     rotate_password = fields.Boolean(load_default=False,
                                      metadata={"description": "generate a new SIP password"})
 

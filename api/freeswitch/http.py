@@ -24,4 +24,6 @@ def xml_curl(_who: None, _: None) -> Response:
     if (auth is None or auth.type != "basic" or auth.username != "freeswitch"
             or not hmac.compare_digest((auth.password or "").encode(), password.encode())):
         raise Unauthorized("mod_xml_curl credentials required (basic auth)")
-    return Response(render(services().view, request.form), mimetype="text/xml")
+    svc = services()
+    return Response(render(svc.view, request.form, svc.calls, svc.audit_monitoring),
+                    mimetype="text/xml")

@@ -11,12 +11,18 @@ Adding an extension or an agent therefore needs no FreeSWITCH reload.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from xml.sax.saxutils import quoteattr
 
 from routing import numbers
 
 from ..config.view import ConfigView
+from ..monitor.services import MODES, CallsInProgress, eavesdrop_actions
+
+_MONITOR = re.compile(r"^\*3([345])([0-9]{2,6})$")
+#: (tenant, extension, call id, mode, agent id) -> None: writes the audit entry
+Audit = Callable[[str, str, str, str, str], None]
 
 NOT_FOUND = ('<?xml version="1.0" encoding="UTF-8" standalone="no"?>\n'
              '<document type="freeswitch/xml"><section name="result">'
@@ -71,8 +77,45 @@ def directory(view: ConfigView, form: Mapping[str, str]) -> str:
                 f"</users></group></groups></domain>")
 
 
-def dialplan(view: ConfigView, form: Mapping[str, str]) -> str:
+def monitor(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress | None,
+            audit: Audit | None) -> str:
+    """A supervisor phone dialled *33/*34/*35<agent ext>: eavesdrop on that agent's call."""
+    dest = form.get("Caller-Destination-Number") or ""
+    match = _MONITOR.match(dest)
+    domain = form.get("variable_domain_name") or form.get("variable_dialed_domain") or ""
+    tenant = form.get("variable_tongdai_tenant") or view.tenant_of_domain(domain)
+    caller = form.get("variable_user_name") or form.get("Caller-Caller-ID-Number") or ""
+    if match is None or tenant is None or calls is None:
+        return NOT_FOUND
+    ext = view.get(tenant, "extension", caller)
+    if ext is None or not ext.data.get("can_monitor"):
+        return _context("tongdai", dest, [_action("hangup", "CALL_REJECTED")])
+    mode, agent_ext = MODES[match[1]], match[2]
+    agent_id = next((a for a, e in view.items(tenant, "agent")
+                     if e.data.get("extension") == agent_ext), None)
+    current = calls.of_agent(tenant, agent_id) if agent_id else None
+    if current is None:
+        return _context("tongdai", dest, [_action("answer"),
+                                          _action("playback", "tone_stream://%(500,0,480)"),
+                                          _action("hangup", "NO_ROUTE_DESTINATION")])
+    call_id, leg = current
+    if audit is not None:
+        audit(tenant, caller, call_id, mode, agent_id)
+    return _context("tongdai", dest, [_action(a, d) for a, d in eavesdrop_actions(mode, leg)])
+
+
+def _context(context: str, dest: str, actions: list[str]) -> str:
+    return _doc("dialplan",
+                f"<context name={quoteattr(context)}><extension name={quoteattr('tongdai_' + dest)}>"
+                f"<condition field=\"destination_number\" expression={quoteattr('^.*$')}>"
+                f"{''.join(actions)}</condition></extension></context>")
+
+
+def dialplan(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress | None = None,
+             audit: Audit | None = None) -> str:
     dest = form.get("Caller-Destination-Number") or form.get("destination_number") or ""
+    if _MONITOR.match(dest):
+        return monitor(view, form, calls, audit)
     try:
         number = numbers.to_e164(dest)
     except ValueError:
@@ -157,12 +200,13 @@ def ivr_menus(view: ConfigView, form: Mapping[str, str]) -> str:
                 f'<menus>{"".join(menus)}</menus></configuration>')
 
 
-def render(view: ConfigView, form: Mapping[str, str]) -> str:
+def render(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress | None = None,
+           audit: Audit | None = None) -> str:
     section = form.get("section")
     if section == "directory":
         return directory(view, form)
     if section == "dialplan":
-        return dialplan(view, form)
+        return dialplan(view, form, calls, audit)
     if section == "configuration":
         return ivr_menus(view, form)
     return NOT_FOUND

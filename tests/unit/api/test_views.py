@@ -202,3 +202,43 @@ def test_webhook_gets_the_offered_call_with_the_caller_lookup(app, bus, auth, cl
     assert received and received[0]["event"] == "call_offered"
     assert received[0]["tenant"] == "acme" and received[0]["agent_id"] == "lan"
     assert received[0]["matches"][0]["name"] == "Anh Tuấn"
+
+
+def test_supervisor_phone_monitors_an_agent_call_with_eavesdrop_and_it_is_audited(client, auth, bus):
+    h = auth("admin")
+    client.put("/api/v1/tenant", json={"domain": "acme.example"}, headers=h)
+    client.put("/api/v1/queues/support", json={}, headers=h)
+    client.put("/api/v1/agents/lan", json={"extension": "1001", "queues": {"support": {}}}, headers=h)
+    client.put("/api/v1/extensions/1009", json={"display_name": "Mai", "can_monitor": True}, headers=h)
+    client.put("/api/v1/extensions/1002", json={"display_name": "Binh"}, headers=h)
+    bus.publish(topics.CC_EVENTS, b"acme", envelope("call_answered", "acme", {
+        "queue": "support", "agent_id": "lan", "offer_id": "agent-leg-1", "wait_ms": 1000,
+        "ring_ms": 500}, call_id="c-42"))
+
+    def dial(code: str, ext: str):
+        return ET.fromstring(_fs(client, section="dialplan", **{
+            "Caller-Destination-Number": code, "variable_user_name": ext,
+            "variable_domain_name": "acme.example"}).data)
+
+    def actions(doc):
+        return [(a.get("application"), a.get("data")) for a in doc.iter("action")]
+
+    whisper = actions(dial("*341001", "1009"))
+    assert whisper[-1] == ("eavesdrop", "agent-leg-1")
+    assert ("set", "eavesdrop_whisper_aleg=true") in whisper
+    assert ("set", "eavesdrop_whisper_bleg=true") not in whisper
+    assert ("set", "eavesdrop_enable_dtmf=true") in whisper
+    barge = actions(dial("*351001", "1009"))
+    assert ("set", "eavesdrop_whisper_bleg=true") in barge
+    listen = actions(dial("*331001", "1009"))
+    assert not any("whisper" in d for _, d in listen)
+    assert actions(dial("*331001", "1002"))[-1] == ("hangup", "CALL_REJECTED")
+    audit = client.get("/api/v1/audit?action=call.monitor", headers=h).get_json()["items"]
+    assert [(e["action"], e["user"], e["target"]) for e in audit] == [
+        ("call.monitor.listen", "ext:1009", "call/c-42"),
+        ("call.monitor.barge", "ext:1009", "call/c-42"),
+        ("call.monitor.whisper", "ext:1009", "call/c-42")]
+    bus.publish(topics.CC_EVENTS, b"acme", envelope("call_ended", "acme", {
+        "queue": "support", "agent_id": "lan", "hangup_cause": "NORMAL_CLEARING",
+        "talk_ms": 9000}, call_id="c-42"))
+    assert actions(dial("*331001", "1009"))[-1] == ("hangup", "NO_ROUTE_DESTINATION")
