@@ -75,7 +75,7 @@ class NodeLink:
     """The life of one FreeSWITCH node's connection: connect, subscribe, snapshot, read."""
 
     def __init__(self, node: Node, settings: BridgeSettings, sink: Sink,
-                 config: NormalizerConfig) -> None:
+                 config: NormalizerConfig, memory: NodeMemory | None = None) -> None:
         self.node = node
         self.settings = settings
         self.sink = sink
@@ -95,6 +95,7 @@ class NodeLink:
         self._greenlet: gevent.Greenlet | None = None
         # The actuator's correlation of bgapi jobs: (job uuid, result body).
         self.job_listener: Callable[[str, str], None] | None = None
+        self.memory = memory
 
     @property
     def name(self) -> str:
@@ -133,6 +134,8 @@ class NodeLink:
             return
         if envelope.call_id:
             self._remember(envelope)
+            if self.memory is not None and self.core_uuid:
+                self.memory.served(self.node.address, envelope.tenant)
         self.events += 1
         self.sink.put(envelope)
         if envelope.type == "background_job_completed" and self.job_listener is not None:
@@ -190,6 +193,7 @@ class NodeLink:
         if core.ok or (core.text and not core.text.startswith("-ERR")):
             self.core_uuid = core.text.strip() or self.core_uuid
         self.last_seen = time.monotonic()
+        self._forget_previous_node()
         self.snapshot("connected" if self.connects == 1 else "reconnected")
         self._status("up", f"connected to {self.node.address}")
         self.connected.set()
@@ -203,6 +207,25 @@ class NodeLink:
                 conn.close()
                 conn.closed.wait(timeout=5)
                 return
+
+    def _forget_previous_node(self) -> None:
+        """This address now answers with another Core-UUID: FreeSWITCH restarted, and every
+        call of the old node is gone. Say so (an empty snapshot of the old node per tenant
+        it served) so the routers end those calls instead of waiting for them forever."""
+        if self.memory is None or not self.core_uuid:
+            return
+        old, tenants = self.memory.swap(self.node.address, self.core_uuid)
+        if old is None or old == self.core_uuid:
+            return
+        log.warning("node %s restarted (Core-UUID %s -> %s): its calls are gone",
+                    self.node.address, old, self.core_uuid)
+        at = now_us()
+        for tenant in sorted(tenants):
+            self.sink.put(Envelope(
+                event_id=deterministic_id("snapshot", old, tenant, at), type="node_snapshot_taken",
+                version=1, occurred_at=at, tenant=tenant, source=old, seq=None, call_id=None,
+                payload={"node": old, "reason": "node_restarted", "channels": [],
+                         "registrations": []}))
 
     def snapshot(self, reason: str) -> None:
         """Publish what exists on the node now, per tenant, so consumers can reconcile."""
@@ -251,6 +274,46 @@ def _json_rows(text: str) -> list[dict[str, Any]]:
     return [r for r in rows if isinstance(r, dict)]
 
 
+class NodeMemory:
+    """Per node address: the last Core-UUID seen and the tenants whose calls it carried.
+    Kept in a small JSON file so a restarted bridge still recognises a restarted node."""
+
+    def __init__(self, path: str) -> None:
+        import json
+        import os
+
+        self.path = path
+        self._json, self._os = json, os
+        try:
+            with open(path) as f:
+                raw = json.load(f)
+        except (OSError, ValueError):
+            raw = {}
+        self.nodes: dict[str, dict] = {a: {"core": v.get("core"), "tenants": set(v.get("tenants", ()))}
+                                       for a, v in raw.items()}
+        self._dirty = False
+
+    def swap(self, address: str, core: str) -> tuple[str | None, set[str]]:
+        entry = self.nodes.get(address, {"core": None, "tenants": set()})
+        old, tenants = entry["core"], set(entry["tenants"])
+        self.nodes[address] = {"core": core, "tenants": set() if old != core else tenants}
+        self.save()
+        return old, tenants
+
+    def served(self, address: str, tenant: str) -> None:
+        entry = self.nodes.setdefault(address, {"core": None, "tenants": set()})
+        if tenant not in entry["tenants"]:
+            entry["tenants"].add(tenant)
+            self.save()
+
+    def save(self) -> None:
+        tmp = self.path + ".tmp"
+        with open(tmp, "w") as f:
+            self._json.dump({a: {"core": v["core"], "tenants": sorted(v["tenants"])}
+                             for a, v in self.nodes.items()}, f)
+        self._os.replace(tmp, self.path)
+
+
 class Bridge:
     """The whole bridge process: spool, publisher, one NodeLink per node, the actuator."""
 
@@ -263,7 +326,11 @@ class Bridge:
                                    client_id=f"tongdai-{settings.bridge_name}")
         config = NormalizerConfig(settings.default_tenant, settings.country_code,
                                   settings.domain_map)
-        self.links = [NodeLink(n, settings, self.sink, config) for n in settings.nodes]
+        import os
+
+        os.makedirs(settings.actuator_state_dir, exist_ok=True)
+        memory = NodeMemory(os.path.join(settings.actuator_state_dir, "nodes.json"))
+        self.links = [NodeLink(n, settings, self.sink, config, memory) for n in settings.nodes]
         self.actuator = None
         if settings.actuator:
             from .actuator import Actuator

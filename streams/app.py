@@ -7,7 +7,8 @@
   upcast, hand to the tenant's router, store the router in the `tenants` table (its
   changelog makes a restarted worker resume where it was), send what it returned.
 - `forward_config` re-keys the compacted config topic (keyed by entity) by tenant into the
-  commands topic, so configuration reaches the owning partition in order with the rest.
+  commands topic, so configuration reaches the owning partition in order with the rest; it
+  re-reads the whole topic on every start.
 - `tick` sends a tick per owned tenant every `tick_interval_s`: time enters as records in
   the log, and a replay makes the same decisions (DESIGN.md "Time").
 
@@ -55,7 +56,6 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
     source = app.topic(topics.FS_ROUTING, topics.CC_COMMANDS, key_type=bytes, value_type=bytes,
                        key_serializer="raw", value_serializer="raw")
-    config_topic = raw(topics.CONFIG, 1)
     outputs = {name: raw(name) for name in (topics.CC_EVENTS, topics.ROUTING_DECISIONS,
                                             topics.CC_COMMANDS, topics.DEAD_LETTERS,
                                             topics.LIVE)}
@@ -114,16 +114,37 @@ def create_app(settings: WorkerSettings) -> faust.App:
                              out.envelope.type, out.envelope.payload.get("command_id"),
                              env.event_id)
 
-    @app.agent(config_topic, name="forward_config")
-    async def forward_config(stream: Any) -> None:
-        async for event in stream.events():
-            value: bytes = event.value
+    @app.task
+    async def forward_config() -> None:
+        """Re-key the whole (compacted) config topic by tenant into the commands topic, from
+        its beginning on every start, then follow it. Configuration is whole-value and
+        idempotent, so forwarding it again is harmless, and a worker never depends on
+        offsets of the config topic to know its tenants' configuration."""
+        import asyncio
+
+        from aiokafka import AIOKafkaConsumer
+
+        while True:
+            consumer = AIOKafkaConsumer(topics.CONFIG, bootstrap_servers=settings.kafka_bootstrap,
+                                        group_id=None, auto_offset_reset="earliest",
+                                        enable_auto_commit=False)
             try:
-                env = decode(value)
-            except DecodeError as exc:
-                await dead_letter(value, f"DecodeError: {exc}", topics.CONFIG)
-                continue
-            await outputs[topics.CC_COMMANDS].send(key=topics.tenant_key(env.tenant), value=value)
+                await consumer.start()
+                async for msg in consumer:
+                    try:
+                        env = decode(msg.value)
+                    except DecodeError as exc:
+                        await dead_letter(msg.value, f"DecodeError: {exc}", topics.CONFIG)
+                        continue
+                    await outputs[topics.CC_COMMANDS].send(key=topics.tenant_key(env.tenant),
+                                                           value=msg.value)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the broker went away: retry, never give up
+                log.warning("config forwarder: %s: %s; retrying", type(exc).__name__, exc)
+                await asyncio.sleep(2)
+            finally:
+                await consumer.stop()
 
     started = {"snapshots_requested": False}
 

@@ -72,9 +72,9 @@ class TenantRouter:
     call_nodes: dict[str, str] = field(default_factory=dict)
     sip_domain: str | None = None
     short_abandon_s: dict[str, int] = field(default_factory=dict)  # per queue
-    # extension -> registered, also for extensions no agent has yet: config and
-    # registrations arrive on different topics, in either order.
-    registrations: dict[str, bool] = field(default_factory=dict)
+    # extension -> the node it is registered on ("" = not registered), also for extensions
+    # no agent has yet: config and registrations arrive on different topics, in any order.
+    registrations: dict[str, str] = field(default_factory=dict)
     # Agent commands that arrived before the agent's configuration (the config topic is
     # re-keyed through the worker, so it can lag a login sent at the same moment).
     early: dict[str, list] = field(default_factory=dict)
@@ -145,8 +145,11 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         leg = p.get("leg_id")
         offer = state.offers.get(leg or "")
         if offer is not None:
-            if offer.answered:
-                return []  # answered agent legs end with the call (or its bridge fails)
+            call = state.calls.get(offer.call_id)
+            if offer.answered and call is not None and call.status == CallStatus.CONNECTED:
+                return []  # a bridged agent leg ends with the call
+            # Not answered, or answered but gone before the bridge was confirmed: the call
+            # goes back to the queue.
             return [ev.OfferRejected(at_us=at, offer_id=leg,
                                      cause=failure_cause(p.get("hangup_cause")))]
         if p.get("leg") == "a":
@@ -158,7 +161,7 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
             return [ev.CallAbandoned(at_us=at, call_id=env.call_id)]
         return []
     if kind in ("sip_registered", "sip_unregistered", "sip_registration_expired"):
-        router.registrations[p["extension"]] = kind == "sip_registered"
+        router.registrations[p["extension"]] = env.source if kind == "sip_registered" else ""
         router.version += 1
         agent_id = router.extension_agent(p["extension"])
         if agent_id is None:
@@ -172,6 +175,13 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
             if offer is not None and not offer.answered:
                 return [ev.OfferRejected(at_us=at, offer_id=offer.offer_id,
                                          cause=failure_cause(p.get("result")))]
+        if p.get("command") == "connect_call" and not p.get("ok"):
+            # The bridge failed: the agent's leg (or the caller) is gone. Give the caller
+            # back to the queue; handle() hangs the agent's leg up if it is still there.
+            call = state.calls.get(env.call_id or "")
+            if call is not None and call.status != CallStatus.CONNECTED:
+                return [ev.OfferRejected(at_us=at, offer_id=o, cause=m.Cause.REJECTED)
+                        for o in call.offers if o in state.offers and state.offers[o].answered]
         return []
     if kind == "node_snapshot_taken":
         return reconcile(router, env)
@@ -253,10 +263,16 @@ def reconcile(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         now = state.agents.get(agent.id)
         if now is None:
             continue
-        if agent.extension in registered and not now.registered:
-            out.append(ev.AgentRegistered(at_us=at, agent_id=agent.id))
-        elif agent.extension not in registered and now.registered:
-            out.append(ev.AgentUnregistered(at_us=at, agent_id=agent.id))
+        if agent.extension in registered:
+            router.registrations[agent.extension] = node
+            if not now.registered:
+                out.append(ev.AgentRegistered(at_us=at, agent_id=agent.id))
+        elif router.registrations.get(agent.extension) == node:
+            # Registered on this node as far as we knew, and the node says it is not:
+            # (an extension registered on another node is that node's snapshot's business)
+            router.registrations[agent.extension] = ""
+            if now.registered:
+                out.append(ev.AgentUnregistered(at_us=at, agent_id=agent.id))
     return out
 
 
@@ -376,6 +392,25 @@ def _facts(router: TenantRouter, before: State, fact: ev.Event, env: Envelope, n
     return out
 
 
+def _release_answered_legs(router: TenantRouter, before: State, fact: ev.Event) -> list[Out]:
+    """Hang up agent legs that answered but will never be bridged: their offer was dropped
+    (caller gone before the bridge, bridge failed) while the leg sits parked at the phone."""
+    out = []
+    for offer_id, offer in before.offers.items():
+        if not offer.answered or offer_id in router.state.offers:
+            continue
+        call = before.calls.get(offer.call_id)
+        if call is not None and call.status == CallStatus.CONNECTED:
+            continue  # bridged: FreeSWITCH ends the agent leg with the call
+        if isinstance(fact, ev.OfferRejected) and fact.offer_id == offer_id and \
+                fact.cause != m.Cause.REJECTED:
+            continue  # the leg itself hung up
+        out.append(_command(router, "hangup_leg", fact.at_us, offer.call_id,
+                            deterministic_id("release", offer_id), leg_id=offer_id,
+                            cause="NORMAL_CLEARING"))
+    return out
+
+
 def _agent_changes(router: TenantRouter, before: State, env: Envelope, reason: str) -> list[Out]:
     out = []
     after = router.state
@@ -413,6 +448,7 @@ def handle(router: TenantRouter, env: Envelope) -> list[Out]:
         router.applied += 1
         router.version += 1
         out += _facts(router, before, fact, env, n)
+        out += _release_answered_legs(router, before, fact)
         for dec in decisions:
             out += emit(router, before, dec, fact.at_us)
             router.recent.insert(0, {"at_us": fact.at_us, "call_id": dec.call_id,

@@ -173,10 +173,15 @@ class Up:
 
         producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
         for agent in DEMO_AGENTS.values():
-            now = time.time_ns() // 1000
-            env = Envelope(deterministic_id("up-login", agent, now), "agent_login_requested", 1,
-                           now, DEMO_TENANT, "tongdai-up", None, None, {"agent_id": agent, "reason": ""})
-            producer.send(topics.CC_COMMANDS, key=topics.tenant_key(DEMO_TENANT), value=encode(env))
+            # Logged in and not paused: the demo starts with everyone at work, whatever a
+            # previous run left (agent state survives restarts, as it should).
+            for command in ("agent_login_requested", "agent_resume_requested"):
+                now = time.time_ns() // 1000
+                env = Envelope(deterministic_id("up", command, agent, now), command, 1, now,
+                               DEMO_TENANT, "tongdai-up", None, None,
+                               {"agent_id": agent, "reason": ""})
+                producer.send(topics.CC_COMMANDS, key=topics.tenant_key(DEMO_TENANT),
+                              value=encode(env))
         producer.flush()
         producer.close()
 
@@ -209,8 +214,18 @@ class Up:
             except Exception as exc:  # a bad demo caller must not stop the demo
                 say(f"demo call not placed: {exc}")
 
+    def check_ports(self) -> None:
+        wanted = {"API and wallboard (--port)": self.args.port}
+        if not self.args.freeswitch:
+            wanted["ESL simulator (--esl-port)"] = self.args.esl_port
+        taken = [f"{what} {port}" for what, port in wanted.items() if not stack.port_free(port)]
+        if taken:
+            raise RuntimeError(f"port(s) in use on 127.0.0.1: {', '.join(taken)}; is another "
+                               f"`tongdai up` running? Stop it, or choose other ports")
+
     def run(self) -> int:
         t0 = time.monotonic()
+        self.check_ports()
         say("starting the local stack (Kafka, ClickHouse) ...")
         for h in stack.up(self.settings, log=lambda m: say("  " + m)):
             say(f"  {h.name}: {h.detail}")
@@ -230,8 +245,9 @@ class Up:
                 f"agents of {DEMO_DOMAIN}")
         api_port = str(self.args.port)
         run_id = uuid.uuid4().hex[:6]
-        self.start(Child("worker", ["worker"], {"TONGDAI_APP_ID": "tongdai-router",
-                                                "TONGDAI_START_FROM": "latest"}, "Ready"))
+        # A new consumer group starts at the beginning of the log (state is a fold over it);
+        # an existing one resumes where it committed.
+        self.start(Child("worker", ["worker"], {"TONGDAI_APP_ID": "tongdai-router"}, "Ready"))
         say("worker ready")
         self.start(Child("bridge", ["bridge"], {
             "TONGDAI_FREESWITCH": node, "TONGDAI_BRIDGE_NAME": "up-bridge",
@@ -253,7 +269,7 @@ class Up:
         say(f"up in {time.monotonic() - t0:.0f} s")
         if self.sim is not None and self.args.cps > 0:
             threading.Thread(target=self.traffic, name="demo-traffic", daemon=True).start()
-            say(f"placing demo calls at {self.args.cps}/s")
+            say(f"placing demo calls at {self.args.cps}/s (seed {self.args.seed})")
         last = 0.0
         while not self.stopping.wait(1.0):
             self.watch()
@@ -272,10 +288,15 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--cps", type=float, default=0.3, help="demo calls per second (0.3)")
     parser.add_argument("--port", type=int, default=8080, help="API and wallboard port (8080)")
     parser.add_argument("--esl-port", type=int, default=8021, help="simulator ESL port (8021)")
-    parser.add_argument("--seed", type=int, default=7, help="seed of the demo traffic")
+    parser.add_argument("--seed", type=int, default=None,
+                        help="seed of the simulator and the demo traffic (default: a new one "
+                             "per run: call ids must never repeat, the actuator executes a "
+                             "command id once)")
     parser.add_argument("--freeswitch", metavar="HOST:PORT:PASSWORD",
                         help="connect to a real FreeSWITCH instead of the simulator")
     args = parser.parse_args(argv)
+    if args.seed is None:
+        args.seed = secrets.randbelow(2**31)
     up = Up(args, stack_settings.load())
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -285,7 +306,7 @@ def main(argv: list[str]) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         return up.run()
-    except (RuntimeError, stack.StackError) as exc:
+    except (RuntimeError, OSError, stack.StackError) as exc:
         say(f"failed: {exc}")
         return 2
     finally:

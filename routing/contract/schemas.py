@@ -104,7 +104,8 @@ class NodeSnapshotV1(_Strict):
 
     node = fields.String(required=True)
     reason = fields.String(required=True,
-                           validate=validate.OneOf(["connected", "reconnected", "requested"]))
+                           validate=validate.OneOf(["connected", "reconnected", "requested",
+                                                     "node_restarted"]))
     channels = fields.List(fields.Dict(keys=fields.String()), required=True)
     registrations = fields.List(fields.Dict(keys=fields.String()), required=True)
 

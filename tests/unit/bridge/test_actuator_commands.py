@@ -65,3 +65,18 @@ def test_nodes_parse_and_passwords_stay_out_of_reprs():
     assert "topsecret" not in str(err.value)
     with pytest.raises(SettingsError, match="plain or json"):
         load({"TONGDAI_EVENT_FORMAT": "xml"})
+
+
+def test_node_memory_recognises_a_restarted_node_across_bridge_restarts(tmp_path):
+    from esl_bridge.bridge import NodeMemory
+
+    path = str(tmp_path / "nodes.json")
+    memory = NodeMemory(path)
+    assert memory.swap("fs1:8021", "core-a") == (None, set())
+    memory.served("fs1:8021", "acme")
+    memory.served("fs1:8021", "beta")
+    again = NodeMemory(path)  # the bridge restarted too
+    assert again.swap("fs1:8021", "core-a") == ("core-a", {"acme", "beta"})
+    old, tenants = again.swap("fs1:8021", "core-b")
+    assert (old, tenants) == ("core-a", {"acme", "beta"})
+    assert NodeMemory(path).swap("fs1:8021", "core-b") == ("core-b", set())

@@ -233,3 +233,53 @@ def test_out_of_order_seqs_are_not_mistaken_for_duplicates():
     ancient = Envelope("old", "channel_parked", 1, T0, "acme", NODE, 5_000_003 - 20_000, "c8",
                        leg("c8", "c8", queue="support"))
     assert handle(r, ancient) == [] and "c8" not in r.state.calls
+
+
+def _answered(r: TenantRouter) -> str:
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    oid = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload["offer_id"]
+    handle(r, fs("channel_parked", 12, "c1", **leg("c1", oid, "b", offer_id=oid)))
+    return oid
+
+
+def test_a_caller_gone_before_the_bridge_releases_the_answered_agent_leg():
+    r = setup()
+    oid = _answered(r)
+    outs = handle(r, fs("channel_hungup", 12.05, "c1", **leg("c1", "c1", hangup_cause="NORMAL_CLEARING")))
+    kills = [o.envelope.payload for o in outs if o.envelope.type == "hangup_leg"]
+    assert [k["leg_id"] for k in kills] == [oid]
+    assert oid not in r.state.offers and "call_abandoned" in types(outs)
+
+
+def test_a_failed_bridge_releases_the_agent_and_requeues_the_caller():
+    r = setup()
+    oid = _answered(r)
+    outs = handle(r, fs("command_executed", 12.1, "c1", command_id="x", command="connect_call",
+                        ok=False, result="-ERR No such channel!"))
+    assert [o.envelope.payload["leg_id"] for o in outs if o.envelope.type == "hangup_leg"] == [oid]
+    again = [o.envelope.payload for o in outs if o.envelope.type == "offer_call"]
+    assert again and again[0]["offer_id"] != oid, "the caller is offered again"
+
+
+def test_an_agent_leg_gone_before_the_bridge_requeues_the_caller():
+    r = setup()
+    oid = _answered(r)
+    outs = handle(r, fs("channel_hungup", 12.05, "c1", **leg("c1", oid, "b", offer_id=oid,
+                                                              hangup_cause="NORMAL_CLEARING")))
+    assert oid not in r.state.offers and r.state.calls["c1"].status != "connected"
+    assert "hangup_leg" not in types(outs), "the leg is already gone"
+    assert "offer_call" in types(outs)
+
+
+def test_a_snapshot_of_another_node_does_not_unregister_agents():
+    r = setup()
+    other = Envelope("snap-other", "node_snapshot_taken", 1, T0 + 30_000_000, "acme", "node-2",
+                     None, None, {"node": "node-2", "reason": "connected", "channels": [],
+                                  "registrations": []})
+    handle(r, other)
+    assert r.state.agents["a1"].status == "available"
+    restarted = Envelope("snap-restart", "node_snapshot_taken", 1, T0 + 31_000_000, "acme", NODE,
+                         None, None, {"node": NODE, "reason": "node_restarted", "channels": [],
+                                      "registrations": []})
+    handle(r, restarted)
+    assert r.state.agents["a1"].status == "offline", "its own node says it is gone"
