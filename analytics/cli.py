@@ -8,7 +8,17 @@ import signal
 import sys
 
 from . import migrations, settings as settings_mod
+from routing.contract.environ import SettingsError
+
 from .db import DatabaseError
+
+
+def _settings(command: str):
+    try:
+        return settings_mod.load()
+    except SettingsError as exc:
+        print(f"tongdai {command}: {exc}", file=sys.stderr)
+        return None
 
 
 def db_main(argv: list[str]) -> int:
@@ -25,7 +35,9 @@ def db_main(argv: list[str]) -> int:
                       help="drop every partition of an earlier month")
     drop.add_argument("--yes", action="store_true", help="really drop (else: list only)")
     args = parser.parse_args(argv)
-    settings = settings_mod.load()
+    settings = _settings("db")
+    if settings is None:
+        return 2
     db = settings_mod.connect(settings)
     try:
         if args.action == "migrate":
@@ -74,7 +86,9 @@ def sink_main(argv: list[str]) -> int:
     parser.add_argument("--migrate", action="store_true",
                         help="apply pending migrations before consuming")
     args = parser.parse_args(argv)
-    settings = settings_mod.load()
+    settings = _settings("sink")
+    if settings is None:
+        return 2
     logging.basicConfig(level=settings.log_level,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))

@@ -163,6 +163,7 @@ class CallLog:
         self.keep_final_calls = keep_final_calls
         self._final: OrderedDict[CallKey, None] = OrderedDict()
         self.calls: OrderedDict[CallKey, _Call] = OrderedDict()
+        self.fold_errors = 0
         self.agents = AgentTracker()
         # Agent facts found in ClickHouse when an agent was restored (written by a run
         # that crashed before committing): skipped once when they come again.
@@ -232,7 +233,13 @@ class CallLog:
                 continue  # nothing new about this call
             if not any(e.type in _CALL_TYPES for e in call.events.values()):
                 continue  # only agent facts so far: nothing to write about this call
-            facts = fold_call(call.events.values(), self.short_abandon_ms)
+            try:
+                facts = fold_call(call.events.values(), self.short_abandon_ms)
+            except Exception:  # a fact the fold cannot read must not stop the sink
+                self.fold_errors += 1
+                log.exception("cannot fold call %s/%s (%d events); its raw events are kept",
+                              key[0], key[1], len(call.events))
+                continue
             self._emit(call, facts, batch)
         self._evict()
         return batch
@@ -407,6 +414,22 @@ class ClickHouseStore:
 
 # ---- the Kafka loop ------------------------------------------------------------------
 
+_CHECKED = frozenset({"call_enqueued", "call_offered", "call_answered", "call_abandoned",
+                      "call_overflowed", "call_ended", "agent_state_changed"})
+
+
+def check_payload(envelope: Envelope) -> None:
+    """Router facts are checked against the contract before they reach the fold (the
+    fold reads their required fields); channel facts are read defensively instead (they
+    are most of the volume)."""
+    if envelope.type in _CHECKED:
+        from routing.contract.schemas import PAYLOADS
+
+        errors = PAYLOADS[(envelope.type, envelope.version)][1]().validate(envelope.payload)
+        if errors:
+            raise ValueError(f"{envelope.type} payload: {errors}")
+
+
 def dead_letter(topic: str, partition: int, offset: int, raw: bytes, reason: str) -> Envelope:
     """The dead-letter record of an unreadable input record."""
     return Envelope(
@@ -524,7 +547,8 @@ class Sink:
         self._offsets[tp] = message.offset + 1
         try:
             envelope = upcast(decode(message.value))
-        except (DecodeError, UpcastError, TypeError) as exc:
+            check_payload(envelope)
+        except (DecodeError, UpcastError, TypeError, ValueError) as exc:
             self._dead_letter(dead_letter(tp.topic, tp.partition, message.offset,
                                           bytes(message.value or b""), str(exc)))
             return

@@ -178,3 +178,19 @@ def test_any_interleaving_restart_and_redelivery_ends_with_the_fold(rnd, batch, 
         got = {c: live[cid][c] for c in CDR_COLUMNS}
         assert got == expected, cid
     assert set(store.net().values()) == {1}
+
+
+def test_router_facts_are_checked_and_a_broken_call_does_not_stop_the_batch():
+    from analytics.sink import check_payload
+    from routing.contract import Envelope
+
+    bad = Envelope("e1", "call_answered", 1, T0, "acme", "router", None, "c",
+                   {"queue": "support", "agent_id": "a"})
+    with pytest.raises(ValueError, match="wait_ms"):
+        check_payload(bad)
+    s = Scenario()
+    s.queue_call("ok", T0, "support", "+84911")
+    store = MemoryStore()
+    log = CallLog(store)
+    feed(log, store, sorted(s.events, key=lambda e: e.occurred_at) + [bad], batch=100)
+    assert log.fold_errors == 1 and store.net() == {"ok": 1}
