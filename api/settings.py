@@ -28,6 +28,8 @@ class ApiSettings:
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     api_workers: int = 2
+    # Each open SSE stream (wallboard, agent pop-ups) holds one thread for up to
+    # api_sse_max_s: size threads for streams plus request concurrency.
     api_threads: int = 8
     api_timeout_s: int = 60
     # HMAC key of the API tokens (itsdangerous). Required: `tongdai api token` and the
