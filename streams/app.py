@@ -36,6 +36,7 @@ from .settings import WorkerSettings
 
 log = logging.getLogger("tongdai.worker")
 SYSTEM_TENANT = "_system"
+LIVE_REFRESH_S = 5  # a live view is republished at least this often while nothing changes
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
@@ -147,22 +148,35 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 await consumer.stop()
 
     started = {"snapshots_requested": False}
+    live_marks: dict[str, tuple[int, int]] = {}  # tenant -> (router version, µs) published
 
     @app.timer(settings.tick_interval_s)
     async def tick() -> None:
         now = time.time_ns() // 1000
         tenants = set(cache) | store.tenants()
         for tenant in tenants:
-            env = Envelope(event_id=deterministic_id("tick", settings.app_id, tenant, now),
-                           type="tick", version=1, occurred_at=now, tenant=tenant,
-                           source=settings.app_id, seq=None, call_id=None, payload={})
-            await outputs[topics.CC_COMMANDS].send(key=topics.tenant_key(tenant), value=encode(env))
-            # The supervisors' live view (compacted topic: the API keeps the latest).
-            live = Envelope(event_id=deterministic_id("live", tenant, now),
-                            type="live_state_published", version=1, occurred_at=now,
-                            tenant=tenant, source=settings.app_id, seq=None, call_id=None,
-                            payload=live_view(router_of(tenant), now))
-            await outputs[topics.LIVE].send(key=topics.tenant_key(tenant), value=encode(live))
+            router = router_of(tenant)
+            state = router.state
+            if state.calls or state.offers or state.timers:
+                # Only what waits on time needs ticks: calls (relaxation, overflow, hours),
+                # offers (ring-no-answer), wrap-ups and penalties (timers).
+                env = Envelope(event_id=deterministic_id("tick", settings.app_id, tenant, now),
+                               type="tick", version=1, occurred_at=now, tenant=tenant,
+                               source=settings.app_id, seq=None, call_id=None, payload={})
+                await outputs[topics.CC_COMMANDS].send(key=topics.tenant_key(tenant),
+                                                       value=encode(env))
+            # The supervisors' live view (compacted topic: the API keeps the latest): on a
+            # change, and every LIVE_REFRESH_S anyway so a wallboard sees it is fresh.
+            published = live_marks.get(tenant)
+            if published is None or published[0] != router.version or \
+                    now - published[1] >= LIVE_REFRESH_S * 1_000_000:
+                live = Envelope(event_id=deterministic_id("live", tenant, now),
+                                type="live_state_published", version=1, occurred_at=now,
+                                tenant=tenant, source=settings.app_id, seq=None, call_id=None,
+                                payload=live_view(router, now))
+                await outputs[topics.LIVE].send(key=topics.tenant_key(tenant),
+                                                value=encode(live))
+                live_marks[tenant] = (router.version, now)
         if not started["snapshots_requested"] and tenants:
             # After a (re)start, ask the bridges what really exists for calls we hold.
             started["snapshots_requested"] = True
