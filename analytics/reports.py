@@ -335,6 +335,8 @@ def calls_heatmap(db: Database, tenant: str, start: Any, end: Any, tz: str = DEF
             for d, h, c, a in rows]
 
 
+# Only numbers with a miss are grouped (the set may hold replaced rows: the HAVING
+# below counts by sign).
 _MISSED_SQL = """
 SELECT number, sum(sign * missed) AS missed_calls,
        maxIf(start_us, missed AND sign = 1) AS last_missed_us,
@@ -350,6 +352,10 @@ FROM (
       AND start_time < toDateTime(%(end_reach)s)
       AND ((direction = 'inbound' AND start_time < toDateTime(%(end)s))
            OR (direction = 'outbound' AND disposition = 'answered'))
+      AND if(direction = 'inbound', caller, callee) IN (
+          SELECT caller FROM {d}.calls WHERE tenant = %(tenant)s
+            AND start_time >= toDateTime(%(start)s) AND start_time < toDateTime(%(end)s)
+            AND direction = 'inbound' AND disposition IN %(missed)s AND sign = 1)
 )
 GROUP BY number
 HAVING missed_calls > 0 AND last_reached_us < last_missed_us
