@@ -494,4 +494,12 @@ def test_fuzz_the_api_from_its_openapi_document_without_a_single_500(env, tmp_pa
     out = proc.stdout[-6000:] + proc.stderr[-2000:]
     print(proc.stdout[-3000:])
     assert proc.returncode == 0, out + "\n--- server log ---\n" + s.log()
+    # mod_xml_curl's form endpoint, with its basic-auth credentials
+    xml = subprocess.run(
+        [sys.executable, "-m", "schemathesis.cli", "run", f"{s.url}/api/v1/openapi.json",
+         "-a", f"freeswitch:{XML_PASSWORD}", "-c", "not_a_server_error", "-n", "40",
+         "--max-time", "20", "--seed", "7", "--no-shrink", "--include-path-regex", "freeswitch",
+         "--warnings", "off"], capture_output=True, text=True, timeout=60)
+    print(xml.stdout[-1500:])
+    assert xml.returncode == 0, xml.stdout[-4000:] + "\n--- server log ---\n" + s.log()
     assert "Traceback" not in s.log(), s.log()
