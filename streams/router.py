@@ -259,6 +259,10 @@ def reconcile(router: TenantRouter, env: Envelope) -> list[ev.Event]:
             else:
                 out.append(ev.CallAbandoned(at_us=at, call_id=call_id))
     registered = {str(r.get("reg_user") or r.get("user") or "") for r in p.get("registrations") or ()}
+    for ext in registered:
+        if ext:
+            router.registrations[ext] = node  # also for extensions no agent has (yet)
+            router.version += 1
     for agent in state.agent_cfg.values():
         now = state.agents.get(agent.id)
         if now is None:

@@ -245,9 +245,15 @@ class Up:
                 f"agents of {DEMO_DOMAIN}")
         api_port = str(self.args.port)
         run_id = uuid.uuid4().hex[:6]
-        # A new consumer group starts at the beginning of the log (state is a fold over it);
-        # an existing one resumes where it committed.
-        self.start(Child("worker", ["worker"], {"TONGDAI_APP_ID": "tongdai-router"}, "Ready"))
+        if self.args.freeswitch:
+            # A real FreeSWITCH outlives this command: routing state must too (a new group
+            # starts at the beginning of the log, an existing one where it committed).
+            worker_env = {"TONGDAI_APP_ID": "tongdai-router"}
+        else:
+            # The simulated FreeSWITCH is new on every run, and so is routing state: a group
+            # of its own, from now on (configuration is re-read from its topic regardless).
+            worker_env = {"TONGDAI_APP_ID": f"tongdai-demo-{run_id}", "TONGDAI_START_FROM": "latest"}
+        self.start(Child("worker", ["worker"], worker_env, "Ready"))
         say("worker ready")
         self.start(Child("bridge", ["bridge"], {
             "TONGDAI_FREESWITCH": node, "TONGDAI_BRIDGE_NAME": "up-bridge",

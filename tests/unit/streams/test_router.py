@@ -283,3 +283,14 @@ def test_a_snapshot_of_another_node_does_not_unregister_agents():
                                       "registrations": []})
     handle(r, restarted)
     assert r.state.agents["a1"].status == "offline", "its own node says it is gone"
+
+
+def test_registrations_in_a_snapshot_count_for_agents_configured_later():
+    r = TenantRouter("acme")
+    handle(r, Envelope("snap-early", "node_snapshot_taken", 1, T0, "acme", NODE, None, None,
+                       {"node": NODE, "reason": "connected", "channels": [],
+                        "registrations": [{"reg_user": "1000", "realm": "acme.vn"}]}))
+    handle(r, config("queue", "support", {}))
+    handle(r, config("agent", "a1", {"extension": "1000", "queues": {"support": {}}}))
+    handle(r, cmd("agent_login_requested", 1, agent_id="a1"))
+    assert r.state.agents["a1"].status == "available"
