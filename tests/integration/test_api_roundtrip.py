@@ -26,9 +26,35 @@ from .harness import Reader, bridge_env, start_process, stop_process, wait_ready
 pytestmark = [pytest.mark.api, pytest.mark.stack]
 
 
+def other_routers(bootstrap: str) -> list[str]:
+    """Consumer groups routing the shared command topic right now (e.g. a `tongdai up`).
+
+    Every routing worker routes every tenant it reads; a second one (another deployment on
+    the same broker) decides for our test tenant too, without its configuration, and both
+    sets of decisions reach our simulator's actuator. The round trip needs to be alone.
+    """
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    try:
+        active = [g["group_id"] for g in admin.list_groups()
+                  if g.get("group_state") not in ("Empty", "Dead")]
+        if not active:
+            return []
+        described = admin.describe_groups(active)
+    finally:
+        admin.close()
+    return [gid for gid, d in described.items()
+            if any(topics.CC_COMMANDS in repr(m) for m in d.get("members") or ())]
+
+
 def test_queue_and_agent_made_through_the_api_route_a_call_that_the_report_shows(
         local_stack, tmp_path):
     bootstrap = local_stack.kafka_bootstrap
+    busy = other_routers(bootstrap)
+    if busy:
+        pytest.skip(f"another routing worker is running on the shared broker ({busy}): it "
+                    f"would route this test's tenant too")
     tenant = f"t{uuid.uuid4().hex[:10]}.test"
     audit_topic = f"t-api-{uuid.uuid4().hex[:8]}-audit"
     create_topics(bootstrap, [audit_topic])
