@@ -406,6 +406,8 @@ def _release_answered_legs(router: TenantRouter, before: State, fact: ev.Event) 
         call = before.calls.get(offer.call_id)
         if call is not None and call.status == CallStatus.CONNECTED:
             continue  # bridged: FreeSWITCH ends the agent leg with the call
+        if isinstance(fact, ev.CallConnected) and fact.call_id == offer.call_id:
+            continue  # the bridge consumed the offer: the leg is talking, not dropped
         if isinstance(fact, ev.OfferRejected) and fact.offer_id == offer_id and \
                 fact.cause != m.Cause.REJECTED:
             continue  # the leg itself hung up

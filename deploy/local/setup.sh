@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's set-up command: everything tongdai needs on a fresh Debian machine.
-#   Debian packages: Java 17, Maven, clickhouse-server 18.16, python3-venv
+#   Debian packages: Java 17, Maven, clickhouse-server 18.16, python3-venv, chromium
 #   .venv/ with tongdai and its Python dependencies (incl. chdb, pytest)
 #   the Apache Kafka broker jars, from Maven Central (var/stack/kafka-dist/)
 # Safe to run again: it only installs what is missing.
@@ -16,6 +16,7 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
 [ -x /usr/sbin/clickhouse-server ] || command -v clickhouse-server >/dev/null 2>&1 \
   || missing+=(clickhouse-server clickhouse-client)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # the end-to-end browser tests
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq

@@ -83,7 +83,8 @@ def test_a_full_inbound_call():
     assert "connect_call" in types(outs) and "call_answered" in types(outs)
     answered = next(o for o in outs if o.envelope.type == "call_answered").envelope.payload
     assert answered["wait_ms"] == 3000 and answered["ring_ms"] == 3000
-    handle(r, fs("channel_bridged", 13.02, "c1", **leg("c1", "c1", other_leg_id=offer_id)))
+    outs = handle(r, fs("channel_bridged", 13.02, "c1", **leg("c1", "c1", other_leg_id=offer_id)))
+    assert "hangup_leg" not in types(outs), "a bridged agent leg is left talking"
     assert r.state.agents["a1"].status == "on_call"
     outs = handle(r, fs("channel_hungup", 70, "c1", **leg("c1", "c1", hangup_cause="NORMAL_CLEARING")))
     ended = next(o for o in outs if o.envelope.type == "call_ended").envelope.payload
