@@ -10,12 +10,6 @@ import sys
 from collections.abc import Callable
 
 
-def run(_: list[str]) -> int:
-        print(f"tongdai {what}: not built yet (tracked in issue {issue})", file=sys.stderr)
-        return 3
-    return run
-
-
 def _stack(argv: list[str]) -> int:
     from deploy.local import settings, stack
 
