@@ -49,8 +49,10 @@ def settings_for(local_stack, db, topic, deployment) -> AnalyticsSettings:
                              sink_batch_s=0.2, sink_retry_min_s=0.2, sink_retry_max_s=1.0)
 
 
-def consume(settings, db, until_records: int, timeout_s: float = 60, **kw) -> Sink:
-    sink = Sink(settings, db, **kw)
+def consume(settings, db, until_records: int, timeout_s: float = 90, sink: Sink | None = None,
+            **kw) -> Sink:
+    """Run a sink in a thread until it consumed `until_records` (bounded: fails, not hangs)."""
+    sink = sink or Sink(settings, db, **kw)
     done = threading.Event()
     result: dict = {}
 
@@ -105,9 +107,7 @@ def test_redelivery_after_a_crash_before_commit_shows_no_duplicates(local_stack,
         def _commit(self, offsets):  # inserted, then "crashed": no offset reaches Kafka
             pass
 
-    first = CrashesBeforeCommit(settings, db)
-    first.run(until=lambda: first.stats.records >= len(events) // 2)
-    first.close()
+    first = consume(settings, db, len(events) // 2, sink=CrashesBeforeCommit(settings, db))
     assert first.stats.rows_written > 0
     # A new process of the same deployment: everything is read again from offset 0.
     second = consume(settings, db, len(events))
