@@ -494,7 +494,10 @@ class Sink:
                 client_id=f"{s.consumer_group}-{id(self):x}", enable_auto_commit=False,
                 auto_offset_reset="earliest", max_poll_records=max(500, s.sink_batch_rows),
                 session_timeout_ms=10000, heartbeat_interval_ms=1000,
-                max_poll_interval_ms=600000)
+                max_poll_interval_ms=600000,
+                # A topic without metadata at the first join gets no partitions until the
+                # next refresh (5 min by default): refresh often so the sink starts promptly.
+                metadata_max_age_ms=5000)
             self._consumer.subscribe(list(s.sink_topics), listener=_Listener())
         return self._consumer
 
