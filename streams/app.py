@@ -7,8 +7,7 @@
   upcast, hand to the tenant's router, store the router in the `tenants` table (its
   changelog makes a restarted worker resume where it was), send what it returned.
 - `forward_config` re-keys the compacted config topic (keyed by entity) by tenant into the
-  commands topic, so configuration reaches the owning partition in order with the rest; it
-  re-reads the whole topic on every start.
+  commands topic, so configuration reaches the owning partition in order with the rest.
 - `tick` sends a tick per owned tenant every `tick_interval_s`: time enters as records in
   the log, and a replay makes the same decisions (DESIGN.md "Time").
 
@@ -117,18 +116,19 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
     @app.task
     async def forward_config() -> None:
-        """Re-key the whole (compacted) config topic by tenant into the commands topic, from
-        its beginning on every start, then follow it. Configuration is whole-value and
-        idempotent, so forwarding it again is harmless, and a worker never depends on
-        offsets of the config topic to know its tenants' configuration."""
+        """Re-key the (compacted) config topic by tenant into the commands topic. Its own
+        consumer group (`<app id>-config`) commits its position: a new deployment forwards
+        every entity once (`config_from`), a restart resumes where it stopped. Config is
+        whole-value and idempotent, so what at-least-once forwards twice is harmless."""
         import asyncio
 
         from aiokafka import AIOKafkaConsumer
 
         while True:
             consumer = AIOKafkaConsumer(topics.CONFIG, bootstrap_servers=settings.kafka_bootstrap,
-                                        group_id=None, auto_offset_reset="earliest",
-                                        enable_auto_commit=False)
+                                        group_id=f"{settings.app_id}-config",
+                                        auto_offset_reset=settings.config_from,
+                                        enable_auto_commit=True, auto_commit_interval_ms=1000)
             try:
                 await consumer.start()
                 async for msg in consumer:

@@ -20,14 +20,18 @@ class WorkerSettings:
     # Where a new consumer group starts: "earliest" rebuilds state from the whole log (a new
     # deployment); "latest" skips history (tests, a deliberate fresh start).
     start_from: str = "earliest"
+    # Where a new group of the config forwarder starts: "earliest" (every entity, once) or
+    # "latest" (tests that configure their tenants after the worker started).
+    config_from: str = "earliest"
     topic_partitions: int = 8
     log_level: str = "INFO"
 
     def check(self) -> None:
         positive("tick_interval_s", self.tick_interval_s)
-        if self.start_from not in ("earliest", "latest"):
-            raise SettingsError(f"{env_name('start_from')}={self.start_from!r}: "
-                                f"must be earliest or latest")
+        for name in ("start_from", "config_from"):
+            if getattr(self, name) not in ("earliest", "latest"):
+                raise SettingsError(f"{env_name(name)}={getattr(self, name)!r}: "
+                                    f"must be earliest or latest")
         positive("topic_partitions", self.topic_partitions)
 
 

@@ -189,6 +189,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
         stderr=subprocess.STDOUT,
         env={**base, "TONGDAI_APP_ID": f"bench-acd-{uuid.uuid4().hex[:6]}",
              "TONGDAI_WORKER_DATA_DIR": f"{tmp}/worker", "TONGDAI_START_FROM": "latest",
+             "TONGDAI_CONFIG_FROM": "latest",
              "TONGDAI_LOG_LEVEL": "INFO"})
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     marks = _end_offsets(bootstrap, [topics.FS_ROUTING, topics.ROUTING_DECISIONS])

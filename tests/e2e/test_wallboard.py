@@ -105,3 +105,23 @@ def test_a_call_waits_is_answered_and_shows_up_in_the_reports(product, browser):
     page.select_option("#lang", "en")
     assert page.inner_text("h1") == "Live wallboard — contact center"
     page.screenshot(path=str(ARTIFACTS / "4-english.png"), full_page=True)
+
+
+def test_the_reports_page_shows_charts_tables_and_exports(product, browser):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
+    page.goto(product.replace("wallboard.html", "reports.html"))
+    page.wait_for_function("document.body.dataset.loaded > 0", timeout=60_000)
+    assert page.inner_text("#error") == ""
+    assert page.locator("#hours rect").count() == 24
+    assert page.locator("#queues tr").count() >= 2  # header and at least one queue
+    page.screenshot(path=str(ARTIFACTS / "5-reports.png"), full_page=True)
+    with page.expect_download() as download:
+        page.click("button[data-export=queues][data-format=xlsx]")
+    path = ARTIFACTS / "queues.xlsx"
+    download.value.save_as(path)
+    import openpyxl
+
+    sheet = openpyxl.load_workbook(path).active
+    header = [c.value for c in sheet[1]]
+    assert "offered" in header and sheet.max_row >= 2

@@ -92,7 +92,8 @@ def bridge_env(sim, tmp_path: Path, bootstrap: str) -> dict[str, str]:
 def worker_env(tmp_path: Path, bootstrap: str, app_id: str) -> dict[str, str]:
     return {"TONGDAI_KAFKA_BOOTSTRAP": bootstrap, "TONGDAI_APP_ID": app_id,
             "TONGDAI_WORKER_DATA_DIR": str(tmp_path / f"worker-{app_id}"),
-            "TONGDAI_START_FROM": "latest", "TONGDAI_TICK_INTERVAL_S": "0.5"}
+            "TONGDAI_START_FROM": "latest", "TONGDAI_CONFIG_FROM": "latest",
+            "TONGDAI_TICK_INTERVAL_S": "0.5"}
 
 
 def wait_ready(proc: subprocess.Popen, marker: str, timeout: float = 60) -> None:
