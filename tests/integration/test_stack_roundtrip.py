@@ -75,15 +75,21 @@ def test_clickhouse_insert_select_round_trip(clickhouse_db):
 
 
 def test_chdb_runs_the_same_sql(tmp_path: Path):
-    from chdb import session
+    # chdb's embedded server is process-wide and bound to one data path: run it in a
+    # process of its own (other tests of this session may have opened chdb elsewhere).
+    import subprocess
+    import sys
 
-    sess = session.Session(str(tmp_path / "chdb"))
-    try:
-        sess.query("CREATE DATABASE db")
-        sess.query("CREATE TABLE db.events (tenant String, n UInt64) "
-                   "ENGINE = MergeTree ORDER BY tenant")
-        sess.query("INSERT INTO db.events SELECT 'acme', number FROM numbers(1000)")
-        out = sess.query("SELECT count(), sum(n) FROM db.events", "CSV")
-        assert str(out).strip() == "1000,499500"
-    finally:
-        sess.close()
+    script = f"""
+from chdb import session
+sess = session.Session({str(tmp_path / 'chdb')!r})
+sess.query("CREATE DATABASE db")
+sess.query("CREATE TABLE db.events (tenant String, n UInt64) ENGINE = MergeTree ORDER BY tenant")
+sess.query("INSERT INTO db.events SELECT 'acme', number FROM numbers(1000)")
+print(str(sess.query("SELECT count(), sum(n) FROM db.events", "CSV")).strip())
+sess.close()
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "1000,499500"
