@@ -215,6 +215,38 @@ class ClickToCallRequestedV1(_Strict):
     agent_id = fields.String(required=True)
     number = fields.String(required=True)
     request_id = fields.String(required=True)
+    # The number presented to the customer (the API chose it; never a 1800/1900 number).
+    caller_id = fields.String(load_default=None, allow_none=True)
+
+
+_MONITOR_MODES = validate.OneOf(["listen", "whisper", "barge"])
+
+
+class MonitorRequestedV1(_Strict):
+    """A supervisor asks to listen to / whisper to / barge into an agent's current call:
+    the supervisor's extension is called and joined to the agent's leg (`eavesdrop`)."""
+
+    monitor_id = fields.String(required=True)  # becomes the supervisor leg's uuid
+    agent_id = fields.String(required=True)  # whose call
+    extension = fields.String(required=True)  # the supervisor's phone
+    mode = fields.String(required=True, validate=_MONITOR_MODES)
+    requested_by = fields.String(load_default="")
+
+
+class MonitorModeRequestedV1(_Strict):
+    """Switch a running monitoring to another mode."""
+
+    monitor_id = fields.String(required=True)
+    mode = fields.String(required=True, validate=_MONITOR_MODES)
+
+
+class CommandRefusedV1(_Strict):
+    """The router will not carry out an API command (agent not registered, busy, no call)."""
+
+    request_id = fields.String(required=True)
+    command = fields.String(required=True)
+    agent_id = fields.String(load_default=None, allow_none=True)
+    reason = fields.String(required=True)
 
 
 # ---- tongdai.routing.decisions.v1: commands for FreeSWITCH ---------------------------
@@ -231,6 +263,40 @@ class OfferCallV1(_Command):
     caller_id_number = fields.String(required=True)
     caller_id_name = fields.String(load_default="")
     timeout_s = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class OriginateCallV1(_Command):
+    """Click-to-call: ring the agent's extension; when it answers, send the agent's leg to
+    `destination` in the dialplan `context` (the tenant's outbound rules dial the customer)."""
+
+    leg_id = fields.String(required=True)  # origination_uuid of the agent's leg
+    request_id = fields.String(required=True)
+    agent_id = fields.String(required=True)
+    extension = fields.String(required=True)
+    domain = fields.String(required=True)
+    destination = fields.String(required=True)  # the customer's number, national form
+    context = fields.String(required=True)
+    caller_id_number = fields.String(required=True)  # shown on the agent's phone
+    outbound_caller_id = fields.String(required=True)  # presented to the customer
+    timeout_s = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class MonitorCallV1(_Command):
+    """Ring the supervisor's extension and, when it answers, `eavesdrop` on `target_leg`."""
+
+    leg_id = fields.String(required=True)  # origination_uuid of the supervisor's leg
+    extension = fields.String(required=True)
+    domain = fields.String(required=True)
+    target_leg = fields.String(required=True)  # the agent's leg of the call
+    mode = fields.String(required=True, validate=_MONITOR_MODES)
+    timeout_s = fields.Integer(required=True, validate=validate.Range(min=1))
+
+
+class SendDtmfV1(_Command):
+    """DTMF as if the leg's phone had sent it (`uuid_recv_dtmf`): switches eavesdrop modes."""
+
+    leg_id = fields.String(required=True)
+    digits = fields.String(required=True, validate=validate.Regexp(r"^[0-9*#]{1,20}$"))
 
 
 class RequestSnapshotV1(_Command):
@@ -360,7 +426,13 @@ PAYLOADS: dict[tuple[str, int], tuple[str, type[Schema]]] = {
     ("agent_resume_requested", 1): (topics.CC_COMMANDS, AgentCommandV1),
     ("agent_ready_requested", 1): (topics.CC_COMMANDS, AgentCommandV1),
     ("click_to_call_requested", 1): (topics.CC_COMMANDS, ClickToCallRequestedV1),
+    ("monitor_requested", 1): (topics.CC_COMMANDS, MonitorRequestedV1),
+    ("monitor_mode_requested", 1): (topics.CC_COMMANDS, MonitorModeRequestedV1),
+    ("command_refused", 1): (topics.CC_EVENTS, CommandRefusedV1),
     ("tick", 1): (topics.CC_COMMANDS, TickV1),
+    ("originate_call", 1): (topics.ROUTING_DECISIONS, OriginateCallV1),
+    ("monitor_call", 1): (topics.ROUTING_DECISIONS, MonitorCallV1),
+    ("send_dtmf", 1): (topics.ROUTING_DECISIONS, SendDtmfV1),
     ("offer_call", 1): (topics.ROUTING_DECISIONS, OfferCallV1),
     ("connect_call", 1): (topics.ROUTING_DECISIONS, ConnectCallV1),
     ("hangup_leg", 1): (topics.ROUTING_DECISIONS, HangupLegV1),
