@@ -34,6 +34,8 @@ from routing.events import (
     ConfigRemoved,
     DecisionMade,
     Event,
+    ExtensionBusy,
+    ExtensionIdle,
     OfferAnswered,
     OfferRejected,
     Tick,
@@ -92,7 +94,7 @@ __all__ = [
     "Event", "ConfigChanged", "ConfigRemoved", "AgentLoggedIn", "AgentLoggedOut",
     "AgentRegistered", "AgentUnregistered", "AgentPaused", "AgentResumed", "CallEnqueued",
     "OfferAnswered", "OfferRejected", "CallAbandoned", "CallConnected", "CallEnded",
-    "WrapUpEnded", "Tick", "DecisionMade",
+    "WrapUpEnded", "ExtensionBusy", "ExtensionIdle", "Tick", "DecisionMade",
     # policy and decisions
     "decide", "step", "run", "explain", "effective_priority", "Decision", "Candidate", "OfferCall",
     "CancelOffer", "ConnectCall", "RunAfterHoursAction", "OverflowCall", "ForwardToMobile",

@@ -33,6 +33,8 @@ __all__ = [
     "CallConnected",
     "CallEnded",
     "WrapUpEnded",
+    "ExtensionBusy",
+    "ExtensionIdle",
     "Tick",
     "DecisionMade",
     "ConfigEntity",
@@ -176,6 +178,28 @@ class WrapUpEnded:
 
 
 @dataclass(**_EV)
+class ExtensionBusy:
+    """A leg on the agent's phone that no queue offered: a direct or internal call, a
+    click-to-call, a call the agent placed. The agent is not offered queue calls meanwhile
+    (presence from call activity: the phone is busy whatever the agent's ACD state)."""
+
+    type: ClassVar[str] = "extension_busy"
+    at_us: int
+    agent_id: str
+    leg_id: str
+
+
+@dataclass(**_EV)
+class ExtensionIdle:
+    """That leg ended (or was never created: a click-to-call whose originate failed)."""
+
+    type: ClassVar[str] = "extension_idle"
+    at_us: int
+    agent_id: str
+    leg_id: str
+
+
+@dataclass(**_EV)
 class Tick:
     """Time passed. Ends wrap-ups and ring-no-answer delays that are due."""
 
@@ -208,6 +232,8 @@ Event = Union[
     CallConnected,
     CallEnded,
     WrapUpEnded,
+    ExtensionBusy,
+    ExtensionIdle,
     Tick,
     DecisionMade,
 ]

@@ -142,7 +142,7 @@ def _forward_to_mobile(p: _Pass, s: State, q: Queue, c: CallState) -> bool:
         a = s.agents.get(aid)
         if cfg is None or a is None or not cfg.mobile or aid in p.taken:
             continue
-        if a.calls or a.offer_id is not None or a.pause_reason is not None:
+        if a.calls or a.other_legs or a.offer_id is not None or a.pause_reason is not None:
             continue
         if cfg.shift is not None and not cfg.shift.is_open(p.lt):
             continue

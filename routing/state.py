@@ -85,6 +85,8 @@ class AgentState:
     pause_reason: str | None = None
     offer_id: str | None = None  # the one ringing offer, if any
     calls: tuple[str, ...] = ()  # calls this agent answered and has not finished
+    # Legs on the agent's phone that no queue offered (direct calls, click-to-call).
+    other_legs: tuple[str, ...] = ()
     wrap_until_us: int | None = None
     penalty_until_us: int | None = None
     penalty_cause: str | None = None
@@ -105,7 +107,7 @@ class AgentState:
             return Status.LOGGED_OUT
         if self.offer_id is not None:
             return Status.OFFERED
-        if self.calls:
+        if self.calls or self.other_legs:
             return Status.ON_CALL
         if self.wrap_until_us is not None:
             return Status.WRAP_UP
@@ -155,12 +157,14 @@ def is_ready(a: AgentState, cfg: Agent) -> bool:
         and a.offer_id is None
         and a.wrap_until_us is None
         and a.penalty_until_us is None
+        and not a.other_legs
         and len(a.calls) < cfg.max_concurrent
     )
 
 
 def _busy(a: AgentState) -> bool:
-    return a.offer_id is not None or bool(a.calls) or a.wrap_until_us is not None
+    return (a.offer_id is not None or bool(a.calls) or bool(a.other_legs)
+            or a.wrap_until_us is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -611,6 +615,15 @@ def apply(state: State, event: e.Event) -> State:
         reg = isinstance(event, e.AgentRegistered)
         if a is not None and a.registered != reg:
             _put_agent(tx, replace(a, registered=reg), at)
+    elif isinstance(event, e.ExtensionBusy):
+        a = _agent(tx, event.agent_id)
+        if a is not None and event.leg_id not in a.other_legs:
+            _put_agent(tx, replace(a, other_legs=a.other_legs + (event.leg_id,)), at)
+    elif isinstance(event, e.ExtensionIdle):
+        a = _agent(tx, event.agent_id)
+        if a is not None and event.leg_id in a.other_legs:
+            _put_agent(tx, replace(a, other_legs=tuple(x for x in a.other_legs
+                                                       if x != event.leg_id)), at)
     elif isinstance(event, e.AgentPaused):
         a = _agent(tx, event.agent_id)
         if a is not None and a.logged_in:

@@ -173,3 +173,27 @@ def test_replay_gives_the_same_state() -> None:
     assert s == w.state
     assert replay(full) == w.state
     assert replay(full) == replay(full)
+
+
+def test_a_busy_phone_is_not_offered_queue_calls_until_it_is_idle() -> None:
+    """Presence from call activity: a direct call or click-to-call on the agent's phone
+    makes it busy for the queues; the waiting call goes to the agent when the leg ends."""
+    from routing import ExtensionBusy, ExtensionIdle
+
+    w = world(agent("a1"))
+    w.ev(ExtensionBusy(at_us=w.at(0), agent_id="a1", leg_id="leg-1"))
+    a = w.state.agents["a1"]
+    assert a.status == Status.ON_CALL and not w.state.ready.get("q")
+    assert w.offers(w.call("c1", at=1)) == []  # waits: the only agent's phone is busy
+    # A second leg (call waiting on the phone) and a repeated busy are both held.
+    w.ev(ExtensionBusy(at_us=w.at(2), agent_id="a1", leg_id="leg-2"))
+    w.ev(ExtensionBusy(at_us=w.at(2), agent_id="a1", leg_id="leg-2"))
+    assert w.state.agents["a1"].other_legs == ("leg-1", "leg-2")
+    w.ev(ExtensionIdle(at_us=w.at(3), agent_id="a1", leg_id="leg-1"))
+    assert w.state.agents["a1"].status == Status.ON_CALL
+    out = w.ev(ExtensionIdle(at_us=w.at(4), agent_id="a1", leg_id="leg-2"))
+    assert [x.type for x in out] == ["offer_call"] and out[0].agent_id == "a1"
+    # An idle for a leg it does not hold changes nothing.
+    before = w.state.agents["a1"]
+    w.ev(ExtensionIdle(at_us=w.at(5), agent_id="a1", leg_id="leg-9"))
+    assert w.state.agents["a1"] == before
