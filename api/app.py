@@ -24,7 +24,7 @@ from .live.services import LiveView
 from .popup.services import PopupService, lookup
 from .reports.services import ReportService
 from .settings import ApiSettings
-from .agents.services import AgentService
+from .agents.services import AgentService, RecentCalls
 from .agents.http import bp as agents_bp
 from .audit.http import bp as audit_bp
 from .config.http import bp as config_bp
@@ -53,8 +53,10 @@ class Services:
         self.audit = AuditLog(bus, settings.audit_topic)
         self.config = ConfigService(self.view, bus, settings.config_topic, self.audit,
                                     self.tokens)
-        self.agents = AgentService(self.view, bus, settings.commands_topic)
         self.live = LiveView()
+        self.recent_calls = RecentCalls()
+        self.agents = AgentService(self.view, bus, settings.commands_topic, self.live,
+                                   self.recent_calls)
         self.popup = PopupService(self.view)
         self.notes = Notes(bus, settings.notes_topic)
         self.calls = CallsInProgress()
@@ -68,6 +70,7 @@ class Services:
         self.bus.follow(s.notes_topic, self.notes.apply, from_start=True)
         self.bus.follow(s.events_topic, self.popup.apply, from_start=False)
         self.bus.follow(s.events_topic, self.calls.apply, from_start=False)
+        self.bus.follow(s.events_topic, self.recent_calls.apply, from_start=False)
 
     def authorize(self, token: str) -> Principal:
         who = self.tokens.verify(token)

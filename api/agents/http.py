@@ -1,4 +1,5 @@
-"""Agent resources: /api/v1/agents/<id>/<command>, /api/v1/click-to-call."""
+"""Agent resources: /api/v1/agents/<id>/<command>, /api/v1/agents/<id>/state,
+/api/v1/me, /api/v1/click-to-call."""
 from __future__ import annotations
 
 from flask import Blueprint
@@ -22,6 +23,19 @@ def _command(action: str) -> None:
 
 for _action in s.COMMANDS:
     _command(_action)
+
+
+@endpoint(bp, "/me", "GET", roles=EVERYONE, response=s.MeOut,
+          summary="Who this token is: tenant, user, role and the agent it acts for")
+def me(who: Principal, _: None) -> dict:
+    return services().agents.me(who)
+
+
+@endpoint(bp, "/agents/<agent_id>/state", "GET", roles=EVERYONE, response=s.AgentStateOut,
+          summary="One agent's state (time in state, pause reason, current call) and the "
+                  "calls it answered lately (agent: itself only)")
+def agent_state(who: Principal, _: None, agent_id: str) -> dict:
+    return services().agents.state(who, agent_id)
 
 
 @endpoint(bp, "/click-to-call", "POST", roles=EVERYONE, body=s.ClickToCallLoad,

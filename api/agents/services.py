@@ -1,28 +1,85 @@
-"""Agent commands (login/logout/pause/resume/ready) and click-to-call, as command records.
+"""Agent commands (login/logout/pause/resume/ready) and click-to-call, as command records;
+an agent's own state and recent calls (the agent page).
 
 The routing worker consumes the agent commands from `tongdai.cc.commands.v1` (keyed by
 tenant). An agent-role token may command only its own agent: the agent whose id is the
-token's user, or the `agent_id` of the token's user record.
+token's user, or the `agent_id` of the token's user record. The same rule scopes what an
+agent may read: its own state, never the tenant's live view.
 """
 from __future__ import annotations
 
+import threading
 import uuid
+from collections import OrderedDict, deque
+from typing import Any
 
 from routing import numbers
-from routing.contract import topics
+from routing.contract import Envelope, topics
 
 from ..auth import AGENT, Principal
 from ..bus import Bus, envelope
 from ..config.view import ConfigView
 from ..errors import Conflict, Forbidden, NotFound
+from ..live.services import LiveView
 from .schemas import COMMANDS
+
+RECENT_PER_AGENT = 10
+REMEMBERED_CALLS = 50_000
+
+
+class RecentCalls:
+    """The calls each agent answered lately, from the router's facts (`call_enqueued` gives
+    the caller, `call_answered` the agent, `call_ended` the end), newest first.
+
+    Followed from the end of `tongdai.cc.events.v1` (like pop-ups: what an agent needs after
+    a call is the call it just had), so a process knows the calls answered since it started.
+    """
+
+    def __init__(self, keep: int = RECENT_PER_AGENT) -> None:
+        self._lock = threading.Lock()
+        self._keep = keep
+        self._calls: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
+        self._by_agent: dict[tuple[str, str], deque[dict[str, Any]]] = {}
+
+    def apply(self, env: Envelope) -> None:
+        if not env.call_id:
+            return
+        key = (env.tenant, env.call_id)
+        p = env.payload
+        with self._lock:
+            if env.type == "call_enqueued":
+                self._calls[key] = {"caller": p.get("caller", ""), "queue": p.get("queue", "")}
+                while len(self._calls) > REMEMBERED_CALLS:
+                    self._calls.popitem(last=False)
+            elif env.type == "call_answered":
+                known = self._calls.setdefault(key, {"caller": "", "queue": p["queue"]})
+                entry = {"call_id": env.call_id, "queue": p["queue"],
+                         "caller": known.get("caller", ""), "answered_at_us": env.occurred_at,
+                         "ended_at_us": None, "talk_ms": None}
+                known["entry"] = entry
+                mine = self._by_agent.setdefault((env.tenant, p["agent_id"]),
+                                                 deque(maxlen=self._keep))
+                if all(c["call_id"] != env.call_id for c in mine):
+                    mine.appendleft(entry)
+            elif env.type == "call_ended":
+                entry = self._calls.get(key, {}).get("entry")
+                if entry is not None and entry["ended_at_us"] is None:
+                    entry["ended_at_us"] = env.occurred_at
+                    entry["talk_ms"] = int(p.get("talk_ms") or 0)
+
+    def of_agent(self, tenant: str, agent_id: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(c) for c in self._by_agent.get((tenant, agent_id), ())]
 
 
 class AgentService:
-    def __init__(self, view: ConfigView, bus: Bus, topic: str) -> None:
+    def __init__(self, view: ConfigView, bus: Bus, topic: str, live: LiveView | None = None,
+                 recent: RecentCalls | None = None) -> None:
         self.view = view
         self.bus = bus
         self.topic = topic
+        self.live = live or LiveView()
+        self.recent = recent or RecentCalls()
 
     def own_agent(self, who: Principal) -> str | None:
         user = self.view.get(who.tenant, "user", who.user)
@@ -33,6 +90,46 @@ class AgentService:
             raise Forbidden("an agent may only act for itself")
         if self.view.get(who.tenant, "agent", agent_id) is None:
             raise NotFound(f"no agent {agent_id!r}")
+
+    def me(self, who: Principal) -> dict:
+        """Who the token is, and the agent it acts for (if that agent is configured)."""
+        agent_id = self.own_agent(who)
+        if agent_id is None or self.view.get(who.tenant, "agent", agent_id) is None:
+            agent_id = None
+        return {"tenant": who.tenant, "user": who.user, "role": who.role,
+                "agent_id": agent_id, "expires_at": who.expires_at}
+
+    def state(self, who: Principal, agent_id: str, now_us: int | None = None) -> dict:
+        """One agent's state from the router's live view, its current call and the calls
+        it answered lately. An agent reads only its own; another tenant's agent is 404."""
+        self.check_may_act(who, agent_id)
+        cfg = self.view.get(who.tenant, "agent", agent_id).data
+        live = self.live.state(who.tenant, now_us)
+        mine = next((a for a in live["agents"] if a["agent_id"] == agent_id), None)
+        out: dict[str, Any] = {
+            "agent_id": agent_id, "extension": str(cfg.get("extension") or ""),
+            "queues": sorted(cfg.get("queues") or ()), "state": "unknown", "since_us": None,
+            "time_in_state_ms": None, "pause_reason": None, "call": None,
+            "recent_calls": self.recent.of_agent(who.tenant, agent_id),
+            "as_of_us": live["as_of_us"], "age_ms": live["age_ms"]}
+        if live["as_of_us"] is None:
+            return out
+        if mine is None:  # the router never saw it log in
+            out["state"] = "logged_out"
+            return out
+        out.update(state=mine["state"], since_us=mine["since_us"],
+                   time_in_state_ms=mine["time_in_state_ms"],
+                   pause_reason=mine.get("pause_reason"),
+                   extension=mine.get("extension") or out["extension"])
+        call_id = mine.get("call_id")
+        if call_id:
+            call = next((c for c in live["calls"] if c["call_id"] == call_id), None)
+            out["call"] = {"call_id": call_id, "queue": call["queue"] if call else "",
+                           "caller": call["caller"] if call else "",
+                           "status": call["status"] if call else mine["state"],
+                           "connected_us": call.get("connected_us") if call else None,
+                           "vip": bool(call.get("vip")) if call else False}
+        return out
 
     def command(self, who: Principal, agent_id: str, action: str, reason: str) -> dict:
         self.check_may_act(who, agent_id)
