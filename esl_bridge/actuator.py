@@ -58,6 +58,43 @@ def esl_command(envelope: Envelope) -> str:
         ])
         return (f"originate {{{variables}}}user/{_clean(p['extension'])}@{_clean(p['domain'])}"
                 f" &park()")
+    if kind == "originate_call":
+        variables = ",".join([
+            f"origination_uuid={_clean(p['leg_id'])}",
+            f"tongdai_tenant={_clean(envelope.tenant)}",
+            f"tongdai_click_to_call={_clean(p['request_id'])}",
+            f"tongdai_agent_id={_clean(p['agent_id'])}",
+            f"tongdai_command_id={_clean(p['command_id'])}",
+            # The agent's phone shows whom it is calling; the customer sees the tenant's
+            # number (the outbound dialplan refuses a 1800/1900 one as well).
+            f"origination_caller_id_number={_clean(p['destination'])}",
+            "origination_caller_id_name='Click-to-call'",
+            f"effective_caller_id_number={_clean(p['outbound_caller_id'])}",
+            f"tongdai_outbound_caller_id={_clean(p['outbound_caller_id'])}",
+            f"originate_timeout={int(p['timeout_s'])}",
+            "ignore_early_media=true",
+        ])
+        return (f"originate {{{variables}}}user/{_clean(p['extension'])}@{_clean(p['domain'])}"
+                f" {_clean(p['destination'])} XML {_clean(p['context'])}")
+    if kind == "monitor_call":
+        mode = p["mode"]
+        variables = ",".join([
+            f"origination_uuid={_clean(p['leg_id'])}",
+            f"tongdai_tenant={_clean(envelope.tenant)}",
+            f"tongdai_monitor_id={_clean(p['leg_id'])}",
+            f"tongdai_monitor_mode={_clean(mode)}",
+            f"tongdai_command_id={_clean(p['command_id'])}",
+            "origination_caller_id_name='Giam sat cuoc goi'",
+            f"origination_caller_id_number={_clean(p['extension'])}",
+            "eavesdrop_enable_dtmf=true",
+            f"eavesdrop_whisper_aleg={'true' if mode in ('whisper', 'barge') else 'false'}",
+            f"eavesdrop_whisper_bleg={'true' if mode == 'barge' else 'false'}",
+            f"originate_timeout={int(p['timeout_s'])}",
+        ])
+        return (f"originate {{{variables}}}user/{_clean(p['extension'])}@{_clean(p['domain'])}"
+                f" &eavesdrop({_clean(p['target_leg'])})")
+    if kind == "send_dtmf":
+        return f"uuid_recv_dtmf {_clean(p['leg_id'])} {_clean(p['digits'])}"
     if kind == "connect_call":
         return f"uuid_bridge {_clean(envelope.call_id)} {_clean(p['offer_id'])}"
     if kind == "hangup_leg":

@@ -56,7 +56,7 @@ class Sink:
                else topics.tenant_key(envelope.tenant))
         value = encode(envelope)
         self._append(topic, key, value)
-        if envelope.type in topics.ROUTING_TYPES:
+        if topics.for_router(envelope.type, envelope.payload):
             self._append(topics.FS_ROUTING, key, value)
         self.published += 1
 

@@ -106,6 +106,18 @@ def _domain(h: dict[str, str]) -> str | None:
     return presence.rpartition("@")[2] or None
 
 
+def _extension(h: dict[str, str]) -> str | None:
+    """The extension whose phone the leg is: FreeSWITCH sets the presence id of a leg to a
+    registered user (`user/1000@dom`) and of a call a phone placed to `<user>@<domain>`."""
+    # (`user_name` is the user a phone's call authenticated as, `dialed_user` the user a
+    # `user/` dial string rang.)
+    for user in (h.get("Channel-Presence-ID", "").partition("@")[0],
+                 h.get("variable_dialed_user", ""), h.get("variable_user_name", "")):
+        if user and numbers.is_extension(user):
+            return user
+    return None
+
+
 def tenant_of_domain(domain: str | None, config: NormalizerConfig) -> str:
     """A SIP domain names its tenant; an IP address or nothing falls back to the default."""
     if not domain:
@@ -253,6 +265,7 @@ def _channel(event: Event, type_: str, config: NormalizerConfig) -> Envelope:
         "language": _var(h, "tongdai_language"),
         "region": _var(h, "tongdai_region"),
         "offer_id": _var(h, "tongdai_offer_id"),
+        "extension": _extension(h),
         "other_leg_id": h.get("Other-Leg-Unique-ID") or h.get("Bridge-B-Unique-ID"),
         "channel_state": h.get("Channel-State"),
         "answer_state": h.get("Answer-State"),

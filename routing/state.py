@@ -85,8 +85,6 @@ class AgentState:
     pause_reason: str | None = None
     offer_id: str | None = None  # the one ringing offer, if any
     calls: tuple[str, ...] = ()  # calls this agent answered and has not finished
-    # Legs on the agent's phone that no queue offered (direct calls, click-to-call).
-    other_legs: tuple[str, ...] = ()
     wrap_until_us: int | None = None
     penalty_until_us: int | None = None
     penalty_cause: str | None = None
@@ -99,6 +97,9 @@ class AgentState:
     busy_us: int = 0  # offered + talking + wrap-up since login (occupancy)
     idle_us: int = 0  # ready and waiting since login (occupancy)
     mark_us: int = 0  # when busy_us/idle_us were last brought up to date
+    # Legs on the agent's phone that no queue offered (direct calls, click-to-call). Last:
+    # stored states are pickled positionally, and an older one simply lacks it.
+    other_legs: tuple[str, ...] = ()
 
     @property
     def status(self) -> str:

@@ -21,6 +21,7 @@ import routing
 from routing import decisions as d
 from routing import events as ev
 from routing import model as m
+from routing import numbers
 from routing.contract import Envelope, deterministic_id, topics
 from routing.state import CallStatus, State
 
@@ -31,6 +32,12 @@ SEQ_WINDOW = 10_000
 RECENT_DECISIONS = 20  # shown on the wallboard's ticker  # FreeSWITCH events per node (all kinds) within which order may vary
 SHORT_ABANDON_S = 5  # DESIGN.md KPIs: default short-abandon threshold
 SNAPSHOT_GRACE_US = 5_000_000  # offers younger than this may not have a channel yet
+CLICK_TO_CALL_TIMEOUT_S = 30  # how long the agent's phone rings for a click-to-call
+MONITOR_TIMEOUT_S = 30  # how long the supervisor's phone rings for a monitoring
+MONITORS_KEPT = 1_000
+# FreeSWITCH eavesdrop's DTMF keys (switch_ivr_async.c, eavesdrop_enable_dtmf): 0 listen
+# only, 2 speak with the eavesdropped leg (here the agent's: whisper), 3 three-way (barge).
+MONITOR_DTMF = {"listen": "0", "whisper": "2", "barge": "3"}
 
 # FreeSWITCH hangup causes and originate errors -> why an offer failed (routing.model.Cause).
 _FAILURE_CAUSES = {
@@ -79,6 +86,9 @@ class TenantRouter:
     # re-keyed through the worker, so it can lag a login sent at the same moment).
     early: dict[str, list] = field(default_factory=dict)
     state_since: dict[str, int] = field(default_factory=dict)  # agent -> since (µs)
+    agent_legs: dict[str, str] = field(default_factory=dict)  # connected call -> agent's leg
+    # Monitorings started: monitor id (= the supervisor leg's uuid) -> [node, mode, call].
+    monitors: dict[str, list] = field(default_factory=dict)
     recent: list[dict] = field(default_factory=list)  # the last decisions, newest first
     version: int = 0  # grows whenever anything worth persisting changed
     applied: int = 0
@@ -141,8 +151,20 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         if call is not None and call.status != CallStatus.CONNECTED:
             return [ev.CallConnected(at_us=at, call_id=env.call_id)]
         return []
+    if kind == "channel_created":
+        agent_id = _phone_agent(router, p)
+        if agent_id is None:
+            return []
+        router.call_nodes[p["leg_id"]] = env.source
+        return [ev.ExtensionBusy(at_us=at, agent_id=agent_id, leg_id=p["leg_id"])]
     if kind == "channel_hungup":
         leg = p.get("leg_id")
+        if leg in router.monitors:
+            del router.monitors[leg]
+            router.version += 1
+        idle = _other_leg_ended(router, leg or "", at)
+        if idle:
+            return idle
         offer = state.offers.get(leg or "")
         if offer is not None:
             call = state.calls.get(offer.call_id)
@@ -170,6 +192,9 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
             return [ev.AgentRegistered(at_us=at, agent_id=agent_id)]
         return [ev.AgentUnregistered(at_us=at, agent_id=agent_id)]
     if kind == "command_executed":
+        if p.get("command") == "originate_call" and not p.get("ok"):
+            # The agent's phone never took the click-to-call: the leg is not busy.
+            return _other_leg_ended(router, env.call_id or "", at)
         if p.get("command") == "offer_call" and not p.get("ok"):
             offer = state.offers.get(p["command_id"])  # an offer's command id is its offer id
             if offer is not None and not offer.answered:
@@ -202,6 +227,121 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
     if kind == "config_changed":
         return configure(router, env)
     return []
+
+
+def _phone_agent(router: TenantRouter, p: dict[str, Any]) -> str | None:
+    """The agent whose phone a new leg is, for legs no queue offered (offers are tracked
+    as offers)."""
+    ext = p.get("extension")
+    if not ext or p.get("offer_id"):
+        return None
+    return router.extension_agent(ext)
+
+
+def _other_leg_ended(router: TenantRouter, leg: str, at: int) -> list[ev.Event]:
+    for agent_id, a in router.state.agents.items():
+        if leg in a.other_legs:
+            router.call_nodes.pop(leg, None)
+            return [ev.ExtensionIdle(at_us=at, agent_id=agent_id, leg_id=leg)]
+    return []
+
+
+# ---- API commands the router carries out itself (not routing facts) -----------------
+
+def _refused(router: TenantRouter, env: Envelope, reason: str) -> tuple[list[Out], list]:
+    p = env.payload
+    request_id = p.get("request_id") or p.get("monitor_id") or env.event_id
+    return [_out(topics.CC_EVENTS, topics.tenant_key(router.tenant), "command_refused",
+                 router.tenant, env.occurred_at, env.call_id,
+                 {"request_id": request_id, "command": env.type,
+                  "agent_id": p.get("agent_id"), "reason": reason},
+                 "refused", env.event_id)], []
+
+
+def _order(router: TenantRouter, type_: str, node: str, at: int, call_id: str | None,
+           command_id: str, **payload: Any) -> Out:
+    return _out(topics.ROUTING_DECISIONS, topics.node_key(node), type_, router.tenant, at,
+                call_id, {"command_id": command_id, "node": node, **payload}, command_id)
+
+
+def _destination(number: str) -> str:
+    """What the tenant's outbound dialplan is given: the national form of a Vietnamese
+    number, E.164 for others (the dialplan bars international calls unless permitted)."""
+    try:
+        return numbers.national_number(number)
+    except ValueError:
+        return numbers.to_e164(number)
+
+
+def click_to_call(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.Event]]:
+    """Ring the agent's phone; when it answers, the tenant's outbound dialplan calls the
+    customer. The agent is busy for the queues from now on (no offer can race the click)."""
+    p = env.payload
+    state = router.state
+    agent_id = p["agent_id"]
+    agent = state.agent_cfg.get(agent_id)
+    if agent is None:
+        return _refused(router, env, f"no agent {agent_id!r}")
+    node = router.registrations.get(agent.extension)
+    if not node:
+        return _refused(router, env, f"extension {agent.extension} of agent {agent_id} is not "
+                                     "registered: the phone must be online to place the call")
+    now = state.agents.get(agent_id)
+    if now is not None and (now.offer_id or now.calls or now.other_legs):
+        return _refused(router, env, f"agent {agent_id} is busy ({now.status})")
+    caller_id = p.get("caller_id") or ""
+    try:
+        destination = _destination(p["number"])
+        presented = numbers.national_number(caller_id) if caller_id else ""
+    except ValueError as exc:
+        return _refused(router, env, str(exc))
+    if not presented or numbers.is_service_number(presented):
+        return _refused(router, env, "no caller id that may be presented outbound (never a "
+                                     "1800/1900 number)")
+    leg = deterministic_id("click_to_call", router.tenant, p["request_id"])
+    router.call_nodes[leg] = node
+    order = _order(router, "originate_call", node, env.occurred_at, leg, leg, leg_id=leg,
+                   request_id=p["request_id"], agent_id=agent_id, extension=agent.extension,
+                   domain=router.sip_domain or router.tenant, destination=destination,
+                   context=f"tongdai_{router.tenant}_outbound", caller_id_number=destination,
+                   outbound_caller_id=presented, timeout_s=CLICK_TO_CALL_TIMEOUT_S)
+    return [order], [ev.ExtensionBusy(at_us=env.occurred_at, agent_id=agent_id, leg_id=leg)]
+
+
+def monitor(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.Event]]:
+    """Ring the supervisor's phone and join it to the agent's leg of the call (eavesdrop)."""
+    p = env.payload
+    state = router.state
+    if env.type == "monitor_mode_requested":
+        running = router.monitors.get(p["monitor_id"])
+        if running is None:
+            return _refused(router, env, f"no monitoring {p['monitor_id']} in progress")
+        node, _, call_id = running
+        running[1] = p["mode"]
+        router.version += 1
+        return [_order(router, "send_dtmf", node, env.occurred_at, call_id,
+                       deterministic_id("monitor_mode", env.event_id),
+                       leg_id=p["monitor_id"], digits=MONITOR_DTMF[p["mode"]])], []
+    agent_id = p["agent_id"]
+    now = state.agents.get(agent_id)
+    call_id = env.call_id if env.call_id and now and env.call_id in now.calls else \
+        (now.calls[0] if now and now.calls else None)
+    leg = router.agent_legs.get(call_id or "")
+    node = router.call_nodes.get(call_id or "")
+    if not call_id or not leg or not node:
+        return _refused(router, env, f"agent {agent_id} has no call in progress")
+    router.monitors[p["monitor_id"]] = [node, p["mode"], call_id]
+    while len(router.monitors) > MONITORS_KEPT:
+        router.monitors.pop(next(iter(router.monitors)))
+    router.version += 1
+    return [_order(router, "monitor_call", node, env.occurred_at, call_id,
+                   deterministic_id("monitor", p["monitor_id"]), leg_id=p["monitor_id"],
+                   extension=p["extension"], domain=router.sip_domain or router.tenant,
+                   target_leg=leg, mode=p["mode"], timeout_s=MONITOR_TIMEOUT_S)], []
+
+
+DIRECT = {"click_to_call_requested": click_to_call, "monitor_requested": monitor,
+          "monitor_mode_requested": monitor}
 
 
 def _agent_command(kind: str, agent_id: str, at: int, reason: str | None) -> ev.Event:
@@ -252,6 +392,11 @@ def reconcile(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         if (router.call_nodes.get(offer.call_id) == node and offer.offer_id not in alive
                 and at - offer.at_us > SNAPSHOT_GRACE_US and not offer.answered):
             out.append(ev.OfferRejected(at_us=at, offer_id=offer.offer_id, cause=m.Cause.NO_ANSWER))
+    for agent_id, a in state.agents.items():
+        for leg in a.other_legs:
+            if router.call_nodes.get(leg) == node and leg not in alive:
+                router.call_nodes.pop(leg, None)
+                out.append(ev.ExtensionIdle(at_us=at, agent_id=agent_id, leg_id=leg))
     for call_id, call in state.calls.items():
         if router.call_nodes.get(call_id) == node and call_id not in alive:
             if call.status == CallStatus.CONNECTED:
@@ -337,6 +482,7 @@ def emit(router: TenantRouter, before: State, dec: d.Decision, at: int) -> list[
     elif isinstance(dec, d.ConnectCall):
         out.append(_command(router, "connect_call", at, dec.call_id, dec.decision_id,
                             offer_id=dec.offer_id))
+        router.agent_legs[dec.call_id] = dec.offer_id  # the leg a supervisor may monitor
         call = before.calls.get(dec.call_id)
         offer = before.offers.get(dec.offer_id)
         out.append(_out(topics.CC_EVENTS, key, "call_answered", t, at, dec.call_id,
@@ -384,6 +530,7 @@ def _facts(router: TenantRouter, before: State, fact: ev.Event, env: Envelope, n
                 "queue": call.call.queue, "wait_ms": wait_ms,
                 "short": wait_ms < threshold * 1000}, env.event_id, n))
         router.call_nodes.pop(fact.call_id, None)
+        router.agent_legs.pop(fact.call_id, None)
     elif isinstance(fact, ev.CallEnded):
         call = before.calls.get(fact.call_id)
         if call is not None:
@@ -393,6 +540,7 @@ def _facts(router: TenantRouter, before: State, fact: ev.Event, env: Envelope, n
                 "talk_ms": (at - call.connected_us) // 1000 if call.connected_us else 0},
                 env.event_id, n))
         router.call_nodes.pop(fact.call_id, None)
+        router.agent_legs.pop(fact.call_id, None)
     return out
 
 
@@ -445,8 +593,13 @@ def handle(router: TenantRouter, env: Envelope) -> list[Out]:
     if _is_duplicate(router, env):
         router.duplicates += 1
         return []
-    facts = translate(router, env)
     out: list[Out] = []
+    direct = DIRECT.get(env.type)
+    if direct is not None:
+        out, facts = direct(router, env)
+        router.version += 1
+    else:
+        facts = translate(router, env)
     for n, fact in enumerate(facts):
         before = router.state
         state, decisions = routing.step(before, fact)

@@ -74,8 +74,22 @@ class RouterStore:
         if not blob:
             return TenantRouter(tenant)
         router: TenantRouter = pickle.loads(blob)
+        _upgrade(router)
         config = self.table.get(f"{tenant}{SEP}{CONFIG_KEY}")
         if config:
             router.state = dataclasses.replace(router.state, **pickle.loads(config))
         self._written[tenant] = (router.version, _config_ids(router))
         return router
+
+
+def _upgrade(router: TenantRouter) -> None:
+    """Give a router stored by an older version the fields it did not have (their defaults):
+    a worker upgrade resumes from the stored state instead of failing on it."""
+    for f in dataclasses.fields(TenantRouter):
+        if f.name not in router.__dict__:
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
+                else f.default  # type: ignore[misc]
+            setattr(router, f.name, default)
+    for agent in router.state.agents.values():
+        if not hasattr(agent, "other_legs"):  # routing AgentState before other_legs
+            object.__setattr__(agent, "other_legs", ())

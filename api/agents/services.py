@@ -163,7 +163,8 @@ class AgentService:
         caller_id = self.caller_id(who.tenant, agent_id)
         request_id = uuid.uuid4().hex
         env = envelope("click_to_call_requested", who.tenant,
-                       {"agent_id": agent_id, "number": number, "request_id": request_id},
+                       {"agent_id": agent_id, "number": number, "request_id": request_id,
+                        "caller_id": caller_id},
                        source=f"api:{who.user}")
         self.bus.publish(self.topic, topics.tenant_key(who.tenant), env)
         return {"request_id": request_id, "agent_id": agent_id, "number": number,

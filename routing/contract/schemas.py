@@ -59,6 +59,8 @@ class ChannelEventV1(_Strict):
     language = fields.String(load_default=None, allow_none=True)
     region = fields.String(load_default=None, allow_none=True)
     offer_id = fields.String(load_default=None, allow_none=True)  # set on agent legs we originated
+    # The tenant's extension whose phone this leg is (Channel-Presence-ID), if any.
+    extension = fields.String(load_default=None, allow_none=True)
     other_leg_id = fields.String(load_default=None, allow_none=True)
     channel_state = fields.String(load_default=None, allow_none=True)
     answer_state = fields.String(load_default=None, allow_none=True)

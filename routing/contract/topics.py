@@ -57,3 +57,12 @@ ROUTING_TYPES = frozenset({
     "channel_parked", "channel_bridged", "channel_hungup", "sip_registered",
     "sip_unregistered", "sip_registration_expired", "command_executed", "node_snapshot_taken",
 })
+
+
+def for_router(type_: str, payload: dict) -> bool:
+    """Does the router need this FreeSWITCH fact? The ROUTING_TYPES, and the creation of a
+    leg on an extension's phone that no queue offered (presence from call activity)."""
+    if type_ in ROUTING_TYPES:
+        return True
+    return (type_ == "channel_created" and bool(payload.get("extension"))
+            and not payload.get("offer_id"))

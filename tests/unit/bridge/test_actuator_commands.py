@@ -27,7 +27,34 @@ def test_offer_originates_the_agent_leg_with_the_offer_id_and_parks_it():
     assert line.endswith("}user/1007@acme.vn &park()")
 
 
+def test_click_to_call_rings_the_agent_then_sends_its_leg_to_the_outbound_dialplan():
+    line = esl_command(decision(
+        "originate_call", leg_id="leg-1", request_id="r-1", agent_id="lan", extension="1000",
+        domain="acme.vn", destination="0912345678", context="tongdai_acme_outbound",
+        caller_id_number="0912345678", outbound_caller_id="02873001234", timeout_s=30))
+    assert line.startswith("originate {origination_uuid=leg-1,tongdai_tenant=acme,"
+                           "tongdai_click_to_call=r-1,tongdai_agent_id=lan,")
+    assert "effective_caller_id_number=02873001234" in line
+    assert "origination_caller_id_number=0912345678" in line and "originate_timeout=30" in line
+    assert line.endswith("}user/1000@acme.vn 0912345678 XML tongdai_acme_outbound")
+
+
+@pytest.mark.parametrize("mode, aleg, bleg", [("listen", "false", "false"),
+                                              ("whisper", "true", "false"),
+                                              ("barge", "true", "true")])
+def test_monitoring_rings_the_supervisor_into_eavesdrop_on_the_agents_leg(mode, aleg, bleg):
+    line = esl_command(decision("monitor_call", leg_id="mon-1", extension="1099",
+                                domain="acme.vn", target_leg="offer-1", mode=mode,
+                                timeout_s=30))
+    assert line.startswith("originate {origination_uuid=mon-1,tongdai_tenant=acme,"
+                           f"tongdai_monitor_id=mon-1,tongdai_monitor_mode={mode},")
+    assert "eavesdrop_enable_dtmf=true" in line
+    assert f"eavesdrop_whisper_aleg={aleg}" in line and f"eavesdrop_whisper_bleg={bleg}" in line
+    assert line.endswith("}user/1099@acme.vn &eavesdrop(offer-1)")
+
+
 @pytest.mark.parametrize("type_, payload, expected", [
+    ("send_dtmf", {"leg_id": "mon-1", "digits": "3"}, "uuid_recv_dtmf mon-1 3"),
     ("connect_call", {"offer_id": "offer-1"}, "uuid_bridge call-1 offer-1"),
     ("hangup_leg", {"leg_id": "offer-1", "cause": "ORIGINATOR_CANCEL"},
      "uuid_kill offer-1 ORIGINATOR_CANCEL"),

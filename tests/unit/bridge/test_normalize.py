@@ -169,6 +169,20 @@ def test_an_agent_leg_we_originated_belongs_to_the_call():
     assert env.payload["offer_id"] == "offer-9"
 
 
+def test_the_extension_whose_phone_a_leg_is():
+    # From the real capture: an extension's call to the 1900 hotline (presence 1009@...).
+    legs = [e for e in published("outbound_socket_1902") if e.type.startswith("channel_")]
+    assert legs and {e.payload["extension"] for e in legs} == {"1009"}
+    # A leg rung with `user/1000@acme.vn` (presence id set by the user endpoint).
+    rung = normalize.normalize(_event(**{"Call-Direction": "outbound",
+                                         "Channel-Presence-ID": "1000@acme.vn"}))
+    assert rung.payload["extension"] == "1000"
+    # A caller from the telephone network is no extension (presence is its number).
+    pstn = normalize.normalize(_event(**{"Channel-Presence-ID": "0903123456@10.0.0.1"}))
+    assert pstn.payload["extension"] is None
+    assert normalize.normalize(_event()).payload["extension"] is None
+
+
 def test_events_not_published_are_skipped_and_broken_ones_refused():
     with pytest.raises(Skipped):
         normalize.normalize(_event(**{"Event-Name": "CHANNEL_STATE"}))

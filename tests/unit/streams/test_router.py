@@ -295,3 +295,129 @@ def test_registrations_in_a_snapshot_count_for_agents_configured_later():
     handle(r, config("agent", "a1", {"extension": "1000", "queues": {"support": {}}}))
     handle(r, cmd("agent_login_requested", 1, agent_id="a1"))
     assert r.state.agents["a1"].status == "available"
+
+
+# ---- presence from call activity, click-to-call, monitoring ---------------------------
+
+def c2c(at_s: float, agent_id: str = "a1", number: str = "0912 345 678",
+        caller_id: str | None = "02873001234", request_id: str = "r-1") -> Envelope:
+    return cmd("click_to_call_requested", at_s, agent_id=agent_id, number=number,
+               request_id=request_id, caller_id=caller_id)
+
+
+def test_a_call_on_the_agents_own_phone_makes_it_busy_for_the_queues():
+    r = setup(agents=("a1",))
+    outs = handle(r, fs("channel_created", 5, "x1", **leg("x1", "x1", extension="1000",
+                                                          direction="internal")))
+    assert r.state.agents["a1"].status == "on_call"
+    assert any(o.envelope.payload.get("state") == "on_call" for o in outs)
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    assert "offer_call" not in types(outs), "a busy phone is not offered a queue call"
+    outs = handle(r, fs("channel_hungup", 20, "x1", **leg("x1", "x1", extension="1000")))
+    assert r.state.agents["a1"].status == "offered" and "offer_call" in types(outs)
+
+
+def test_click_to_call_rings_the_agent_then_the_customer_with_the_callers_number():
+    r = setup(agents=("a1",))
+    outs = handle(r, c2c(5))
+    order = next(o for o in outs if o.envelope.type == "originate_call")
+    assert order.topic == topics.ROUTING_DECISIONS and order.key == NODE.encode()
+    p = order.envelope.payload
+    assert p["extension"] == "1000" and p["domain"] == "acme.vn" and p["node"] == NODE
+    assert p["destination"] == "0912345678" and p["context"] == "tongdai_acme_outbound"
+    assert p["outbound_caller_id"] == "02873001234" and p["command_id"] == p["leg_id"]
+    assert order.envelope.call_id == p["leg_id"]
+    assert RecordSchema().validate(order.envelope.to_dict()) == {}
+    # Busy at once: a queue call arriving before the phone's leg exists is not offered.
+    assert r.state.agents["a1"].status == "on_call"
+    assert "offer_call" not in types(handle(r, fs("channel_parked", 6, "c1", **leg(
+        "c1", "c1", queue="support"))))
+    # The phone's leg appears (same uuid) and ends: the agent is free and gets the call.
+    handle(r, fs("channel_created", 6.5, p["leg_id"], **leg(p["leg_id"], p["leg_id"],
+                                                            extension="1000")))
+    assert r.state.agents["a1"].other_legs == (p["leg_id"],)
+    outs = handle(r, fs("channel_hungup", 40, p["leg_id"], **leg(p["leg_id"], p["leg_id"],
+                                                                  extension="1000")))
+    assert "offer_call" in types(outs)
+
+
+def test_a_click_to_call_the_phone_never_took_frees_the_agent():
+    r = setup(agents=("a1",))
+    leg_id = next(o for o in handle(r, c2c(5)) if o.envelope.type == "originate_call") \
+        .envelope.payload["leg_id"]
+    handle(r, fs("command_executed", 35, leg_id, command_id=leg_id, command="originate_call",
+                 ok=False, result="-ERR NO_ANSWER", job_uuid="j-1"))
+    assert r.state.agents["a1"].status == "available"
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("unregistered", "not registered"), ("busy", "busy"), ("service_caller_id", "1800/1900"),
+    ("no_caller_id", "caller id"), ("bad_number", "phone number"), ("unknown_agent", "no agent"),
+])
+def test_click_to_call_refusals_say_why(case, expected):
+    r = setup(agents=("a1",))
+    request = c2c(5)
+    if case == "unregistered":
+        handle(r, fs("sip_unregistered", 4, None, fs_event="sofia::unregister",
+                     extension="1000", domain="acme.vn"))
+    elif case == "busy":
+        handle(r, fs("channel_created", 4, "x1", **leg("x1", "x1", extension="1000")))
+    elif case == "service_caller_id":
+        request = c2c(5, caller_id="19001234")
+    elif case == "no_caller_id":
+        request = c2c(5, caller_id=None)
+    elif case == "bad_number":
+        request = c2c(5, number="0612")
+    elif case == "unknown_agent":
+        request = c2c(5, agent_id="nobody")
+    outs = handle(r, request)
+    assert types(outs) == ["command_refused"]
+    refused = outs[0].envelope.payload
+    assert expected in refused["reason"] and refused["request_id"] == "r-1"
+    assert RecordSchema().validate(outs[0].envelope.to_dict()) == {}
+
+
+def answered_call(r: TenantRouter) -> str:
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    offer_id = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload["offer_id"]
+    handle(r, fs("channel_parked", 12, "c1", **leg("c1", offer_id, "b", offer_id=offer_id)))
+    handle(r, fs("channel_bridged", 12.1, "c1", **leg("c1", "c1", other_leg_id=offer_id)))
+    return offer_id
+
+
+def test_a_supervisor_monitors_the_agents_leg_and_switches_modes():
+    r = setup(agents=("a1",))
+    agent_leg = answered_call(r)
+    start = Envelope("m-1", "monitor_requested", 1, T0 + 20_000_000, "acme", "api", None, "c1",
+                     {"monitor_id": "mon-1", "agent_id": "a1", "extension": "1099",
+                      "mode": "listen", "requested_by": "sup"})
+    outs = handle(r, start)
+    assert types(outs) == ["monitor_call"]
+    p = outs[0].envelope.payload
+    assert (p["leg_id"], p["target_leg"], p["extension"], p["mode"], p["node"]) == \
+        ("mon-1", agent_leg, "1099", "listen", NODE)
+    assert RecordSchema().validate(outs[0].envelope.to_dict()) == {}
+    outs = handle(r, cmd("monitor_mode_requested", 25, monitor_id="mon-1", mode="barge"))
+    assert types(outs) == ["send_dtmf"] and outs[0].envelope.payload["digits"] == "3"
+    assert outs[0].envelope.payload["leg_id"] == "mon-1"
+    # The supervisor hangs up: the monitoring is over, a mode switch is refused.
+    handle(r, fs("channel_hungup", 30, "mon-1", **leg("mon-1", "mon-1", extension="1099")))
+    outs = handle(r, cmd("monitor_mode_requested", 31, monitor_id="mon-1", mode="whisper"))
+    assert types(outs) == ["command_refused"]
+
+
+def test_monitoring_an_agent_without_a_call_is_refused():
+    r = setup(agents=("a1",))
+    outs = handle(r, cmd("monitor_requested", 5, monitor_id="mon-2", agent_id="a1",
+                         extension="1099", mode="listen"))
+    assert types(outs) == ["command_refused"]
+    assert "no call in progress" in outs[0].envelope.payload["reason"]
+
+
+def test_a_snapshot_without_the_phones_leg_frees_the_agent():
+    r = setup(agents=("a1",))
+    handle(r, fs("channel_created", 5, "x1", **leg("x1", "x1", extension="1000")))
+    handle(r, Envelope("snap-1", "node_snapshot_taken", 1, T0 + 60_000_000, "acme", NODE, None,
+                       None, {"node": NODE, "reason": "reconnected", "channels": [],
+                              "registrations": [{"reg_user": "1000"}]}))
+    assert r.state.agents["a1"].status == "available"
