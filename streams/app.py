@@ -235,3 +235,37 @@ def ensure_topics(bootstrap: str, partitions: int) -> None:
                 pass
     finally:
         admin.close()
+
+
+def start_group_at_end(bootstrap: str, group: str, names: list[str]) -> dict[str, int]:
+    """Commit the current end offsets of `names` for a consumer group that has none yet.
+
+    A new group told to start from "latest" starts at the end *when its partitions are
+    assigned*, which may be seconds after it was launched: records written in between (an
+    agent's login sent right after the worker started) would be skipped. Committing "now"
+    before the worker starts closes that gap. A group with committed offsets is left alone.
+    Returns the offsets committed per topic (summed over partitions).
+    """
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
+                             enable_auto_commit=False, request_timeout_ms=30000)
+    try:
+        parts = [TopicPartition(name, p) for name in names
+                 for p in sorted(consumer.partitions_for_topic(name) or ())]
+        missing = [name for name in names if not any(tp.topic == name for tp in parts)]
+        if missing:
+            raise RuntimeError(f"topics without partitions (not created?): {missing}")
+        committed = {tp: consumer.committed(tp) for tp in parts}
+        if any(offset is not None for offset in committed.values()):
+            return {}
+        ends = consumer.end_offsets(parts)
+        consumer.assign(parts)
+        consumer.commit({tp: OffsetAndMetadata(ends[tp], "", -1) for tp in parts})
+        totals: dict[str, int] = {}
+        for tp in parts:
+            totals[tp.topic] = totals.get(tp.topic, 0) + ends[tp]
+        return totals
+    finally:
+        consumer.close()
