@@ -13,9 +13,18 @@ File shape (one tenant per file; every section optional):
     users:   {lan: {role: agent, agent_id: lan}}
     customers / contacts / leads: {c1: {name: ..., phones: [...]}}
 
-Nothing is written unless every entity is valid (references may point into the file).
-Entities equal to what the config topic already holds are left alone, so applying the
-same file twice writes nothing the second time.
+The file is validated as a set: a reference (a DID's or an IVR option's IVR or queue, an
+agent's queues, a queue's overflow queue, a user's extension) may point at any entity of
+the file, wherever it is written, or at one the configuration already holds; one that is
+in neither makes its entity invalid, naming the field and the missing target
+(`ivr main invalid / options.2: unknown IVR 'sub' (neither in this file nor in the
+configuration)`). Two agents may not end up with the same extension. Nothing is written
+unless every entity is valid. Then the entities are written referenced-first (a DID after
+its IVR, a menu after its sub-menus), so a reader of the config topic sees few dangling
+references on the way; menus that refer to each other (a sub-menu's "back to the main menu"
+option) are allowed: FreeSWITCH's menus refer to each other by name (`menu-sub`), so a
+cycle is written in file order. Entities equal to what the config topic already holds are
+left alone, so applying the same file twice writes nothing the second time.
 """
 from __future__ import annotations
 
@@ -26,7 +35,9 @@ from marshmallow import ValidationError
 
 from ..auth import Principal
 from ..errors import ApiError, flatten
-from .services import APPLY_ORDER, KINDS, ConfigService
+from .services import APPLY_ORDER, KINDS, ConfigService, references
+
+WHERE = " (neither in this file nor in the configuration)"
 
 SECTIONS = {"settings": "tenant", **{spec.plural: name for name, spec in KINDS.items()}}
 
@@ -95,7 +106,7 @@ def apply(svc: ConfigService, who: Principal, doc: Any,
     prepared, outcomes = [], []
     for kind, entity_id, raw in entities:
         try:
-            eid, data = svc.prepare(tenant, kind, entity_id, raw, exists)
+            eid, data = svc.prepare(tenant, kind, entity_id, raw, exists, WHERE)
         except ValidationError as exc:
             outcomes.append(Outcome(kind, entity_id, "invalid", flatten(exc.messages)))
             continue
@@ -107,23 +118,74 @@ def apply(svc: ConfigService, who: Principal, doc: Any,
             status = "unchanged"
         else:
             status = "updated"
-        prepared.append((kind, eid, raw, status))
+        prepared.append((kind, eid, raw, data, status))
         outcomes.append(Outcome(kind, eid, status))
+    _check_agent_extensions(svc, tenant, prepared, outcomes)
     if any(o.status == "invalid" for o in outcomes) or dry_run:
         return outcomes
-    for (kind, eid, raw, status), outcome in zip(prepared, outcomes):
+    by_key = {(kind, eid): o for (kind, eid, *_), o in zip(prepared, outcomes)}
+    for kind, eid, raw, _data, status in write_order(prepared):
         if status == "unchanged":
             continue
+        outcome = by_key[(kind, eid)]
         try:
             if kind == "tenant":
                 svc.put_tenant(who, raw)
             else:
-                item = svc.put(who, kind, eid, raw)
+                item = svc.put(who, kind, eid, raw, exists, extension_checked=True)
                 outcome.secret = item.get("sip_password")
-        except ApiError as exc:
+        except (ApiError, ValidationError) as exc:
             outcome.status = "failed"
-            outcome.errors = exc.details or [{"field": "_entity", "rule": exc.message}]
+            outcome.errors = (flatten(exc.messages) if isinstance(exc, ValidationError)
+                              else exc.details or [{"field": "_entity", "rule": exc.message}])
     return outcomes
+
+
+def write_order(prepared: list[tuple]) -> list[tuple]:
+    """The prepared entities, each after the entities of the file it refers to (depth-first
+    from the file's order; a cycle is cut where it closes)."""
+    index = {(p[0], p[1]): p for p in prepared}
+    done: set[tuple[str, str]] = set()
+    visiting: set[tuple[str, str]] = set()
+    order: list[tuple] = []
+
+    def visit(key: tuple[str, str]) -> None:
+        if key in done or key in visiting:
+            return  # written already, or a cycle: written in file order
+        visiting.add(key)
+        for _path, ref_kind, ref_id in references(key[0], index[key][3]):
+            if (ref_kind, ref_id) in index:
+                visit((ref_kind, ref_id))
+        visiting.discard(key)
+        done.add(key)
+        order.append(index[key])
+
+    for p in prepared:
+        visit((p[0], p[1]))
+    return order
+
+
+def _check_agent_extensions(svc: ConfigService, tenant: str, prepared: list[tuple],
+                            outcomes: list[Outcome]) -> None:
+    """An extension belongs to one agent, in the configuration the file leads to."""
+    final = {agent_id: entry.data.get("extension")
+             for agent_id, entry in svc.view.items(tenant, "agent")}
+    final.update({eid: data.get("extension") for kind, eid, _, data, _ in prepared
+                  if kind == "agent"})
+    owners: dict[str, list[str]] = {}
+    for agent_id, ext in final.items():
+        if ext:
+            owners.setdefault(ext, []).append(agent_id)
+    for outcome in outcomes:
+        if outcome.kind != "agent" or outcome.status == "invalid":
+            continue
+        ext = final.get(outcome.entity_id)
+        others = sorted(a for a in owners.get(ext, ()) if a != outcome.entity_id)
+        if others:
+            outcome.status = "invalid"
+            outcome.errors = [{"field": "extension",
+                               "rule": f"unique per tenant: {ext} is also agent "
+                                       f"{others[0]!r}'s"}]
 
 
 def _normal(kind: str, entity_id: str) -> str:

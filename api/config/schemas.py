@@ -199,7 +199,8 @@ class ExtensionLoad(Strict):
     display_name = fields.String(validate=validate.Length(max=100))
     agent_id = fields.String(validate=ENTITY_ID)
     can_monitor = fields.Boolean(metadata={
-        "description": "may listen/whisper/barge with *33/*34/*35<agent ext> (supervisors)"})
+        "description": "may listen/whisper/barge: dial *33/*34/*35<agent ext>, or be the "
+                       "extension of POST /api/v1/monitor (supervisors' phones)"})
     rotate_password = fields.Boolean(load_default=False,
                                      metadata={"description": "generate a new SIP password"})
 
@@ -238,6 +239,8 @@ class UserLoad(Strict):
     name = fields.String(validate=_NAME)
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
     agent_id = fields.String(validate=ENTITY_ID)
+    extension = fields.String(validate=EXTENSION, metadata={
+        "description": "the user's own phone (a supervisor's default for live monitoring)"})
     disabled = fields.Boolean(load_default=False)
 
 

@@ -103,30 +103,45 @@ def did_kind(number: str) -> str:
 Lookup = Callable[[str, str], bool]  # (kind, id) -> exists
 
 
-def check_refs(kind: str, data: Mapping[str, Any], exists: Lookup) -> None:
-    """Refuse references to entities that do not exist (field named in the error)."""
-    errors: dict[str, Any] = {}
+#: how a referenced kind is named in error messages
+_LABELS = {"queue": "queue", "ivr": "IVR", "extension": "extension"}
+_ACTIONS = ("after_hours", "max_wait_action", "max_len_action", "no_agent_action")
+
+
+def references(kind: str, data: Mapping[str, Any]) -> list[tuple[tuple[str, ...], str, str]]:
+    """The entities `data` of a `kind` refers to: (field path, referenced kind, id)."""
+    refs: list[tuple[tuple[str, ...], str, str]] = []
     if kind == "agent":
-        for qid in data.get("queues") or {}:
-            if not exists("queue", qid):
-                errors.setdefault("queues", {})[qid] = [f"unknown queue {qid!r}"]
+        refs += [(("queues", qid), "queue", qid) for qid in data.get("queues") or {}]
     if kind == "did":
-        if data.get("queue") and not exists("queue", data["queue"]):
-            errors["queue"] = [f"unknown queue {data['queue']!r}"]
-        if data.get("ivr") and not exists("ivr", data["ivr"]):
-            errors["ivr"] = [f"unknown IVR {data['ivr']!r}"]
+        refs += [((ref,), ref, data[ref]) for ref in ("queue", "ivr") if data.get(ref)]
     if kind == "ivr":
         for digit, option in (data.get("options") or {}).items():
-            for ref in ("queue", "ivr"):
-                if option.get(ref) and not exists(ref, option[ref]):
-                    errors.setdefault("options", {})[digit] = [f"unknown {ref} {option[ref]!r}"]
-        if data.get("default_queue") and not exists("queue", data["default_queue"]):
-            errors["default_queue"] = [f"unknown queue {data['default_queue']!r}"]
+            refs += [(("options", digit), ref, option[ref]) for ref in ("queue", "ivr")
+                     if option.get(ref)]
+        if data.get("default_queue"):
+            refs.append((("default_queue",), "queue", data["default_queue"]))
     if kind == "queue":
-        for name in ("after_hours", "max_wait_action", "max_len_action", "no_agent_action"):
+        for name in _ACTIONS:
             action = data.get(name) or {}
-            if action.get("kind") == "queue" and not exists("queue", action.get("target", "")):
-                errors[name] = {"target": [f"unknown queue {action.get('target')!r}"]}
+            if action.get("kind") == "queue":
+                refs.append(((name, "target"), "queue", action.get("target", "")))
+    if kind == "user" and data.get("extension"):
+        refs.append((("extension",), "extension", data["extension"]))
+    return refs
+
+
+def check_refs(kind: str, data: Mapping[str, Any], exists: Lookup, where: str = "") -> None:
+    """Refuse references to entities that do not exist (field named in the error; `where`
+    says where they were looked for)."""
+    errors: dict[str, Any] = {}
+    for path, ref_kind, ref_id in references(kind, data):
+        if exists(ref_kind, ref_id):
+            continue
+        node = errors
+        for key in path[:-1]:
+            node = node.setdefault(key, {})
+        node.setdefault(path[-1], []).append(f"unknown {_LABELS[ref_kind]} {ref_id!r}{where}")
     if errors:
         raise ValidationError(errors)
 
@@ -176,9 +191,10 @@ class ConfigService:
     # ---- writes ---------------------------------------------------------------------
 
     def prepare(self, tenant: str, kind: str, entity_id: str, raw: Mapping[str, Any],
-                exists: Lookup | None = None) -> tuple[str, dict[str, Any]]:
+                exists: Lookup | None = None, where: str = "") -> tuple[str, dict[str, Any]]:
         """Validate one entity: (normalized id, data of the record). Raises ValidationError
-        with fields named (used by the HTTP resources and by `config apply`)."""
+        with fields named (used by the HTTP resources and by `config apply`, whose `exists`
+        also knows the other entities of its file)."""
         spec = TENANT if kind == "tenant" else KINDS[kind]
         try:
             entity_id = spec.id_rule(entity_id)
@@ -188,7 +204,7 @@ class ConfigService:
         if kind == "did":
             data = check_did(entity_id, data)
         lookup = exists or (lambda k, i: self.view.get(tenant, k, i) is not None)
-        check_refs(kind, data, lookup)
+        check_refs(kind, data, lookup, where)
         return entity_id, data
 
     def write(self, who: Principal, kind: str, entity_id: str,
@@ -202,13 +218,16 @@ class ConfigService:
                           {} if data is None else {"fields": sorted(data)})
         return env
 
-    def put(self, who: Principal, kind: str, entity_id: str,
-            raw: Mapping[str, Any]) -> dict[str, Any]:
-        entity_id, data = self.prepare(who.tenant, kind, entity_id, raw)
+    def put(self, who: Principal, kind: str, entity_id: str, raw: Mapping[str, Any],
+            exists: Lookup | None = None, extension_checked: bool = False) -> dict[str, Any]:
+        """Validate and write one entity. `exists` (default: the view) is how references
+        are checked: `config apply` passes one that also knows the rest of its file (and
+        has checked its agents' extensions as a set: `extension_checked`)."""
+        entity_id, data = self.prepare(who.tenant, kind, entity_id, raw, exists)
         secret = None
         if kind == "extension":
             data, secret = self._extension(who.tenant, entity_id, data)
-        if kind == "agent":
+        if kind == "agent" and not extension_checked:
             self._agent_extension_free(who.tenant, entity_id, data["extension"])
         env = self.write(who, kind, entity_id, data)
         entry = self.view.get(who.tenant, kind, entity_id)
