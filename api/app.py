@@ -36,7 +36,8 @@ from .reports.http import bp as reports_bp
 from .web import bp as web_bp
 from .notes.http import bp as notes_bp
 from .notes.services import Notes
-from .monitor.services import CallsInProgress
+from .monitor.http import bp as monitor_bp
+from .monitor.services import CallsInProgress, MonitorService
 
 log = logging.getLogger("tongdai.api")
 
@@ -60,6 +61,8 @@ class Services:
         self.popup = PopupService(self.view)
         self.notes = Notes(bus, settings.notes_topic)
         self.calls = CallsInProgress()
+        self.monitor = MonitorService(self.view, self.calls, self.live, self.audit, bus,
+                                      settings.commands_topic)
         self.reports = ReportService(connect_db, self.view, settings.report_timezone, self.notes)
 
     def start(self) -> None:
@@ -83,7 +86,7 @@ class Services:
         """Audit entry of a supervisor phone joining a call (listen/whisper/barge)."""
         who = Principal(tenant, "supervisor", f"ext:{extension}", "xml_curl", 0)
         self.audit.record(who, f"call.monitor.{mode}", f"call/{call_id}",
-                          {"agent_id": agent_id, "extension": extension})
+                          {"agent_id": agent_id, "extension": extension, "via": "phone"})
 
     def lookup(self, tenant: str, number: str) -> list[dict[str, Any]]:
         return lookup(self.view, tenant, number)
@@ -113,7 +116,7 @@ def create_app(settings: ApiSettings, bus: Bus | None = None,
     errors.register(app)
 
     for bp in (config_bp, agents_bp, live_bp, reports_bp, notes_bp, audit_bp, freeswitch_bp,
-               popup_bp, openapi_bp, web_bp):
+               popup_bp, monitor_bp, openapi_bp, web_bp):
         app.register_blueprint(bp)
 
     @app.get("/api/v1/health")

@@ -10,6 +10,8 @@ it can be replayed into ClickHouse or any archive later.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from marshmallow import RAISE, Schema, fields
@@ -41,7 +43,7 @@ class AuditLog:
     def __init__(self, bus: Bus, topic: str) -> None:
         self.bus = bus
         self.topic = topic
-        self._lock = threading.Lock()
+        self._lock = threading.Condition()
         self._entries: dict[str, list[dict[str, Any]]] = {}
         self._seen: set[str] = set()
 
@@ -66,6 +68,23 @@ class AuditLog:
             entries.append({"id": env.event_id, "at_us": env.occurred_at, **env.payload})
             if len(entries) > MAX_PER_TENANT:
                 del entries[: len(entries) - MAX_PER_TENANT]
+            self._lock.notify_all()
+
+    def find(self, tenant: str, match: Callable[[dict[str, Any]], bool],
+             timeout_s: float = 0.0) -> dict[str, Any] | None:
+        """The newest entry of a tenant that `match`es; waits up to `timeout_s` for one to
+        arrive (an entry another API process wrote reaches this one within its follower's
+        lag)."""
+        deadline = time.monotonic() + timeout_s
+        with self._lock:
+            while True:
+                for entry in reversed(self._entries.get(tenant, ())):
+                    if match(entry):
+                        return entry
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._lock.wait(left)
 
     def query(self, tenant: str, start_us: int | None = None, end_us: int | None = None,
               user: str | None = None, action: str | None = None,

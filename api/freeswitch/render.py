@@ -2,9 +2,16 @@
 
 - directory: the extensions of the tenant whose SIP domain is asked for, with `a1-hash`
   (the password itself is never stored) and the tenant/agent variables;
-- dialplan (context `public`): a DID -> blocklist check -> concurrent-call limit ->
-  IVR menu or queue: variables `tongdai_tenant`, `tongdai_did`, `tongdai_queue`,
+- dialplan, context `public` (the carriers'): a DID -> blocklist check -> concurrent-call
+  limit -> IVR menu or queue: variables `tongdai_tenant`, `tongdai_did`, `tongdai_queue`,
   `tongdai_region`, then answer and park (the router takes it from CHANNEL_PARK);
+- dialplan, context `tongdai` or `tongdai_<tenant>` (phones): the live-monitoring feature
+  codes *33/*34/*35<agent ext> (api/monitor/services.py);
+- a dialplan answer only for the context FreeSWITCH hunts in (`Hunt-Context`, else
+  `Caller-Context`), "not found" otherwise: a document without the hunted context ends the
+  call (NO_ROUTE_DESTINATION) while "not found" lets FreeSWITCH use its static files, e.g.
+  for a phone (context `tongdai_<tenant>`) dialing its tenant's own hotline number. A
+  request naming no context (FreeSWITCH always sends `Hunt-Context`) is answered;
 - configuration `ivr.conf`: the tenants' IVR menus (`tongdai_<tenant>_<ivr>`); an option
   sets `tongdai_queue` and `tongdai_ivr_choice` and parks.
 Adding an extension or an agent therefore needs no FreeSWITCH reload.
@@ -77,6 +84,11 @@ def directory(view: ConfigView, form: Mapping[str, str]) -> str:
                 f"</users></group></groups></domain>")
 
 
+def hunt_context(form: Mapping[str, str]) -> str:
+    """The context FreeSWITCH looks the call up in ("" when the request names none)."""
+    return form.get("Hunt-Context") or form.get("Caller-Context") or ""
+
+
 def monitor(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress | None,
             audit: Audit | None) -> str:
     """A supervisor phone dialled *33/*34/*35<agent ext>: eavesdrop on that agent's call."""
@@ -87,21 +99,24 @@ def monitor(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress | 
     caller = form.get("variable_user_name") or form.get("Caller-Caller-ID-Number") or ""
     if match is None or tenant is None or calls is None:
         return NOT_FOUND
+    context = hunt_context(form) or "tongdai"
+    if context not in ("tongdai", f"tongdai_{tenant}"):
+        return NOT_FOUND
     ext = view.get(tenant, "extension", caller)
     if ext is None or not ext.data.get("can_monitor"):
-        return _context("tongdai", dest, [_action("hangup", "CALL_REJECTED")])
+        return _context(context, dest, [_action("hangup", "CALL_REJECTED")])
     mode, agent_ext = MODES[match[1]], match[2]
     agent_id = next((a for a, e in view.items(tenant, "agent")
                      if e.data.get("extension") == agent_ext), None)
     current = calls.of_agent(tenant, agent_id) if agent_id else None
     if current is None:
-        return _context("tongdai", dest, [_action("answer"),
-                                          _action("playback", "tone_stream://%(500,0,480)"),
-                                          _action("hangup", "NO_ROUTE_DESTINATION")])
+        return _context(context, dest, [_action("answer"),
+                                        _action("playback", "tone_stream://%(500,0,480)"),
+                                        _action("hangup", "NO_ROUTE_DESTINATION")])
     call_id, leg = current
     if audit is not None:
         audit(tenant, caller, call_id, mode, agent_id)
-    return _context("tongdai", dest, [_action(a, d) for a, d in eavesdrop_actions(mode, leg)])
+    return _context(context, dest, [_action(a, d) for a, d in eavesdrop_actions(mode, leg)])
 
 
 def _context(context: str, dest: str, actions: list[str]) -> str:
@@ -116,6 +131,8 @@ def dialplan(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress |
     dest = form.get("Caller-Destination-Number") or form.get("destination_number") or ""
     if _MONITOR.match(dest):
         return monitor(view, form, calls, audit)
+    if hunt_context(form) not in ("", "public"):
+        return NOT_FOUND  # only the carriers' context is rendered for DIDs
     try:
         number = numbers.to_e164(dest)
     except ValueError:

@@ -123,9 +123,6 @@ def test_a_phone_of_the_apis_directory_reaches_its_tenants_context(fs):
     assert out.end == "bridge user/1003@acme.tongdai.local"
 
 
-@pytest.mark.xfail(strict=False, reason="the api answers a DID in any context with a `public` "
-                   "document; FreeSWITCH then finds no context and ends the call (remove this "
-                   "mark when the api answers only for the context it renders)")
 def test_a_phone_dialing_a_did_is_not_cut_off():
     text = render.render(view(), {"section": "dialplan", "Caller-Destination-Number": "19001234",
                                   "Caller-Caller-ID-Number": "1000", "Caller-Context": "tongdai_acme",
@@ -134,3 +131,45 @@ def test_a_phone_dialing_a_did_is_not_cut_off():
     contexts = {c.get("name") for c in root.iter("context")}
     not_found = root.find("./section/result") is not None
     assert not_found or "tongdai_acme" in contexts
+
+
+@pytest.mark.parametrize("context", ["tongdai", "tongdai_acme", "tongdai_acme_outbound", "default"])
+def test_a_did_asked_in_another_context_than_public_is_not_found(context):
+    text = render.render(view(), {"section": "dialplan", "Caller-Destination-Number": "19001234",
+                                  "Caller-Caller-ID-Number": "1000", "Caller-Context": "public",
+                                  "Hunt-Context": context})
+    assert ET.fromstring(text).find("./section/result").get("status") == "not found"
+
+
+def test_the_hunt_context_wins_over_the_callers_first_context():
+    """After a transfer the channel's Caller-Context may still be its first one."""
+    doc = fsxml.parse_document(render.render(view(), {
+        "section": "dialplan", "Caller-Destination-Number": "19001234",
+        "Caller-Context": "tongdai_acme", "Hunt-Context": "public"}))
+    assert [c.get("name") for c in doc.iter("context")] == ["public"]
+    assert run(doc, "19001234").end == "park"
+
+
+def _monitor_view() -> ConfigView:
+    v = view()
+    v.apply(Envelope(event_id="m1", type="config_changed", version=1, occurred_at=100,
+                     tenant="acme", source="test", seq=None, call_id=None,
+                     payload={"kind": "extension", "entity_id": "1009",
+                              "data": {"a1_hash": "0" * 32, "can_monitor": True}}))
+    return v
+
+
+@pytest.mark.parametrize("context,answered", [("tongdai", True), ("tongdai_acme", True),
+                                              ("public", False), ("tongdai_beta", False)])
+def test_the_monitoring_feature_codes_answer_in_the_phones_contexts_only(context, answered):
+    from api.monitor.services import CallsInProgress
+
+    calls = CallsInProgress()
+    form = {"section": "dialplan", "Caller-Destination-Number": "*331000",
+            "variable_user_name": "1009", "variable_tongdai_tenant": "acme",
+            "Caller-Context": context, "Hunt-Context": context}
+    root = ET.fromstring(render.render(_monitor_view(), form, calls))
+    contexts = [c.get("name") for c in root.iter("context")]
+    assert contexts == ([context] if answered else [])
+    if not answered:
+        assert root.find("./section/result").get("status") == "not found"
