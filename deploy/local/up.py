@@ -5,7 +5,8 @@ is not running, the ClickHouse migrations, the product's topics, a FreeSWITCH ES
 simulator (in this process) with the demo tenant's 12 agents, the bridge, a routing
 worker, the ClickHouse sink and the API (gunicorn), each its own process with its log in
 var/up/logs/; then it applies the demo configuration (deploy/local/demo/demo.yaml), logs
-the agents in, prints the wallboard URL and a supervisor token, and places demo calls.
+the agents in, prints the wallboard and reports URLs with a supervisor token and the
+agent page's URL with the token of agent `lan`, and places demo calls.
 A process that dies is restarted (with a back-off). Ctrl-C stops everything it started;
 the stack keeps running (`tongdai stack down` stops it).
 
@@ -38,6 +39,7 @@ DEMO_DOMAIN = "demo.tongdai.local"
 DEMO_AGENTS = {f"{1000 + i}": name for i, name in enumerate(
     ["lan", "minh", "hoa", "tuan", "thu", "hung", "mai", "nam", "linh", "quang", "trang", "duc"])}
 SLOW_AGENT = "1005"  # hung never picks up: ring-no-answer in the demo
+DEMO_AGENT = "lan"  # whose agent page `up` prints (sales and billing)
 DIDS = ("19001234", "02873001234", "02473001234")
 VIP_CALLERS = ("0903000111", "0913888999", "0987654321")
 # IVR choices -> (ivr path, queue, extra channel variables)
@@ -274,9 +276,13 @@ class Up:
         self.login_agents()
         token = self.tongdai("api", "token", "--tenant", DEMO_TENANT, "--user", "demo-supervisor",
                              "--role", "supervisor").strip()
+        agent_token = self.tongdai("api", "token", "--tenant", DEMO_TENANT, "--user", DEMO_AGENT,
+                                   "--role", "agent").strip()
         base = f"http://127.0.0.1:{api_port}"
         print(f"\n  Wallboard:  {base}/web/static/wallboard.html#token={token}\n"
               f"  Reports:    {base}/web/static/reports.html#token={token}\n"
+              f"  Agent page: {base}/web/static/agent.html#token={agent_token}   "
+              f"(agent {DEMO_AGENT})\n"
               f"  API token (supervisor, tenant {DEMO_TENANT}):\n    {token}\n"
               f"  Logs: {self.root / 'logs'}   (run {run_id}; Ctrl-C stops)\n", flush=True)
         say(f"up in {time.monotonic() - t0:.0f} s")

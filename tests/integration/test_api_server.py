@@ -165,6 +165,8 @@ def test_every_route_needs_a_token_and_the_right_role(env):
                 assert r.status_code == 403, (name, role, r.status_code, r.text)
             checked += 1
     assert checked >= 40 * 3
+    # the agent page's routes are in the matrix
+    assert {"agents.me", "agents.agent_state", "popup.popups"} <= {n for n, _ in routes()}
 
 
 def test_a_token_of_another_tenant_never_reads_or_changes_acme(env):
@@ -362,6 +364,39 @@ def test_live_state_json_and_sse_from_the_live_topic(env):
     event = json.loads(text.split("data: ", 1)[1].split("\n")[0])
     assert event["as_of_us"] == now
     assert s.call("GET", "/api/v1/live", s.token("supervisor", tenant="beta")).json()["as_of_us"] is None
+
+
+def test_an_agent_reads_only_its_own_state(env):
+    from kafka import KafkaProducer
+
+    s = env.server
+    now = time.time_ns() // 1000
+    payload = {"as_of_us": now, "queues": [], "calls": [], "recent": [], "agents": [
+        {"agent_id": "lan", "extension": "1001", "state": "paused", "since_us": now - 90_000_000,
+         "pause_reason": "lunch", "call_id": None},
+        {"agent_id": "binh", "extension": "1002", "state": "available", "since_us": now,
+         "pause_reason": None, "call_id": None}]}
+    producer = KafkaProducer(bootstrap_servers=env.bootstrap, acks="all")
+    producer.send(env.topics["TONGDAI_LIVE_TOPIC"], key=b"acme", value=encode(
+        envelope("live_state_published", "acme", payload, source="router", now_us=now))).get(10)
+    producer.close()
+    me = s.token("agent", user="lan")
+    assert s.call("GET", "/api/v1/me", me).json()["agent_id"] == "lan"
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        body = s.call("GET", "/api/v1/agents/lan/state", me).json()
+        if body["as_of_us"] == now:
+            break
+        time.sleep(0.2)
+    assert (body["state"], body["pause_reason"], body["queues"]) == ("paused", "lunch",
+                                                                     ["support"])
+    assert body["time_in_state_ms"] >= 90_000
+    r = s.call("GET", "/api/v1/agents/binh/state", me)
+    assert r.status_code == 403 and "available" not in r.text
+    assert s.call("GET", "/api/v1/agents/binh/state",
+                  s.token("supervisor")).json()["state"] == "available"
+    assert s.call("GET", "/api/v1/agents/lan/state",
+                  s.token("agent", tenant="beta", user="lan")).status_code == 404
 
 
 def test_agent_commands_reach_the_commands_topic(env):
