@@ -3,79 +3,17 @@ Chromium (Debian's), driven by Playwright. Screenshots are saved to var/test-art
 """
 from __future__ import annotations
 
-import os
-import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
+
+from tests.e2e.conftest import ARTIFACTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.stack]
 
-ROOT = Path(__file__).resolve().parents[2]
-ARTIFACTS = ROOT / "var" / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def product(local_stack, tmp_path_factory) -> Iterator[str]:
-    """`tongdai up` with demo traffic; yields the wallboard URL (with its token)."""
-    log_path = tmp_path_factory.mktemp("up") / "up.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "deploy.cli", "up", "--cps", "1.5", "--port", str(free_port()),
-         "--esl-port", str(free_port())], stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL, start_new_session=True)
-    url = None
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and url is None:
-            if proc.poll() is not None:
-                pytest.fail(f"tongdai up exited {proc.returncode}:\n{log_path.read_text()[-3000:]}")
-            found = re.search(r"Wallboard:\s+(\S+)", log_path.read_text(errors="replace"))
-            url = found.group(1) if found else None
-            time.sleep(0.5)
-        if url is None:
-            pytest.fail(f"tongdai up not ready in 240 s:\n{log_path.read_text()[-3000:]}")
-        yield url
-    finally:
-        proc.send_signal(2)  # Ctrl-C: it stops everything it started
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, 9)
-        shutil.copy(log_path, ARTIFACTS / "up.log") if ARTIFACTS.exists() else None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is required (the README's set-up command installs it)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run"])
-        yield b
-        b.close()
-
-
-def test_a_call_waits_is_answered_and_shows_up_in_the_reports(product, browser):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 950})
-    page.goto(product)
+def test_a_call_waits_is_answered_and_shows_up_in_the_reports(product, context):
+    page = context.new_page()
+    page.set_viewport_size({"width": 1400, "height": 950})
+    page.goto(product.wallboard)
     # Live data of this run arrives (SSE): the page shows the age of its view, which must
     # be fresh (a view left on the compacted live topic by an earlier run is not).
     fresh = "document.body.dataset.ageMs !== '' && Number(document.body.dataset.ageMs) < 5000"
@@ -107,10 +45,10 @@ def test_a_call_waits_is_answered_and_shows_up_in_the_reports(product, browser):
     page.screenshot(path=str(ARTIFACTS / "4-english.png"), full_page=True)
 
 
-def test_the_reports_page_shows_charts_tables_and_exports(product, browser):
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1400, "height": 1100}, accept_downloads=True)
-    page.goto(product.replace("wallboard.html", "reports.html"))
+def test_the_reports_page_shows_charts_tables_and_exports(product, context):
+    page = context.new_page()
+    page.set_viewport_size({"width": 1400, "height": 1100})
+    page.goto(product.reports)
     page.wait_for_function("document.body.dataset.loaded > 0", timeout=60_000)
     assert page.inner_text("#error") == ""
     assert page.locator("#hours rect").count() == 24
