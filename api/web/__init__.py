@@ -1,6 +1,7 @@
-"""The web pages (the wallboard is built on this): static files under /web/.
+"""The web pages (wallboard, reports, agent page): static files under /web/.
 
-A plain blueprint: add templates or routes here; data comes from /api/v1/live(/stream).
+A plain blueprint: add templates or routes here; data comes from the API (/api/v1/live,
+/reports, /agents/<id>/state and /popups, /calls/<id>/notes, /click-to-call).
 """
 from __future__ import annotations
 
