@@ -41,6 +41,8 @@ ACME_CONFIG = [
     ("PUT", "/api/v1/agents/lan", {"extension": "1001", "queues": {"support": {}}}),
     ("PUT", "/api/v1/agents/binh", {"extension": "1002", "queues": {"support": {}}}),
     ("PUT", "/api/v1/users/lan", {"role": "agent", "agent_id": "lan"}),
+    ("PUT", "/api/v1/extensions/1009", {"display_name": "Giam sat Mai", "can_monitor": True}),
+    ("PUT", "/api/v1/users/supervisor-user", {"role": "supervisor", "extension": "1009"}),
     ("PUT", "/api/v1/blocklist/0912000000", {"reason": "spam"}),
     ("PUT", "/api/v1/customers/k1", {"name": "Khach-Acme", "phones": ["0912345678"]}),
     ("PUT", "/api/v1/contacts/c1", {"name": "Lien-He-Acme", "phones": ["0912345678"]}),
@@ -55,6 +57,57 @@ class Env:
         self.topics = topics
         self.db = db
         self.bootstrap = bootstrap
+
+
+#: lan's call in progress (a `call_answered` on the events topic) and a monitoring of it
+#: that supervisor-user started: what the matrix's /monitor routes need
+LIVE_CALL = "call-live-1"
+MONITORING: dict[str, str] = {}
+
+
+def publish(bootstrap: str, topic: str, *envs) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for env in envs:
+        producer.send(topic, key=env.tenant.encode(), value=encode(env)).get(10)
+    producer.close()
+
+
+def read_topic(bootstrap: str, topic: str, wanted: set[str], timeout_s: float = 10) -> dict:
+    """event_id -> (key, envelope) of a topic's records, until every `wanted` id is seen."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False)
+    tp = TopicPartition(topic, 0)
+    consumer.assign([tp])
+    consumer.seek_to_beginning(tp)
+    found: dict = {}
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and not wanted <= set(found):
+        for batch in consumer.poll(timeout_ms=300).values():
+            for rec in batch:
+                e = decode(rec.value)
+                found[e.event_id] = (rec.key, e)
+    consumer.close()
+    return found
+
+
+def start_live_monitoring(server: ApiServer, bootstrap: str, topics: dict[str, str]) -> None:
+    """lan answers a call (the API follows the events topic), supervisor-user monitors it."""
+    publish(bootstrap, topics["TONGDAI_EVENTS_TOPIC"], envelope("call_answered", "acme", {
+        "queue": "support", "agent_id": "lan", "offer_id": "leg-live-1", "wait_ms": 2000,
+        "ring_ms": 900}, call_id=LIVE_CALL))
+    deadline = time.monotonic() + 15
+    while True:
+        r = server.call("POST", "/api/v1/monitor", server.token("supervisor"),
+                        json={"agent_id": "lan"})
+        if r.status_code == 202 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert r.status_code == 202, r.text
+    MONITORING["monitor_id"] = r.json()["monitor_id"]
 
 
 @pytest.fixture(scope="module")
@@ -77,6 +130,7 @@ def env(local_stack, tmp_path_factory) -> Iterator[Env]:
         for method, path, body in ACME_CONFIG:
             r = server.call(method, path, admin, json=body)
             assert r.status_code == 200, (path, r.text)
+        start_live_monitoring(server, bootstrap, topics)
         yield Env(server, topics, db, bootstrap)
     finally:
         server.stop()
@@ -107,7 +161,8 @@ def request_for(name: str, doc) -> tuple[str, str, dict]:
         value = (ABSENT if doc.method == "DELETE" else PATH_VALUES)[segment]
         rule = rule.replace("<entity_id>", value)
     rule = (rule.replace("<agent_id>", "lan").replace("<call_id>", "call-a1")
-            .replace("<token_id>", "deadbeef00000000"))
+            .replace("<token_id>", "deadbeef00000000")
+            .replace("<monitor_id>", MONITORING.get("monitor_id", "none")))
     if doc.method == "PUT":
         key = next((p for p in BODIES if p.split("/")[3:4] == rule.split("/")[3:4]
                     and (p == rule or segment != "tenant")), None)
@@ -121,6 +176,10 @@ def request_for(name: str, doc) -> tuple[str, str, dict]:
             kwargs["json"] = {"text": "matrix"}
         elif name == "agents.click_to_call":
             kwargs["json"] = {"agent_id": "lan", "number": "0912345678"}
+        elif name == "monitor.start_monitor":  # admin-user has no phone of its own: named
+            kwargs["json"] = {"agent_id": "lan", "extension": "1009"}
+        elif name == "monitor.switch_monitor_mode":  # supervisor-user's (or an admin)
+            kwargs["json"] = {"mode": "listen"}
         else:
             kwargs["json"] = {}
     if doc.query is not None:
@@ -181,7 +240,8 @@ def test_a_token_of_another_tenant_never_reads_or_changes_acme(env):
             path = path.rsplit("/", 1)[0] + "/" + PATH_VALUES[doc.rule.split("/")[3]]
         r = _send(s, method, path, beta, doc, **kw)
         assert r.status_code != 500, (name, r.text)
-        if any(p in doc.rule for p in ("<entity_id>", "<agent_id>", "<call_id>")):
+        if any(p in doc.rule for p in ("<entity_id>", "<agent_id>", "<call_id>",
+                                       "<monitor_id>")):
             assert r.status_code == 404, (name, r.status_code, r.text)
         if "text/event-stream" not in doc.produces and r.status_code < 300:
             for marker in ACME_MARKERS:
@@ -422,6 +482,55 @@ def test_agent_commands_reach_the_commands_topic(env):
     assert key == contract_topics.tenant_key("acme")
     assert pause.type == "agent_pause_requested" and pause.payload == {"agent_id": "lan",
                                                                        "reason": "lunch"}
+
+
+def test_live_monitoring_commands_reach_the_commands_topic_and_are_audited(env):
+    s = env.server
+    sup, admin = s.token("supervisor"), s.token("admin")
+    r = s.call("POST", "/api/v1/monitor", sup, json={"agent_id": "lan", "mode": "whisper"})
+    assert r.status_code == 202, r.text
+    started = r.json()
+    assert (started["call_id"], started["extension"], started["mode"]) == (LIVE_CALL, "1009",
+                                                                          "whisper")
+    monitor_id = started["monitor_id"]
+    r = s.call("POST", f"/api/v1/monitor/{monitor_id}/mode", sup, json={"mode": "barge"})
+    assert r.status_code == 202, r.text
+    switched = r.json()
+    found = read_topic(env.bootstrap, env.topics["TONGDAI_COMMANDS_TOPIC"],
+                       {started["command_id"], switched["command_id"]})
+    key, start = found[started["command_id"]]
+    assert key == contract_topics.tenant_key("acme") and start.tenant == "acme"
+    assert (start.type, start.version, start.call_id) == ("monitor_requested", 1, LIVE_CALL)
+    assert start.payload == {"monitor_id": monitor_id, "agent_id": "lan", "extension": "1009",
+                             "mode": "whisper", "requested_by": "supervisor-user"}
+    key, switch = found[switched["command_id"]]
+    assert key == contract_topics.tenant_key("acme")
+    assert (switch.type, switch.call_id) == ("monitor_mode_requested", LIVE_CALL)
+    assert switch.payload == {"monitor_id": monitor_id, "mode": "barge"}
+    # refusals: no call in progress, a phone not allowed to monitor, an unknown agent, a
+    # mode switch by a supervisor who did not start it, another tenant's monitoring
+    r = s.call("POST", "/api/v1/monitor", sup, json={"agent_id": "binh"})
+    assert r.status_code == 409 and r.json()["details"] == [
+        {"field": "agent_id", "rule": "must have a call in progress"}]
+    r = s.call("POST", "/api/v1/monitor", sup, json={"agent_id": "lan", "extension": "1001"})
+    assert r.status_code == 403
+    assert s.call("POST", "/api/v1/monitor", sup, json={"agent_id": "nobody"}).status_code == 404
+    r = s.call("POST", "/api/v1/monitor", sup, json={"agent_id": "lan", "mode": "spy"})
+    assert r.status_code == 400 and r.json()["details"][0]["field"] == "mode"
+    assert s.call("POST", f"/api/v1/monitor/{monitor_id}/mode", s.token("supervisor", user="mai"),
+                  json={"mode": "listen"}).status_code == 403
+    assert s.call("POST", f"/api/v1/monitor/{monitor_id}/mode", s.token("admin", tenant="beta"),
+                  json={"mode": "listen"}).status_code == 404
+    # who, what, when: in the audit log (GET /audit) and on the audit topic
+    audit = s.call("GET", "/api/v1/audit", admin, params={"action": "call.monitor"}).json()
+    mine = [e for e in audit["items"] if e["detail"].get("monitor_id") == monitor_id]
+    assert [(e["action"], e["user"], e["target"]) for e in mine] == [
+        ("call.monitor.mode", "supervisor-user", f"call/{LIVE_CALL}"),
+        ("call.monitor.whisper", "supervisor-user", f"call/{LIVE_CALL}")]
+    assert mine[0]["detail"]["mode"] == "barge" and all(e["at_us"] > 0 for e in mine)
+    on_topic = read_topic(env.bootstrap, env.topics["TONGDAI_AUDIT_TOPIC"],
+                          {e["id"] for e in mine})
+    assert {e["id"] for e in mine} <= set(on_topic)
 
 
 def test_pop_up_stream_of_an_agent_gets_the_offered_call_with_the_caller(env):
