@@ -36,6 +36,7 @@ def test_a_call_is_timed_from_its_park_to_the_frame_after_its_row_appeared():
                                             "published": T0 + 800}
     f = figures_of([sample], page, records)
     assert f["call_waiting_p95_ms"] == 910 and f["call_waiting_samples_count"] == 1
+    assert f["call_waiting_traced_count"] == 1
     stages = [f[f"call_waiting_{st}_p50_ms"] for st in STAGES]
     assert stages == [30, 30, 740, 100, 10] and sum(stages) == 910
     assert f["kinds_meeting_goal_count"] == f["kinds_count"] == 1
@@ -71,3 +72,22 @@ def test_a_sample_never_shown_is_missed_and_fails_the_goal():
     assert f["call_gone_p95_ms"] == 310 < GOAL_P95_MS
     assert f["call_gone_under_goal_pct"] == 90.0
     assert f["kinds_meeting_goal_count"] == 0 and f["kinds_count"] == 1
+
+
+def test_samples_on_the_way_while_another_workers_view_is_newest_are_left_out():
+    def live(ts: float, source: str, calls=()) -> tuple[str, float, dict]:
+        return ("live", ts, {**view(calls=calls), "source": source})
+
+    early = Sample("call_waiting", T0 * 1000, call_id="c1", number="0900000001")
+    late = Sample("call_waiting", (T0 + 3000) * 1000, call_id="c2", number="0900000002")
+    page = {"rows": {"00000001": [T0 + 500, T0 + 505], "00000002": [T0 + 3500, T0 + 3505]},
+            "gone": {}, "agents": []}
+    records = [live(T0 + 400, "ours", ["c1"]),
+               live(T0 + 1000, "theirs"),  # newest until ours at T0 + 1200
+               live(T0 + 1200, "ours", ["c1"]),
+               live(T0 + 3400, "ours", ["c1", "c2"]),
+               live(T0 + 3450, "theirs")]  # newest after c2 was published, before it showed
+    f = figures_of([early, late], page, records, own="ours")
+    assert f["call_waiting_excluded_count"] == 1 and f["call_waiting_samples_count"] == 1
+    assert f["call_waiting_p95_ms"] == 505
+    assert figures_of([early, late], page, records)["call_waiting_samples_count"] == 2
