@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from .clock import ManualClock, SimClock
-from .model import AgentSpec, CallerSpec, Distribution, IvrSpec
-from .node import Node, parse_originate
+from .model import AgentSpec, CallerSpec, Distribution, IvrSpec, NumberSpec
+from .node import Monitor, Node, parse_dtmf, parse_originate
 from .scenario import LoadGenerator, LoadSpec, Scenario, apply_scenario, load_scenario
 from .server import EslServer, Session
 
@@ -29,13 +29,16 @@ __all__ = [
     "LoadGenerator",
     "LoadSpec",
     "ManualClock",
+    "Monitor",
     "Node",
+    "NumberSpec",
     "Scenario",
     "Session",
     "SimClock",
     "Simulator",
     "apply_scenario",
     "load_scenario",
+    "parse_dtmf",
     "parse_originate",
 ]
 
@@ -92,6 +95,14 @@ class Simulator:
 
     def place_call(self, spec: CallerSpec) -> str:
         return self.node.place_call(spec)
+
+    def add_number(self, spec: NumberSpec) -> None:
+        """How an outside number answers a click-to-call (busy, no answer, invalid...)."""
+        self.node.add_number(spec)
+
+    def monitor(self, key: str) -> Monitor | None:
+        """A monitoring by the supervisor's leg uuid or its tongdai_monitor_id."""
+        return self.node.monitor(key)
 
     def register(self, ext: str, domain: str | None = None) -> None:
         self.node.register(f"{ext}@{domain or self.node.domain}")

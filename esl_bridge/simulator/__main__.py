@@ -38,6 +38,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "real FreeSWITCH ≈ 0.005)")
     p.add_argument("--external-answer-delay", type=float, default=4.0,
                    help="ring time of numbers behind sofia/gateway/..., s (4)")
+    p.add_argument("--customer-answer-delay", type=float, default=2.0,
+                   help="click-to-call: s before an unlisted customer number answers (2)")
+    p.add_argument("--customer-talk", type=float, default=20.0,
+                   help="click-to-call: s an unlisted customer talks before hanging up (20)")
     load = p.add_argument_group("load mode (enabled by --cps)")
     load.add_argument("--cps", type=float, help="calls per second (Poisson arrivals)")
     load.add_argument("--agents", type=int, default=10, help="number of agents (10)")
@@ -79,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
                                   "originate_timeout": args.originate_timeout,
                                   "external_answer_delay": args.external_answer_delay,
                                   "answer_to_park": args.answer_to_park,
-                                  "lost_bridge_rate": args.lost_bridge_rate}
+                                  "lost_bridge_rate": args.lost_bridge_rate,
+                                  "customer_answer_delay": args.customer_answer_delay,
+                                  "customer_talk": args.customer_talk}
     if args.domain:
         options["domain"] = args.domain
     sim = Simulator(host=args.host, port=args.port, password=args.password,

@@ -23,6 +23,7 @@ TONGDAI_VARIABLES = {
 }
 
 AGENT_BEHAVIOURS = ("answer", "no_answer", "busy", "reject")
+NUMBER_BEHAVIOURS = ("answer", "no_answer", "busy", "reject", "invalid")
 
 
 def variable_text(value: Any) -> str:
@@ -103,6 +104,9 @@ class AgentSpec:
     talk: float | None = None
     hangup_by: str | None = None
     gateway: str | None = None
+    #: The directory's ``tongdai_outbound`` (classes of numbers the phone may call out);
+    #: None = the domain default of fs-conf/directory, ``national,mobile,service``.
+    outbound: str | None = None
 
     @classmethod
     def parse(cls, data: dict[str, Any], index: int = 0) -> AgentSpec:
@@ -187,3 +191,40 @@ class CallerSpec:
                    talk=None if data.get("talk") is None else float(data["talk"]),
                    hangup_by=hangup_by, uuid=data.get("uuid"),
                    answer_delay=float(data.get("answer_delay", 0.02)))
+
+
+@dataclass
+class NumberSpec:
+    """An outside number behind the carrier (``sofia/gateway/carrier/<number>``): the
+    customer of a click-to-call.
+
+    ``answer``: ``answer`` (after ``answer_delay``, then talks ``talk`` seconds before
+    ``hangup_by`` — ``customer`` or ``agent`` — hangs up; None talks until someone else
+    hangs up), ``busy`` (486 → USER_BUSY), ``no_answer`` (rings until the bridge's
+    ``call_timeout`` → NO_ANSWER), ``reject`` (603 → CALL_REJECTED after ``answer_delay``),
+    ``invalid`` (404 → UNALLOCATED_NUMBER)."""
+
+    number: str
+    answer: str = "answer"
+    answer_delay: float = 2.0
+    talk: float | None = 20.0
+    hangup_by: str = "customer"
+
+    @classmethod
+    def parse(cls, data: dict[str, Any], index: int = 0) -> NumberSpec:
+        where = f"numbers[{index}]"
+        if "number" not in data:
+            raise ValueError(f"{where}.number: required")
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+        answer = data.get("answer", "answer")
+        if answer not in NUMBER_BEHAVIOURS:
+            raise ValueError(f"{where}.answer: must be one of {NUMBER_BEHAVIOURS}, got {answer!r}")
+        hangup_by = data.get("hangup_by", "customer")
+        if hangup_by not in ("customer", "agent"):
+            raise ValueError(f"{where}.hangup_by: must be customer or agent")
+        talk = data.get("talk", 20.0)
+        return cls(number=str(data["number"]), answer=answer,
+                   answer_delay=float(data.get("answer_delay", 2.0)),
+                   talk=None if talk is None else float(talk), hangup_by=hangup_by)

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid as uuid_mod
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -24,7 +24,7 @@ import orjson
 from esl_bridge.protocol import Event, url_encode
 
 from .clock import Scheduler, SimClock, Timer
-from .model import AgentSpec, CallerSpec
+from .model import AgentSpec, CallerSpec, NumberSpec
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ CALLING: dict[str, tuple[str, str, int]] = {
     "CHANNEL_UNPARK": ("switch_ivr.c", "switch_ivr_park", 1213),
     "CHANNEL_HOLD": ("switch_channel.c", "switch_channel_perform_mark_hold", 1217),
     "CHANNEL_UNHOLD": ("switch_channel.c", "switch_channel_perform_mark_hold", 1217),
+    # Not in the captures: the function that fires it (FreeSWITCH master), line approximate.
+    "DTMF": ("switch_channel.c", "switch_channel_dequeue_dtmf", 574),
     "RECORD_START": ("switch_ivr_async.c", "record_callback", 1265),
     "RECORD_STOP": ("switch_ivr_async.c", "record_callback", 1440),
     "HEARTBEAT": ("switch_core.c", "send_heartbeat", 95),
@@ -71,6 +73,7 @@ Q850 = {
     "SUBSCRIBER_ABSENT": 20, "CALL_REJECTED": 21, "NORMAL_UNSPECIFIED": 31,
     "ORIGINATOR_CANCEL": 487, "USER_NOT_REGISTERED": 606, "ALLOTTED_TIMEOUT": 602,
     "MANAGER_REQUEST": 503, "LOSE_RACE": 502, "NORMAL_TEMPORARY_FAILURE": 41,
+    "UNALLOCATED_NUMBER": 1, "NO_ROUTE_DESTINATION": 3, "OUTGOING_CALL_BARRED": 52,
 }
 
 CALLSTATE_NUMBER = {"DOWN": 0, "DIALING": 1, "RINGING": 2, "EARLY": 3, "ACTIVE": 4, "HELD": 5,
@@ -87,6 +90,23 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _ORIGINATE_TARGET = re.compile(r"^user/([^@\s]+)(?:@(\S+))?$")
 _GATEWAY_TARGET = re.compile(r"^sofia/gateway/([^/\s]+)/([^@\s]+)$")
 _APP = re.compile(r"^&?([A-Za-z_][\w]*)\((.*)\)$|^&?([A-Za-z_]\w*)$")
+#: The tenant's outbound context of fs-conf (tongdai_<tenant>_outbound).
+_OUTBOUND_CONTEXT = re.compile(r"^tongdai_(.+)_outbound$")
+#: outbound_cid_guard: never present a 1800/1900 (service) number as the caller ID.
+_SERVICE_CID = re.compile(r"^(?:\+?84|0)?1[89]00")
+#: The outbound classes of fs-conf's tongdai_<tenant>_outbound, in the dialplan's order.
+_OUTBOUND_CLASSES = (
+    ("mobile", re.compile(r"^0[35789][0-9]{8}$")),
+    ("national", re.compile(r"^02[0-9]{9}$")),
+    ("service", re.compile(r"^1[89]00[0-9]{4,6}$")),
+    ("international", re.compile(r"^(?:00|\+)[1-9][0-9]{6,15}$")),
+)
+#: Classes whose calls the outbound dialplan records (record_session before the bridge).
+_RECORDED_CLASSES = ("mobile", "national", "international")
+#: What switch_channel_queue_dtmf_string accepts (is_dtmf: digits, A-D, *, #, w/W, f/F).
+_DTMF_CHARS = frozenset("0123456789ABCDabcd*#wWfF")
+#: FreeSWITCH's default / minimum / maximum DTMF durations, in 8 kHz samples.
+DTMF_DEFAULT_SAMPLES, DTMF_MIN_SAMPLES, DTMF_MAX_SAMPLES = 2000, 400, 192000
 
 
 def gmt_text(epoch: float) -> str:
@@ -117,6 +137,34 @@ def parse_originate(arg: str) -> tuple[dict[str, str], str, str]:
         text = text[end + 1:]
     target, _, app = text.partition(" ")
     return variables, target.strip(), app.strip()
+
+
+def switch_true(value: str | None) -> bool:
+    """FreeSWITCH's switch_true: yes/on/true/t/enabled/active/allow or a non-zero number."""
+    if not value:
+        return False
+    text = value.strip().lower()
+    if text in ("yes", "on", "true", "t", "enabled", "active", "allow"):
+        return True
+    return text.lstrip("+-").isdigit() and int(text) != 0
+
+
+def parse_dtmf(text: str) -> list[tuple[str, int]]:
+    """``uuid_recv_dtmf`` data → (digit, duration in 8 kHz samples) as
+    switch_channel_queue_dtmf_string queues them: an optional leading ``~``, groups joined
+    by ``+``, each ``digits[@ms]``; characters that are not DTMF are skipped."""
+    out: list[tuple[str, int]] = []
+    for group in text.removeprefix("~").split("+"):
+        digits, at, ms = group.partition("@")
+        samples = DTMF_DEFAULT_SAMPLES
+        if at:
+            lead = re.match(r"^[0-9]+", ms)
+            duration = int(lead.group()) if lead else 0
+            if duration > DTMF_MIN_SAMPLES // 8:
+                samples = duration * 8
+        samples = min(max(samples, DTMF_MIN_SAMPLES), DTMF_MAX_SAMPLES)
+        out += [(d, samples) for d in digits if d in _DTMF_CHARS]
+    return out
 
 
 def _split_vars(block: str) -> Iterable[str]:
@@ -209,11 +257,19 @@ class Channel:
     parked: bool = False
     originating: bool = False
     gone: bool = False
+    #: The leg this one's dialplan ``bridge`` is ringing (cancelled if this one hangs up).
+    dialing: str | None = None
+    #: The running application fires CHANNEL_EXECUTE[_COMPLETE] at every fidelity.
+    app_always: bool = False
     # simulation bookkeeping
     caller: CallerSpec | None = field(default=None, repr=False)
     agent: Agent | None = field(default=None, repr=False)
     job: Done | None = field(default=None, repr=False)
     timers: list[Timer] = field(default_factory=list, repr=False)
+    #: The ``{...}`` variables of the originate that created the leg, as given.
+    originate_vars: dict[str, str] = field(default_factory=dict, repr=False)
+    #: DTMF queued on the leg (uuid_recv_dtmf) that no application has read yet.
+    dtmf_queue: list[tuple[str, int]] = field(default_factory=list, repr=False)
 
     @property
     def logical_direction(self) -> str:
@@ -223,6 +279,41 @@ class Channel:
         for timer in self.timers:
             timer.cancel()
         self.timers.clear()
+
+
+#: eavesdrop's audio paths → the monitoring mode they amount to. ``mux_read``: the
+#: eavesdropper's voice is mixed into what the target leg *reads* (its phone's audio, sent
+#: to its bridge partner: the other party hears); ``mux_write``: into what is *written* to
+#: the target leg (its own phone hears). switch_ivr_async.c: ED_MUX_READ / ED_MUX_WRITE.
+MONITOR_MODES = {(False, False): "listen", (False, True): "whisper", (True, True): "barge",
+                 (True, False): "whisper_partner"}
+
+
+@dataclass(eq=False)
+class Monitor:
+    """One running (or finished) ``eavesdrop``: the eavesdropper's leg on a target leg.
+
+    ``mode``: ``listen`` (hears both sides, heard by no one), ``whisper`` (heard by the
+    target leg only: the agent, when the target is the agent's leg), ``barge`` (heard by
+    both), ``whisper_partner`` (heard by the target's partner only: the customer)."""
+
+    leg: str
+    target: str
+    monitor_id: str | None
+    requested: str | None
+    dtmf: bool
+    mux_read: bool
+    mux_write: bool
+    started_us: int
+    active: bool = True
+    ended_us: int = 0
+    end_reason: str = ""
+    #: (simulated µs, digit, mode after it) for every digit eavesdrop read.
+    history: list[tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def mode(self) -> str:
+        return MONITOR_MODES[(self.mux_read, self.mux_write)]
 
 
 class Node:
@@ -236,7 +327,10 @@ class Node:
                  unregistered_cause: str = "USER_NOT_REGISTERED",
                  originate_timeout: float = 60.0, max_sessions: int = 1000,
                  fidelity: str = "core", external_answer_delay: float = 4.0,
-                 answer_to_park: float = 0.02, lost_bridge_rate: float = 0.0) -> None:
+                 answer_to_park: float = 0.02, lost_bridge_rate: float = 0.0,
+                 customer_answer_delay: float = 2.0, customer_talk: float | None = 20.0,
+                 carrier: str = "carrier", carrier_proxy: str = "carrier.invalid",
+                 recordings_dir: str = "/var/lib/freeswitch/recordings") -> None:
         if fidelity not in ("core", "full"):
             raise ValueError("fidelity: must be 'core' or 'full'")
         self.clock = clock or SimClock()
@@ -264,6 +358,17 @@ class Node:
         #: "core": the events a contact center uses; "full": also CHANNEL_STATE,
         #: CHANNEL_CALLSTATE and CHANNEL_EXECUTE[_COMPLETE], for `event plain ALL` load.
         self.full = fidelity == "full"
+        #: How outside numbers reached through the carrier behave (click-to-call customers);
+        #: a number not listed answers after ``customer_answer_delay`` and talks
+        #: ``customer_talk`` seconds.
+        self.numbers: dict[str, NumberSpec] = {}
+        self.default_number = NumberSpec(number="", answer_delay=customer_answer_delay,
+                                         talk=customer_talk)
+        #: fs-conf's outbound gateway (sofia/gateway/<carrier>/<number>) and its proxy.
+        self.carrier, self.carrier_proxy = carrier, carrier_proxy
+        self.recordings_dir = recordings_dir
+        #: Every eavesdrop that ran, by the eavesdropper's leg uuid.
+        self.monitors: dict[str, Monitor] = {}
         self.channels: dict[str, Channel] = {}
         self.agents: dict[str, Agent] = {}
         self.listeners: list[Callable[[Event], None]] = []
@@ -440,16 +545,20 @@ class Node:
                     ("Original-Channel-Call-State", old),
                     ("Channel-Call-State-Number", str(CALLSTATE_NUMBER[callstate]))])
 
-    def _app_start(self, ch: Channel, app: str, data: str = "") -> None:
+    def _app_start(self, ch: Channel, app: str, data: str = "", *,
+                   always: bool = False) -> None:
+        """CHANNEL_EXECUTE at full fidelity, or always for applications whose start is the
+        only sign of what a leg does (eavesdrop fires no CHANNEL_BRIDGE)."""
         ch.application, ch.application_data = app, data
-        ch.app_uuid = self.new_uuid() if self.full else ""
-        if self.full:
+        ch.app_always = always
+        ch.app_uuid = self.new_uuid() if self.full or always else ""
+        if self.full or always:
             self._channel_event("CHANNEL_EXECUTE", ch, suffix=[
                 ("Application", app), ("Application-Data", data),
                 ("Application-UUID", ch.app_uuid)])
 
     def _app_done(self, ch: Channel) -> None:
-        if self.full and ch.app_uuid:
+        if (self.full or ch.app_always) and ch.app_uuid:
             self._channel_event("CHANNEL_EXECUTE_COMPLETE", ch, suffix=[
                 ("Application", ch.application), ("Application-Data", ch.application_data),
                 ("Application-Response", "_none_"), ("Application-UUID", ch.app_uuid)])
@@ -734,7 +843,13 @@ class Node:
             if ch is None or ch.gone or ch.hangup_cause:
                 return False
             partner = self.channels.get(ch.bridged_to) if ch.bridged_to else None
+            dialing = self.channels.get(ch.dialing) if ch.dialing else None
             self._mark_hangup(ch, cause, disposition)
+            if dialing is not None and not dialing.hangup_cause:
+                # The caller of a dialplan bridge hung up while the other leg rang: the
+                # originate is cancelled (the other leg never reports back to it).
+                ch.dialing, dialing.job = None, None
+                self.hangup(dialing.uuid, "ORIGINATOR_CANCEL", disposition="send_cancel")
             if partner is not None and not partner.hangup_cause:
                 self._mark_hangup(partner, "NORMAL_CLEARING",
                                   "send_bye" if disposition == "recv_bye" else "recv_bye")
@@ -762,7 +877,16 @@ class Node:
         ch.hangup_us = now
         ch.answer_state = "hangup"
         ch.disposition = disposition
+        ch.dtmf_queue.clear()
         self._channel_event("CHANNEL_HANGUP", ch, number=10)
+        monitor = self.monitors.get(ch.uuid)
+        if monitor is not None and monitor.active:
+            # The eavesdropper hung up: its eavesdrop application returns now.
+            self._monitor_ended(monitor, "hangup")
+            self._app_done(ch)
+        for other in list(self.monitors.values()):
+            if other.active and other.target == ch.uuid:
+                self._target_gone(other)
         self._state(ch, "CS_HANGUP")
         self._callstate(ch, "HANGUP")
 
@@ -774,6 +898,8 @@ class Node:
                                   "last_bridge_role": role})
         a.variables["bridge_hangup_cause"] = b.hangup_cause or "NORMAL_CLEARING"
         b.variables["last_bridge_hangup_cause"] = b.hangup_cause or "NORMAL_CLEARING"
+        # A B leg's Channel-Call-UUID is its A leg's while bridged, its own again after.
+        b.variables["call_uuid"] = b.uuid
         self._channel_event("CHANNEL_UNBRIDGE", a, state="CS_SOFT_EXECUTE", number=10, prefix=[
             ("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)])
         a.bridged_to = b.bridged_to = None
@@ -891,6 +1017,7 @@ class Node:
                 done("-ERR DESTINATION_OUT_OF_ORDER\n")
                 return
             ch = self._outbound_leg(agent, uid, variables)
+            ch.originate_vars = dict(variables)
             ch.job = done
             behaviour = agent.spec.answer
             if behaviour == "answer" and agent.spec.busy_when_in_call and agent.legs - {uid}:
@@ -986,9 +1113,20 @@ class Node:
         if ch.job is not None:
             job, ch.job = ch.job, None
             job(f"+OK {ch.uuid}\n")
+        if app and not app.startswith("&"):
+            # originate <url> <exten> [<dialplan>] [<context>]: the answered leg goes to the
+            # dialplan (click-to-call: the tenant's outbound rules dial the customer).
+            words = app.split()
+            self._transfer(ch, words[0], words[1] if len(words) > 1 else "XML",
+                           words[2] if len(words) > 2 else "default", how="bl_xfer")
+            self._route(ch)
+            return
         m = _APP.match(app) if app else None
         name = (m.group(1) or m.group(3)) if m else "park"
         data = (m.group(2) or "") if m else ""
+        if name == "eavesdrop" and data:
+            self._eavesdrop(ch, data.strip())
+            return
         if name == "intercept" and data:
             target = self.channels.get(data.strip())
             if target is not None and not target.gone:
@@ -1001,6 +1139,323 @@ class Node:
         else:
             ch.variables["current_application"] = name
             self._app_start(ch, name, data)
+
+    # ------------------------------------------------------------------ dialplan: outbound
+
+    def add_number(self, spec: NumberSpec) -> None:
+        """How an outside number behaves when the carrier rings it (a click-to-call's
+        customer); numbers not added answer after ``customer_answer_delay``."""
+        with self.lock:
+            self.numbers[spec.number] = spec
+
+    def _transfer(self, ch: Channel, dest: str, dialplan: str, context: str, *,
+                  how: str) -> None:
+        """A new caller profile sends the leg to ``dest`` in ``context``
+        (switch_ivr_session_transfer): Caller-Destination-Number, Caller-Context,
+        Caller-Profile-Index and Caller-Transfer-Source change."""
+        now = self.clock.now_us()
+        ch.transfer_us = now
+        ch.profile_index += 1
+        ch.profile_created_us = now
+        ch.transfer_source = (f"{now // 1_000_000}:{self.new_uuid()}:{how}:"
+                              f"{dest}/{context}/{dialplan}")
+        ch.dest, ch.context, ch.dialplan, ch.hit_dialplan = dest, context, dialplan, True
+        ch.variables["transfer_source"] = ch.transfer_source
+        self._state(ch, "CS_ROUTING")
+        self._state(ch, "CS_EXECUTE")
+
+    def _route(self, ch: Channel) -> None:
+        """The dialplan for the leg's destination and context. The simulator knows the
+        tenants' outbound contexts; anywhere else the leg parks (as after uuid_transfer)."""
+        m = _OUTBOUND_CONTEXT.match(ch.context)
+        if m is None:
+            ch.variables.update(self._dids.get(ch.dest, {}))
+            self._park(ch)
+            return
+        self._outbound_dialplan(ch, m.group(1))
+
+    def _outbound_dialplan(self, ch: Channel, tenant: str) -> None:
+        """fs-conf's ``tongdai_<tenant>_outbound``: setup, caller-ID guard, +84 forms, one
+        extension per class of number (permission, recording), ``bridge`` to the carrier.
+
+        The caller ID presented is ``tongdai_outbound_caller_id`` (the number the API chose)
+        or the originate's ``effective_caller_id_number``; fs-conf's outbound_setup today
+        forces the tenant's geographic number instead (see the simulator README)."""
+        v = ch.variables
+        # outbound_setup (continue="true")
+        self._set(ch, "tongdai_tenant", tenant)
+        self._set(ch, "tongdai_domain", v.get("tongdai_domain") or v.get("dialed_domain")
+                  or self.domain)
+        cid = (v.get("tongdai_outbound_caller_id")
+               or ch.originate_vars.get("effective_caller_id_number")
+               or v.get("effective_caller_id_number") or ch.cid_num)
+        self._set(ch, "effective_caller_id_number", cid)
+        self._set(ch, "effective_caller_id_name",
+                  ch.originate_vars.get("effective_caller_id_name") or tenant.upper())
+        self._set(ch, "hangup_after_bridge", "true")
+        self._set(ch, "call_timeout", "60")
+        # outbound_who (continue="true")
+        if v.get("tongdai_direction") == "inbound":
+            self._set(ch, "tongdai_outbound", "national,mobile")
+        else:
+            self._set(ch, "tongdai_direction", "outbound")
+        # outbound_cid_guard
+        if _SERVICE_CID.match(cid):
+            self._app_start(ch, "log",
+                            "ERR tongdai: refusing to present a 1800/1900 number as caller ID")
+            self._app_done(ch)
+            self._hangup_app(ch, "CALL_REJECTED")
+            return
+        # outbound_service_e164 / outbound_e164: +84 / 84 forms, back through the context.
+        number = ch.dest
+        national = (re.sub(r"^\+?84(1[89]00[0-9]{4,6})$", r"\1", number)
+                    if re.match(r"^\+?84(1[89]00[0-9]{4,6})$", number)
+                    else re.sub(r"^\+?84([1-9][0-9]{8,9})$", r"0\1", number))
+        if national != number:
+            self._app_start(ch, "transfer", f"{national} XML {ch.context}")
+            self._transfer(ch, national, "XML", ch.context, how="bl_xfer")
+            self._outbound_dialplan(ch, tenant)
+            return
+        if re.match(r"^11[345]$", number):
+            klass = "emergency"
+        else:
+            klass = next((name for name, rx in _OUTBOUND_CLASSES if rx.match(number)), "")
+            if not klass:  # outbound_unknown
+                self._hangup_app(ch, "UNALLOCATED_NUMBER")
+                return
+            # The directory's classes came with the phone's user variables.
+            allowed = v.setdefault("tongdai_outbound", (ch.agent.spec.outbound if ch.agent
+                                                        else None) or "national,mobile,service")
+            if klass not in allowed.split(","):
+                self._set(ch, "tongdai_barred", klass)
+                self._hangup_app(ch, "OUTGOING_CALL_BARRED")
+                return
+        self._set(ch, "tongdai_dest_class", klass)
+        if klass in _RECORDED_CLASSES:
+            day = datetime.fromtimestamp(self.clock.now(), self.tz).strftime("%Y-%m-%d")
+            path = f"{self.recordings_dir}/{tenant}/{day}/{ch.uuid}.wav"
+            self._set(ch, "tongdai_recording", path)
+            self._app_start(ch, "record_session", path)
+            if ch.recording:
+                self._record_stop(ch)
+            ch.recording, ch.record_started_us = path, self.clock.now_us()
+            self._channel_event("RECORD_START", ch, suffix=[("Record-File-Path", path)])
+            self._app_done(ch)
+        self._dial_out(ch, number)
+
+    def _hangup_app(self, ch: Channel, cause: str) -> None:
+        """The dialplan's ``hangup <cause>``."""
+        self._app_start(ch, "hangup", cause)
+        self.hangup(ch.uuid, cause)
+
+    def _dial_out(self, a: Channel, number: str) -> None:
+        """``bridge sofia/gateway/<carrier>/<number>`` on leg ``a``: a new outbound leg
+        rings the customer; answered, it is bridged to ``a`` (CHANNEL_BRIDGE on ``a``);
+        failed, ``a`` hangs up with its cause (continue_on_fail is not set)."""
+        spec = self.numbers.get(number) or replace(self.default_number, number=number)
+        a.variables["current_application"] = "bridge"
+        self._app_start(a, "bridge", f"sofia/gateway/{self.carrier}/{number}")
+        b = self._carrier_leg(a, number)
+        a.dialing = b.uuid
+        b.job = lambda body: self._bridge_failed(a, body)
+        timeout = float(a.variables.get("call_timeout") or 60)
+        if spec.answer in ("busy", "invalid"):
+            cause = "USER_BUSY" if spec.answer == "busy" else "UNALLOCATED_NUMBER"
+            self._later(b, 0.05, lambda: self.hangup(b.uuid, cause, disposition="recv_refuse"))
+            return
+        self._later(b, 0.1, lambda: self._ringing(b))
+        if spec.answer == "answer" and spec.answer_delay < timeout:
+            self._later(b, spec.answer_delay, lambda: self._carrier_answer(a, b, spec))
+        elif spec.answer == "reject" and spec.answer_delay < timeout:
+            self._later(b, spec.answer_delay, lambda: self.hangup(
+                b.uuid, "CALL_REJECTED", disposition="recv_refuse"))
+        else:
+            self._later(b, timeout, lambda: self.hangup(b.uuid, "NO_ANSWER",
+                                                        disposition="send_cancel"))
+
+    def _carrier_leg(self, a: Channel, number: str) -> Channel:
+        """The customer's leg: outbound, through the carrier gateway, caller ID = the
+        effective caller ID of ``a``; its events carry ``a`` as Other-Type originator."""
+        now = self.clock.now_us()
+        uid = self.new_uuid()
+        cid_num = a.variables.get("effective_caller_id_number") or a.cid_num
+        cid_name = a.variables.get("effective_caller_id_name") or a.cid_name
+        name = f"sofia/gateway/{self.carrier}/{number}"
+        b = Channel(uuid=uid, direction="outbound", name=name, cid_name=cid_name,
+                    cid_num=cid_num, dest=number, ani=cid_num, context=a.context,
+                    source="src/switch_ivr_originate.c", presence_id="", created_us=now,
+                    dialplan=a.dialplan, orig_cid_name=cid_name, orig_cid_num=cid_num,
+                    hit_dialplan=False, profile_created_us=now)
+        v = b.variables
+        v.update({"direction": "outbound", "is_outbound": "true", "uuid": uid,
+                  "call_uuid": uid, "session_id": str(next(self._session_ids)),
+                  "sip_profile_name": "external", "sip_gateway_name": self.carrier,
+                  "video_media_flow": "disabled", "text_media_flow": "disabled",
+                  "channel_name": name,
+                  "sip_destination_url": f"sip:{number}@{self.carrier_proxy}",
+                  "originator": a.uuid, "originating_leg_uuid": a.uuid,
+                  "originate_early_media": "true", "originate_endpoint": "sofia"})
+        # Only what the A leg exported (`export` / export_vars) reaches a B leg.
+        for var in (x.strip() for x in a.variables.get("export_vars", "").split(",")):
+            if var and var in a.variables:
+                v[var] = a.variables[var]
+        b.other, b.other_type = a, "originator"
+        self._new_channel(b)
+        if self.full:
+            self._channel_event("CHANNEL_STATE", b)
+        self._channel_event("CHANNEL_CREATE", b, state="CS_INIT", number=2)
+        self._state(b, "CS_ROUTING")
+        self._state(b, "CS_CONSUME_MEDIA")
+        return b
+
+    def _carrier_answer(self, a: Channel, b: Channel, spec: NumberSpec) -> None:
+        if a.gone or a.hangup_cause:
+            return
+        a.dialing, b.job = None, None
+        b.answered_us = self.clock.now_us()
+        b.answer_state = "answered"
+        b.media = True
+        b.callee_name, b.callee_num = "Outbound Call", b.dest
+        b.variables.update({"audio_media_flow": "sendrecv",
+                            "sip_req_uri": f"{b.dest}@{self.carrier_proxy}",
+                            "sofia_profile_name": "external", "sip_to_user": b.dest,
+                            "sip_from_user": b.cid_num, "sip_call_id": self.new_uuid(),
+                            "read_codec": "PCMU", "write_codec": "PCMU",
+                            "endpoint_disposition": "ANSWER"})
+        self._channel_event("CHANNEL_ANSWER", b, state="CS_CONSUME_MEDIA", number=7)
+        self._callstate(b, "ACTIVE")
+        self._dialplan_bridge(a, b, spec)
+
+    def _dialplan_bridge(self, a: Channel, b: Channel, spec: NumberSpec) -> None:
+        """The bridge application's bridge (switch_ivr_multi_threaded_bridge): one
+        CHANNEL_BRIDGE on the A leg; the B leg's Channel-Call-UUID becomes the A leg's."""
+        now = self.clock.now_us()
+        self._state(b, "CS_EXCHANGE_MEDIA")
+        a.bridged_us = b.bridged_us = now
+        a.bridged_to, b.bridged_to = b.uuid, a.uuid
+        a.bridge_a, b.bridge_a = True, False
+        a.other, a.other_type = b, "originatee"
+        for leg, other in ((a, b), (b, a)):
+            leg.variables.update({"bridge_channel": other.name, "bridge_uuid": other.uuid,
+                                  "signal_bond": other.uuid})
+        b.variables["call_uuid"] = a.uuid
+        a.variables.update({"originate_disposition": "SUCCESS", "DIALSTATUS": "SUCCESS"})
+        self._channel_event("CHANNEL_BRIDGE", a, prefix=[
+            ("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)])
+        if spec.talk is not None:
+            who = b if spec.hangup_by == "customer" else a
+            self._later(b, spec.talk, lambda: self.hangup(who.uuid, "NORMAL_CLEARING",
+                                                          disposition="recv_bye"))
+
+    def _bridge_failed(self, a: Channel, body: str) -> None:
+        """The B leg failed: the bridge application returns, and without continue_on_fail
+        switch_channel_handle_cause hangs the A leg up with the B leg's cause."""
+        cause = body.strip().removeprefix("-ERR").strip() or "NORMAL_TEMPORARY_FAILURE"
+        if a.gone or a.hangup_cause:
+            return
+        a.dialing = None
+        a.variables.update({"originate_disposition": cause, "originate_failed_cause": cause})
+        self._app_done(a)
+        self.hangup(a.uuid, cause)
+
+    # ------------------------------------------------------------------ eavesdrop & DTMF
+
+    def monitor(self, key: str) -> Monitor | None:
+        """The eavesdrop run by leg ``key`` or with ``tongdai_monitor_id`` ``key`` (latest)."""
+        with self.lock:
+            found = self.monitors.get(key)
+            if found is None:
+                found = next((m for m in reversed(list(self.monitors.values()))
+                              if m.monitor_id == key), None)
+            return found
+
+    def _eavesdrop(self, ch: Channel, target_uuid: str) -> None:
+        """``eavesdrop <uuid>`` on the answered leg ``ch`` (mod_dptools eavesdrop_function,
+        switch_ivr_eavesdrop_session): CHANNEL_EXECUTE now, CHANNEL_EXECUTE_COMPLETE when
+        it returns — at once when the target does not exist, else when the target hangs
+        up, the eavesdropper presses ``*`` or hangs up. The originated leg has nothing
+        else to run, so it then hangs up."""
+        v = ch.variables
+        v["current_application"] = "eavesdrop"
+        self._state(ch, "CS_EXECUTE")
+        self._app_start(ch, "eavesdrop", target_uuid, always=True)
+        enable_dtmf = v.get("eavesdrop_enable_dtmf")
+        monitor = Monitor(
+            leg=ch.uuid, target=target_uuid, monitor_id=v.get("tongdai_monitor_id"),
+            requested=v.get("tongdai_monitor_mode"),
+            dtmf=True if enable_dtmf is None else switch_true(enable_dtmf),
+            mux_read=switch_true(v.get("eavesdrop_whisper_aleg")),
+            mux_write=switch_true(v.get("eavesdrop_whisper_bleg")),
+            started_us=self.clock.now_us())
+        self.monitors[ch.uuid] = monitor
+        target = self.channels.get(target_uuid)
+        if target is None or target is ch or target.hangup_cause:
+            self._eavesdrop_done(ch, "no_such_channel")
+
+    def _monitor_ended(self, monitor: Monitor, reason: str) -> None:
+        monitor.active = False
+        monitor.ended_us = self.clock.now_us()
+        monitor.end_reason = reason
+
+    def _target_gone(self, monitor: Monitor) -> None:
+        # The eavesdrop loop notices the target is down on its next frame (20 ms).
+        ch = self.channels.get(monitor.leg)
+        if ch is not None:
+            self._later(ch, 0.02, lambda: self._eavesdrop_done(ch, "target_hangup"))
+
+    def _eavesdrop_done(self, ch: Channel, reason: str) -> None:
+        monitor = self.monitors.get(ch.uuid)
+        if monitor is None or not monitor.active or ch.hangup_cause:
+            return
+        self._monitor_ended(monitor, reason)
+        self._app_done(ch)
+        self.hangup(ch.uuid, "NORMAL_CLEARING")
+
+    def uuid_recv_dtmf(self, uid: str, digits: str) -> str:
+        """DTMF as if received from the leg's phone (switch_channel_queue_dtmf_string).
+        mod_commands writes nothing on success, so ``api`` answers ``-ERR no reply`` and a
+        ``bgapi`` job has an empty body; an unknown uuid: ``-ERR Cannot locate session!``."""
+        with self.lock:
+            ch = self.channels.get(uid)
+            if ch is None or ch.gone:
+                return "-ERR Cannot locate session!\n"
+            queued = parse_dtmf(digits)
+            if queued:
+                ch.dtmf_queue.extend(queued)
+                self._later(ch, 0.02, lambda: self._read_dtmf(ch))
+            return ""
+
+    def _read_dtmf(self, ch: Channel) -> None:
+        """The leg's application reads one queued digit per frame (20 ms): the DTMF event
+        fires as it is read (switch_channel_dequeue_dtmf). Nothing reads a ringing leg, nor
+        an eavesdropper without eavesdrop_enable_dtmf: there the digits stay queued."""
+        if not ch.dtmf_queue or ch.hangup_cause:
+            return
+        monitor = self.monitors.get(ch.uuid)
+        eavesdropping = monitor is not None and monitor.active
+        if not ch.answered_us or (monitor is not None and eavesdropping and not monitor.dtmf):
+            return
+        digit, samples = ch.dtmf_queue.pop(0)
+        self._channel_event("DTMF", ch, suffix=[
+            ("DTMF-Digit", digit), ("DTMF-Duration", str(samples)), ("DTMF-Source", "APP")])
+        if monitor is not None and eavesdropping and self._eavesdrop_key(ch, monitor, digit):
+            return
+        if ch.dtmf_queue:
+            self._later(ch, 0.02, lambda: self._read_dtmf(ch))
+
+    def _eavesdrop_key(self, ch: Channel, monitor: Monitor, digit: str) -> bool:
+        """eavesdrop's keys (switch_ivr_eavesdrop_session): 1 = talk to the target's
+        partner, 2 = talk to the target, 3 = both (three-way), 0 = listen only, * = stop
+        eavesdropping; 4-6 only change the video layout. True when eavesdrop ended."""
+        paths = {"1": (True, False), "2": (False, True), "3": (True, True),
+                 "0": (False, False)}
+        if digit in paths:
+            monitor.mux_read, monitor.mux_write = paths[digit]
+        monitor.history.append((self.clock.now_us(), digit, monitor.mode))
+        if digit == "*":
+            self._eavesdrop_done(ch, "dtmf")
+            return True
+        return False
 
     # ------------------------------------------------------------------ bridge & co
 
@@ -1337,6 +1792,11 @@ class Node:
             if len(args) < 3 or args[1] not in ("start", "stop", "mask", "unmask"):
                 return "-USAGE: <uuid> [start|stop|mask|unmask] <path> [<limit>]\n"
             return self.uuid_record(args[0], args[1], args[2])
+        if command == "uuid_recv_dtmf":
+            parts = arg.split(None, 1)
+            if len(parts) < 2:
+                return "-USAGE: <uuid> <dtmf_data>\n"
+            return self.uuid_recv_dtmf(parts[0], parts[1])
         if command == "uuid_exists":
             return "true" if args and args[0] in self.channels else "false"
         if command == "uuid_dump":

@@ -7,6 +7,8 @@ A scenario::
       "dids": {"19001234": {"tongdai_tenant": "acme", "tongdai_did": "19001234"}},
       "agents": [{"ext": "1000", "answer": "answer", "answer_delay": 1.0,
                   "register_at": 0, "unregister_at": null}],
+      "numbers": [{"number": "0912345678", "answer": "busy"},     # click-to-call customers
+                  {"number": "0987654321", "answer_delay": 3, "talk": 45}],
       "callers": [{"at": 0.5, "number": "0903123456", "name": "Nguyen Van A",
                    "did": "19001234", "queue": "support", "priority": 5, "vip": true,
                    "skills": ["billing:5"], "language": "vi", "region": "HN",
@@ -33,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .model import AgentSpec, CallerSpec, Distribution, IvrSpec, variable_text
+from .model import AgentSpec, CallerSpec, Distribution, IvrSpec, NumberSpec, variable_text
 from .node import Node
 
 
@@ -89,21 +91,23 @@ class Scenario:
     agents: list[AgentSpec] = field(default_factory=list)
     callers: list[CallerSpec] = field(default_factory=list)
     load: LoadSpec | None = None
+    numbers: list[NumberSpec] = field(default_factory=list)
 
     @classmethod
     def parse(cls, data: dict[str, Any]) -> Scenario:
         if not isinstance(data, dict):
             raise ValueError("scenario: expected an object at the top level")
         unknown = set(data) - {"domain", "dids", "agents", "callers", "load", "seed",
-                               "heartbeat", "speed", "description"}
+                               "heartbeat", "speed", "description", "numbers"}
         if unknown:
             raise ValueError(f"scenario: unknown keys {sorted(unknown)}")
         dids = {str(d): {k: variable_text(v) for k, v in (vs or {}).items()}
                 for d, vs in (data.get("dids") or {}).items()}
         agents = [AgentSpec.parse(a, i) for i, a in enumerate(data.get("agents") or [])]
         callers = [CallerSpec.parse(c, i, dids) for i, c in enumerate(data.get("callers") or [])]
+        numbers = [NumberSpec.parse(n, i) for i, n in enumerate(data.get("numbers") or [])]
         return cls(domain=data.get("domain"), dids=dids, agents=agents, callers=callers,
-                   load=LoadSpec.parse(data.get("load")))
+                   load=LoadSpec.parse(data.get("load")), numbers=numbers)
 
 
 def load_scenario(path: str | Path) -> tuple[Scenario, dict[str, Any]]:
@@ -127,6 +131,8 @@ def apply_scenario(node: Node, scenario: Scenario) -> None:
             node.domain = scenario.domain
         for did, variables in scenario.dids.items():
             node.set_did(did, variables)
+        for number in scenario.numbers:
+            node.add_number(number)
         start = node.clock.now()
         for agent in scenario.agents:
             node.add_agent(agent, at=start)

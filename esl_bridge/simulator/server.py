@@ -324,7 +324,8 @@ class Session:
         while not finished.wait(0.5):
             if self.closed or not self.server.running:
                 return
-        self.send(encode_api_response(result[0]))
+        # mod_event_socket answers an api command that printed nothing "-ERR no reply".
+        self.send(encode_api_response(result[0] or "-ERR no reply\n"))
 
     def _bgapi(self, text: str, job_uuid: str | None) -> None:
         command, _, arg = text.partition(" ")
