@@ -87,8 +87,11 @@ def esl_command(envelope: Envelope) -> str:
             "origination_caller_id_name='Giam sat cuoc goi'",
             f"origination_caller_id_number={_clean(p['extension'])}",
             "eavesdrop_enable_dtmf=true",
-            f"eavesdrop_whisper_aleg={'true' if mode in ('whisper', 'barge') else 'false'}",
-            f"eavesdrop_whisper_bleg={'true' if mode == 'barge' else 'false'}",
+            # switch_ivr_eavesdrop_session on the agent's leg: whisper_bleg mixes into what
+            # the agent hears (whisper), whisper_aleg into what the customer hears; both
+            # are the three-way (barge).
+            f"eavesdrop_whisper_aleg={'true' if mode == 'barge' else 'false'}",
+            f"eavesdrop_whisper_bleg={'true' if mode in ('whisper', 'barge') else 'false'}",
             f"originate_timeout={int(p['timeout_s'])}",
         ])
         return (f"originate {{{variables}}}user/{_clean(p['extension'])}@{_clean(p['domain'])}"

@@ -233,7 +233,9 @@ def _phone_agent(router: TenantRouter, p: dict[str, Any]) -> str | None:
     """The agent whose phone a new leg is, for legs no queue offered (offers are tracked
     as offers)."""
     ext = p.get("extension")
-    if not ext or p.get("offer_id"):
+    # An offer's leg is its offer id (origination_uuid): known before its CHANNEL_CREATE,
+    # which may not carry the originate's variables yet.
+    if not ext or p.get("offer_id") or p["leg_id"] in router.state.offers:
         return None
     return router.extension_agent(ext)
 

@@ -256,3 +256,27 @@ def test_a_vip_caller_is_served_before_earlier_normal_callers(acd):
     finally:
         t.close()
     assert t.reader.of_type("call_offered")[0].call_id == vip
+
+
+def test_a_call_on_an_agents_own_phone_keeps_queue_calls_away(acd):
+    """Presence from call activity: the longest-idle agent is on a call it placed from its
+    own phone (no queue), so the queue's call goes to the other agent; when the phone's
+    call ends the agent is available again."""
+    t = Tenant(acd, {"a1": {"answer_delay": 0.3}, "a2": {"answer_delay": 0.3}})
+    try:
+        own = acd.sim.place_call(CallerSpec.parse({
+            "at": 0, "number": t.ext["a1"], "did": "0912345678",
+            "variables": {"tongdai_tenant": t.id, "tongdai_domain": t.id}}))
+        t.reader.wait_for(lambda es: t.states("a1")[-1:] == ["on_call"], timeout=20,
+                          what="a1 busy on its own call")
+        call = t.call(patience=60, talk=1)
+        t.reader.wait_for(lambda es: any(e.type == "call_offered" and e.call_id == call
+                                         for e in es), timeout=20, what="call_offered")
+        offered = [e.payload["agent_id"] for e in t.reader.of_type("call_offered")
+                   if e.call_id == call]
+        assert acd.sim.hangup(own)
+        t.reader.wait_for(lambda es: t.states("a1")[-1:] == ["available"], timeout=20,
+                          what="a1 available once its own call ended")
+    finally:
+        t.close()
+    assert offered == ["a2"]

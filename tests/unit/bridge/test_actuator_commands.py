@@ -40,7 +40,7 @@ def test_click_to_call_rings_the_agent_then_sends_its_leg_to_the_outbound_dialpl
 
 
 @pytest.mark.parametrize("mode, aleg, bleg", [("listen", "false", "false"),
-                                              ("whisper", "true", "false"),
+                                              ("whisper", "false", "true"),
                                               ("barge", "true", "true")])
 def test_monitoring_rings_the_supervisor_into_eavesdrop_on_the_agents_leg(mode, aleg, bleg):
     line = esl_command(decision("monitor_call", leg_id="mon-1", extension="1099",
