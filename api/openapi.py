@@ -75,6 +75,11 @@ def build(version: str = "1.0.0") -> dict[str, Any]:
         if doc.tag == "reports":
             op["responses"]["503"] = {"description": "ClickHouse not reachable", "content": {
                 "application/json": {"schema": "Error"}}}
+        if doc.tag == "monitor":
+            op["responses"]["409"] = {"description": "the agent has no call in progress, or "
+                                                     "the user has no extension of its own "
+                                                     "(`details` names the field and rule)",
+                                      "content": {"application/json": {"schema": "Error"}}}
         paths.setdefault(path, {})[doc.method.lower()] = op
     for path, ops in paths.items():
         spec.path(path=path, operations=ops)

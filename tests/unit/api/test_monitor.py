@@ -240,3 +240,15 @@ def test_the_start_written_by_another_process_is_waited_for_briefly(app, auth):
     threading.Timer(0.2, audit.apply, args=(entry,)).start()
     found = app.extensions["tongdai"].monitor.started("acme", monitor_id)
     assert found is not None and found["target"] == "call/c-7"
+
+
+def test_the_openapi_document_describes_both_routes(client):
+    doc = client.get("/api/v1/openapi.json").get_json()
+    start = doc["paths"]["/api/v1/monitor"]["post"]
+    switch = doc["paths"]["/api/v1/monitor/{monitor_id}/mode"]["post"]
+    for op in (start, switch):
+        assert {"202", "400", "401", "403", "404", "409"} <= set(op["responses"])
+        assert op["description"] == "Roles: admin, supervisor"
+    body = doc["components"]["schemas"]["MonitorLoad"]
+    assert body["required"] == ["agent_id"]
+    assert body["properties"]["mode"]["enum"] == ["listen", "whisper", "barge"]
