@@ -32,8 +32,8 @@ screen); a sample never shown within 8 s counts as missed (and as over the goal)
 Needs the local stack (`tongdai stack up`) and /usr/bin/chromium. The worker and the API
 read the shared topics, so other traffic on the stack is routed and followed by them too;
 and any other worker running on the stack (tests, `tongdai up`) publishes its own view of
-this tenant, which the API shows while it is the newest: samples on the way during such a
-view are left out (`*_excluded_count`, `live_publishers_count`).
+this tenant, which the API shows while it is the newest: samples on the way while such a
+view differed from ours are left out (`*_excluded_count`, `live_publishers_count`).
 Options: --seconds N (120; 20 with --quick), --tick-s S (the worker's tick; default: its
 own default), --seed N.
 """
@@ -212,20 +212,31 @@ def pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def _signature(view: dict) -> tuple[frozenset, frozenset]:
+    """What the samples look at in a live view: the calls and each agent's state."""
+    return (frozenset(c.get("call_id") for c in view.get("calls") or ()),
+            frozenset((a.get("agent_id"), a.get("state")) for a in view.get("agents") or ()))
+
+
 def foreign_intervals(records: list[tuple[str, float, dict]],
                       own: str | None) -> list[tuple[float, float]]:
-    """When another worker's live view of the tenant was the newest one (epoch ms): from
-    its record to our worker's next one. Workers that consume the same topics (other
-    tests on a shared stack) publish views of every tenant they see, built from what they
-    happened to read; the API shows whichever is newest."""
+    """When another worker's live view of the tenant, unlike ours before and after it,
+    was the newest one (epoch ms): from its record to our worker's next one. Workers that
+    consume the same topics (other tests on a shared stack) publish views of every tenant
+    they see, built from what they happened to read; the API shows whichever is newest.
+    One that agrees with ours (a worker routing the same records) changes nothing."""
     if own is None:
         return []
-    lives = [(ts, env.get("source")) for kind, ts, env in records if kind == "live"]
+    lives = [(ts, env.get("source"), _signature(env["payload"]))
+             for kind, ts, env in records if kind == "live"]
     out = []
-    for i, (ts, source) in enumerate(lives):
-        if source != own:
-            until = next((t for t, src in lives[i + 1:] if src == own), float("inf"))
-            out.append((ts, until))
+    for i, (ts, source, sig) in enumerate(lives):
+        if source == own:
+            continue
+        before = next((g for t, src, g in reversed(lives[:i]) if src == own), None)
+        after = next(((t, g) for t, src, g in lives[i + 1:] if src == own), None)
+        if sig != before and (after is None or sig != after[1]):
+            out.append((ts, after[0] if after else float("inf")))
     return out
 
 
@@ -257,6 +268,7 @@ def figures_of(samples: list[Sample], page: dict[str, Any],
         if not every:
             continue
         out[f"{kind}_excluded_count"] = len(every) - len(mine)
+        out[f"{kind}_samples_count"] = len(mine)
         if not mine:
             continue
         kinds_seen += 1
@@ -285,7 +297,6 @@ def figures_of(samples: list[Sample], page: dict[str, Any],
         out[f"{kind}_p50_ms"] = round(pct(totals, 0.50), 1)
         out[f"{kind}_p95_ms"] = round(pct(totals, 0.95), 1)
         out[f"{kind}_max_ms"] = round(max(totals, default=0.0), 1)
-        out[f"{kind}_samples_count"] = len(mine)
         out[f"{kind}_missed_count"] = missed
         out[f"{kind}_under_goal_pct"] = round(100.0 * under / len(mine), 1)
         out[f"{kind}_traced_count"] = traced  # shown samples found at every stage in Kafka
@@ -689,7 +700,8 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
             print(f"freshness: {kind:<18} p50 {figures[f'{kind}_p50_ms']:7.1f} ms  p95 "
                   f"{figures[f'{kind}_p95_ms']:7.1f} ms  max {figures[f'{kind}_max_ms']:7.1f} ms"
                   f"  n={figures[f'{kind}_samples_count']} missed="
-                  f"{figures[f'{kind}_missed_count']}  (p50 stages ms: {stages})",
+                  f"{figures[f'{kind}_missed_count']} excluded={figures[f'{kind}_excluded_count']}"
+                  f"  (p50 stages ms: {stages})",
                   file=sys.stderr)
     print(f"freshness: goal p95 < {GOAL_P95_MS:.0f} ms {verdict}; all p95 "
           f"{figures['all_p95_ms']} ms; live views of the tenant published by "
@@ -698,6 +710,6 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
     if len(publishers) > 1:
         print(f"freshness: WARNING {len(publishers) - 1} other worker(s) consuming the same "
               "topics also published this tenant's live view (the API shows whichever is "
-              f"newest): {figures['all_excluded_count']} samples on the way meanwhile "
-              "are left out", file=sys.stderr)
+              f"newest): {figures['all_excluded_count']} samples on the way while one "
+              "differed from ours are left out", file=sys.stderr)
     return figures

@@ -91,3 +91,13 @@ def test_samples_on_the_way_while_another_workers_view_is_newest_are_left_out():
     assert f["call_waiting_excluded_count"] == 1 and f["call_waiting_samples_count"] == 1
     assert f["call_waiting_p95_ms"] == 505
     assert figures_of([early, late], page, records)["call_waiting_samples_count"] == 2
+
+
+def test_another_workers_view_that_agrees_with_ours_changes_nothing():
+    sample = Sample("call_waiting", T0 * 1000, call_id="c1", number="0900000001")
+    page = {"rows": {"00000001": [T0 + 900, T0 + 905]}, "gone": {}, "agents": []}
+    records = [("live", T0 + 300, {**view(calls=[]), "source": "ours"}),
+               ("live", T0 + 500, {**view(calls=["c1"]), "source": "twin"}),  # = our next
+               ("live", T0 + 880, {**view(calls=["c1"]), "source": "ours"})]
+    f = figures_of([sample], page, records, own="ours")
+    assert f["call_waiting_excluded_count"] == 0 and f["call_waiting_samples_count"] == 1
