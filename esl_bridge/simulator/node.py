@@ -139,6 +139,12 @@ def parse_originate(arg: str) -> tuple[dict[str, str], str, str]:
     return variables, target.strip(), app.strip()
 
 
+def name_of(app: str) -> str:
+    """The application of an originate's ``&app(args)``; "" for an extension."""
+    m = _APP.match(app) if app.startswith("&") else None
+    return (m.group(1) or m.group(3)) if m else ""
+
+
 def switch_true(value: str | None) -> bool:
     """FreeSWITCH's switch_true: yes/on/true/t/enabled/active/allow or a non-zero number."""
     if not value:
@@ -1113,6 +1119,8 @@ class Node:
         if ch.job is not None:
             job, ch.job = ch.job, None
             job(f"+OK {ch.uuid}\n")
+        if ch.bridged_to and (name_of(app) == "eavesdrop" or not app.startswith("&")):
+            return  # uuid_bridge got here first: the leg is bridged, nothing else runs
         if app and not app.startswith("&"):
             # originate <url> <exten> [<dialplan>] [<context>]: the answered leg goes to the
             # dialplan (click-to-call: the tenant's outbound rules dial the customer).
@@ -1213,6 +1221,7 @@ class Node:
                     else re.sub(r"^\+?84([1-9][0-9]{8,9})$", r"0\1", number))
         if national != number:
             self._app_start(ch, "transfer", f"{national} XML {ch.context}")
+            self._app_done(ch)
             self._transfer(ch, national, "XML", ch.context, how="bl_xfer")
             self._outbound_dialplan(ch, tenant)
             return
@@ -1242,6 +1251,26 @@ class Node:
             self._channel_event("RECORD_START", ch, suffix=[("Record-File-Path", path)])
             self._app_done(ch)
         self._dial_out(ch, number)
+
+    def _interrupt(self, ch: Channel, other: Channel | None) -> None:
+        """Another command takes ``ch`` away from what its application was doing
+        (uuid_bridge with ``other``, uuid_transfer): a running eavesdrop returns; a
+        dialplan bridge still ringing its B leg is cancelled; a B leg still ringing for
+        its A leg's bridge is lost to that bridge (which fails LOSE_RACE)."""
+        monitor = self.monitors.get(ch.uuid)
+        if monitor is not None and monitor.active:
+            self._monitor_ended(monitor, "interrupted")
+            self._app_done(ch)
+        peer = self.channels.get(ch.dialing) if ch.dialing else None
+        ch.dialing = None
+        if peer is not None and not peer.hangup_cause:
+            peer.job = None
+            if peer is not other:
+                self.hangup(peer.uuid, "ORIGINATOR_CANCEL", disposition="send_cancel")
+        owner = self.channels.get(ch.variables.get("originator", ""))
+        if owner is not None and owner.dialing == ch.uuid and owner is not other:
+            owner.dialing, ch.job = None, None
+            self._later(owner, 0.0, lambda: self._bridge_failed(owner, "-ERR LOSE_RACE\n"))
 
     def _hangup_app(self, ch: Channel, cause: str) -> None:
         """The dialplan's ``hangup <cause>``."""
@@ -1309,9 +1338,8 @@ class Node:
         return b
 
     def _carrier_answer(self, a: Channel, b: Channel, spec: NumberSpec) -> None:
-        if a.gone or a.hangup_cause:
+        if b.hangup_cause:
             return
-        a.dialing, b.job = None, None
         b.answered_us = self.clock.now_us()
         b.answer_state = "answered"
         b.media = True
@@ -1324,7 +1352,9 @@ class Node:
                             "endpoint_disposition": "ANSWER"})
         self._channel_event("CHANNEL_ANSWER", b, state="CS_CONSUME_MEDIA", number=7)
         self._callstate(b, "ACTIVE")
-        self._dialplan_bridge(a, b, spec)
+        if a.dialing == b.uuid and not a.hangup_cause:  # not taken away by another command
+            a.dialing, b.job = None, None
+            self._dialplan_bridge(a, b, spec)
 
     def _dialplan_bridge(self, a: Channel, b: Channel, spec: NumberSpec) -> None:
         """The bridge application's bridge (switch_ivr_multi_threaded_bridge): one
@@ -1461,6 +1491,8 @@ class Node:
 
     def _bridge(self, a: Channel, b: Channel) -> None:
         now = self.clock.now_us()
+        self._interrupt(a, b)
+        self._interrupt(b, a)
         for leg, other in ((a, b), (b, a)):
             if leg.bridged_to and leg.bridged_to != other.uuid:
                 previous = self.channels.get(leg.bridged_to)
@@ -1537,6 +1569,7 @@ class Node:
                 return "-ERR No such channel!\n"
             if leg == "-bleg" and ch.bridged_to:
                 ch = self.channels[ch.bridged_to]
+            self._interrupt(ch, None)
             partner = self.channels.get(ch.bridged_to) if ch.bridged_to else None
             if partner is not None:
                 a, b = (ch, partner) if ch.bridge_a else (partner, ch)
