@@ -26,6 +26,17 @@ PRINTED = {"wallboard": r"Wallboard:\s+(\S+)", "reports": r"Reports:\s+(\S+)",
            "agent": r"Agent page:\s+(\S+)"}
 
 
+SHARED = frozenset({"product", "browser", "context"})
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    """The tests on the shared `tongdai up` and Chromium run last in the session: session
+    fixtures live until the session ends, and a running demo (calls, a routing worker on
+    the shared topics, CPU) or an open Playwright loop would disturb every test after them
+    (integration tests, the freshness benchmark's own browser)."""
+    items.sort(key=lambda item: bool(SHARED & set(getattr(item, "fixturenames", ()))))
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
