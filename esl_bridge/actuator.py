@@ -65,6 +65,8 @@ def esl_command(envelope: Envelope) -> str:
             f"tongdai_click_to_call={_clean(p['request_id'])}",
             f"tongdai_agent_id={_clean(p['agent_id'])}",
             f"tongdai_command_id={_clean(p['command_id'])}",
+            "tongdai_direction=outbound",
+            "export_vars=tongdai_tenant",  # the customer's leg belongs to the tenant too
             # The agent's phone shows whom it is calling; the customer sees the tenant's
             # number (the outbound dialplan refuses a 1800/1900 one as well).
             f"origination_caller_id_number={_clean(p['destination'])}",
@@ -83,6 +85,7 @@ def esl_command(envelope: Envelope) -> str:
             f"tongdai_tenant={_clean(envelope.tenant)}",
             f"tongdai_monitor_id={_clean(p['leg_id'])}",
             f"tongdai_monitor_mode={_clean(mode)}",
+            "tongdai_direction=internal",
             f"tongdai_command_id={_clean(p['command_id'])}",
             "origination_caller_id_name='Giam sat cuoc goi'",
             f"origination_caller_id_number={_clean(p['extension'])}",
@@ -110,6 +113,14 @@ def esl_command(envelope: Envelope) -> str:
     if kind == "set_variable":
         return f"uuid_setvar {_clean(p['leg_id'])} {_clean(p['name'])} {_clean(p['value'])}"
     raise ValueError(f"not a routing command: {kind}")
+
+
+def job_succeeded(kind: str, body: str) -> bool:
+    """Did a bgapi job succeed? `+OK ...`, except `uuid_recv_dtmf`, which prints nothing
+    when it worked (mod_commands) and `-ERR ...`/`-USAGE ...` when it did not."""
+    if kind == "send_dtmf":
+        return not body.strip().startswith(("-ERR", "-USAGE"))
+    return body.startswith("+OK")
 
 
 class ClaimLog:
@@ -314,7 +325,7 @@ class Actuator:
         entry = self._jobs.pop(job_uuid, None)
         if entry is not None:
             envelope, _ = entry
-            self._outcome(envelope, body.startswith("+OK"), body.strip(), job_uuid)
+            self._outcome(envelope, job_succeeded(envelope.type, body), body.strip(), job_uuid)
 
     def _outcome(self, envelope: Envelope, ok: bool, result: str,
                  job_uuid: str | None = None) -> None:

@@ -51,7 +51,8 @@ SYSTEM_TENANT = "_system"  # node-level facts (heartbeats, snapshots, unknown jo
 PRODUCT_VARIABLES = tuple(f"variable_tongdai_{n}" for n in (
     "tenant", "domain", "direction", "did", "queue", "ivr_path", "ivr_choice", "priority",
     "vip", "skills", "language", "region", "call_id", "offer_id", "command_id", "agent_id",
-    "customer_id", "recording"))
+    "customer_id", "recording", "click_to_call", "monitor_id", "monitor_mode",
+    "outbound_caller_id", "dest_class", "barred"))
 # Raw headers kept for the analytics and for rebuilding projections (names as FreeSWITCH
 # sends them), the product's variables included.
 KEPT_HEADERS = (
@@ -239,7 +240,10 @@ def _channel(event: Event, type_: str, config: NormalizerConfig) -> Envelope:
         raise ValueError(f"{event.name} without Unique-ID")
     # The caller's leg is the call. Agent legs we originate say which call they serve;
     # for others the best FreeSWITCH offers is Channel-Call-UUID.
-    call_id = (_var(h, "tongdai_call_id") or _var(h, "cc_caller_uuid")
+    # A leg a dialplan `bridge` originated (the customer's leg of a click-to-call or of a
+    # forward) belongs to the leg that originated it, from its first event on.
+    originator = h.get("Other-Leg-Unique-ID") if h.get("Other-Type") == "originator" else None
+    call_id = (_var(h, "tongdai_call_id") or _var(h, "cc_caller_uuid") or originator
                or h.get("Channel-Call-UUID") or leg_id)
     caller_raw = h.get("Caller-Caller-ID-Number")
     callee_raw = h.get("Caller-Destination-Number")

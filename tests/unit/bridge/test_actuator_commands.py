@@ -107,3 +107,11 @@ def test_node_memory_recognises_a_restarted_node_across_bridge_restarts(tmp_path
     old, tenants = again.swap("fs1:8021", "core-b")
     assert (old, tenants) == ("core-a", {"acme", "beta"})
     assert NodeMemory(path).swap("fs1:8021", "core-b") == ("core-b", set())
+
+
+def test_a_dtmf_job_succeeds_with_an_empty_body():
+    from esl_bridge.actuator import job_succeeded
+
+    assert job_succeeded("send_dtmf", "") and job_succeeded("send_dtmf", "\n")
+    assert not job_succeeded("send_dtmf", "-ERR Cannot locate session!\n")
+    assert job_succeeded("offer_call", "+OK 123\n") and not job_succeeded("offer_call", "")

@@ -210,3 +210,11 @@ def test_replay_survives_a_truncated_capture(tmp_path):
     summary = replay(cut, to_kafka=False, config=NormalizerConfig(), bootstrap="",
                      out=io.StringIO())
     assert summary["published"] > 0 and summary["incomplete_tail_bytes"] > 0
+
+
+def test_a_leg_a_dialplan_bridge_originated_belongs_to_its_originator():
+    env = normalize.normalize(_event(**{
+        "Event-Name": "CHANNEL_CREATE", "Unique-ID": "cust-1", "Call-Direction": "outbound",
+        "Channel-Call-UUID": "cust-1", "Other-Type": "originator",
+        "Other-Leg-Unique-ID": "agent-leg-1", "variable_tongdai_tenant": "acme"}))
+    assert env.call_id == "agent-leg-1" and env.payload["leg"] == "b" and env.tenant == "acme"
