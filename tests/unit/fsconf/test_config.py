@@ -180,7 +180,11 @@ def test_every_transfer_and_context_reference_exists(fs):
 
 def test_outbound_caller_ids_are_never_service_numbers(fs):
     for ctx in fsxml.section(fs, "dialplan").iter("context"):
-        for a in ctx.iter("action"):
-            m = re.match(r"effective_caller_id_number=(.*)", a.get("data", ""))
-            if m and ctx.get("name", "").endswith("_outbound"):
-                assert re.fullmatch(r"0[2-9][0-9]{8,9}", m.group(1)), m.group(1)
+        for cond in ctx.iter("condition"):
+            for a in cond.iter("action"):
+                m = re.match(r"effective_caller_id_number=(.*)", a.get("data", ""))
+                if m and ctx.get("name", "").endswith("_outbound"):
+                    if m.group(1) == "$1":  # a captured number: the condition's pattern rules
+                        assert cond.get("expression") == r"^(0[2-9][0-9]{8,9})$"
+                    else:
+                        assert re.fullmatch(r"0[2-9][0-9]{8,9}", m.group(1)), m.group(1)

@@ -250,6 +250,37 @@ def test_router_cannot_forward_abroad_or_to_premium_numbers(fs, dest):
     assert out.end == "hangup OUTGOING_CALL_BARRED"
 
 
+def run_click_to_call(fs, caller_id: str, number: str = "0912345678") -> fsxml.Outcome:
+    """The actuator's click-to-call originate: the agent's phone (its directory variables
+    and the originate's {variables}) answers and runs `<number> XML <context>`."""
+    line = command("originate_call", leg_id="leg-1", request_id="r-1", agent_id="lan",
+                   extension="1000", domain=ACME, destination=number,
+                   context="tongdai_acme_outbound", caller_id_number=number,
+                   outbound_caller_id=caller_id, timeout_s=30)
+    head, target, dest, dialplan, context = line.split(" ")
+    assert head.startswith("originate") and target.endswith(f"user/1000@{ACME}")
+    assert dialplan == "XML"
+    variables = fsxml.directory_user(fs, "1000", ACME)
+    inline = line[line.index("{") + 1:line.index("}")]
+    variables.update(dict(part.split("=", 1) for part in inline.split(",")))
+    return fsxml.run(fs, fsxml.Call(destination=dest, caller=number, context=context,
+                                    at=TUE_10, variables=variables))
+
+
+def test_click_to_call_presents_the_caller_id_the_product_chose(fs):
+    out = run_click_to_call(fs, "02873009999")
+    assert out.end == "bridge sofia/gateway/carrier/0912345678"
+    assert out.variables["effective_caller_id_number"] == "02873009999"
+    assert out.variables["tongdai_tenant"] == "acme"
+
+
+def test_click_to_call_never_presents_a_service_number(fs):
+    # Should the API ever send one, the dialplan keeps the tenant's geographic number.
+    out = run_click_to_call(fs, "19001234")
+    assert out.end == "bridge sofia/gateway/carrier/0912345678"
+    assert out.variables["effective_caller_id_number"] == "02873001234"
+
+
 # --------------------------------------------------------------------- phones
 def test_extension_to_extension(fs):
     out = from_phone(fs, "1000", "1003")
