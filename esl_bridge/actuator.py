@@ -17,6 +17,7 @@ import queue
 import re
 import threading
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ log = logging.getLogger("tongdai.bridge.actuator")
 
 # Values go inside `{a=b,c=d}` or after a space in an api line: no structure characters.
 _UNSAFE = re.compile(r"[\s{}',\\]")
+EARLY_JOBS_KEPT = 1_000
 MAX_AGE_S = 60.0  # a decision older than this is stale (its caller has long moved on)
 
 
@@ -180,6 +182,10 @@ class Actuator:
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._jobs: dict[str, tuple[Envelope, str]] = {}
+        # Results that arrived before their bgapi reply was read: a quick job's
+        # BACKGROUND_JOB can be dispatched by the reading greenlet before the sending one
+        # resumes with the reply that names the job (job uuid -> body).
+        self._early: OrderedDict[str, str] = OrderedDict()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._consume, name="decisions", daemon=True)
         self._greenlet: gevent.Greenlet | None = None
@@ -317,13 +323,21 @@ class Actuator:
             self._outcome(envelope, False, reply.text)
             return
         self._jobs[reply.job_uuid] = (envelope, line.split(" ", 1)[0])
+        early = self._early.pop(reply.job_uuid, None)
+        if early is not None:
+            self.on_job(reply.job_uuid, early)
+            return
         log.info("call %s: %s %s -> job %s", envelope.call_id, envelope.type, command_id,
                  reply.job_uuid)
 
     def on_job(self, job_uuid: str, body: str) -> None:
         """A BACKGROUND_JOB arrived on some node: close the command it belongs to."""
         entry = self._jobs.pop(job_uuid, None)
-        if entry is not None:
+        if entry is None:
+            self._early[job_uuid] = body  # maybe ours, its reply not read yet (or another's)
+            while len(self._early) > EARLY_JOBS_KEPT:
+                self._early.popitem(last=False)
+        else:
             envelope, _ = entry
             self._outcome(envelope, job_succeeded(envelope.type, body), body.strip(), job_uuid)
 

@@ -151,7 +151,7 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         if call is not None and call.status != CallStatus.CONNECTED:
             return [ev.CallConnected(at_us=at, call_id=env.call_id)]
         return []
-    if kind == "channel_created":
+    if kind in ("channel_created", "channel_answered"):
         agent_id = _phone_agent(router, p)
         if agent_id is None:
             return []

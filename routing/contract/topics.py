@@ -60,9 +60,11 @@ ROUTING_TYPES = frozenset({
 
 
 def for_router(type_: str, payload: dict) -> bool:
-    """Does the router need this FreeSWITCH fact? The ROUTING_TYPES, and the creation of a
-    leg on an extension's phone that no queue offered (presence from call activity)."""
+    """Does the router need this FreeSWITCH fact? The ROUTING_TYPES, and the creation and
+    answer of a leg on an extension's phone that no queue offered (presence from call
+    activity; the answer too, because a phone's own call is created before the dialplan
+    has said which tenant it belongs to)."""
     if type_ in ROUTING_TYPES:
         return True
-    return (type_ == "channel_created" and bool(payload.get("extension"))
+    return (type_ in ("channel_created", "channel_answered") and bool(payload.get("extension"))
             and not payload.get("offer_id"))

@@ -12,7 +12,7 @@ import pytest
 
 from esl_bridge.simulator import Simulator
 from esl_bridge.simulator.model import AgentSpec, CallerSpec
-from routing.contract import topics
+from routing.contract import encode, topics
 
 from .harness import (Publisher, Reader, bridge_env, start_process, stop_process, wait_ready,
                       worker_env)
@@ -280,3 +280,102 @@ def test_a_call_on_an_agents_own_phone_keeps_queue_calls_away(acd):
     finally:
         t.close()
     assert offered == ["a2"]
+
+
+def _fs_reader(acd: Stack, t: Tenant):
+    return Reader(acd.bootstrap, [topics.FS_EVENTS], lambda e: e.tenant == t.id)
+
+
+def test_click_to_call_rings_the_agent_then_the_customer(acd):
+    from esl_bridge.simulator.model import NumberSpec
+
+    t = Tenant(acd, {"a1": {"answer_delay": 0.3}})
+    fs = _fs_reader(acd, t)
+    acd.sim.add_number(NumberSpec(number="0912000111", answer_delay=0.5, talk=2.0))
+    try:
+        t.api.command("click_to_call_requested", agent_id="a1", number="+84 912 000 111",
+                      request_id="r-1", caller_id="02873001234")
+        t.api.flush()
+        t.reader.wait_for(lambda es: any(e.type == "originate_call" for e in es), timeout=20,
+                          what="originate_call")
+        order = t.reader.of_type("originate_call")[0]
+        leg = order.payload["leg_id"]
+        fs.wait_for(lambda es: any(e.type == "command_executed" and e.call_id == leg
+                                   for e in es), timeout=30, what="originate executed")
+        # The customer's leg belongs to the tenant and to the call (the agent's leg).
+        fs.wait_for(lambda es: any(e.type == "channel_answered" and e.call_id == leg
+                                   and e.payload["leg"] == "b" for e in es),
+                    timeout=30, what="customer answered")
+        fs.wait_for(lambda es: any(e.type == "channel_hungup" and e.payload["leg_id"] == leg
+                                   for e in es), timeout=30, what="call over")
+        t.reader.wait_for(lambda es: t.states("a1")[-1:] == ["available"], timeout=20,
+                          what="a1 available after its click-to-call")
+    finally:
+        fs.close()
+        t.close()
+    p = order.payload
+    assert (p["extension"], p["destination"], p["outbound_caller_id"]) == \
+        (t.ext["a1"], "0912000111", "02873001234")
+    done = next(e for e in fs.of_type("command_executed") if e.call_id == leg).payload
+    assert done["ok"] and done["command"] == "originate_call", done
+    customer = next(e for e in fs.of_type("channel_created") if e.call_id == leg
+                    and e.payload["leg"] == "b").payload
+    assert customer["callee"] == "+84912000111" and customer["caller"] == "+842873001234"
+    assert t.states("a1")[-2:] == ["on_call", "available"]
+
+
+def test_a_click_to_call_from_an_unregistered_phone_is_refused(acd):
+    t = Tenant(acd, {"a1": {"answer_delay": 0.3}})
+    try:
+        acd.sim.unregister(t.ext["a1"], t.id)
+        t.reader.wait_for(lambda es: t.states("a1")[-1:] == ["offline"], timeout=20,
+                          what="a1 offline")
+        t.api.command("click_to_call_requested", agent_id="a1", number="0912000112",
+                      request_id="r-2", caller_id="02873001234")
+        t.api.flush()
+        t.reader.wait_for(lambda es: any(e.type == "command_refused" for e in es), timeout=20,
+                          what="command_refused")
+    finally:
+        t.close()
+    refused = t.reader.of_type("command_refused")[0].payload
+    assert refused["request_id"] == "r-2" and "not registered" in refused["reason"]
+    assert not t.reader.of_type("originate_call")
+
+
+def test_a_supervisor_listens_then_barges_into_an_agents_call(acd):
+    t = Tenant(acd, {"a1": {"answer_delay": 0.3}})
+    fs = _fs_reader(acd, t)
+    acd.sim.add_agent(AgentSpec.parse({"ext": "2099", "domain": t.id, "register_at": None,
+                                       "answer_delay": 0.3}))
+    acd.sim.register("2099", t.id)
+    monitor_id = str(uuid.uuid4())
+    try:
+        call = t.call(patience=60, talk=12)
+        t.reader.wait_for(lambda es: any(e.type == "call_answered" and e.call_id == call
+                                         for e in es), timeout=20, what="call_answered")
+        t.api.producer.send(topics.CC_COMMANDS, key=topics.tenant_key(t.id), value=encode(
+            t.api._env("monitor_requested", {"monitor_id": monitor_id, "agent_id": "a1",
+                                             "extension": "2099", "mode": "listen",
+                                             "requested_by": "sup"}, call_id=call)))
+        t.api.flush()
+        fs.wait_for(lambda es: any(e.type == "command_executed"
+                                   and e.payload["command"] == "monitor_call" for e in es),
+                    timeout=30, what="monitor_call executed")
+        assert acd.sim.monitor(monitor_id).mode == "listen"
+        t.api.command("monitor_mode_requested", monitor_id=monitor_id, mode="barge")
+        t.api.flush()
+        fs.wait_for(lambda es: any(e.type == "command_executed"
+                                   and e.payload["command"] == "send_dtmf" for e in es),
+                    timeout=30, what="send_dtmf executed")
+        mode = acd.sim.monitor(monitor_id).mode
+    finally:
+        fs.close()
+        t.close()
+    started = next(e for e in fs.of_type("command_executed")
+                   if e.payload["command"] == "monitor_call").payload
+    switched = next(e for e in fs.of_type("command_executed")
+                    if e.payload["command"] == "send_dtmf").payload
+    assert started["ok"] and switched["ok"], (started, switched)
+    answered = t.reader.of_type("call_answered")[0].payload
+    assert acd.sim.monitor(monitor_id).target == answered["offer_id"]
+    assert mode == "barge"
