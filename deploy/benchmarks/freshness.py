@@ -30,15 +30,17 @@ Calls and agent changes are paced at random (calls every 0.3–0.9 s, waiting 2�
 agent change every 0.5–1.2 s, each agent changed again only once its last change is on
 screen); a sample never shown within 8 s counts as missed (and as over the goal).
 Needs the local stack (`tongdai stack up`) and /usr/bin/chromium. The worker and the API
-read the shared topics, so other traffic on the stack is routed and followed by them too;
-and any other worker running on the stack (tests, `tongdai up`) publishes its own view of
-this tenant, which the API shows while it is the newest: a sample counts only if the view
-that put it on screen is our worker's (the page notes the `as_of_us` of the view on
-screen at every change; `*_excluded_count`, `live_publishers_count`). Excluding the
-samples another worker showed first slightly favours the quick ones of ours, so judge a
-run with many exclusions with care. Callers such a worker hung up before their patience
-ran out are left out too (`calls_cut_count`; the queues' configuration is re-sent every
-3 s so that a worker joining later knows them).
+read the shared topics, so other traffic on the stack is routed and followed by them too.
+Any other worker on the stack (tests, `tongdai up`) also publishes its own view of this
+tenant, and the API shows whichever view is newest, so samples are timed by our worker's
+views only: the page notes which view (`as_of_us`) was on screen at each change and when
+every view arrived over SSE (the SSE id is the view's `as_of_us`). When another worker's
+view changed the DOM first, the sample is timed from the arrival of our first view that
+shows it to the next frame (`*_timed_by_arrival_count`); if ours never reached the page
+it is left out (`*_excluded_count`; `live_publishers_count` says how many published).
+Callers such a worker hung up before their patience ran out are left out too
+(`calls_cut_count`); the queues' configuration is re-sent every 3 s so that a worker
+joining later knows them and does not.
 Options: --seconds N (120; 20 with --quick), --tick-s S (the worker's tick; default: its
 own default), --seed N.
 """
@@ -73,7 +75,8 @@ OBSERVER_JS = r"""
 (() => {
   // rows / gone: number -> [as_of_us of the view shown, DOM ms, frame ms];
   // agents: [agent, state, as_of_us, DOM ms, frame ms] per change of a tile.
-  const f = window.__fresh = {rows: {}, gone: {}, agents: [], last: {}};
+  // arrivals: as_of_us of every live view the SSE stream brought -> [arrival ms, frame ms].
+  const f = window.__fresh = {rows: {}, gone: {}, agents: [], last: {}, arrivals: {}};
   let pending = [], frameAsked = false;
   const stamp = (entry) => {
     pending.push(entry);
@@ -118,6 +121,17 @@ OBSERVER_JS = r"""
   };
   new MutationObserver(scan).observe(document, {childList: true, subtree: true,
                                                 characterData: true});
+  // Our listener is added before the page's: it runs first; the page renders in its own.
+  const NativeEventSource = window.EventSource;
+  window.EventSource = class extends NativeEventSource {
+    constructor(url, options) {
+      super(url, options);
+      this.addEventListener("live", (ev) => {
+        const entry = [Date.now()];  // the SSE id is the view's as_of_us
+        f.arrivals[ev.lastEventId] = entry; stamp(entry);
+      });
+    }
+  };
 })();
 """
 
@@ -191,8 +205,8 @@ def stage_marks(s: Sample, records: list[tuple[str, float, dict]],
                 own: str | None = None) -> dict[str, float]:
     """Epoch-ms marks of the sample on its way: `ingested` (the bridge's or API's record),
     `routed` (a worker's fact), `published` (the first live view showing it; ours if
-    `own` names our worker). `records` are (topic kind: "in" | "fact" | "live", Kafka
-    timestamp ms, envelope) in log order."""
+    `own` names our worker), and that view's `as_of_us`. `records` are (topic kind:
+    "in" | "fact" | "live", Kafka timestamp ms, envelope) in log order."""
     after = s.event_us / 1000 - 1
     marks: dict[str, float] = {}
     for kind, ts, env in records:
@@ -204,6 +218,7 @@ def stage_marks(s: Sample, records: list[tuple[str, float, dict]],
             marks["routed"] = ts
         elif kind == "live" and "published" not in marks and _shown_in_view(s, env["payload"]):
             marks["published"] = ts
+            marks["as_of_us"] = env["payload"].get("as_of_us")
     return marks
 
 
@@ -221,10 +236,12 @@ def figures_of(samples: list[Sample], page: dict[str, Any],
     """Per kind: event-to-screen p50/p95/max, samples, missed, share under the goal, and
     the p50/p95 of each stage; overall p95 and the goal's verdict.
 
-    With `own` (our worker's name), a sample counts only if the live view that put it on
-    screen is our worker's: any other worker consuming the shared topics (tests on the
-    same stack) publishes its own view of every tenant it sees, and the API shows
-    whichever is newest. The others are counted as excluded."""
+    With `own` (our worker's name), a sample is timed by our worker's views only: any
+    other worker consuming the shared topics (tests on the same stack) publishes its own
+    view of every tenant it sees, and the API shows whichever is newest. When another's
+    view changed the DOM first, the sample is timed from the arrival of our first view
+    showing it to the next frame (`timed_by_arrival`); if ours never reached the page
+    (the API already held a newer one), it is excluded."""
     source_of = {env["payload"].get("as_of_us"): env.get("source")
                  for kind, _, env in records if kind == "live"}
     out: dict[str, float] = {}
@@ -236,19 +253,26 @@ def figures_of(samples: list[Sample], page: dict[str, Any],
             continue
         totals: list[float] = []
         stages: dict[str, list[float]] = {st: [] for st in STAGES}
-        missed = excluded = traced = 0
+        missed = excluded = traced = via_arrival = 0
         for s in every:
             event = s.event_us / 1000
             seen = shown(s, page)
-            if own is not None and seen is not None and source_of.get(seen[0]) != own:
-                excluded += 1
-                continue
+            m = stage_marks(s, records, own)
+            if own is not None and (seen is None or source_of.get(seen[0]) != own):
+                # Another worker's view showed it first (or hid it): time ours, from the
+                # arrival of our first view that shows it to the frame after it rendered.
+                arrived = (page.get("arrivals") or {}).get(str(m.get("as_of_us")))
+                if arrived:
+                    seen = (m["as_of_us"], float(arrived[0]), float(arrived[-1]))
+                    via_arrival += 1
+                elif seen is not None:  # ours never reached the page (the API had newer)
+                    excluded += 1
+                    continue
             if seen is None or seen[2] - event > MISSED_AFTER_S * 1000:
                 missed += 1
                 continue
             _as_of, dom, frame = seen
             totals.append(frame - event)
-            m = stage_marks(s, records, own)
             if {"ingested", "routed", "published"} <= m.keys():
                 traced += 1
                 chain = [event, m["ingested"], m["routed"], m["published"], dom, frame]
@@ -260,6 +284,7 @@ def figures_of(samples: list[Sample], page: dict[str, Any],
         excluded_all += excluded
         out[f"{kind}_samples_count"] = counted
         out[f"{kind}_excluded_count"] = excluded
+        out[f"{kind}_timed_by_arrival_count"] = via_arrival
         if not counted:
             continue
         kinds_seen += 1
@@ -704,7 +729,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
     if len(publishers) > 1:
         print(f"freshness: WARNING {len(publishers) - 1} other worker(s) consuming the same "
               "topics also published this tenant's live view (the API shows whichever is "
-              f"newest): {figures['all_excluded_count']} samples its views showed first "
-              f"are left out, and {cut} callers it hung up",
+              f"newest): samples it showed first are timed by our views' arrival; "
+              f"{figures['all_excluded_count']} left out, and {cut} callers it hung up",
               file=sys.stderr)
     return figures

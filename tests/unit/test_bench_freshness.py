@@ -41,7 +41,8 @@ def test_a_call_is_timed_from_its_park_to_the_frame_after_its_row_appeared():
     ]
     assert shown(sample, page) == (int(as_of(T0 + 800)), T0 + 900, T0 + 910)
     assert stage_marks(sample, records) == {"ingested": T0 + 30, "routed": T0 + 60,
-                                            "published": T0 + 800}
+                                            "published": T0 + 800,
+                                            "as_of_us": int(as_of(T0 + 800))}
     f = figures_of([sample], page, records, own="ours")
     assert f["call_waiting_p95_ms"] == 910 and f["call_waiting_samples_count"] == 1
     assert f["call_waiting_traced_count"] == 1 and f["call_waiting_excluded_count"] == 0
@@ -67,7 +68,8 @@ def test_an_agent_change_matches_the_first_tile_state_after_it():
                ("fact", at + 50, env("agent_state_changed", agent_id="r1", state="offline")),
                live(at + 600, agents=[("r1", "offline")])]
     assert stage_marks(sample, records) == {"ingested": at + 6, "routed": at + 50,
-                                            "published": at + 600}
+                                            "published": at + 600,
+                                            "as_of_us": int(as_of(at + 600))}
 
 
 def test_a_sample_never_shown_is_missed_and_fails_the_goal():
@@ -82,7 +84,7 @@ def test_a_sample_never_shown_is_missed_and_fails_the_goal():
     assert f["kinds_meeting_goal_count"] == 0 and f["kinds_count"] == 1
 
 
-def test_a_sample_another_workers_view_put_on_screen_is_left_out():
+def test_a_sample_another_workers_view_put_on_screen_is_left_out_if_ours_never_came():
     ours = Sample("call_waiting", T0 * 1000, call_id="c1", number="0900000001")
     theirs = Sample("call_waiting", (T0 + 3000) * 1000, call_id="c2", number="0900000002")
     page = {"rows": {"00000001": [as_of(T0 + 400), T0 + 500, T0 + 505],
@@ -97,3 +99,22 @@ def test_a_sample_another_workers_view_put_on_screen_is_left_out():
     assert figures_of([ours, theirs], page, records)["call_waiting_samples_count"] == 2
     # The stages use our view: published at T0 + 3400 for c2, not the twin's.
     assert stage_marks(theirs, records, own="ours")["published"] == T0 + 3400
+
+
+def test_a_sample_another_worker_showed_first_is_timed_by_the_arrival_of_ours():
+    sample = Sample("agent_pause", T0 * 1000, agent_id="p1", state="paused")
+    page = {"rows": {}, "gone": {},
+            "agents": [["p1", "paused", as_of(T0 + 200), T0 + 250, T0 + 260]],
+            "arrivals": {as_of(T0 + 200): [T0 + 240, T0 + 260],
+                         as_of(T0 + 700): [T0 + 730, T0 + 745]}}
+    records = [("in", T0 + 3, env("agent_pause_requested", agent_id="p1")),
+               ("fact", T0 + 9, env("agent_state_changed", agent_id="p1", state="paused")),
+               live(T0 + 200, "twin", agents=[("p1", "paused")]),
+               live(T0 + 700, agents=[("p1", "paused")])]
+    f = figures_of([sample], page, records, own="ours")
+    assert f["agent_pause_timed_by_arrival_count"] == 1 and f["agent_pause_p50_ms"] == 745
+    assert [f[f"agent_pause_{st}_p50_ms"] for st in STAGES] == [3, 6, 691, 30, 15]
+    # Had ours never arrived (the API held a newer view), the sample is left out.
+    del page["arrivals"][as_of(T0 + 700)]
+    f = figures_of([sample], page, records, own="ours")
+    assert f["agent_pause_excluded_count"] == 1 and f["agent_pause_samples_count"] == 0
