@@ -22,7 +22,7 @@ from routing import decisions as d
 from routing import events as ev
 from routing import model as m
 from routing import numbers
-from routing.contract import Envelope, deterministic_id, topics
+from routing.contract import Envelope, click_to_call_leg, deterministic_id, topics
 from routing.state import CallStatus, State
 
 from . import config as cfg
@@ -300,7 +300,7 @@ def click_to_call(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[
     if not presented or numbers.is_service_number(presented):
         return _refused(router, env, "no caller id that may be presented outbound (never a "
                                      "1800/1900 number)")
-    leg = deterministic_id("click_to_call", router.tenant, p["request_id"])
+    leg = click_to_call_leg(router.tenant, p["request_id"])
     router.call_nodes[leg] = node
     order = _order(router, "originate_call", node, env.occurred_at, leg, leg, leg_id=leg,
                    request_id=p["request_id"], agent_id=agent_id, extension=agent.extension,

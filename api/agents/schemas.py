@@ -29,6 +29,8 @@ class ClickToCallLoad(Strict):
 
 class ClickToCallOut(Out):
     request_id = fields.String(required=True)
+    call_id = fields.String(required=True, metadata={
+        "description": "the call's id (the agent phone's leg): notes and the call log use it"})
     agent_id = fields.String(required=True)
     number = fields.String(required=True)
     caller_id = fields.String(required=True,

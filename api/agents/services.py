@@ -14,7 +14,7 @@ from collections import OrderedDict, deque
 from typing import Any
 
 from routing import numbers
-from routing.contract import Envelope, topics
+from routing.contract import Envelope, click_to_call_leg, topics
 
 from ..auth import AGENT, Principal
 from ..bus import Bus, envelope
@@ -167,5 +167,5 @@ class AgentService:
                         "caller_id": caller_id},
                        source=f"api:{who.user}")
         self.bus.publish(self.topic, topics.tenant_key(who.tenant), env)
-        return {"request_id": request_id, "agent_id": agent_id, "number": number,
-                "caller_id": caller_id}
+        return {"request_id": request_id, "call_id": click_to_call_leg(who.tenant, request_id),
+                "agent_id": agent_id, "number": number, "caller_id": caller_id}

@@ -5,8 +5,9 @@ everything here is pure (marshmallow validates, orjson serializes; neither does 
 The routing policy itself never imports this package (see tests/unit/test_dependencies.py).
 """
 from .codec import DecodeError, decode, encode
-from .envelope import Envelope, deterministic_id
+from .envelope import Envelope, click_to_call_leg, deterministic_id
 from .upcasters import UpcastError, upcast
 
-__all__ = ["DecodeError", "Envelope", "UpcastError", "decode", "deterministic_id", "encode",
+__all__ = ["DecodeError", "Envelope", "UpcastError", "click_to_call_leg", "decode",
+           "deterministic_id", "encode",
            "upcast"]

@@ -76,3 +76,9 @@ def deterministic_id(*parts: object) -> str:
     digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
     h = digest.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def click_to_call_leg(tenant: str, request_id: str) -> str:
+    """The uuid of a click-to-call's first leg (the agent's phone), which is also the
+    call's id: the API answers it, the router originates it, the CDR carries it."""
+    return deterministic_id("click_to_call", tenant, request_id)

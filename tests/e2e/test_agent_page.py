@@ -117,6 +117,20 @@ def test_an_agent_pauses_resumes_gets_a_pop_up_notes_the_call_and_clicks_to_call
     assert page.inner_text("#c2c-result").startswith("Đã gửi yêu cầu gọi (202)")
     page.screenshot(path=str(ARTIFACTS / "agent-4-click-to-call.png"), full_page=True)
 
+    # The click-to-call is among the calls to note; one that never connected is noted as
+    # such (it has no call log row: the note records it, with 0 duration).
+    c2c_call = page.inner_text(".c2c-call-id")
+    page.select_option("#note-call", c2c_call)
+    assert page.is_visible("#note-failed")
+    page.check("#note-failed")
+    page.fill("#note-text", "Khách không nghe máy")
+    page.click("#note-save")
+    page.wait_for_function("document.getElementById('note-result').innerText === 'Đã lưu ghi chú.'",
+                           timeout=15_000)
+    noted = _api(product, f"/api/v1/calls/{c2c_call}/notes")["items"]
+    assert [(n["text"], n["outbound_failed"], n["number"]) for n in noted] == [
+        ("Khách không nghe máy", True, "+84912345678")]
+
     # English labels too.
     page.select_option("#lang", "en")
     assert page.inner_text("h1") == "Agent desk — contact center"

@@ -111,6 +111,11 @@ def test_click_to_call_never_presents_a_service_number(client, auth, bus):
     assert r.get_json()["caller_id"] == "+842838123456"
     env = bus.of_type("click_to_call_requested")[-1]
     assert env.payload["number"] == "+84912345678"
+    # The router is told the caller id to present, and the answer names the call to come.
+    assert env.payload["caller_id"] == "+842838123456"
+    from routing.contract import click_to_call_leg
+
+    assert r.get_json()["call_id"] == click_to_call_leg(env.tenant, env.payload["request_id"])
     RecordSchema().load(env.to_dict())
     r = client.put("/api/v1/agents/lan", json={"extension": "1001", "caller_id": "18005555"},
                    headers=h)
