@@ -150,6 +150,26 @@ def create_app(settings: WorkerSettings) -> faust.App:
     started = {"snapshots_requested": False}
     live_marks: dict[str, tuple[int, int]] = {}  # tenant -> (router version, µs) published
 
+    async def publish_live(tenant: str, router: TenantRouter, now: int) -> None:
+        """The supervisors' live view of a tenant (compacted topic: the API keeps the
+        latest)."""
+        live = Envelope(event_id=deterministic_id("live", tenant, now),
+                        type="live_state_published", version=1, occurred_at=now,
+                        tenant=tenant, source=settings.app_id, seq=None, call_id=None,
+                        payload=live_view(router, now))
+        await outputs[topics.LIVE].send(key=topics.tenant_key(tenant), value=encode(live))
+        live_marks[tenant] = (router.version, now)
+
+    @app.timer(settings.live_interval_s)
+    async def live_changes() -> None:
+        """Views of the tenants that changed since their last view (at most one per
+        interval per tenant, however many records changed it)."""
+        now = time.time_ns() // 1000
+        for tenant, router in list(cache.items()):
+            published = live_marks.get(tenant)
+            if published is None or published[0] != router.version:
+                await publish_live(tenant, router, now)
+
     @app.timer(settings.tick_interval_s)
     async def tick() -> None:
         now = time.time_ns() // 1000
@@ -165,18 +185,11 @@ def create_app(settings: WorkerSettings) -> faust.App:
                                source=settings.app_id, seq=None, call_id=None, payload={})
                 await outputs[topics.CC_COMMANDS].send(key=topics.tenant_key(tenant),
                                                        value=encode(env))
-            # The supervisors' live view (compacted topic: the API keeps the latest): on a
-            # change, and every LIVE_REFRESH_S anyway so a wallboard sees it is fresh.
+            # The live view every LIVE_REFRESH_S even unchanged: a wallboard sees it is
+            # fresh (changes go out sooner, below).
             published = live_marks.get(tenant)
-            if published is None or published[0] != router.version or \
-                    now - published[1] >= LIVE_REFRESH_S * 1_000_000:
-                live = Envelope(event_id=deterministic_id("live", tenant, now),
-                                type="live_state_published", version=1, occurred_at=now,
-                                tenant=tenant, source=settings.app_id, seq=None, call_id=None,
-                                payload=live_view(router, now))
-                await outputs[topics.LIVE].send(key=topics.tenant_key(tenant),
-                                                value=encode(live))
-                live_marks[tenant] = (router.version, now)
+            if published is None or now - published[1] >= LIVE_REFRESH_S * 1_000_000:
+                await publish_live(tenant, router, now)
         if not started["snapshots_requested"] and tenants:
             # After a (re)start, ask the bridges what really exists for calls we hold.
             started["snapshots_requested"] = True

@@ -17,6 +17,10 @@ class WorkerSettings:
     app_id: str = "tongdai-router"  # the consumer group and the prefix of changelog topics
     worker_data_dir: str = str(REPO_ROOT / "var" / "worker")
     tick_interval_s: float = 1.0
+    # How soon a change reaches the supervisors' live view (the wallboard): views of
+    # tenants that changed are published at most this often (event-to-screen p95 ≈ this
+    # plus ~50 ms; `tongdai bench freshness`).
+    live_interval_s: float = 0.25
     # Where a new consumer group starts: "earliest" rebuilds state from the whole log (a new
     # deployment); "latest" skips history (tests, a deliberate fresh start).
     start_from: str = "earliest"
@@ -28,6 +32,7 @@ class WorkerSettings:
 
     def check(self) -> None:
         positive("tick_interval_s", self.tick_interval_s)
+        positive("live_interval_s", self.live_interval_s)
         for name in ("start_from", "config_from"):
             if getattr(self, name) not in ("earliest", "latest"):
                 raise SettingsError(f"{env_name(name)}={getattr(self, name)!r}: "
