@@ -41,8 +41,8 @@ it is left out (`*_excluded_count`; `live_publishers_count` says how many publis
 Callers such a worker hung up before their patience ran out are left out too
 (`calls_cut_count`); the queues' configuration is re-sent every 3 s so that a worker
 joining later knows them and does not.
-Options: --seconds N (120; 20 with --quick), --tick-s S (the worker's tick; default: its
-own default), --seed N.
+Options: --seconds N (120; 20 with --quick), --live-s S (how often the worker publishes a
+changed live view; default: its own, 0.25 s), --tick-s S (the worker's tick), --seed N.
 """
 from __future__ import annotations
 
@@ -467,6 +467,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(prog="tongdai bench freshness")
     parser.add_argument("--seconds", type=float, default=20.0 if quick else 120.0)
     parser.add_argument("--tick-s", type=float, default=None)
+    parser.add_argument("--live-s", type=float, default=None)
     parser.add_argument("--seed", type=int, default=11)
     args = parser.parse_args([a for a in argv or [] if a != "--"])
     if not Path(CHROMIUM).exists():
@@ -492,6 +493,8 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
                   "TONGDAI_CONFIG_FROM": "latest"}
     if args.tick_s:
         worker_env["TONGDAI_TICK_INTERVAL_S"] = str(args.tick_s)
+    if args.live_s:
+        worker_env["TONGDAI_LIVE_INTERVAL_S"] = str(args.live_s)
     api_port = _free_port()
     procs: dict[str, subprocess.Popen] = {}
 
