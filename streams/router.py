@@ -645,7 +645,8 @@ def live_view(router: TenantRouter, now_us: int) -> dict[str, Any]:
             "state": a.status, "since_us": router.state_since.get(agent_id, a.mark_us),
             "pause_reason": a.pause_reason,
             "call_id": a.calls[0] if a.calls else (state.offers[a.offer_id].call_id
-                                                    if a.offer_id in state.offers else None)})
+                                                    if a.offer_id in state.offers else
+                                                    a.other_legs[0] if a.other_legs else None)})
     calls = [{"call_id": cid, "queue": c.call.queue, "caller": c.call.caller,
               "status": c.status, "enqueued_us": c.enqueued_us, "agent_id": c.agent_id,
               "connected_us": c.connected_us, "vip": c.call.vip}

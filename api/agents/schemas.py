@@ -69,6 +69,13 @@ class AgentRecentCallOut(Out):
     talk_ms = fields.Integer(allow_none=True, required=True)
 
 
+class RefusedOut(Out):
+    request_id = fields.String(required=True)
+    command = fields.String(required=True)
+    reason = fields.String(required=True)
+    at_us = fields.Integer(required=True)
+
+
 class AgentStateOut(Out):
     agent_id = fields.String(required=True)
     extension = fields.String(required=True)
@@ -87,5 +94,8 @@ class AgentStateOut(Out):
     recent_calls = fields.List(fields.Nested(AgentRecentCallOut), required=True, metadata={
         "description": "calls the agent answered lately, newest first (seen by this API "
                        "process since it started; for notes after the call)"})
+    last_refused = fields.Nested(RefusedOut, allow_none=True, required=True, metadata={
+        "description": "the agent's last command the router would not carry out, and why "
+                       "(e.g. a click-to-call while the phone is busy)"})
     as_of_us = fields.Integer(allow_none=True, required=True)
     age_ms = fields.Integer(allow_none=True, required=True)

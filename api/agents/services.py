@@ -40,8 +40,22 @@ class RecentCalls:
         self._keep = keep
         self._calls: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
         self._by_agent: dict[tuple[str, str], deque[dict[str, Any]]] = {}
+        # The last command of each agent the router would not carry out (a click-to-call
+        # while the phone is busy or offline...): the agent page says why.
+        self._refused: OrderedDict[tuple[str, str], dict[str, Any]] = OrderedDict()
 
     def apply(self, env: Envelope) -> None:
+        if env.type == "command_refused":
+            p = env.payload
+            if p.get("agent_id"):
+                with self._lock:
+                    key = (env.tenant, p["agent_id"])
+                    self._refused.pop(key, None)
+                    self._refused[key] = {"request_id": p["request_id"], "command": p["command"],
+                                          "reason": p["reason"], "at_us": env.occurred_at}
+                    while len(self._refused) > REMEMBERED_CALLS:
+                        self._refused.popitem(last=False)
+            return
         if not env.call_id:
             return
         key = (env.tenant, env.call_id)
@@ -70,6 +84,11 @@ class RecentCalls:
     def of_agent(self, tenant: str, agent_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(c) for c in self._by_agent.get((tenant, agent_id), ())]
+
+    def refused(self, tenant: str, agent_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._refused.get((tenant, agent_id))
+            return dict(found) if found else None
 
 
 class AgentService:
@@ -111,6 +130,7 @@ class AgentService:
             "queues": sorted(cfg.get("queues") or ()), "state": "unknown", "since_us": None,
             "time_in_state_ms": None, "pause_reason": None, "call": None,
             "recent_calls": self.recent.of_agent(who.tenant, agent_id),
+            "last_refused": self.recent.refused(who.tenant, agent_id),
             "as_of_us": live["as_of_us"], "age_ms": live["age_ms"]}
         if live["as_of_us"] is None:
             return out

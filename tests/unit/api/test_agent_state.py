@@ -117,3 +117,19 @@ def test_recent_calls_come_from_the_router_facts_newest_first(client, auth, bus)
     assert recent[1]["ended_at_us"] is None and recent[1]["talk_ms"] is None
     other = client.get("/api/v1/agents/agent-3/state", headers=auth("supervisor")).get_json()
     assert [c["call_id"] for c in other["recent_calls"]] == ["c-other"]
+
+
+def test_the_agent_sees_why_the_router_refused_its_click_to_call(client, auth, bus):
+    _setup(client, auth)
+    me = auth("agent", user="bay")
+    assert client.get("/api/v1/agents/agent-7/state", headers=me).get_json()["last_refused"] \
+        is None
+    for tenant, reason in (("acme", "agent agent-7 is busy (on_call)"),
+                           ("beta", "someone else's")):
+        bus.publish(topics.CC_EVENTS, tenant.encode(), envelope(
+            "command_refused", tenant, {"request_id": "r-9", "command": "click_to_call_requested",
+                                        "agent_id": "agent-7", "reason": reason},
+            source="router", now_us=5_000_000))
+    got = client.get("/api/v1/agents/agent-7/state", headers=me).get_json()["last_refused"]
+    assert got == {"request_id": "r-9", "command": "click_to_call_requested",
+                   "reason": "agent agent-7 is busy (on_call)", "at_us": 5_000_000}
