@@ -323,7 +323,8 @@ class Bridge:
         self.sink = Sink(self.spool)
         self.publisher = Publisher(self.spool, settings.kafka_bootstrap,
                                    linger_ms=settings.linger_ms,
-                                   client_id=f"tongdai-{settings.bridge_name}")
+                                   client_id=f"tongdai-{settings.bridge_name}",
+                                   producer=settings.kafka_client)
         config = NormalizerConfig(settings.default_tenant, settings.country_code,
                                   settings.domain_map)
         import os

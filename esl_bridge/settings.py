@@ -57,6 +57,9 @@ class BridgeSettings:
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 15.0
     linger_ms: int = 5
+    # The Kafka client that sends: auto (confluent-kafka if installed), confluent-kafka,
+    # or kafka-python.
+    kafka_client: str = "auto"
     actuator: bool = True
     actuator_state_dir: str = str(REPO_ROOT / "var" / "bridge" / "actuator")
     log_level: str = "INFO"
@@ -69,6 +72,9 @@ class BridgeSettings:
             raise SettingsError(f"{env_name('freeswitch')}: name at least one node")
         parse_nodes(self.freeswitch)
         self.domain_map
+        if self.kafka_client not in ("auto", "confluent-kafka", "kafka-python"):
+            raise SettingsError(f"{env_name('kafka_client')}={self.kafka_client!r}: must be "
+                                f"auto, confluent-kafka or kafka-python")
         for name in ("spool_max_mb", "heartbeat_timeout_s", "reconnect_min_s",
                      "reconnect_max_s"):
             positive(name, getattr(self, name))

@@ -193,8 +193,9 @@ def test_esl_disconnect_mid_call_reconnects_snapshots_and_loses_nothing(local_st
     assert len({e.event_id for e in reader.envelopes()}) == len(reader.envelopes())
 
 
+@pytest.mark.parametrize("client", ["confluent-kafka", "kafka-python"])
 def test_kafka_down_for_30s_under_load_spools_and_delivers_everything_in_order(
-        local_stack, tmp_path):
+        local_stack, tmp_path, client):
     from deploy.local.stack import Kafka
 
     kafka = Kafka(local_stack, log=lambda _: None)
@@ -207,7 +208,7 @@ def test_kafka_down_for_30s_under_load_spools_and_delivers_everything_in_order(
     sim.start()
     tap = Tap(sim)
     reader = Reader(local_stack.kafka_bootstrap, sim.node.core_uuid)
-    bridge = start_bridge(sim, tmp_path, local_stack)
+    bridge = start_bridge(sim, tmp_path, local_stack, TONGDAI_KAFKA_CLIENT=client)
     try:
         reader.wait_for(lambda es: any(e.type == "node_snapshot_taken" for e in es))
         from esl_bridge.simulator.scenario import LoadGenerator

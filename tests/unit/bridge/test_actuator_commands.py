@@ -115,3 +115,14 @@ def test_a_dtmf_job_succeeds_with_an_empty_body():
     assert job_succeeded("send_dtmf", "") and job_succeeded("send_dtmf", "\n")
     assert not job_succeeded("send_dtmf", "-ERR Cannot locate session!\n")
     assert job_succeeded("offer_call", "+OK 123\n") and not job_succeeded("offer_call", "")
+
+
+def test_the_kafka_client_is_chosen_and_checked():
+    from esl_bridge.publisher import producer_kind
+
+    assert producer_kind("kafka-python") == "kafka-python"
+    assert producer_kind("auto") == "confluent-kafka"  # a declared dependency
+    env = {"TONGDAI_FREESWITCH": "127.0.0.1:8021:s3cret-pass-123"}
+    assert load({**env, "TONGDAI_KAFKA_CLIENT": "kafka-python"}).kafka_client == "kafka-python"
+    with pytest.raises(SettingsError, match="TONGDAI_KAFKA_CLIENT"):
+        load({**env, "TONGDAI_KAFKA_CLIENT": "rdkafka"})
