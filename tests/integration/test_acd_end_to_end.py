@@ -29,7 +29,8 @@ class Stack:
 @pytest.fixture(scope="module")
 def acd(local_stack, tmp_path_factory) -> Iterator[Stack]:
     tmp = tmp_path_factory.mktemp("acd")
-    sim = Simulator(port=0, password="acd-test", heartbeat=3600, seed=3)
+    sim = Simulator(port=0, password="acd-test", heartbeat=3600, seed=3,
+                    core_uuid=str(uuid.uuid4()))  # a node of its own: decisions are per node
     sim.start()
     bridge = start_process("bridge", tmp, bridge_env(sim, tmp, local_stack.kafka_bootstrap))
     worker = start_process("worker", tmp, worker_env(tmp, local_stack.kafka_bootstrap,

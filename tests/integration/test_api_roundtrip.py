@@ -61,7 +61,8 @@ def test_queue_and_agent_made_through_the_api_route_a_call_that_the_report_shows
     db = NativeDatabase("127.0.0.1", local_stack.clickhouse_tcp_port,
                         f"t_api_rt_{uuid.uuid4().hex[:8]}")
     migrations.migrate(db)
-    sim = Simulator(port=0, password="api-rt", heartbeat=3600, seed=5)
+    sim = Simulator(port=0, password="api-rt", heartbeat=3600, seed=5,
+                    core_uuid=str(uuid.uuid4()))  # a node of its own: decisions are per node
     sim.start()
     bridge = start_process("bridge", tmp_path, bridge_env(sim, tmp_path, bootstrap))
     worker = start_process("worker", tmp_path, worker_env(tmp_path, bootstrap,

@@ -98,7 +98,7 @@ class Reader:
 @pytest.fixture
 def sim() -> Iterator[Simulator]:
     simulator = Simulator(port=0, password=f"pw-{uuid.uuid4().hex[:8]}", heartbeat=3600,
-                          seed=7)
+                          seed=7, core_uuid=str(uuid.uuid4()))  # a node of its own
     simulator.start()
     yield simulator
     simulator.stop()
@@ -204,7 +204,8 @@ def test_kafka_down_for_30s_under_load_spools_and_delivers_everything_in_order(
     load = LoadSpec(cps=4, agents=4, duration=45, dids=["19001234"],
                     variables={"tongdai_tenant": "acme", "tongdai_queue": "support"},
                     handle_time=Distribution("exp", 3.0), patience=Distribution("exp", 4.0))
-    sim = Simulator(port=0, password="pw", heartbeat=3600, seed=11, load=None)
+    sim = Simulator(port=0, password="pw", heartbeat=3600, seed=11, load=None,
+                    core_uuid=str(uuid.uuid4()))  # a node of its own: decisions are per node
     sim.start()
     tap = Tap(sim)
     reader = Reader(local_stack.kafka_bootstrap, sim.node.core_uuid)

@@ -113,7 +113,9 @@ def check_outcome(reader: Reader, tap: Tap, tenant: str) -> None:
 @pytest.fixture
 def world(local_stack, tmp_path):
     tenant = f"t{uuid.uuid4().hex[:10]}.test"
-    sim = Simulator(port=0, password="failover", heartbeat=3600, seed=5, domain=tenant)
+    # A node of its own (seeded simulators share a Core-UUID: decisions are keyed by node)
+    sim = Simulator(port=0, password="failover", heartbeat=3600, seed=5, domain=tenant,
+                    core_uuid=str(uuid.uuid4()))
     sim.start()
     tap = Tap(sim)
     bridge = start_process("bridge", tmp_path, bridge_env(sim, tmp_path,
