@@ -31,6 +31,10 @@ class _Librdkafka:
 
         self._producer = Producer({
             "bootstrap.servers": bootstrap, "client.id": client_id, "acks": "all",
+            # A tenant's records must land on the partition every other producer (Java,
+            # kafka-python, aiokafka: murmur2) puts that tenant on: the worker reads
+            # fs.routing and cc.commands co-partitioned. librdkafka's default is CRC32.
+            "partitioner": "murmur2_random",
             "enable.idempotence": True, "linger.ms": linger_ms,
             "batch.size": 1024 * 1024, "queue.buffering.max.messages": 200_000,
             "message.timeout.ms": int(send_timeout_s * 1000),
