@@ -127,6 +127,8 @@ def test_an_agent_pauses_resumes_gets_a_pop_up_notes_the_call_and_clicks_to_call
     page.click("#note-save")
     page.wait_for_function("document.getElementById('note-result').innerText === 'Đã lưu ghi chú.'",
                            timeout=15_000)
+    # Notes are read from the notes topic: the page shows it once this API process has it.
+    page.wait_for_selector("#notes li[data-note-id] >> text=Khách không nghe máy", timeout=10_000)
     noted = _api(product, f"/api/v1/calls/{c2c_call}/notes")["items"]
     assert [(n["text"], n["outbound_failed"], n["number"]) for n in noted] == [
         ("Khách không nghe máy", True, "+84912345678")]
