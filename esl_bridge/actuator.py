@@ -230,8 +230,15 @@ class Actuator:
             try:
                 while not self._stop.is_set():
                     batch = consumer.poll(timeout_ms=200)
-                    if consumer.assignment():
+                    if consumer.assignment() and not self.ready.is_set():
+                        # Pin where a new group starts ("latest" is resolved lazily, when
+                        # partitions are fetched: a decision sent meanwhile was skipped).
+                        assigned = consumer.assignment()
+                        for tp in assigned:
+                            consumer.position(tp)
                         self.ready.set()
+                        log.info("actuator ready: reading decisions from %d partitions",
+                                 len(assigned))
                     for tp, records in batch.items():
                         for record in records:
                             self._inbox.put((tp, record.offset, record.value))

@@ -261,7 +261,10 @@ def test_a_decision_executed_twice_rings_the_agent_once(local_stack, sim, tmp_pa
         call = sim.place_call(caller("0903123456", patience=3600))
         reader.wait_for(lambda es: any(e.type == "channel_parked" and e.call_id == call
                                        for e in es))
-        time.sleep(3)  # the actuator's consumer joins its group
+        deadline = time.monotonic() + 30  # the actuator's consumer joins its group
+        while "actuator ready" not in (tmp_path / "bridge.log").read_text() and \
+                time.monotonic() < deadline:
+            time.sleep(0.2)
         offer_id = str(uuid.uuid4())
         decision = Envelope(
             event_id=deterministic_id("decision", offer_id), type="offer_call", version=1,
