@@ -25,12 +25,9 @@ from esl_bridge.simulator.model import Distribution
 from esl_bridge.simulator.scenario import LoadGenerator, LoadSpec
 from routing.contract import Envelope, deterministic_id, encode, topics
 
+from ._common import cpu_s, end_offsets, pct, wait_log
 
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
+
 
 
 class Probe:
@@ -91,32 +88,10 @@ def _send(producer, topic: str, key: bytes, tenant: str, type_: str, payload: di
     producer.send(topic, key=key, value=encode(env))
 
 
-def _wait_log(proc: subprocess.Popen, path: str, marker: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{path}: exited {proc.returncode}")
-        with open(path, errors="replace") as f:
-            if marker in f.read():
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{path}: no {marker!r} after {timeout} s")
 
 
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _end_offsets(bootstrap: str, names: list[str]) -> dict:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    tps = [TopicPartition(n, p) for n in names for p in (consumer.partitions_for_topic(n) or ())]
-    ends = consumer.end_offsets(tps)
-    consumer.close()
-    return ends
 
 
 def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe) -> dict[str, float]:
@@ -151,12 +126,12 @@ def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe) -> dict[str,
             ingest.append((parked_at_kafka[offer] - parked) * 1000)
             route.append((decided_at_kafka[offer] - parked_at_kafka[offer]) * 1000)
             actuate.append((probe.bridge[offer] - decided_at_kafka[offer]) * 1000)
-    return {"stage_bridge_ingest_p50_ms": round(_pct(ingest, 0.5), 1),
-            "stage_bridge_ingest_p99_ms": round(_pct(ingest, 0.99), 1),
-            "stage_worker_p50_ms": round(_pct(route, 0.5), 1),
-            "stage_worker_p99_ms": round(_pct(route, 0.99), 1),
-            "stage_actuator_p50_ms": round(_pct(actuate, 0.5), 1),
-            "stage_actuator_p99_ms": round(_pct(actuate, 0.99), 1)}
+    return {"stage_bridge_ingest_p50_ms": round(pct(ingest, 0.5), 1),
+            "stage_bridge_ingest_p99_ms": round(pct(ingest, 0.99), 1),
+            "stage_worker_p50_ms": round(pct(route, 0.5), 1),
+            "stage_worker_p99_ms": round(pct(route, 0.99), 1),
+            "stage_actuator_p50_ms": round(pct(actuate, 0.5), 1),
+            "stage_actuator_p99_ms": round(pct(actuate, 0.99), 1)}
 
 
 def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
@@ -192,10 +167,10 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
              "TONGDAI_CONFIG_FROM": "latest",
              "TONGDAI_LOG_LEVEL": "INFO"})
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    marks = _end_offsets(bootstrap, [topics.FS_ROUTING, topics.ROUTING_DECISIONS])
+    marks = end_offsets(bootstrap, [topics.FS_ROUTING, topics.ROUTING_DECISIONS])
     try:
-        _wait_log(worker, worker_log, "Ready")
-        _wait_log(bridge, bridge_log, "subscribed")
+        wait_log(worker, worker_log, "Ready")
+        wait_log(bridge, bridge_log, "subscribed")
         key = topics.tenant_key(tenant)
         _send(producer, topics.CONFIG, topics.config_key(tenant, "tenant", tenant), tenant,
               "config_changed", {"kind": "tenant", "entity_id": tenant, "data": {"domain": tenant}})
@@ -212,7 +187,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
                   {"agent_id": f"a{i}"})
         producer.flush()
         time.sleep(3)
-        cpu0 = {p.pid: _cpu_s(p.pid) for p in (bridge, worker)}
+        cpu0 = {p.pid: cpu_s(p.pid) for p in (bridge, worker)}
         started = time.monotonic()
         LoadGenerator(sim.node, LoadSpec(
             cps=args.cps, agents=args.agents, first_ext=5000, duration=args.seconds,
@@ -224,7 +199,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
         while sim.node.channels and time.monotonic() < deadline:
             time.sleep(0.5)
         elapsed = time.monotonic() - started
-        cpu = {p.pid: _cpu_s(p.pid) - cpu0[p.pid] for p in (bridge, worker)}
+        cpu = {p.pid: cpu_s(p.pid) - cpu0[p.pid] for p in (bridge, worker)}
     finally:
         producer.close()
         for proc in (worker, bridge):
@@ -239,11 +214,11 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
     calls = len(probe.caller_park)
     bridged = len(bridge_ms)
     figures = {
-        "park_to_bridge_p50_ms": round(_pct(bridge_ms, 0.50), 1),
-        "park_to_bridge_p99_ms": round(_pct(bridge_ms, 0.99), 1),
+        "park_to_bridge_p50_ms": round(pct(bridge_ms, 0.50), 1),
+        "park_to_bridge_p99_ms": round(pct(bridge_ms, 0.99), 1),
         "park_to_bridge_max_ms": round(max(bridge_ms, default=0), 1),
-        "enqueue_to_offer_p50_ms": round(_pct(offer_ms, 0.50), 1),
-        "enqueue_to_offer_p99_ms": round(_pct(offer_ms, 0.99), 1),
+        "enqueue_to_offer_p50_ms": round(pct(offer_ms, 0.50), 1),
+        "enqueue_to_offer_p99_ms": round(pct(offer_ms, 0.99), 1),
         "offered_calls_per_s": args.cps,
         "bridged_calls_per_s": round(bridged / args.seconds, 2),
         "calls_count": calls,

@@ -22,6 +22,8 @@ import time
 import uuid
 import urllib.parse
 
+from ._common import free_port
+
 SECRET = "bench-secret-" + "b" * 32
 DAY = "2026-11-20"
 
@@ -39,12 +41,6 @@ def _load_data(db, calls: int) -> None:
     replay(db, s.events, batch_size=20000)
 
 
-def _port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _load(port: int, path: str, token: str, clients: int, seconds: float) -> dict[str, float]:
@@ -104,7 +100,7 @@ def run(quick: bool = False) -> dict[str, float]:
     workers = int(os.environ.get("TONGDAI_BENCH_API_WORKERS", "2"))
     topics = {f"TONGDAI_{k.upper()}_TOPIC": f"bench-api-{suffix}-{k}"
               for k in ("config", "audit", "live", "commands", "events", "notes")}
-    port = _port()
+    port = free_port()
     env = {**os.environ, **topics, "TONGDAI_API_TOKEN_SECRET": SECRET,
            "TONGDAI_API_PORT": str(port), "TONGDAI_API_WORKERS": str(workers),
            "TONGDAI_API_THREADS": "8", "TONGDAI_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,

@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
 from esl_bridge import normalize, protocol
 from esl_bridge.simulator import Simulator
@@ -26,6 +25,8 @@ from esl_bridge.simulator.model import AgentSpec, CallerSpec
 from esl_bridge.simulator.node import Node
 from esl_bridge.spool import Spool
 from routing.contract import encode, topics
+
+from ._common import cpu_s
 
 PUBLISHED = set(normalize.CHANNEL_TYPES) | {"BACKGROUND_JOB", "HEARTBEAT"}
 
@@ -62,9 +63,6 @@ def generate_events(calls: int, core_uuid: str, seed: int = 1) -> list[protocol.
     return events
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stage_costs(events: list[protocol.Event], fmt: str) -> dict[str, float]:
@@ -129,7 +127,7 @@ def run_once(fmt: str, events: list[protocol.Event], core_uuid: str,
         wire = [protocol.encode_event(fmt, e.pairs, e.body) for e in events]
         chunk = 500
         blobs = [b"".join(wire[i:i + chunk]) for i in range(0, len(wire), chunk)]
-        cpu0 = _cpu_seconds(bridge.pid)
+        cpu0 = cpu_s(bridge.pid)
         t0 = time.perf_counter()
         for blob in blobs:
             session.send(blob)
@@ -150,7 +148,7 @@ def run_once(fmt: str, events: list[protocol.Event], core_uuid: str,
                         duplicates += 1
                     seen.add(seq)
         elapsed = time.perf_counter() - t0
-        cpu = _cpu_seconds(bridge.pid) - cpu0
+        cpu = cpu_s(bridge.pid) - cpu0
     finally:
         bridge.terminate()
         bridge.wait(timeout=30)

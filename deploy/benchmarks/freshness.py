@@ -51,7 +51,6 @@ import http.client
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -61,6 +60,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ._common import cpu_s, end_offsets, free_port, pct, wait_log
 
 GOAL_P95_MS = 2000.0
 MISSED_AFTER_S = 8.0
@@ -222,12 +223,6 @@ def stage_marks(s: Sample, records: list[tuple[str, float, dict]],
     return marks
 
 
-def pct(values: list[float], q: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
-    if not values:
-        return 0.0
-    values = sorted(values)
-    return values[min(len(values) - 1, int(q * len(values)))]
 
 
 def figures_of(samples: list[Sample], page: dict[str, Any],
@@ -348,22 +343,8 @@ class Probe:
         return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
-def _wait_log(proc: subprocess.Popen, path: str, marker: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{path}: exited {proc.returncode}")
-        with open(path, errors="replace") as f:
-            if marker in f.read():
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{path}: no {marker!r} after {timeout} s")
 
 
 def _http(port: int, method: str, path: str, token: str | None = None,
@@ -380,20 +361,8 @@ def _http(port: int, method: str, path: str, token: str | None = None,
         conn.close()
 
 
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _offsets(bootstrap: str, names: list[str]) -> dict:
-    from kafka import KafkaConsumer, TopicPartition
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    tps = [TopicPartition(n, p) for n in names for p in (consumer.partitions_for_topic(n) or ())]
-    ends = consumer.end_offsets(tps)
-    consumer.close()
-    return ends
 
 
 def _read(bootstrap: str, start: dict, tenant: str) -> tuple[list[tuple[str, float, dict]],
@@ -495,7 +464,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
         worker_env["TONGDAI_TICK_INTERVAL_S"] = str(args.tick_s)
     if args.live_s:
         worker_env["TONGDAI_LIVE_INTERVAL_S"] = str(args.live_s)
-    api_port = _free_port()
+    api_port = free_port()
     procs: dict[str, subprocess.Popen] = {}
 
     def spawn(name: str, kind: str, env: dict[str, str]) -> None:
@@ -504,7 +473,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
                                        stdin=subprocess.DEVNULL)
 
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2)
-    marks = _offsets(bootstrap, [topics.FS_ROUTING, topics.CC_COMMANDS, topics.CC_EVENTS,
+    marks = end_offsets(bootstrap, [topics.FS_ROUTING, topics.CC_COMMANDS, topics.CC_EVENTS,
                                  topics.LIVE])
     samples: list[Sample] = []
     page_data: dict[str, Any] = {"rows": {}, "gone": {}, "agents": []}
@@ -532,8 +501,8 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
         spawn("api", "api", {**base, "TONGDAI_API_TOKEN_SECRET": SECRET,
                              "TONGDAI_API_PORT": str(api_port),
                              "TONGDAI_CLICKHOUSE_PORT": str(stack.clickhouse_tcp_port)})
-        _wait_log(procs["worker"], logs["worker"], "Ready")
-        _wait_log(procs["bridge"], logs["bridge"], "subscribed")
+        wait_log(procs["worker"], logs["worker"], "Ready", timeout=120)
+        wait_log(procs["bridge"], logs["bridge"], "subscribed", timeout=120)
 
         key = topics.tenant_key(tenant)
         for agent, number in ext.items():
@@ -610,7 +579,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
 
                 agents = Agents(registered, pausing)
                 first = 10_000_000 + rng.randrange(80_000_000)
-                cpu0 = {n: _cpu_s(procs[n].pid) for n in ("bridge", "worker")}
+                cpu0 = {n: cpu_s(procs[n].pid) for n in ("bridge", "worker")}
                 started = time.monotonic()
                 end = started + args.seconds
                 next_call = started + rng.uniform(0.0, 0.5)
@@ -660,7 +629,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
                         next_agent = now + rng.uniform(0.5, 1.2)
                     time.sleep(max(0.0, min(next_call, next_agent, end) - time.monotonic()))
                 elapsed = time.monotonic() - started
-                cpu = {n: (_cpu_s(procs[n].pid) - cpu0[n]) / elapsed * 100 for n in cpu0}
+                cpu = {n: (cpu_s(procs[n].pid) - cpu0[n]) / elapsed * 100 for n in cpu0}
 
                 # Let the last callers give up and every change reach the screen.
                 deadline = time.monotonic() + 4.0 + MISSED_AFTER_S
