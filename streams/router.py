@@ -87,8 +87,8 @@ class TenantRouter:
     early: dict[str, list] = field(default_factory=dict)
     state_since: dict[str, int] = field(default_factory=dict)  # agent -> since (µs)
     agent_legs: dict[str, str] = field(default_factory=dict)  # connected call -> agent's leg
-    # Monitorings started: monitor id (= the supervisor leg's uuid) -> [node, mode, call].
-    monitors: dict[str, list] = field(default_factory=dict)
+    # Monitorings running: monitor id (= the supervisor leg's uuid) -> (node, call id).
+    monitors: dict[str, tuple[str, str]] = field(default_factory=dict)
     recent: list[dict] = field(default_factory=list)  # the last decisions, newest first
     version: int = 0  # grows whenever anything worth persisting changed
     applied: int = 0
@@ -260,12 +260,6 @@ def _refused(router: TenantRouter, env: Envelope, reason: str) -> tuple[list[Out
                  "refused", env.event_id)], []
 
 
-def _order(router: TenantRouter, type_: str, node: str, at: int, call_id: str | None,
-           command_id: str, **payload: Any) -> Out:
-    return _out(topics.ROUTING_DECISIONS, topics.node_key(node), type_, router.tenant, at,
-                call_id, {"command_id": command_id, "node": node, **payload}, command_id)
-
-
 def _destination(number: str) -> str:
     """What the tenant's outbound dialplan is given: the national form of a Vietnamese
     number, E.164 for others (the dialplan bars international calls unless permitted)."""
@@ -302,7 +296,7 @@ def click_to_call(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[
                                      "1800/1900 number)")
     leg = click_to_call_leg(router.tenant, p["request_id"])
     router.call_nodes[leg] = node
-    order = _order(router, "originate_call", node, env.occurred_at, leg, leg, leg_id=leg,
+    order = _command(router, "originate_call", env.occurred_at, leg, leg, node, leg_id=leg,
                    request_id=p["request_id"], agent_id=agent_id, extension=agent.extension,
                    domain=router.sip_domain or router.tenant, destination=destination,
                    context=f"tongdai_{router.tenant}_outbound", caller_id_number=destination,
@@ -318,12 +312,10 @@ def monitor(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.Eve
         running = router.monitors.get(p["monitor_id"])
         if running is None:
             return _refused(router, env, f"no monitoring {p['monitor_id']} in progress")
-        node, _, call_id = running
-        running[1] = p["mode"]
-        router.version += 1
-        return [_order(router, "send_dtmf", node, env.occurred_at, call_id,
-                       deterministic_id("monitor_mode", env.event_id),
-                       leg_id=p["monitor_id"], digits=MONITOR_DTMF[p["mode"]])], []
+        node, call_id = running
+        return [_command(router, "send_dtmf", env.occurred_at, call_id,
+                         deterministic_id("monitor_mode", env.event_id), node,
+                         leg_id=p["monitor_id"], digits=MONITOR_DTMF[p["mode"]])], []
     agent_id = p["agent_id"]
     now = state.agents.get(agent_id)
     call_id = env.call_id if env.call_id and now and env.call_id in now.calls else \
@@ -332,14 +324,13 @@ def monitor(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.Eve
     node = router.call_nodes.get(call_id or "")
     if not call_id or not leg or not node:
         return _refused(router, env, f"agent {agent_id} has no call in progress")
-    router.monitors[p["monitor_id"]] = [node, p["mode"], call_id]
+    router.monitors[p["monitor_id"]] = (node, call_id)
     while len(router.monitors) > MONITORS_KEPT:
         router.monitors.pop(next(iter(router.monitors)))
-    router.version += 1
-    return [_order(router, "monitor_call", node, env.occurred_at, call_id,
-                   deterministic_id("monitor", p["monitor_id"]), leg_id=p["monitor_id"],
-                   extension=p["extension"], domain=router.sip_domain or router.tenant,
-                   target_leg=leg, mode=p["mode"], timeout_s=MONITOR_TIMEOUT_S)], []
+    return [_command(router, "monitor_call", env.occurred_at, call_id,
+                     deterministic_id("monitor", p["monitor_id"]), node, leg_id=p["monitor_id"],
+                     extension=p["extension"], domain=router.sip_domain or router.tenant,
+                     target_leg=leg, mode=p["mode"], timeout_s=MONITOR_TIMEOUT_S)], []
 
 
 DIRECT = {"click_to_call_requested": click_to_call, "monitor_requested": monitor,
@@ -437,8 +428,9 @@ def _out(topic: str, key: bytes, type_: str, tenant: str, at: int, call_id: str 
 
 
 def _command(router: TenantRouter, type_: str, at: int, call_id: str, command_id: str,
-             **payload: Any) -> Out:
-    node = router.call_nodes.get(call_id, "")
+             node: str | None = None, **payload: Any) -> Out:
+    """A command for the actuator of `node` (default: the node the call is on)."""
+    node = router.call_nodes.get(call_id, "") if node is None else node
     return _out(topics.ROUTING_DECISIONS, topics.node_key(node), type_, router.tenant, at,
                 call_id, {"command_id": command_id, "node": node, **payload}, command_id)
 
