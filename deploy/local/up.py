@@ -254,13 +254,8 @@ class Up:
         else:
             # The simulated FreeSWITCH is new on every run, and so is routing state: a group
             # of its own, from now on (configuration is re-read from its topic regardless).
-            # The group starts at the end of the log as it is now, before the worker runs:
-            # what is written while it joins (the agents' logins below) is not skipped.
-            from routing.contract.topics import CC_COMMANDS, FS_ROUTING
-            from streams.app import start_group_at_end
-
-            start_group_at_end(self.settings.kafka_bootstrap, f"tongdai-demo-{run_id}",
-                               [FS_ROUTING, CC_COMMANDS])
+            # (The worker pins "latest" to the moment it starts, before it says Ready: the
+            # agents' logins sent after that are never skipped.)
             worker_env = {"TONGDAI_APP_ID": f"tongdai-demo-{run_id}", "TONGDAI_START_FROM": "latest"}
         self.start(Child("worker", ["worker"], worker_env, "Ready"))
         say("worker ready")

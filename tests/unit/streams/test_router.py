@@ -223,6 +223,31 @@ def test_the_store_writes_on_change_with_config_apart_and_rebuilds_the_router():
     assert RouterStore({}).load("nobody").state == TenantRouter("nobody").state
 
 
+def test_a_router_stored_before_new_fields_loads_with_their_defaults(monkeypatch):
+    from routing.state import AgentState
+    from streams.store import RouterStore
+
+    # What an older version stored: a router without monitors, and agents pickled (by
+    # position) without their last field, other_legs.
+    import pickle
+
+    from streams.store import ROUTER_KEY
+
+    fields = [f.name for f in dataclasses.fields(AgentState)]
+    assert fields[-1] == "other_legs"
+    monkeypatch.setattr(AgentState, "__getstate__",
+                        lambda self: [getattr(self, n) for n in fields[:-1]])
+    table: dict = {}
+    RouterStore(table).save(setup(agents=("a1",)))
+    old = pickle.loads(table[f"acme|{ROUTER_KEY}"])
+    del old.__dict__["monitors"]
+    table[f"acme|{ROUTER_KEY}"] = pickle.dumps(old)
+    monkeypatch.undo()
+    again = RouterStore(table).load("acme")
+    assert again.monitors == {} and again.state.agents["a1"].other_legs == ()
+    assert again.state.agents["a1"].status == "available"
+
+
 def test_out_of_order_seqs_are_not_mistaken_for_duplicates():
     r = setup()
     late = Envelope("late", "channel_parked", 1, T0 + 10_000_000, "acme", NODE, 5_000_000, "c9",
