@@ -41,6 +41,12 @@ def _clean(value: object) -> str:
     return _UNSAFE.sub("", str(value))
 
 
+def _originate(variables: str, p: dict, then: str) -> str:
+    """Ring the payload's extension with `variables` set on the new leg, then run `then`
+    (an `&app(...)` or `<destination> XML <context>`) when it answers."""
+    return f"originate {{{variables}}}user/{_clean(p['extension'])}@{_clean(p['domain'])} {then}"
+
+
 def esl_command(envelope: Envelope) -> str:
     """The `bgapi` command line of a routing decision (pure; tested on its own)."""
     p = envelope.payload
@@ -58,8 +64,7 @@ def esl_command(envelope: Envelope) -> str:
             f"originate_timeout={int(p['timeout_s'])}",
             "ignore_early_media=true",
         ])
-        return (f"originate {{{variables}}}user/{_clean(p['extension'])}@{_clean(p['domain'])}"
-                f" &park()")
+        return _originate(variables, p, "&park()")
     if kind == "originate_call":
         variables = ",".join([
             f"origination_uuid={_clean(p['leg_id'])}",
@@ -78,8 +83,8 @@ def esl_command(envelope: Envelope) -> str:
             f"originate_timeout={int(p['timeout_s'])}",
             "ignore_early_media=true",
         ])
-        return (f"originate {{{variables}}}user/{_clean(p['extension'])}@{_clean(p['domain'])}"
-                f" {_clean(p['destination'])} XML {_clean(p['context'])}")
+        return _originate(variables, p,
+                          f"{_clean(p['destination'])} XML {_clean(p['context'])}")
     if kind == "monitor_call":
         mode = p["mode"]
         variables = ",".join([
@@ -99,8 +104,7 @@ def esl_command(envelope: Envelope) -> str:
             f"eavesdrop_whisper_bleg={'true' if mode in ('whisper', 'barge') else 'false'}",
             f"originate_timeout={int(p['timeout_s'])}",
         ])
-        return (f"originate {{{variables}}}user/{_clean(p['extension'])}@{_clean(p['domain'])}"
-                f" &eavesdrop({_clean(p['target_leg'])})")
+        return _originate(variables, p, f"&eavesdrop({_clean(p['target_leg'])})")
     if kind == "send_dtmf":
         return f"uuid_recv_dtmf {_clean(p['leg_id'])} {_clean(p['digits'])}"
     if kind == "connect_call":
