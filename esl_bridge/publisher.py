@@ -20,10 +20,10 @@ log = logging.getLogger("tongdai.bridge.publisher")
 class _Librdkafka:
     """The same send-a-batch-and-confirm-it contract on confluent-kafka (librdkafka).
 
-    Why: librdkafka batches, compresses and talks to the brokers in its own C threads and
-    releases the GIL, so producing no longer competes with the ESL reader for the one
-    Python thread that may run (kafka-python's sender is Python: with it the bridge spent
-    most of its CPU producing)."""
+    Why: librdkafka batches and talks to the brokers in its own C threads, outside the GIL,
+    so producing no longer competes with the ESL reader for the one Python thread that may
+    run (quick bridge bench, JSON, one session: 172 µs of bridge CPU per event with it,
+    284 µs with kafka-python)."""
 
     def __init__(self, bootstrap: str, client_id: str, linger_ms: int,
                  send_timeout_s: float) -> None:
