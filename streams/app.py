@@ -225,13 +225,23 @@ def create_app(settings: WorkerSettings) -> faust.App:
     return app
 
 
+def _bounded_bootstrap(client_class: type, timeout_ms: int = 5000) -> dict[str, int]:
+    """A short first-connection wait for a one-off client, where kafka-python has the setting
+    (3.x): the worker's own retry loop, not a 30 s default, decides how long Kafka is waited
+    for, and says so in the log between attempts."""
+    if "bootstrap_timeout_ms" in getattr(client_class, "DEFAULT_CONFIG", {}):
+        return {"bootstrap_timeout_ms": timeout_ms, "reconnect_backoff_max_ms": 1000}
+    return {}
+
+
 def ensure_topics(bootstrap: str, partitions: int) -> None:
     """Create the product's topics if missing (idempotent; Faust skips missing sources)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000,
+                             **_bounded_bootstrap(KafkaAdminClient))
     try:
         existing = set(admin.list_topics())
         new = []
@@ -250,7 +260,8 @@ def ensure_topics(bootstrap: str, partitions: int) -> None:
         admin.close()
 
 
-def start_group_at_end(bootstrap: str, group: str, names: list[str]) -> dict[str, int]:
+def start_group_at_end(bootstrap: str, group: str, names: list[str],
+                       metadata_wait_s: float = 10.0) -> dict[str, int]:
     """Commit the current end offsets of `names` for a consumer group that has none yet.
 
     A new group told to start from "latest" starts at the end *when its partitions are
@@ -263,13 +274,23 @@ def start_group_at_end(bootstrap: str, group: str, names: list[str]) -> dict[str
     from kafka.structs import OffsetAndMetadata
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
-                             enable_auto_commit=False, request_timeout_ms=30000)
+                             enable_auto_commit=False, request_timeout_ms=30000,
+                             **_bounded_bootstrap(KafkaConsumer))
     try:
-        parts = [TopicPartition(name, p) for name in names
-                 for p in sorted(consumer.partitions_for_topic(name) or ())]
-        missing = [name for name in names if not any(tp.topic == name for tp in parts)]
-        if missing:
-            raise RuntimeError(f"topics without partitions (not created?): {missing}")
+        # A topic created a moment ago (ensure_topics) may not be in the broker's metadata
+        # yet: ask again for a few seconds before calling it missing.
+        deadline = time.monotonic() + metadata_wait_s
+        while True:
+            parts = [TopicPartition(name, p) for name in names
+                     for p in sorted(consumer.partitions_for_topic(name) or ())]
+            missing = [name for name in names if not any(tp.topic == name for tp in parts)]
+            if not missing:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"topics without partitions after {metadata_wait_s:g} s "
+                                   f"(not created?): {missing}")
+            consumer.topics()  # a fresh metadata request
+            time.sleep(0.2)
         committed = {tp: consumer.committed(tp) for tp in parts}
         if any(offset is not None for offset in committed.values()):
             return {}

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 
 from . import settings as worker_settings
 
@@ -19,7 +20,7 @@ def main(argv: list[str]) -> int:
 
     from .app import create_app, ensure_topics, start_group_at_end
 
-    try:
+    def prepare() -> None:
         ensure_topics(settings.kafka_bootstrap, settings.topic_partitions)
         if settings.start_from == "latest":
             # "From now on" means from this moment, not from when the partitions get
@@ -29,10 +30,24 @@ def main(argv: list[str]) -> int:
         if settings.config_from == "latest":  # the config forwarder's own group, likewise
             start_group_at_end(settings.kafka_bootstrap, f"{settings.app_id}-config",
                                [topics.CONFIG])
-    except Exception as exc:
-        print(f"tongdai worker: Kafka at {settings.kafka_bootstrap} is not reachable "
-              f"({type(exc).__name__}: {exc})", file=sys.stderr)
-        return 2
+
+    log = logging.getLogger("streams.cli")
+    deadline = time.monotonic() + settings.kafka_wait_s
+    delay = 0.5
+    while True:
+        try:
+            prepare()
+            break
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() + delay > deadline:
+                print(f"tongdai worker: Kafka at {settings.kafka_bootstrap} was not usable "
+                      f"within {settings.kafka_wait_s:g} s ({reason})", file=sys.stderr)
+                return 2
+            log.warning("Kafka at %s not ready (%s); trying again in %.1f s",
+                        settings.kafka_bootstrap, reason, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
     app = create_app(settings)
     level = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error"}.get(
         settings.log_level.upper(), "info")

@@ -28,11 +28,15 @@ class WorkerSettings:
     # "latest" (tests that configure their tenants after the worker started).
     config_from: str = "earliest"
     topic_partitions: int = 8
+    # How long the worker keeps trying to reach Kafka (create topics, pin a new group's
+    # start) before it gives up with an error: a broker that is still starting is waited for.
+    kafka_wait_s: float = 60.0
     log_level: str = "INFO"
 
     def check(self) -> None:
         positive("tick_interval_s", self.tick_interval_s)
         positive("live_interval_s", self.live_interval_s)
+        positive("kafka_wait_s", self.kafka_wait_s)
         for name in ("start_from", "config_from"):
             if getattr(self, name) not in ("earliest", "latest"):
                 raise SettingsError(f"{env_name(name)}={getattr(self, name)!r}: "

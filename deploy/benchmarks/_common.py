@@ -33,12 +33,19 @@ def wait_log(proc: subprocess.Popen, path: str, marker: str, timeout: float = 90
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{path}: exited {proc.returncode}")
+            raise RuntimeError(f"{path}: exited {proc.returncode}; its log ends:\n"
+                               f"{_tail(path)}")
         with open(path, errors="replace") as f:
             if marker in f.read():
                 return
         time.sleep(0.2)
-    raise RuntimeError(f"{path}: no {marker!r} after {timeout} s")
+    raise RuntimeError(f"{path}: no {marker!r} after {timeout} s; its log ends:\n"
+                       f"{_tail(path)}")
+
+
+def _tail(path: str, size: int = 3000) -> str:
+    with open(path, errors="replace") as f:
+        return f.read()[-size:]
 
 
 def end_offsets(bootstrap: str, names: list[str]) -> dict:

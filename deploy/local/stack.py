@@ -289,11 +289,17 @@ class Kafka(Service):
                                  client_id="tongdai-stack-health")
         try:
             cluster = admin.describe_cluster()
+            if len(cluster.get("brokers", [])) < 1:
+                raise StackError("no broker registered yet")
+            # Consumer groups work: on a fresh broker the first group request creates
+            # __consumer_offsets, and until its partitions are loaded, group commits and
+            # joins fail. "Healthy" waits for that, so the first worker does not.
+            group = admin.describe_groups(["tongdai-stack-health"])["tongdai-stack-health"]
+            if group.get("error") and "GroupIdNotFound" not in group["error"]:  # not found: fine
+                raise StackError(f"consumer groups not ready yet: {group['error']}")
         finally:
             admin.close()
         brokers = len(cluster.get("brokers", []))
-        if brokers < 1:
-            raise StackError("no broker registered yet")
         return (f"Kafka {kafka_version()} on {self.settings.kafka_bootstrap}, "
                 f"{brokers} broker, controller {cluster.get('controller_id')}")
 

@@ -102,7 +102,8 @@ def test_queue_and_agent_made_through_the_api_route_a_call_that_the_report_shows
                 break
             time.sleep(0.3)
         else:
-            raise AssertionError(f"agent never available in /live: {live}\n{api.log()}")
+            raise AssertionError(f"agent never available in /live: {live}\n{api.log()}\n"
+                                     f"worker:\n{worker.log_path.read_text()[-3000:]}")
         started = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)
         call = sim.place_call(CallerSpec.parse({
             "at": 0, "number": "0903123456", "did": "02838123456", "patience": 60, "talk": 1.0,

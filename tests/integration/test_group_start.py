@@ -33,3 +33,15 @@ def test_records_written_before_the_group_joins_are_consumed(local_stack, kafka_
     finally:
         consumer.close()
     assert seen == [b"new-%d" % i for i in range(5)]
+
+
+def test_a_topic_that_does_not_exist_is_named_after_a_bounded_wait(local_stack, unique_name):
+    import time
+
+    import pytest
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match=rf"after 1 s \(not created\?\): \['{unique_name}'\]"):
+        start_group_at_end(local_stack.kafka_bootstrap, unique_name, [unique_name],
+                           metadata_wait_s=1.0)
+    assert time.monotonic() - started < 15

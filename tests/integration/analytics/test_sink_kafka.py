@@ -69,8 +69,10 @@ def consume(settings, db, until_records: int, timeout_s: float = 90, sink: Sink 
     if not done.wait(timeout_s):
         sink.stop()
         done.wait(10)
+        consumer = sink._consumer
+        assigned = sorted(map(str, consumer.assignment())) if consumer is not None else None
         pytest.fail(f"sink consumed {sink.stats.records} of {until_records} records in "
-                    f"{timeout_s} s")
+                    f"{timeout_s} s (partitions assigned: {assigned})")
     sink.close()
     if "error" in result:
         raise result["error"]
