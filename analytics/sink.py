@@ -498,8 +498,26 @@ class Sink:
                 # A topic without metadata at the first join gets no partitions until the
                 # next refresh (5 min by default): refresh often so the sink starts promptly.
                 metadata_max_age_ms=5000)
+            self._await_metadata(self._consumer, list(s.sink_topics))
             self._consumer.subscribe(list(s.sink_topics), listener=_Listener())
         return self._consumer
+
+    @staticmethod
+    def _await_metadata(consumer: Any, names: list[str], wait_s: float = 10.0) -> None:
+        """Know the topics' partitions before joining the group. A group leader that
+        assigns while its metadata lacks a topic (just created) gives nobody its
+        partitions, and kafka-python did not always rejoin when the metadata came: a CI
+        run's sink sat with no partitions for 90 s. A topic still unknown after `wait_s`
+        is joined anyway (and logged): it may be created later."""
+        deadline = time.monotonic() + wait_s
+        missing = list(names)
+        while missing:
+            missing = [n for n in missing if not consumer.partitions_for_topic(n)]
+            if not missing or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        if missing:
+            log.warning("topics %s have no partitions yet; joining without them", missing)
 
     def _dead_letter(self, envelope: Envelope) -> None:
         self.stats.dead_letters += 1
