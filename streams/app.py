@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import faust
@@ -36,10 +37,95 @@ from .settings import WorkerSettings
 log = logging.getLogger("tongdai.worker")
 SYSTEM_TENANT = "_system"
 LIVE_REFRESH_S = 5  # a live view is republished at least this often while nothing changes
+SAVE_EVERY = 500  # records of one tenant at most between two saves of its router
+
+
+def _transport_class(fetch_wait_ms: int) -> type:
+    """Faust's aiokafka transport with the worker consumer's fetch wait set.
+
+    Faust builds its consumer with ``fetch_max_wait_ms=1500``, and aiokafka keeps one
+    fetch in flight per broker: while it waits on partitions with nothing new, a
+    partition whose records were just handled cannot be fetched again. On one broker
+    that held a waiting call's park event for up to 1.5 s before routing saw it (the
+    ACD benchmark's worker stage: p50 up to 1.5 s at 31-52 % CPU). A short wait bounds
+    that; the price is an idle worker asking the broker ~1000/fetch_wait_ms times a second.
+    """
+    from faust.transport.drivers import aiokafka as driver
+
+    class ConsumerThread(driver.AIOKafkaConsumerThread):
+        def _create_worker_consumer(self, transport: Any) -> Any:
+            consumer = super()._create_worker_consumer(transport)
+            if not hasattr(consumer, "_fetch_max_wait_ms"):  # an aiokafka without it
+                raise RuntimeError("aiokafka's consumer has no _fetch_max_wait_ms: "
+                                   "check streams.app._transport_class against it")
+            consumer._fetch_max_wait_ms = fetch_wait_ms  # read by its fetcher at start
+            return consumer
+
+    class Consumer(driver.Consumer):
+        def _new_consumer_thread(self) -> ConsumerThread:
+            return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+        async def _commit_offsets(self, offsets: Any, start_new_transaction: bool = True) -> bool:
+            # The routers' deferred saves go to the changelog first: Faust then flushes
+            # the producer and commits, so a committed offset never runs ahead of the
+            # state saved for it.
+            before = getattr(self.app, "tongdai_before_commit", None)
+            if before is not None:
+                before()
+            return await super()._commit_offsets(offsets, start_new_transaction)
+
+    class Transport(driver.Transport):
+        pass
+
+    Transport.Consumer = Consumer
+    return Transport
+
+
+class _App(faust.App):
+    """Faust's App with the worker's own Kafka transport (see _transport_class)."""
+
+    tongdai_transport: type | None = None
+
+    def _new_transport(self) -> Any:
+        if self.tongdai_transport is None:
+            return super()._new_transport()
+        return self.tongdai_transport(self.conf.broker_consumer, self)
+
+
+class _ChangelogTable(MutableMapping):
+    """The Faust table as RouterStore sees it, writing to the changelog partition set in
+    `partition` (the tenant's: records, table and changelog are co-partitioned by
+    tenant). Faust's own __setitem__ takes the partition from the event being processed;
+    the worker's deferred saves run outside any event (just before a commit)."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+        self.partition: int | None = None
+
+    def __getitem__(self, key: str) -> bytes:
+        return self.table[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.table.get(key, default)
+
+    def __setitem__(self, key: str, value: bytes) -> None:
+        if self.partition is None:
+            raise RuntimeError("_ChangelogTable: no partition set for this write")
+        self.table.data[key] = value
+        self.table.send_changelog(self.partition, key, value)
+
+    def __delitem__(self, key: str) -> None:
+        raise NotImplementedError("routers are never deleted from the table")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.table.keys())
+
+    def __len__(self) -> int:
+        return len(self.table)
 
 
 def create_app(settings: WorkerSettings) -> faust.App:
-    app = faust.App(
+    app = _App(
         settings.app_id, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",
         datadir=settings.worker_data_dir, topic_partitions=settings.topic_partitions,
         topic_replication_factor=1, table_standby_replicas=0, web_enabled=False,
@@ -49,6 +135,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # Small, frequent commits: each commit waits for the producer to flush, and a
         # large flush stalls the stream (latency spikes at every commit otherwise).
         broker_commit_interval=0.5, producer_linger_ms=5)
+    app.tongdai_transport = _transport_class(settings.fetch_wait_ms)  # before first use
 
     def raw(name: str, partitions: int | None = None) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
@@ -62,7 +149,14 @@ def create_app(settings: WorkerSettings) -> faust.App:
     table = app.Table("tenants", default=None, partitions=settings.topic_partitions,
                       key_type=str, value_type=bytes)
     cache: dict[str, TenantRouter] = {}  # live routers of the tenants we own
-    store = RouterStore(table)
+    writer = _ChangelogTable(table)
+    store = RouterStore(writer)
+    # Routers changed since their last save: tenant -> (its partition, the records since).
+    # A router is pickled whole, so it is saved when its offsets are about to be committed
+    # (and every SAVE_EVERY records), not after each record: pickling was ~45 % of the
+    # worker's CPU at 30 calls/s. The records since the last save rebuild a router that a
+    # bad record left half-applied.
+    unsaved: dict[str, tuple[int, list[Envelope]]] = {}
     stats = {"records": 0, "dead": 0, "sent": 0}
     lags: list[float] = []  # ms from a record's Kafka timestamp to its handling (consumer lag)
 
@@ -71,6 +165,40 @@ def create_app(settings: WorkerSettings) -> faust.App:
         if router is None:
             router = cache[tenant] = store.load(tenant)
         return router
+
+    def save(tenant: str) -> None:
+        entry = unsaved.pop(tenant, None)
+        router = cache.get(tenant)
+        if entry is None or router is None:
+            return
+        writer.partition = entry[0]
+        store.save(router)
+
+    def save_all() -> None:
+        for tenant in list(unsaved):
+            save(tenant)
+
+    app.tongdai_before_commit = save_all  # type: ignore[attr-defined]
+
+    def rebuild(tenant: str) -> None:
+        """The tenant's router as last saved plus the records handled since (what they
+        sent is not sent again): a record that failed half-way leaves no trace."""
+        entry = unsaved.pop(tenant, None)
+        cache.pop(tenant, None)
+        store.forget(tenant)
+        router = router_of(tenant)
+        if not entry:
+            return
+        try:
+            for earlier in entry[1]:
+                handle(router, earlier)
+        except Exception:  # they applied before; handling is deterministic
+            log.exception("rebuilding %s from %d records failed; it continues from its "
+                          "last saved state", tenant, len(entry[1]))
+            cache.pop(tenant, None)
+            store.forget(tenant)
+            return
+        unsaved[tenant] = entry
 
     async def dead_letter(raw_value: bytes, reason: str, topic: str) -> None:
         stats["dead"] += 1
@@ -100,12 +228,14 @@ def create_app(settings: WorkerSettings) -> faust.App:
             try:
                 outs = handle(router, env)
             except Exception as exc:  # a record the router cannot apply: never crash
-                cache.pop(env.tenant, None)  # drop half-applied changes; reload from table
-                store.forget(env.tenant)
+                rebuild(env.tenant)  # without the half-applied changes
                 await dead_letter(value, f"{type(exc).__name__}: {exc} (call {env.call_id}, "
                                          f"event {env.event_id})", topic)
                 continue
-            store.save(router)
+            entry = unsaved.setdefault(env.tenant, (event.message.partition, []))
+            entry[1].append(env)
+            if len(entry[1]) >= SAVE_EVERY:
+                save(env.tenant)
             for out in outs:
                 await outputs[out.topic].send(key=out.key, value=encode(out.envelope))
                 stats["sent"] += 1
@@ -218,6 +348,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     @app.on_partitions_revoked.connect
     async def on_revoked(app_: Any, revoked: Any, **_: Any) -> None:
         cache.clear()
+        unsaved.clear()  # uncommitted: the new owner handles those records again
         store.forget()  # the new owner rebuilds from the table; we reload what we keep
         started["snapshots_requested"] = False
 

@@ -28,6 +28,9 @@ class WorkerSettings:
     # "latest" (tests that configure their tenants after the worker started).
     config_from: str = "earliest"
     topic_partitions: int = 8
+    # The longest a worker's fetch waits at the broker for new records (Faust's own is
+    # 1.5 s, which delayed routing by up to that much: see streams.app._transport_class).
+    fetch_wait_ms: int = 20
     # How long the worker keeps trying to reach Kafka (create topics, pin a new group's
     # start) before it gives up with an error: a broker that is still starting is waited for.
     kafka_wait_s: float = 60.0
@@ -37,6 +40,7 @@ class WorkerSettings:
         positive("tick_interval_s", self.tick_interval_s)
         positive("live_interval_s", self.live_interval_s)
         positive("kafka_wait_s", self.kafka_wait_s)
+        positive("fetch_wait_ms", self.fetch_wait_ms)
         for name in ("start_from", "config_from"):
             if getattr(self, name) not in ("earliest", "latest"):
                 raise SettingsError(f"{env_name(name)}={getattr(self, name)!r}: "

@@ -380,3 +380,27 @@ def test_a_supervisor_listens_then_barges_into_an_agents_call(acd):
     answered = t.reader.of_type("call_answered")[0].payload
     assert acd.sim.monitor(monitor_id).target == answered["offer_id"]
     assert mode == "barge"
+
+
+def test_a_record_the_router_cannot_apply_is_dead_lettered_and_changes_nothing(acd):
+    """The worker saves a router at commits, not per record: a record that fails half-way
+    rebuilds the router from its last save plus the records since, so the pause just
+    before the bad record still holds afterwards."""
+    t = Tenant(acd, {"a1": {}, "a2": {}})
+    dead = Reader(acd.bootstrap, [topics.DEAD_LETTERS],
+                  lambda e: e.payload.get("topic") == topics.CC_COMMANDS
+                  and "KeyError" in e.payload.get("reason", "")
+                  and t.id.encode() in e.payload.get("raw", "").encode("latin-1"))
+    try:
+        t.api.command("agent_pause_requested", agent_id="a1", reason="lunch")
+        t.api.command("agent_pause_requested")  # no agent_id: decodes, cannot be applied
+        t.api.flush()
+        dead.wait_for(lambda es: len(es) >= 1, timeout=30, what="the bad record dead-lettered")
+        t.api.command("agent_resume_requested", agent_id="a1")
+        t.api.flush()
+        # "available" again only if the router still knew a1 was paused
+        t.reader.wait_for(lambda es: t.states("a1")[-2:] == ["paused", "available"],
+                          timeout=30, what="a1 resumed from its pause")
+    finally:
+        dead.close()
+        t.close()
