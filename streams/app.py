@@ -4,8 +4,10 @@
 - `route` consumes the FreeSWITCH facts routing uses (`tongdai.fs.routing.v1`, a subset of
   the FS events the bridge writes for the router) and API commands (both keyed by tenant, 8 partitions,
   so a tenant's records meet in one partition of each and one worker owns them): decode,
-  upcast, hand to the tenant's router, store the router in the `tenants` table (its
-  changelog makes a restarted worker resume where it was), send what it returned.
+  upcast, hand to the tenant's router, send what it returned. A changed router is stored
+  in the `tenants` table (its changelog makes a restarted worker resume where it was)
+  just before Faust commits the offsets of the records that changed it, so a committed
+  offset never runs ahead of the saved state.
 - `forward_config` re-keys the compacted config topic (keyed by entity) by tenant into the
   commands topic, so configuration reaches the owning partition in order with the rest.
 - `tick` sends a tick per owned tenant every `tick_interval_s`: time enters as records in

@@ -1,11 +1,11 @@
 """Persistence of tenant routers in a key-value table (Faust's, or a dict for tests).
 
-Each record the worker handles costs one changelog message at most: a stream processor
-pays per message (Faust on this 2-core box: ~1k/s), so storing a router entity by entity
-made the worker lag, while one small value per record does not. A tenant is two keys:
-`<tenant>|config` (tenants, queues, agents' configuration: most of the bytes, rarely
-changed, written only when it changed) and `<tenant>|router` (everything else, written
-after each record that changed it). routing's `gone` memory (finished calls, for dropping
+A save costs one changelog message per key: a stream processor pays per message (Faust
+on this 2-core box: ~1k/s), so storing a router entity by entity made the worker lag.
+A tenant is two keys: `<tenant>|config` (tenants, queues, agents' configuration: most of
+the bytes, rarely changed, written only when it changed) and `<tenant>|router`
+(everything else, written at each save that follows a change; the worker saves at its
+offset commits, streams.app). routing's `gone` memory (finished calls, for dropping
 redelivered parks) is not stored: the router's own (source, seq) / event_id marks already
 drop redelivered records, and it grows with every call.
 """
