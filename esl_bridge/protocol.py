@@ -226,45 +226,49 @@ class FrameParser:
         return len(self._buf)
 
     def feed(self, data: bytes) -> list[Frame]:
+        # Frames are cut at a moving position and the consumed bytes dropped once per
+        # call: deleting from the front of a bytearray per frame moves the rest each time.
         self._buf += data
         frames: list[Frame] = []
         buf = self._buf
-        while True:
-            if self._pending is not None:
-                if len(buf) < self._need:
+        pos = 0
+        try:
+            while True:
+                if self._pending is not None:
+                    if len(buf) - pos < self._need:
+                        break
+                    body = bytes(buf[pos: pos + self._need])
+                    pos += self._need
+                    frames.append(Frame(tuple(self._pending), body))
+                    self._pending = None
+                    continue
+                # Blank lines between frames are not frames.
+                while pos < len(buf) and buf[pos] in (0x0A, 0x0D):
+                    pos += 1
+                end = buf.find(b"\n\n", pos)
+                if end < 0:
+                    if len(buf) - pos > MAX_HEADER_BLOCK:
+                        raw = bytes(buf[pos: pos + 256])
+                        pos = len(buf)
+                        raise ProtocolError("header_block_too_large", str(MAX_HEADER_BLOCK),
+                                            raw=raw, frames=frames)
                     break
-                body = bytes(buf[: self._need])
-                del buf[: self._need]
-                frames.append(Frame(tuple(self._pending), body))
-                self._pending = None
-                continue
-            # Blank lines between frames are not frames.
-            start = 0
-            while start < len(buf) and buf[start] in (0x0A, 0x0D):
-                start += 1
-            if start:
-                del buf[:start]
-            end = buf.find(b"\n\n")
-            if end < 0:
-                if len(buf) > MAX_HEADER_BLOCK:
-                    raw = bytes(buf[:256])
-                    buf.clear()
-                    raise ProtocolError("header_block_too_large", str(MAX_HEADER_BLOCK),
-                                        raw=raw, frames=frames)
-                break
-            block = bytes(buf[:end])
-            del buf[: end + 2]
-            try:
-                headers = _parse_header_block(block, what="frame")
-                length = _content_length(headers, block)
-            except ProtocolError as err:
-                err.frames = frames
-                raise
-            if length is None:
-                frames.append(Frame(tuple(headers), None))
-            else:
-                self._pending = headers
-                self._need = length
+                block = bytes(buf[pos:end])
+                pos = end + 2
+                try:
+                    headers = _parse_header_block(block, what="frame")
+                    length = _content_length(headers, block)
+                except ProtocolError as err:
+                    err.frames = frames
+                    raise
+                if length is None:
+                    frames.append(Frame(tuple(headers), None))
+                else:
+                    self._pending = headers
+                    self._need = length
+        finally:
+            if pos:
+                del buf[:pos]
         return frames
 
 
