@@ -133,16 +133,16 @@ class ClaimLog:
     """Command ids already executed (or being executed): survives restarts.
 
     A claim is written and flushed before its command runs, so it survives a crash of the
-    process; the file is fsync'd at most every `sync_interval_s` (an fsync per command cost
-    hundreds of ms under disk load and starved the actuator). After a power loss the claims
-    of the last interval may be gone, and a replayed decision of that interval could ring
-    an agent a second time.
+    process. The file is fsync'd by a thread of its own, at most every `sync_interval_s`:
+    an fsync in the command's path cost hundreds of ms under disk load and, since the
+    bridge's ESL reading shares that loop, stalled events as well. After a power loss the
+    claims of the last interval may be gone, and a replayed decision of that interval
+    could ring an agent a second time.
     """
 
     def __init__(self, directory: str, keep: int = 1_000_000,
                  sync_interval_s: float = 0.1) -> None:
         self.sync_interval_s = sync_interval_s
-        self._synced = time.monotonic()
         path = Path(directory)
         path.mkdir(parents=True, exist_ok=True)
         self.path = path / "claimed.log"
@@ -154,6 +154,12 @@ class ClaimLog:
             if len(lines) > keep:  # compact: keep the most recent ids only
                 self.path.write_text("\n".join(lines[-keep:]) + "\n")
         self._file = open(self.path, "a")
+        self.syncs = 0
+        self._dirty = threading.Event()
+        self._closed = False
+        self._syncer = threading.Thread(target=self._sync_loop, name="claim-log-fsync",
+                                        daemon=True)
+        self._syncer.start()
 
     def claim(self, command_id: str) -> bool:
         """True if this call claimed it; False if it was claimed before."""
@@ -161,14 +167,29 @@ class ClaimLog:
             return False
         self._file.write(command_id + "\n")
         self._file.flush()
-        now = time.monotonic()
-        if now - self._synced >= self.sync_interval_s:
-            os.fsync(self._file.fileno())
-            self._synced = now
+        self._dirty.set()
         self.ids.add(command_id)
         return True
 
+    def _sync_loop(self) -> None:
+        while True:
+            self._dirty.wait()
+            if self._closed:
+                return
+            self._dirty.clear()
+            try:
+                os.fsync(self._file.fileno())
+                self.syncs += 1
+            except (OSError, ValueError) as exc:  # closed under us, or a disk error
+                if self._closed:
+                    return
+                log.warning("claim log fsync failed: %s", exc)
+            time.sleep(self.sync_interval_s)
+
     def close(self) -> None:
+        self._closed = True
+        self._dirty.set()
+        self._syncer.join(timeout=5)
         self._file.flush()
         os.fsync(self._file.fileno())
         self._file.close()

@@ -115,6 +115,9 @@ class _ChangelogTable(MutableMapping):
             raise RuntimeError("_ChangelogTable: no partition set for this write")
         self.table.data[key] = value
         self.table.send_changelog(self.partition, key, value)
+        owners = getattr(self.table.data, "_key_partition", None)  # Faust's memory store
+        if owners is not None:  # lets it drop the key when the partition moves away
+            owners[key] = self.partition
 
     def __delitem__(self, key: str) -> None:
         raise NotImplementedError("routers are never deleted from the table")
@@ -349,8 +352,12 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app_: Any, revoked: Any, **_: Any) -> None:
+        # Save what was handled before letting go: Faust may still commit the offsets of
+        # those records (of partitions it gives back to this worker), and the new owner
+        # recovers the table from the changelog once this rebalance completes.
+        save_all()
+        await app_.producer.flush()
         cache.clear()
-        unsaved.clear()  # uncommitted: the new owner handles those records again
         store.forget()  # the new owner rebuilds from the table; we reload what we keep
         started["snapshots_requested"] = False
 

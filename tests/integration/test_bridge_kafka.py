@@ -262,8 +262,9 @@ def test_a_decision_executed_twice_rings_the_agent_once(local_stack, sim, tmp_pa
         reader.wait_for(lambda es: any(e.type == "channel_parked" and e.call_id == call
                                        for e in es))
         deadline = time.monotonic() + 30  # the actuator's consumer joins its group
-        while "actuator ready" not in (tmp_path / "bridge.log").read_text() and \
-                time.monotonic() < deadline:
+        while "actuator ready" not in (tmp_path / "bridge.log").read_text():
+            assert time.monotonic() < deadline, \
+                f"actuator not ready after 30 s:\n{(tmp_path / 'bridge.log').read_text()[-4000:]}"
             time.sleep(0.2)
         offer_id = str(uuid.uuid4())
         decision = Envelope(

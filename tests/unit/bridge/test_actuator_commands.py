@@ -82,6 +82,32 @@ def test_claims_survive_a_restart(tmp_path):
     assert not again.claim("c1") and not again.claim("c2") and again.claim("c3")
 
 
+def test_claims_are_synced_to_disk_off_the_command_path(tmp_path, monkeypatch):
+    import os
+    import threading
+    import time
+
+    synced_from: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced_from.append(threading.current_thread().name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    claims = ClaimLog(str(tmp_path), sync_interval_s=0.01)
+    for i in range(50):
+        assert claims.claim(f"c{i}")
+    deadline = time.monotonic() + 5
+    while claims.syncs == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert claims.syncs >= 1
+    assert set(synced_from) == {"claim-log-fsync"}  # never in claim()
+    assert claims.syncs < 50  # batched: one fsync covers the claims written meanwhile
+    claims.close()
+    assert (tmp_path / "claimed.log").read_text().split() == [f"c{i}" for i in range(50)]
+
+
 def test_nodes_parse_and_passwords_stay_out_of_reprs():
     nodes = parse_nodes(("10.0.0.1:8021:s3:cr3t", "fs2:8022:pw"))
     assert nodes[0].password == "s3:cr3t" and nodes[1].address == "fs2:8022"
