@@ -23,6 +23,7 @@ on input.
 """
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Iterator, MutableMapping
@@ -307,6 +308,12 @@ def create_app(settings: WorkerSettings) -> faust.App:
 
     @app.timer(settings.tick_interval_s)
     async def tick() -> None:
+        if not started.get("gc_frozen"):
+            # What exists once the worker runs (modules, Faust, aiokafka: most objects)
+            # leaves the collector's view: a full collection then scans only what came
+            # later. Before, one took up to 70 ms of a routing stall (ACD bench).
+            started["gc_frozen"] = True
+            gc.freeze()
         now = time.time_ns() // 1000
         tenants = set(cache) | store.tenants()
         for tenant in tenants:
