@@ -73,9 +73,12 @@ class Cause:
     BUSY = "busy"
     REJECTED = "rejected"
     NOT_REGISTERED = "not_registered"
+    # The offer never reached the agent's phone (its FreeSWITCH node was not connected, the
+    # decision expired on the way, the node refused the command): withdrawn, no penalty.
+    NOT_DELIVERED = "not_delivered"
 
 
-CAUSES = (Cause.NO_ANSWER, Cause.BUSY, Cause.REJECTED, Cause.NOT_REGISTERED)
+CAUSES = (Cause.NO_ANSWER, Cause.BUSY, Cause.REJECTED, Cause.NOT_REGISTERED)  # penalized
 
 
 class ActionKind:

@@ -569,7 +569,9 @@ def apply(state: State, event: e.Event) -> State:
     elif isinstance(event, e.OfferRejected):
         o = tx.get("offers").get(event.offer_id)
         if o is not None:
-            _drop_offer(tx, o, at, event.cause if event.cause in CAUSES else Cause.REJECTED)
+            cause = event.cause if event.cause in CAUSES else (
+                None if event.cause == Cause.NOT_DELIVERED else Cause.REJECTED)
+            _drop_offer(tx, o, at, cause)
     elif isinstance(event, e.CallConnected):
         c = tx.get("calls").get(event.call_id)
         if c is not None and c.agent_id is not None and c.status != CallStatus.CONNECTED:

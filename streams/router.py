@@ -198,8 +198,13 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         if p.get("command") == "offer_call" and not p.get("ok"):
             offer = state.offers.get(p["command_id"])  # an offer's command id is its offer id
             if offer is not None and not offer.answered:
-                return [ev.OfferRejected(at_us=at, offer_id=offer.offer_id,
-                                         cause=failure_cause(p.get("result")))]
+                # A job result is FreeSWITCH's answer about the phone (busy, not registered,
+                # no answer: the agent's doing). Without a job the command never ran (node
+                # not connected, decision expired): not the agent's fault, no penalty. A
+                # node outage used to pause every agent one ring-no-answer at a time.
+                cause = failure_cause(p.get("result")) if p.get("job_uuid") \
+                    else m.Cause.NOT_DELIVERED
+                return [ev.OfferRejected(at_us=at, offer_id=offer.offer_id, cause=cause)]
         if p.get("command") == "connect_call" and not p.get("ok"):
             # The bridge failed: the agent's leg (or the caller) is gone. Give the caller
             # back to the queue; handle() hangs the agent's leg up if it is still there.

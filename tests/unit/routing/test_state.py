@@ -121,6 +121,16 @@ def test_answer_resets_failure_count() -> None:
     assert w.state.agents["a1"].failures == {}
 
 
+def test_an_offer_not_delivered_is_withdrawn_without_a_penalty() -> None:
+    w = world(agent("a1", penalties={Cause.NO_ANSWER: Penalty(60, 1)}))
+    (o1,) = w.offers(w.call("c1"))
+    out = w.ev(OfferRejected(at_us=w.at(1), offer_id=o1.offer_id, cause=Cause.NOT_DELIVERED))
+    a = w.state.agents["a1"]
+    assert a.failures == {} and a.penalty_until_us is None and a.pause_reason is None
+    (o2,) = w.offers(out)  # offered again at once: the agent did nothing wrong
+    assert o2.offer_id != o1.offer_id and o2.agent_id == "a1"
+
+
 def test_abandon_in_queue_removes_call() -> None:
     w = world()
     w.call("c1")

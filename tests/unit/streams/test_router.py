@@ -113,9 +113,25 @@ def test_the_agent_phone_refusing_is_a_failed_offer():
     outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
     offer_id = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload["offer_id"]
     outs = handle(r, fs("command_executed", 10.1, "c1", command_id=offer_id,
-                        command="offer_call", ok=False, result="-ERR USER_BUSY"))
+                        command="offer_call", ok=False, result="-ERR USER_BUSY",
+                        job_uuid="job-1"))
     assert r.state.agents["a1"].penalty_cause == "busy"
     assert "offer_call" in types(outs)  # re-offered to a2 at once
+
+
+@pytest.mark.parametrize("result", ["-ERR node not connected", "-ERR expired: decided 40 s ago",
+                                    "-ERR ConnectionError: socket closed"])
+def test_an_offer_that_never_reached_the_phone_costs_the_agent_nothing(result):
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    offer_id = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload["offer_id"]
+    outs = handle(r, fs("command_executed", 10.1, "c1", command_id=offer_id,
+                        command="offer_call", ok=False, result=result, job_uuid=None))
+    a1 = r.state.agents["a1"]
+    assert a1.penalty_cause is None and a1.failures == {} and a1.status != "ring_no_answer"
+    assert offer_id not in r.state.offers
+    again = [o.envelope.payload for o in outs if o.envelope.type == "offer_call"]
+    assert again and again[0]["offer_id"] != offer_id  # the caller is offered again
 
 
 def test_abandon_while_ringing_cancels_the_offer_and_counts_short():
