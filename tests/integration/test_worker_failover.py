@@ -160,7 +160,9 @@ def test_killing_the_worker_mid_traffic_loses_nothing(local_stack, world):
     after = [e.occurred_at for e in reader.envelopes(topics.ROUTING_DECISIONS)
              if e.type == "offer_call" and e.occurred_at > restarted_at]
     if after:
-        assert (after[0] - restarted_at) / 1e6 < 10, "routing resumed within 10 s"
+        resumed_s = (after[0] - restarted_at) / 1e6
+        print(f"routing resumed {resumed_s:.1f} s after the restart")
+        assert resumed_s < 10, f"routing resumed {resumed_s:.1f} s after the restart (goal 10 s)"
     check_outcome(reader, tap, tenant)
 
 

@@ -71,7 +71,11 @@ def test_clickhouse_down_for_30s_loses_and_duplicates_nothing(local_stack, kafka
     consumed_while_down = sink.stats.records
     own_clickhouse.start()
     producer.join(120)
-    assert finished.wait(120), f"sink stuck at {sink.stats}"
+    if not finished.wait(120):
+        import faulthandler
+        import sys
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)  # where it hangs
+        pytest.fail(f"sink stuck at {sink.stats} (thread stacks on stderr)")
     sink.close()
     assert not errors, errors
 

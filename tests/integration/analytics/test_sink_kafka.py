@@ -69,6 +69,9 @@ def consume(settings, db, until_records: int, timeout_s: float = 90, sink: Sink 
     if not done.wait(timeout_s):
         sink.stop()
         done.wait(10)
+        import faulthandler
+        import sys
+        faulthandler.dump_traceback(file=sys.stderr, all_threads=True)  # where it hangs
         consumer = sink._consumer
         assigned = sorted(map(str, consumer.assignment())) if consumer is not None else None
         pytest.fail(f"sink consumed {sink.stats.records} of {until_records} records in "
