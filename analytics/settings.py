@@ -28,6 +28,9 @@ class AnalyticsSettings:
     sink_batch_s: float = 1.0  # ... or when the oldest buffered record is this old
     sink_retry_min_s: float = 0.5  # ClickHouse down: first retry after this long,
     sink_retry_max_s: float = 15.0  # doubling up to this
+    # Records waiting in an assigned partition that polls have not returned for this long:
+    # the consumer is reopened (kafka-python 3 can leave a partition stuck after a rebalance).
+    sink_stall_s: float = 30.0
     sink_max_open_calls: int = 50000  # calls kept in memory (others reload from ClickHouse)
     sink_keep_final_calls: int = 5000  # ended calls kept for late events
     short_abandon_ms: int = 5000  # fallback when the router's verdict is missing
@@ -42,6 +45,7 @@ class AnalyticsSettings:
         if not self.sink_topics:
             raise SettingsError(f"{env_name('sink_topics')}: name at least one topic")
         for name in ("sink_batch_rows", "sink_batch_s", "sink_retry_min_s", "sink_retry_max_s",
+                     "sink_stall_s",
                      "sink_max_open_calls", "sink_keep_final_calls", "short_abandon_ms"):
             positive(name, getattr(self, name))
         if self.sink_retry_max_s < self.sink_retry_min_s:

@@ -470,37 +470,44 @@ class Sink:
         self._offsets: dict[Any, int] = {}
         self._first_at: float | None = None
         self._revoked = False
+        self._polled_at = time.monotonic()  # when a poll last returned records (or started)
+        self.reopened = 0
 
     # -- Kafka plumbing (created lazily so tests may pass their own)
     def consumer(self):
         if self._consumer is None:
-            from kafka import ConsumerRebalanceListener, KafkaConsumer
-
-            sink = self
-
-            class _Listener(ConsumerRebalanceListener):
-                def on_partitions_revoked(self, revoked):
-                    # Runs on the client's I/O thread, where nothing may block: the loop
-                    # flushes what it holds and drops its state at its next turn.
-                    if revoked:
-                        sink._revoked = True
-
-                def on_partitions_assigned(self, assigned):
-                    pass
-
-            s = self.settings
-            self._consumer = KafkaConsumer(
-                bootstrap_servers=s.kafka_bootstrap, group_id=s.consumer_group,
-                client_id=f"{s.consumer_group}-{id(self):x}", enable_auto_commit=False,
-                auto_offset_reset="earliest", max_poll_records=max(500, s.sink_batch_rows),
-                session_timeout_ms=10000, heartbeat_interval_ms=1000,
-                max_poll_interval_ms=600000,
-                # A topic without metadata at the first join gets no partitions until the
-                # next refresh (5 min by default): refresh often so the sink starts promptly.
-                metadata_max_age_ms=5000)
-            self._await_metadata(self._consumer, list(s.sink_topics))
-            self._consumer.subscribe(list(s.sink_topics), listener=_Listener())
+            self._consumer = self._make_consumer()
         return self._consumer
+
+    def _make_consumer(self):
+        """A subscribed kafka-python consumer (the settings' group and topics)."""
+        from kafka import ConsumerRebalanceListener, KafkaConsumer
+
+        sink = self
+
+        class _Listener(ConsumerRebalanceListener):
+            def on_partitions_revoked(self, revoked):
+                # Runs on the client's I/O thread, where nothing may block: the loop
+                # flushes what it holds and drops its state at its next turn.
+                if revoked:
+                    sink._revoked = True
+
+            def on_partitions_assigned(self, assigned):
+                pass
+
+        s = self.settings
+        consumer = KafkaConsumer(
+            bootstrap_servers=s.kafka_bootstrap, group_id=s.consumer_group,
+            client_id=f"{s.consumer_group}-{id(self):x}", enable_auto_commit=False,
+            auto_offset_reset="earliest", max_poll_records=max(500, s.sink_batch_rows),
+            session_timeout_ms=10000, heartbeat_interval_ms=1000,
+            max_poll_interval_ms=600000,
+            # A topic without metadata at the first join gets no partitions until the
+            # next refresh (5 min by default): refresh often so the sink starts promptly.
+            metadata_max_age_ms=5000)
+        self._await_metadata(consumer, list(s.sink_topics))
+        consumer.subscribe(list(s.sink_topics), listener=_Listener())
+        return consumer
 
     @staticmethod
     def _await_metadata(consumer: Any, names: list[str], wait_s: float = 10.0) -> None:
@@ -537,14 +544,28 @@ class Sink:
     # -- the loop
     def run(self, until: Callable[[], bool] | None = None) -> SinkStats:
         """Consume until `stop()` (or until `until()` is true); flush before returning."""
-        consumer = self.consumer()
         s = self.settings
+        self._polled_at = time.monotonic()
         while not self.stop_event.is_set() and not (until and until()):
+            consumer = self.consumer()
             room = max(1, s.sink_batch_rows - len(self._buffer))
             polled = consumer.poll(timeout_ms=100, max_records=room)
             for tp, messages in polled.items():
                 for m in messages:
                     self._accept(tp, m)
+            if polled:
+                self._polled_at = time.monotonic()
+            elif time.monotonic() - self._polled_at >= s.sink_stall_s:
+                self._polled_at = time.monotonic()
+                stuck = self._stuck_partitions(consumer)
+                if stuck:
+                    log.warning("records wait in %s but no poll returned any for %.0f s; "
+                                "reopening the consumer", sorted(map(str, stuck)), s.sink_stall_s)
+                    self._flush()
+                    self.log.forget()  # as after a rebalance: reloaded when needed
+                    self.close_consumer()
+                    self.reopened += 1
+                    continue
             if self._revoked:
                 # Partitions moved: write what we hold (the commit may be refused; the new
                 # owner then re-reads and deduplicates) and forget every open call.
@@ -562,6 +583,29 @@ class Sink:
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    @staticmethod
+    def _stuck_partitions(consumer: Any) -> list:
+        """Assigned, unpaused partitions whose log end is past the consumer's position."""
+        try:
+            assigned = set(consumer.assignment()) - set(consumer.paused())
+            if not assigned:
+                return []
+            ends = consumer.end_offsets(sorted(assigned))
+            return [tp for tp in assigned if ends.get(tp, 0) > consumer.position(tp)]
+        except Exception as exc:  # a broker hiccup: look again next time
+            log.debug("stall check failed: %s", exc)
+            return []
+
+    def close_consumer(self) -> None:
+        consumer, self._consumer = self._consumer, None
+        if consumer is not None:
+            try:
+                consumer.close(autocommit=False)
+            except TypeError:
+                consumer.close()
+            except Exception as exc:
+                log.warning("closing the consumer failed: %s", exc)
 
     def _accept(self, tp: Any, message: Any) -> None:
         self.stats.records += 1
