@@ -23,6 +23,7 @@ on input.
 """
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import time
@@ -74,7 +75,7 @@ def _transport_class(fetch_wait_ms: int) -> type:
             # state saved for it.
             before = getattr(self.app, "tongdai_before_commit", None)
             if before is not None:
-                before()
+                await before()
             return await super()._commit_offsets(offsets, start_new_transaction)
 
     class Transport(driver.Transport):
@@ -188,7 +189,21 @@ def create_app(settings: WorkerSettings) -> faust.App:
         for tenant in list(unsaved):
             save(tenant)
 
-    app.tongdai_before_commit = save_all  # type: ignore[attr-defined]
+    # Set between records. A router saved while a record is half done (applied, its
+    # outputs not all handed to the producer yet) would, after a crash, make the record's
+    # redelivery a duplicate and its remaining outputs would never be sent: saves wait
+    # for the record in hand to be finished.
+    between_records = asyncio.Event()
+    between_records.set()
+
+    async def save_between_records() -> None:
+        try:
+            await asyncio.wait_for(between_records.wait(), timeout=30)
+        except asyncio.TimeoutError:  # a send stuck that long: save anyway, and say so
+            log.warning("saving routers while a record is still being sent")
+        save_all()
+
+    app.tongdai_before_commit = save_between_records  # type: ignore[attr-defined]
 
     def rebuild(tenant: str) -> None:
         """The tenant's router as last saved plus the records handled since (what they
@@ -235,24 +250,28 @@ def create_app(settings: WorkerSettings) -> faust.App:
             if env.tenant == SYSTEM_TENANT:
                 continue  # node-level facts: not a tenant's routing input
             router = router_of(env.tenant)
+            between_records.clear()
             try:
-                outs = handle(router, env)
-            except Exception as exc:  # a record the router cannot apply: never crash
-                rebuild(env.tenant)  # without the half-applied changes
-                await dead_letter(value, f"{type(exc).__name__}: {exc} (call {env.call_id}, "
-                                         f"event {env.event_id})", topic)
-                continue
-            entry = unsaved.setdefault(env.tenant, (event.message.partition, []))
-            entry[1].append(env)
-            if len(entry[1]) >= SAVE_EVERY:
-                save(env.tenant)
-            for out in outs:
-                await outputs[out.topic].send(key=out.key, value=encode(out.envelope))
-                stats["sent"] += 1
-                if out.envelope.type in ("offer_call", "connect_call", "hangup_leg"):
-                    log.info("call %s: %s %s (event %s)", out.envelope.call_id,
-                             out.envelope.type, out.envelope.payload.get("command_id"),
-                             env.event_id)
+                try:
+                    outs = handle(router, env)
+                except Exception as exc:  # a record the router cannot apply: never crash
+                    rebuild(env.tenant)  # without the half-applied changes
+                    await dead_letter(value, f"{type(exc).__name__}: {exc} (call "
+                                             f"{env.call_id}, event {env.event_id})", topic)
+                    continue
+                entry = unsaved.setdefault(env.tenant, (event.message.partition, []))
+                entry[1].append(env)
+                for out in outs:
+                    await outputs[out.topic].send(key=out.key, value=encode(out.envelope))
+                    stats["sent"] += 1
+                    if out.envelope.type in ("offer_call", "connect_call", "hangup_leg"):
+                        log.info("call %s: %s %s (event %s)", out.envelope.call_id,
+                                 out.envelope.type, out.envelope.payload.get("command_id"),
+                                 env.event_id)
+                if len(entry[1]) >= SAVE_EVERY:
+                    save(env.tenant)
+            finally:
+                between_records.set()
 
     @app.task
     async def forward_config() -> None:
@@ -260,8 +279,6 @@ def create_app(settings: WorkerSettings) -> faust.App:
         consumer group (`<app id>-config`) commits its position: a new deployment forwards
         every entity once (`config_from`), a restart resumes where it stopped. Config is
         whole-value and idempotent, so what at-least-once forwards twice is harmless."""
-        import asyncio
-
         from aiokafka import AIOKafkaConsumer
 
         while True:
@@ -366,7 +383,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # Save what was handled before letting go: Faust may still commit the offsets of
         # those records (of partitions it gives back to this worker), and the new owner
         # recovers the table from the changelog once this rebalance completes.
-        save_all()
+        await save_between_records()
         await app_.producer.flush()
         cache.clear()
         store.forget()  # the new owner rebuilds from the table; we reload what we keep
