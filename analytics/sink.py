@@ -720,11 +720,7 @@ class Sink:
                         "deduplicated", exc)
 
     def close(self) -> None:
-        if self._consumer is not None:
-            try:
-                self._consumer.close(autocommit=False)
-            except Exception:
-                pass
+        self.close_consumer()
         if self._producer is not None:
             self._producer.close()
 

@@ -393,13 +393,9 @@ def create_app(settings: WorkerSettings) -> faust.App:
     return app
 
 
-def _bounded_bootstrap(client_class: type, timeout_ms: int = 5000) -> dict[str, int]:
-    """A short first-connection wait for a one-off client, where kafka-python has the setting
-    (3.x): the worker's own retry loop, not a 30 s default, decides how long Kafka is waited
-    for, and says so in the log between attempts."""
-    if "bootstrap_timeout_ms" in getattr(client_class, "DEFAULT_CONFIG", {}):
-        return {"bootstrap_timeout_ms": timeout_ms, "reconnect_backoff_max_ms": 1000}
-    return {}
+# A one-off client's first connection is waited for briefly: the worker's own retry loop
+# (streams.cli), not kafka-python's 30 s default, decides how long Kafka is waited for.
+_BOUNDED_BOOTSTRAP = {"bootstrap_timeout_ms": 5000, "reconnect_backoff_max_ms": 1000}
 
 
 def ensure_topics(bootstrap: str, partitions: int) -> None:
@@ -409,7 +405,7 @@ def ensure_topics(bootstrap: str, partitions: int) -> None:
     from kafka.errors import TopicAlreadyExistsError
 
     admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000,
-                             **_bounded_bootstrap(KafkaAdminClient))
+                             **_BOUNDED_BOOTSTRAP)
     try:
         existing = set(admin.list_topics())
         new = []
@@ -443,7 +439,7 @@ def start_group_at_end(bootstrap: str, group: str, names: list[str],
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group,
                              enable_auto_commit=False, request_timeout_ms=30000,
-                             **_bounded_bootstrap(KafkaConsumer))
+                             **_BOUNDED_BOOTSTRAP)
     try:
         # A topic created a moment ago (ensure_topics) may not be in the broker's metadata
         # yet: ask again for a few seconds before calling it missing.
