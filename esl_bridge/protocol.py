@@ -1,7 +1,7 @@
 """FreeSWITCH Event Socket (ESL) wire format: framing, decoding and encoding.
 
 Pure code: no sockets, no threads, no gevent. The rules come from real FreeSWITCH 1.11
-captures (``shared/fixtures/esl``):
+captures (``tests/fixtures/esl``):
 
 - a frame is a header block ended by a blank line, followed by ``Content-Length`` bytes of
   body when (and only when) the block carries ``Content-Length``;

@@ -1,6 +1,6 @@
 """One simulated FreeSWITCH node: channels, registrations, api commands and the events they fire.
 
-Headers are modelled on the real captures in ``shared/fixtures/esl`` (same names, same order
+Headers are modelled on the real captures in ``tests/fixtures/esl`` (same names, same order
 style, same Event-Calling-* triples). Everything runs under ``Node.lock``: scheduled callbacks
 (on the scheduler thread) and commands (on client threads) never interleave.
 """

@@ -49,7 +49,7 @@ from esl_bridge.simulator import (
 pytestmark = pytest.mark.bridge
 
 REPO = Path(__file__).resolve().parents[3]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "esl"
+FIXTURES = REPO / "tests" / "fixtures" / "esl"
 SPEED = 50.0
 
 

@@ -15,7 +15,7 @@ from routing.contract.schemas import RecordSchema
 
 pytestmark = pytest.mark.bridge
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "esl"
+FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "esl"
 CORE = "a9cf789f-7069-4f25-917e-0be0fc8d4434"
 A, B = "96671f03-e24d-45d9-bdbd-8c89bdf961c6", "e3f2d8d7-006f-427a-bd99-adf05297e4c9"
 
@@ -23,7 +23,7 @@ A, B = "96671f03-e24d-45d9-bdbd-8c89bdf961c6", "e3f2d8d7-006f-427a-bd99-adf05297
 def capture(name: str) -> list[protocol.Event]:
     path = FIXTURES / f"{name}.txt"
     if not path.exists():
-        pytest.fail(f"ESL captures not found at {FIXTURES} (shared/ must sit beside the repo)")
+        pytest.fail(f"ESL capture not found: {path}")
     frames = protocol.FrameParser().feed(path.read_bytes())
     return [protocol.parse_event(f) for f in frames
             if f.content_type in (protocol.EVENT_PLAIN, protocol.EVENT_JSON, protocol.EVENT_XML)]

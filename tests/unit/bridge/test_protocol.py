@@ -41,9 +41,7 @@ from esl_bridge.protocol import (
 
 pytestmark = pytest.mark.bridge
 
-FIXTURES = Path(__file__).resolve().parents[3].parent / "shared" / "fixtures" / "esl"
-if not FIXTURES.is_dir():  # pragma: no cover - the captures live beside the repository
-    pytest.skip(f"ESL captures not found at {FIXTURES}", allow_module_level=True)
+FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "esl"
 
 CAPTURES = sorted(
     p for p in FIXTURES.glob("*.txt")
