@@ -1,0 +1,108 @@
+#!/bin/bash
+# Generate the prompts and the music on hold that fs-conf and the demo configuration
+# reference, for a FreeSWITCH built from source (which ships no sounds): spoken by
+# espeak-ng (Vietnamese first, then English, as a Vietnamese hotline does), converted by
+# sox to 8 kHz mono 16-bit WAV. Nothing here is committed: the files land in the switch's
+# sounds folder under var/.
+#
+#   deploy/freeswitch/make-sounds.sh [SOUNDS_DIR]
+#
+# SOUNDS_DIR: default TONGDAI_FS_SOUNDS_DIR, else PREFIX/share/freeswitch/sounds with
+# PREFIX = TONGDAI_FS_PREFIX or var/freeswitch (FreeSWITCH's $${sounds_dir} there).
+# Idempotent: an existing file is kept (FORCE=1 regenerates).
+#
+# What it writes (relative to SOUNDS_DIR):
+#   music/8000/tongdai-moh-{1,2}.wav          local_stream://moh (autoload_configs/local_stream.conf.xml)
+#   tongdai/common/invalid_entry.wav          $${tongdai_sounds_dir} = SOUNDS_DIR/tongdai
+#   tongdai/acme/{ivr_main,ivr_support,closed,all_lines_busy}.wav
+#   en/us/callie/ivr/{demo_main,demo_language,ivr-that_was_an_invalid_entry}.wav
+#                                             the demo's greetings (relative to sound_prefix)
+#   en/us/callie/voicemail/vm-*.wav           the prompts of a caller leaving a message
+set -euo pipefail
+
+die() { echo "make-sounds: $*" >&2; exit 2; }
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+prefix=${TONGDAI_FS_PREFIX:-$repo/var/freeswitch}
+sounds=${1:-${TONGDAI_FS_SOUNDS_DIR:-$prefix/share/freeswitch/sounds}}
+command -v espeak-ng >/dev/null || die "espeak-ng is missing (apt-get install espeak-ng)"
+command -v sox >/dev/null || die "sox is missing (apt-get install sox)"
+mkdir -p "$sounds"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+made=0
+
+# speak FILE VI_TEXT EN_TEXT: Vietnamese, a short pause, English (either may be empty).
+speak() {
+    local out=$sounds/$1 parts=()
+    [ -s "$out" ] && [ "${FORCE:-0}" != 1 ] && return
+    mkdir -p "$(dirname "$out")"
+    if [ -n "$2" ]; then
+        espeak-ng -v vi -s 150 -w "$tmp/vi.wav" "$2"
+        sox "$tmp/vi.wav" -r 8000 -c 1 -b 16 "$tmp/vi8.wav"
+        parts+=("$tmp/vi8.wav")
+    fi
+    if [ -n "$3" ]; then
+        [ ${#parts[@]} -gt 0 ] && { sox -n -r 8000 -c 1 -b 16 "$tmp/gap.wav" trim 0 0.4; parts+=("$tmp/gap.wav"); }
+        espeak-ng -v en-us -s 160 -w "$tmp/en.wav" "$3"
+        sox "$tmp/en.wav" -r 8000 -c 1 -b 16 "$tmp/en8.wav"
+        parts+=("$tmp/en8.wav")
+    fi
+    if [ ${#parts[@]} -eq 1 ]; then cp "${parts[0]}" "$out.tmp"; else sox "${parts[@]}" -t wav "$out.tmp"; fi
+    mv "$out.tmp" "$out"
+    made=$((made + 1))
+}
+
+# Music on hold: two calm synthesized pieces (chords with a slow fade), 30 s each.
+moh() {  # FILE NOTES...
+    local out=$sounds/music/8000/$1; shift
+    [ -s "$out" ] && [ "${FORCE:-0}" != 1 ] && return
+    mkdir -p "$(dirname "$out")"
+    local chords=() i=0
+    for chord in "$@"; do
+        # shellcheck disable=SC2086  # a chord is a word list of notes
+        sox -n -r 8000 -c 1 -b 16 "$tmp/c$i.wav" synth 3.75 $(for n in $chord; do printf 'pl %s ' "$n"; done) \
+            remix - fade q 0.3 3.75 0.6 gain -12
+        chords+=("$tmp/c$i.wav"); i=$((i + 1))
+    done
+    sox "${chords[@]}" "${chords[@]}" "$out.tmp.wav"
+    mv "$out.tmp.wav" "$out"
+    made=$((made + 1))
+}
+moh tongdai-moh-1.wav "C4 E4 G4" "A3 C4 E4" "F3 A3 C4" "G3 B3 D4"
+moh tongdai-moh-2.wav "D4 F#4 A4" "B3 D4 F#4" "G3 B3 D4" "A3 C#4 E4"
+
+speak tongdai/common/invalid_entry.wav "Phím bạn chọn không hợp lệ." "That was an invalid entry."
+speak tongdai/acme/ivr_main.wav \
+    "Xin chào quý khách. Nhấn phím 1 để gặp bộ phận kinh doanh, phím 2 để được hỗ trợ kỹ thuật, phím 3 cho thanh toán, phím 0 để gặp tổng đài viên." \
+    "Welcome. Press 1 for sales, 2 for support, 3 for billing, 0 for the operator."
+speak tongdai/acme/ivr_support.wav \
+    "Nhấn phím 1 cho tiếng Việt, phím 2 cho tiếng Anh." "Press 1 for Vietnamese, 2 for English."
+speak tongdai/acme/closed.wav \
+    "Tổng đài hiện đã ngoài giờ làm việc. Vui lòng để lại lời nhắn." \
+    "We are closed now. Please leave a message."
+speak tongdai/acme/all_lines_busy.wav \
+    "Tất cả các đường dây đều bận. Vui lòng gọi lại sau." "All lines are busy. Please call again later."
+
+callie=en/us/callie
+speak $callie/ivr/demo_main.wav \
+    "Xin chào quý khách. Nhấn phím 1 để gặp bộ phận kinh doanh, phím 2 để được hỗ trợ, phím 3 cho thanh toán, phím 0 để gặp tổng đài viên." \
+    "Welcome. Press 1 for sales, 2 for support, 3 for billing, 0 for the operator."
+speak $callie/ivr/demo_language.wav \
+    "Nhấn phím 1 cho tiếng Việt, phím 2 cho tiếng Anh, phím 9 để trở lại." \
+    "Press 1 for Vietnamese, 2 for English, 9 to go back."
+speak $callie/ivr/ivr-that_was_an_invalid_entry.wav "Phím bạn chọn không hợp lệ." "That was an invalid entry."
+speak $callie/voicemail/vm-goodbye.wav "Xin cảm ơn. Tạm biệt." "Thank you. Goodbye."
+speak $callie/voicemail/vm-person.wav "" "The person at extension"
+speak $callie/voicemail/vm-not_available.wav "" "is not available."
+speak $callie/voicemail/vm-record_message.wav "Vui lòng để lại lời nhắn sau tiếng bíp." "Please leave your message after the tone."
+speak $callie/voicemail/vm-press.wav "" "press"
+speak $callie/voicemail/vm-to_exit.wav "" "to exit"
+speak $callie/voicemail/vm-message_saved.wav "Lời nhắn đã được lưu." "Your message has been saved."
+speak $callie/voicemail/vm-enter_pass.wav "" "Please enter your password, followed by pound."
+speak $callie/voicemail/vm-fail_auth.wav "" "Login incorrect."
+speak $callie/voicemail/vm-you_have.wav "" "You have"
+speak $callie/voicemail/vm-messages.wav "" "messages"
+for d in 0 1 2 3 4 5 6 7 8 9; do
+    speak $callie/digits/$d.wav "" "$d"
+done
+echo "make-sounds: $made file(s) written under $sounds"
