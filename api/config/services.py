@@ -21,10 +21,13 @@ from routing.contract import Envelope, topics
 from ..audit.services import AuditLog
 from ..auth import Principal, Tokens
 from ..bus import Bus, envelope
-from ..errors import Conflict, NotFound
+from ..errors import Conflict, NotFound, Unavailable
 from ..fields import ENTITY_ID, EXTENSION
 from . import schemas as s
-from .view import ConfigView
+from .view import CLAIM, ConfigView
+
+#: how long a claim waits to be read back from the config topic before giving up (503)
+CLAIM_WAIT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -218,12 +221,65 @@ class ConfigService:
                           {} if data is None else {"fields": sorted(data)})
         return env
 
+    # ---- claims: numbers and SIP domains are one tenant's across all tenants ----------
+
+    def _taken(self, tenant: str, claim: str) -> bool:
+        """Whether another tenant uses or holds `claim` ("did:<number>", "domain:<name>")."""
+        kind, _, value = claim.partition(":")
+        users = (self.view.did_users(value) if kind == "did"
+                 else self.view.domain_users(value))
+        holder = self.view.holder(claim)
+        if holder is not None:
+            return holder != tenant
+        # Configuration written before claims existed: a value only others use is theirs;
+        # one this tenant shares with another goes to whichever claims it first.
+        return tenant not in users and bool(users)
+
+    def claim(self, tenant: str, claim: str, field: str) -> None:
+        """Make `tenant` the holder of `claim`, or raise Conflict (naming nobody).
+
+        The race between two API processes (two tenants claiming the same value at once)
+        is settled by the config topic's order: each writes its claim record, waits until
+        its own follower has read it back, and the claim read first among the live ones
+        wins (ConfigView.holder). Every process reads the same order, so exactly one of
+        them proceeds; the other releases its claim and answers 409."""
+        label = "number" if claim.startswith("did:") else "SIP domain"
+        value = claim.partition(":")[2]
+        refused = Conflict(f"{label} {value} is already in use",
+                           [{"field": field, "rule": "unique across tenants"}])
+        if self._taken(tenant, claim):
+            raise refused
+        if self.view.holder(claim) == tenant:
+            return
+        if tenant in self.view.claimants(claim):
+            raise refused  # our earlier claim is queued behind another tenant's
+        env = self._claim_record(tenant, claim, {"claimed": True})
+        if not self.view.seen(env.event_id, CLAIM_WAIT_S):
+            self._claim_record(tenant, claim, None)
+            raise Unavailable("the configuration topic did not answer in time; retry")
+        if self.view.holder(claim) != tenant:
+            self._claim_record(tenant, claim, None)
+            raise refused
+
+    def release(self, tenant: str, claim: str) -> None:
+        if tenant in self.view.claimants(claim):
+            self._claim_record(tenant, claim, None)
+
+    def _claim_record(self, tenant: str, claim: str, data: dict[str, Any] | None) -> Envelope:
+        env = envelope("config_changed", tenant,
+                       {"kind": CLAIM, "entity_id": claim, "data": data})
+        # Not applied locally: claims count in the order the follower reads them.
+        self.bus.publish(self.topic, topics.config_key(tenant, CLAIM, claim), env)
+        return env
+
     def put(self, who: Principal, kind: str, entity_id: str, raw: Mapping[str, Any],
             exists: Lookup | None = None, extension_checked: bool = False) -> dict[str, Any]:
         """Validate and write one entity. `exists` (default: the view) is how references
         are checked: `config apply` passes one that also knows the rest of its file (and
         has checked its agents' extensions as a set: `extension_checked`)."""
         entity_id, data = self.prepare(who.tenant, kind, entity_id, raw, exists)
+        if kind == "did":
+            self.claim(who.tenant, f"did:{entity_id}", "id")
         secret = None
         if kind == "extension":
             data, secret = self._extension(who.tenant, entity_id, data)
@@ -248,6 +304,8 @@ class ConfigService:
         if self.view.get(who.tenant, kind, entity_id) is None:
             raise NotFound(f"no {kind} {entity_id!r}")
         self.write(who, kind, entity_id, None)
+        if kind == "did":
+            self.release(who.tenant, f"did:{entity_id}")
 
     def _extension(self, tenant: str, ext: str,
                    data: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
@@ -281,7 +339,11 @@ class ConfigService:
     def put_tenant(self, who: Principal, raw: Mapping[str, Any]) -> dict[str, Any]:
         _, data = self.prepare(who.tenant, "tenant", who.tenant, raw)
         data.setdefault("domain", who.tenant.lower())
+        before = self.view.domain(who.tenant)
+        self.claim(who.tenant, f"domain:{data['domain']}", "domain")
         self.write(who, "tenant", who.tenant, data)
+        if before != data["domain"]:
+            self.release(who.tenant, f"domain:{before}")
         return self.get_tenant(who.tenant)
 
     # ---- tokens ---------------------------------------------------------------------

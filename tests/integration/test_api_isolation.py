@@ -1,0 +1,94 @@
+"""Issue 16 on the real stack: claims settled by the config topic across API processes.
+
+Two `tongdai api` processes on the same topics; two tenants claim the same numbers and
+SIP domains at the same moment, one through each process. Exactly one wins each race,
+and both processes (and a third started afterwards, replaying the topic) agree who.
+"""
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from tests.fixtures.api import ApiServer, create_topics, delete_topics, topic_names
+
+pytestmark = [pytest.mark.api, pytest.mark.stack]
+
+
+@pytest.fixture(scope="module")
+def servers(local_stack, tmp_path_factory) -> Iterator[tuple[ApiServer, ApiServer, dict]]:
+    topics = topic_names(uuid.uuid4().hex[:8])
+    bootstrap = local_stack.kafka_bootstrap
+    create_topics(bootstrap, list(topics.values()))
+    env = {**topics, "TONGDAI_KAFKA_BOOTSTRAP": bootstrap, "TONGDAI_REPORTS_ENABLED": "false"}
+    tmp = tmp_path_factory.mktemp("iso")
+    one, two = ApiServer(tmp, env), ApiServer(tmp, env)
+    try:
+        one.wait_ready()
+        two.wait_ready()
+        yield one, two, env
+    finally:
+        one.stop()
+        two.stop()
+        delete_topics(bootstrap, list(topics.values()))
+
+
+def _race(calls) -> list:
+    """Run the (server, method, path, token, body) calls at the same moment."""
+    barrier = threading.Barrier(len(calls))
+    out: list = [None] * len(calls)
+
+    def run(i: int, server: ApiServer, method: str, path: str, token: str, body: dict) -> None:
+        barrier.wait()
+        out[i] = server.call(method, path, token, json=body)
+
+    threads = [threading.Thread(target=run, args=(i, *c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return out
+
+
+def test_two_processes_two_tenants_one_number_exactly_one_wins(servers, tmp_path):
+    one, two, env = servers
+    tenants = ("ta", "tb")
+    for server, tenant in zip((one, two), tenants):
+        r = server.call("PUT", "/api/v1/queues/q", server.token("admin", tenant), json={})
+        assert r.status_code == 200, r.text
+    rounds = 12
+    winners: dict[str, str] = {}
+    for i in range(rounds):
+        number = f"02838{i:06d}"
+        domain = f"race{i}.example"
+        results = _race([
+            (one, "PUT", f"/api/v1/dids/{number}", one.token("admin", "ta"), {"queue": "q"}),
+            (two, "PUT", f"/api/v1/dids/{number}", two.token("admin", "tb"), {"queue": "q"}),
+            (one, "PUT", "/api/v1/tenant", one.token("admin", "ta"), {"domain": domain}),
+            (two, "PUT", "/api/v1/tenant", two.token("admin", "tb"), {"domain": domain}),
+        ])
+        for what, pair in (("did", results[:2]), ("domain", results[2:])):
+            codes = sorted(r.status_code for r in pair)
+            assert codes == [200, 409], (i, what, [r.text for r in pair])
+            loser = next(r for r in pair if r.status_code == 409)
+            assert "ta" not in loser.json()["message"] and "tb" not in loser.json()["message"]
+            winners[f"{what}{i}"] = tenants[[r.status_code for r in pair].index(200)]
+    # both processes agree; a third process, replaying the topic, agrees too
+    third = ApiServer(tmp_path, env)
+    try:
+        third.wait_ready()
+        for server in (one, two, third):
+            for i in range(rounds):
+                number = f"+842838{i:06d}"
+                mine = winners[f"did{i}"]
+                other = tenants[1 - tenants.index(mine)]
+                assert server.call("GET", f"/api/v1/dids/{number}",
+                                   server.token("admin", mine)).status_code == 200
+                r = server.call("PUT", f"/api/v1/dids/{number}", server.token("admin", other),
+                                json={"queue": "q"})
+                assert r.status_code == 409, (server.port, i, r.text)
+    finally:
+        third.stop()
+    assert set(winners.values()) <= set(tenants)
