@@ -43,7 +43,14 @@ REGISTRATION_TYPES = {
 SUBSCRIBED_EVENTS = tuple(n for n in (*CHANNEL_TYPES, "BACKGROUND_JOB", "HEARTBEAT")
                           if not n.startswith("CUSTOM "))
 SUBSCRIBED_SUBCLASSES = ("sofia::register", "sofia::unregister", "sofia::expire",
-                         "tongdai::ivr")
+                         "tongdai::ivr", "callcenter::info")
+# mod_callcenter's queue facts (`CUSTOM callcenter::info`): the call log builds queue visits
+# and offers from them for tenants whose queues FreeSWITCH runs itself.
+CALLCENTER_TYPE = "callcenter_event_received"
+# Per-agent and per-queue counters carry no call: they are not published.
+_CALLCENTER_CALL_ACTIONS = frozenset({
+    "member-queue-start", "member-queue-resume", "member-queue-end", "agent-offering",
+    "bridge-agent-start", "bridge-agent-end", "bridge-agent-fail"})
 
 SYSTEM_TENANT = "_system"  # node-level facts (heartbeats, snapshots, unknown jobs)
 
@@ -71,6 +78,21 @@ KEPT_HEADERS = (
     "variable_sip_user_agent", "variable_hangup_cause_q850", "variable_origination_uuid",
     "variable_last_bridge_to", "variable_bridge_uuid", "variable_record_path",
     "variable_current_application", "variable_endpoint_disposition",
+    # What joins legs into calls and dates them exactly (the call log reads these).
+    "Other-Type", "Channel-Presence-ID", "Caller-Channel-Progress-Media-Time",
+    "variable_call_uuid", "variable_signal_bond", "variable_last_bridge_role",
+    "variable_bridge_hangup_cause", "variable_last_bridge_hangup_cause",
+    "variable_originate_disposition", "variable_originating_leg_uuid",
+    "variable_dialed_user", "variable_dialed_domain", "variable_user_name",
+    "variable_start_uepoch", "variable_answer_uepoch", "variable_bridge_uepoch",
+    "variable_progress_uepoch", "variable_end_uepoch", "variable_last_app",
+    "variable_sip_term_cause", "variable_voicemail_message_len",
+    "variable_cc_side", "variable_cc_queue", "variable_cc_agent", "variable_cc_agent_type",
+    "variable_cc_member_uuid", "variable_cc_member_session_uuid", "variable_cc_caller_uuid",
+    "variable_cc_agent_uuid", "variable_cc_cause", "variable_cc_cancel_reason",
+    "variable_cc_agent_bridged", "variable_cc_queue_joined_epoch",
+    "variable_cc_queue_answered_epoch", "variable_cc_queue_terminated_epoch",
+    "variable_cc_queue_canceled_epoch",
 )
 
 
@@ -194,6 +216,8 @@ def normalize(event: Event, config: NormalizerConfig = NormalizerConfig()) -> En
     h = event.headers
     if name in CHANNEL_TYPES:
         return _channel(event, CHANNEL_TYPES[name], config)
+    if name == "CUSTOM callcenter::info":
+        return _callcenter(event, config)
     if name in REGISTRATION_TYPES:
         domain = h.get("realm") or h.get("to-host") or h.get("from-host") or ""
         extension = h.get("username") or h.get("from-user") or h.get("to-user") or ""
@@ -233,6 +257,60 @@ def _inline_var(originate_arg: str, name: str) -> str | None:
     return None
 
 
+def call_of_leg(h: dict[str, str], leg_id: str) -> str:
+    """The call a leg belongs to, from what FreeSWITCH says about the leg.
+
+    The product's `tongdai_call_id` first; a mod_callcenter agent leg names its member's
+    session (`cc_member_session_uuid`, set on the agent leg from its originate on) and a
+    member leg is its own call; an ESL router's `cc_caller_uuid`; a leg a bridge originated
+    belongs to its originator; then Channel-Call-UUID (which FreeSWITCH moves to the
+    originator once a leg is bridged). Legs that none of these tie to a caller before a
+    bridge are joined to their call by the call log when the bridge names them."""
+    declared = _var(h, "tongdai_call_id")
+    if declared:
+        return declared
+    side = h.get("variable_cc_side")
+    if side == "agent" and _var(h, "cc_member_session_uuid"):
+        return h["variable_cc_member_session_uuid"]
+    if side == "member":
+        return leg_id
+    caller = _var(h, "cc_caller_uuid")
+    if caller:
+        return caller
+    if h.get("Other-Type") == "originator" and h.get("Other-Leg-Unique-ID"):
+        return h["Other-Leg-Unique-ID"]
+    return h.get("Channel-Call-UUID") or leg_id
+
+
+def _callcenter(event: Event, config: NormalizerConfig) -> Envelope:
+    """A mod_callcenter queue fact: its action, the member's call, the agent, the times."""
+    h = event.headers
+    action = h.get("CC-Action") or ""
+    if action not in _CALLCENTER_CALL_ACTIONS:
+        raise Skipped(f"callcenter::info {action or '(no CC-Action)'}")
+    leg_id = h.get("Unique-ID") or None
+    call_id = h.get("CC-Member-Session-UUID") or (call_of_leg(h, leg_id) if leg_id else None)
+    if not call_id:
+        raise ValueError(f"callcenter::info {action} without CC-Member-Session-UUID")
+    queue = h.get("CC-Queue") or ""
+    # A queue is named `name@domain`; the member's channel says its domain when it is there.
+    domain = _domain(h) if leg_id else None
+    tenant = _var(h, "tongdai_tenant") or tenant_of_domain(
+        domain or queue.partition("@")[2] or None, config)
+    payload: dict[str, Any] = {
+        "fs_event": "callcenter::info", "action": action, "queue": queue,
+        "agent": h.get("CC-Agent") or None, "agent_leg_id": h.get("CC-Agent-UUID") or None,
+        "member_uuid": h.get("CC-Member-UUID") or None,
+        "leg_id": leg_id, "cause": h.get("CC-Cause") or None,
+        "cancel_reason": h.get("CC-Cancel-Reason") or None,
+        "hangup_cause": h.get("CC-Hangup-Cause") or None,
+        "caller": phone(h.get("CC-Member-CID-Number"), config),
+        "caller_name": h.get("CC-Member-CID-Name") or None,
+        "headers": {k: h[k] for k in h if k.startswith("CC-") or k in _KEPT_SET},
+    }
+    return _envelope(event, CALLCENTER_TYPE, tenant, call_id, payload)
+
+
 def _channel(event: Event, type_: str, config: NormalizerConfig) -> Envelope:
     h = event.headers
     leg_id = h.get("Unique-ID")
@@ -242,9 +320,7 @@ def _channel(event: Event, type_: str, config: NormalizerConfig) -> Envelope:
     # for others the best FreeSWITCH offers is Channel-Call-UUID.
     # A leg a dialplan `bridge` originated (the customer's leg of a click-to-call or of a
     # forward) belongs to the leg that originated it, from its first event on.
-    originator = h.get("Other-Leg-Unique-ID") if h.get("Other-Type") == "originator" else None
-    call_id = (_var(h, "tongdai_call_id") or _var(h, "cc_caller_uuid") or originator
-               or h.get("Channel-Call-UUID") or leg_id)
+    call_id = call_of_leg(h, leg_id)
     caller_raw = h.get("Caller-Caller-ID-Number")
     callee_raw = h.get("Caller-Destination-Number")
     caller = phone(caller_raw, config)
@@ -283,3 +359,5 @@ def _channel(event: Event, type_: str, config: NormalizerConfig) -> Envelope:
 
 
 _KEPT = KEPT_HEADERS + PRODUCT_VARIABLES
+_KEPT_SET = frozenset(_KEPT) | {"Unique-ID", "Caller-Caller-ID-Number",
+                                "Caller-Destination-Number"}

@@ -72,6 +72,25 @@ class ChannelEventV1(_Strict):
     headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
 
 
+class CallcenterEventV1(_Strict):
+    """A mod_callcenter queue fact (`CUSTOM callcenter::info`) about a member's call: the
+    envelope's call_id is the member's session (CC-Member-Session-UUID)."""
+
+    fs_event = fields.String(required=True)
+    action = fields.String(required=True)  # CC-Action: member-queue-start, agent-offering, ...
+    queue = fields.String(required=True)  # CC-Queue (name@domain)
+    agent = fields.String(load_default=None, allow_none=True)  # CC-Agent
+    agent_leg_id = fields.String(load_default=None, allow_none=True)  # CC-Agent-UUID
+    member_uuid = fields.String(load_default=None, allow_none=True)
+    leg_id = fields.String(load_default=None, allow_none=True)  # the channel the data is of
+    cause = fields.String(load_default=None, allow_none=True)  # CC-Cause
+    cancel_reason = fields.String(load_default=None, allow_none=True)
+    hangup_cause = fields.String(load_default=None, allow_none=True)  # CC-Hangup-Cause
+    caller = fields.String(load_default=None, allow_none=True)
+    caller_name = fields.String(load_default=None, allow_none=True)
+    headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+
+
 class RegistrationV1(_Strict):
     """A SIP registration change of an extension (sofia::register/unregister/expire)."""
 
@@ -108,6 +127,20 @@ class NodeSnapshotV1(_Strict):
     reason = fields.String(required=True,
                            validate=validate.OneOf(["connected", "reconnected", "requested",
                                                      "node_restarted"]))
+    channels = fields.List(fields.Dict(keys=fields.String()), required=True)
+    registrations = fields.List(fields.Dict(keys=fields.String()), required=True)
+
+
+class NodeSnapshotV2(_Strict):
+    """What really exists on a node: at every (re)connect and every few seconds
+    (`periodic`). A channel row may carry `tongdai`: what the bridge knows of that leg
+    (tenant, call_id, offer_id, queue, caller..., and `parked_us` for a caller parked for a
+    queue), read from its events or, for a leg it never saw, from `uuid_dump`."""
+
+    node = fields.String(required=True)
+    reason = fields.String(required=True,
+                           validate=validate.OneOf(["connected", "reconnected", "requested",
+                                                     "node_restarted", "periodic"]))
     channels = fields.List(fields.Dict(keys=fields.String()), required=True)
     registrations = fields.List(fields.Dict(keys=fields.String()), required=True)
 
@@ -191,6 +224,21 @@ class CandidateV1(_Strict):
     agent_id = fields.String(required=True)
     score = fields.Float(required=True)
     note = fields.String(load_default="")
+
+
+class StateCorrectedV1(_Strict):
+    """The router's belief differed from what a node's snapshot showed, and was corrected
+    (the switch is the truth of what exists now)."""
+
+    node = fields.String(required=True)
+    what = fields.String(required=True, validate=validate.OneOf([
+        "caller_unknown", "agent_leg_orphaned", "offer_gone", "call_gone",
+        "extension_leg_gone", "agent_busy_without_channel"]))
+    action = fields.String(required=True, validate=validate.OneOf([
+        "enqueued", "hung_up", "freed", "ended"]))
+    agent_id = fields.String(load_default=None, allow_none=True)
+    leg_id = fields.String(load_default=None, allow_none=True)
+    detail = fields.String(load_default="")
 
 
 class DecisionMadeV1(_Strict):
@@ -406,12 +454,14 @@ _CHANNEL_TYPES = ("channel_created", "channel_answered", "channel_parked", "chan
 # (type, version) -> (topic, payload schema class)
 PAYLOADS: dict[tuple[str, int], tuple[str, type[Schema]]] = {
     **{(t, 1): (topics.FS_EVENTS, ChannelEventV1) for t in _CHANNEL_TYPES},
+    ("callcenter_event_received", 1): (topics.FS_EVENTS, CallcenterEventV1),
     ("sip_registered", 1): (topics.FS_EVENTS, RegistrationV1),
     ("sip_unregistered", 1): (topics.FS_EVENTS, RegistrationV1),
     ("sip_registration_expired", 1): (topics.FS_EVENTS, RegistrationV1),
     ("background_job_completed", 1): (topics.FS_EVENTS, BackgroundJobV1),
     ("heartbeat_received", 1): (topics.FS_EVENTS, HeartbeatV1),
     ("node_snapshot_taken", 1): (topics.FS_EVENTS, NodeSnapshotV1),
+    ("node_snapshot_taken", 2): (topics.FS_EVENTS, NodeSnapshotV2),
     ("node_status_changed", 1): (topics.FS_EVENTS, NodeStatusV1),
     ("command_executed", 1): (topics.FS_EVENTS, CommandOutcomeV1),
     ("call_enqueued", 1): (topics.CC_EVENTS, CallEnqueuedV1),
@@ -420,6 +470,7 @@ PAYLOADS: dict[tuple[str, int], tuple[str, type[Schema]]] = {
     ("call_abandoned", 1): (topics.CC_EVENTS, CallAbandonedV1),
     ("call_overflowed", 1): (topics.CC_EVENTS, CallOverflowedV1),
     ("call_ended", 1): (topics.CC_EVENTS, CallEndedV1),
+    ("state_corrected", 1): (topics.CC_EVENTS, StateCorrectedV1),
     ("agent_state_changed", 1): (topics.CC_EVENTS, AgentStateChangedV1),
     ("decision_made", 1): (topics.CC_EVENTS, DecisionMadeV1),
     ("agent_login_requested", 1): (topics.CC_COMMANDS, AgentCommandV1),
