@@ -23,6 +23,7 @@ from routing.events import (
     AgentLoggedIn,
     AgentLoggedOut,
     AgentPaused,
+    AgentReleased,
     AgentRegistered,
     AgentResumed,
     AgentUnregistered,
@@ -92,7 +93,8 @@ __all__ = [
     "apply", "replay",
     # events
     "Event", "ConfigChanged", "ConfigRemoved", "AgentLoggedIn", "AgentLoggedOut",
-    "AgentRegistered", "AgentUnregistered", "AgentPaused", "AgentResumed", "CallEnqueued",
+    "AgentRegistered", "AgentUnregistered", "AgentPaused", "AgentReleased", "AgentResumed",
+    "CallEnqueued",
     "OfferAnswered", "OfferRejected", "CallAbandoned", "CallConnected", "CallEnded",
     "WrapUpEnded", "ExtensionBusy", "ExtensionIdle", "Tick", "DecisionMade",
     # policy and decisions

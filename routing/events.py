@@ -35,6 +35,7 @@ __all__ = [
     "WrapUpEnded",
     "ExtensionBusy",
     "ExtensionIdle",
+    "AgentReleased",
     "Tick",
     "DecisionMade",
     "ConfigEntity",
@@ -120,6 +121,9 @@ class CallEnqueued:
     type: ClassVar[str] = "call_enqueued"
     at_us: int
     call: Call
+    # When the caller really parked, if earlier than ``at_us``: a caller adopted from a
+    # node's snapshot (its park was lost in a gap) keeps the wait it already had.
+    since_us: int | None = None
 
 
 @dataclass(**_EV)
@@ -200,6 +204,19 @@ class ExtensionIdle:
 
 
 @dataclass(**_EV)
+class AgentReleased:
+    """The switch has no channel for what the agent was believed busy with (a call that
+    is gone, an offer that no longer exists): the agent is freed, without wrap-up or
+    penalty. Emitted by reconciliation with a node's snapshot."""
+
+    type: ClassVar[str] = "agent_released"
+    at_us: int
+    agent_id: str
+    call_id: str | None = None
+    offer_id: str | None = None
+
+
+@dataclass(**_EV)
 class Tick:
     """Time passed. Ends wrap-ups and ring-no-answer delays that are due."""
 
@@ -234,6 +251,7 @@ Event = Union[
     WrapUpEnded,
     ExtensionBusy,
     ExtensionIdle,
+    AgentReleased,
     Tick,
     DecisionMade,
 ]

@@ -490,7 +490,8 @@ def _enqueue(tx: _Tx, ev: e.CallEnqueued) -> None:
         tenant = tx.get("tenants").get(call.tenant)
         r = region_of(call.caller, tenant.region_prefixes if tenant is not None else None)
         region = r.region if r is not None else None
-    _put_call(tx, CallState(call=call, enqueued_us=ev.at_us, region=region,
+    since = ev.since_us if ev.since_us is not None and ev.since_us < ev.at_us else ev.at_us
+    _put_call(tx, CallState(call=call, enqueued_us=since, region=region,
                             caller_key=caller_key(call.caller) if call.caller else ""), call.id)
 
 
@@ -627,6 +628,13 @@ def apply(state: State, event: e.Event) -> State:
         if a is not None and event.leg_id in a.other_legs:
             _put_agent(tx, replace(a, other_legs=tuple(x for x in a.other_legs
                                                        if x != event.leg_id)), at)
+    elif isinstance(event, e.AgentReleased):
+        a = _agent(tx, event.agent_id)
+        if a is not None:
+            calls = tuple(c for c in a.calls if c != event.call_id) if event.call_id else a.calls
+            offer = None if event.offer_id and a.offer_id == event.offer_id else a.offer_id
+            if calls != a.calls or offer != a.offer_id:
+                _put_agent(tx, replace(a, calls=calls, offer_id=offer, idle_since_us=at), at)
     elif isinstance(event, e.AgentPaused):
         a = _agent(tx, event.agent_id)
         if a is not None and a.logged_in:

@@ -22,8 +22,8 @@ from routing import decisions as d
 from routing import events as ev
 from routing import model as m
 from routing import numbers
-from routing.contract import Envelope, click_to_call_leg, deterministic_id, topics
-from routing.state import CallStatus, State
+from routing.contract import Envelope, click_to_call_leg, deterministic_id, encode, topics
+from routing.state import CallStatus, State, is_gone
 
 from . import config as cfg
 
@@ -93,6 +93,8 @@ class TenantRouter:
     version: int = 0  # grows whenever anything worth persisting changed
     applied: int = 0
     duplicates: int = 0
+    undeliverable: int = 0  # commands with no node to run them: dead-lettered, not sent
+    corrections: int = 0  # differences with a node's snapshot that were corrected
 
     def extension_agent(self, extension: str) -> str | None:
         for agent in self.state.agent_cfg.values():
@@ -159,6 +161,8 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         return [ev.ExtensionBusy(at_us=at, agent_id=agent_id, leg_id=p["leg_id"])]
     if kind == "channel_hungup":
         leg = p.get("leg_id")
+        if leg != env.call_id:
+            router.call_nodes.pop(leg or "", None)  # an agent leg: nothing more to send it
         if leg in router.monitors:
             del router.monitors[leg]
             router.version += 1
@@ -213,8 +217,6 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
                 return [ev.OfferRejected(at_us=at, offer_id=o, cause=m.Cause.REJECTED)
                         for o in call.offers if o in state.offers and state.offers[o].answered]
         return []
-    if kind == "node_snapshot_taken":
-        return reconcile(router, env)
     if kind == "tick":
         return [ev.Tick(at_us=at)]
     if kind in ("agent_login_requested", "agent_logout_requested", "agent_pause_requested",
@@ -232,6 +234,22 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
     if kind == "config_changed":
         return configure(router, env)
     return []
+
+
+def agent_leg_parked(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.Event]]:
+    """An agent's phone answered an offer and its leg parked (originate complete). If the
+    offer is no longer wanted (the caller left, it was withdrawn or timed out while the
+    phone was answering: FreeSWITCH parks the leg all the same), hang the leg up at once,
+    on the node it is on, or the agent sits off-hook with no caller."""
+    offer_id = env.payload["offer_id"]
+    if offer_id in router.state.offers:
+        return [], translate(router, env)
+    if any(leg == offer_id for leg in router.agent_legs.values()):
+        return [], []  # a redelivered park of a leg that is talking
+    router.call_nodes.pop(offer_id, None)
+    return [_command(router, "hangup_leg", env.occurred_at, env.call_id or offer_id,
+                     deterministic_id("unwanted", offer_id), env.source, leg_id=offer_id,
+                     cause="NORMAL_CLEARING")], []
 
 
 def _phone_agent(router: TenantRouter, p: dict[str, Any]) -> str | None:
@@ -339,7 +357,7 @@ def monitor(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.Eve
 
 
 DIRECT = {"click_to_call_requested": click_to_call, "monitor_requested": monitor,
-          "monitor_mode_requested": monitor}
+          "monitor_mode_requested": monitor}  # reconcile joins below, once defined
 
 
 def _agent_command(kind: str, agent_id: str, at: int, reason: str | None) -> ev.Event:
@@ -378,29 +396,142 @@ def configure(router: TenantRouter, env: Envelope) -> list[ev.Event]:
     return out
 
 
-def reconcile(router: TenantRouter, env: Envelope) -> list[ev.Event]:
-    """A node said what really exists: end what is gone, fix registrations."""
+def _age_us(row: dict[str, Any], at: int) -> int:
+    """How long a snapshot's channel has existed (`created_epoch` is in seconds: the age
+    is rounded down to whole seconds, on the safe side)."""
+    try:
+        return at - (int(row.get("created_epoch") or 0) + 1) * 1_000_000
+    except (TypeError, ValueError):
+        return 0
+
+
+def _adopted_call(router: TenantRouter, leg: str, info: dict[str, Any]) -> m.Call:
+    skills = tuple(m.SkillReq(k, int(v)) for k, v in sorted((info.get("skills") or {}).items()))
+    return m.Call(id=leg, tenant=router.tenant, queue=info["queue"],
+                  caller=info.get("caller") or "", did=info.get("did") or "",
+                  priority=int(info.get("priority") or 0), vip=bool(info.get("vip")),
+                  skills=skills, language=info.get("language"), region=info.get("region"))
+
+
+def reconcile(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.Event]]:
+    """A node said what really exists on it now (the switch is the truth; the router's
+    state is a cache of it). Every difference is corrected, and every correction is said
+    with a `state_corrected` fact:
+
+    - a caller parked for a queue that the router does not know (its park was lost in a
+      gap) is adopted, keeping the time it parked;
+    - an agent leg whose caller is gone, or that the router no longer offers and that is
+      not bridged, is hung up (its agent is freed by the hangup);
+    - an offer, a call or an agent's own leg the router believes in, with no channel, is
+      ended; an agent busy with a call or offer the router no longer has is freed.
+    Things younger than SNAPSHOT_GRACE_US are left alone: their events may still be on
+    the way.
+    """
     p = env.payload
     node = p["node"]
     at = env.occurred_at
     state = router.state
-    alive = {c.get("uuid") for c in p.get("channels") or ()}
-    out: list[ev.Event] = []
+    rows = {str(c["uuid"]): c for c in p.get("channels") or () if c.get("uuid")}
+    alive = set(rows)
+    outs: list[Out] = []
+    facts: list[ev.Event] = []
+
+    def corrected(what: str, action: str, call_id: str | None, detail: str, *,
+                  agent_id: str | None = None, leg_id: str | None = None) -> None:
+        router.corrections += 1
+        outs.append(_out(topics.CC_EVENTS, topics.tenant_key(router.tenant), "state_corrected",
+                         router.tenant, at, call_id,
+                         {"node": node, "what": what, "action": action, "agent_id": agent_id,
+                          "leg_id": leg_id, "detail": detail},
+                         env.event_id, what, leg_id or call_id or agent_id))
+
+    for leg, row in rows.items():
+        info = row.get("tongdai") or {}
+        if info.get("tenant") not in (None, router.tenant):
+            continue
+        if (info.get("leg") == "a" and info.get("queue") and info.get("parked_us")
+                and leg not in state.calls and not is_gone(state, leg)):
+            router.call_nodes[leg] = node
+            facts.append(ev.CallEnqueued(at_us=at, call=_adopted_call(router, leg, info),
+                                         since_us=int(info["parked_us"])))
+            corrected("caller_unknown", "enqueued", leg,
+                      f"caller parked for queue {info['queue']} on the switch, unknown to "
+                      f"the router: adopted", leg_id=leg)
+            continue
+        offer_id = info.get("offer_id")
+        if not offer_id or offer_id != leg or _age_us(row, at) < SNAPSHOT_GRACE_US:
+            continue
+        call_id = str(info.get("call_id") or "")
+        offer = state.offers.get(leg)
+        call = state.calls.get(call_id)
+        talking = call is not None and router.agent_legs.get(call_id) == leg and \
+            call.status in (CallStatus.CONNECTING, CallStatus.CONNECTED)
+        if call_id not in alive:
+            if offer is not None and call is not None:
+                continue  # the call ends below, and its offer is cancelled with it
+            why = "its caller is gone"
+        elif offer is None and not talking and info.get("bridged") is False:
+            why = "the router no longer offers it and it is not bridged"
+        else:
+            continue
+        agent_id = offer.agent_id if offer is not None else (
+            router.extension_agent(str(info.get("extension") or "")) or None)
+        outs.append(_command(router, "hangup_leg", at, call_id,
+                             deterministic_id("orphan", leg, env.event_id), node,
+                             leg_id=leg, cause="NORMAL_CLEARING"))
+        corrected("agent_leg_orphaned", "hung_up", call_id or None,
+                  f"agent leg on the switch with no caller to bridge: {why}",
+                  agent_id=agent_id, leg_id=leg)
+
     for offer in state.offers.values():
-        if (router.call_nodes.get(offer.call_id) == node and offer.offer_id not in alive
-                and at - offer.at_us > SNAPSHOT_GRACE_US and not offer.answered):
-            out.append(ev.OfferRejected(at_us=at, offer_id=offer.offer_id, cause=m.Cause.NO_ANSWER))
+        if (_leg_node(router, offer.offer_id, offer.call_id) == node
+                and offer.offer_id not in alive and at - offer.at_us > SNAPSHOT_GRACE_US):
+            facts.append(ev.OfferRejected(at_us=at, offer_id=offer.offer_id,
+                                          cause=m.Cause.NOT_DELIVERED))
+            router.call_nodes.pop(offer.offer_id, None)
+            corrected("offer_gone", "ended", offer.call_id,
+                      f"offer {'answered' if offer.answered else 'ringing'} in the router, "
+                      f"no channel on the switch", agent_id=offer.agent_id,
+                      leg_id=offer.offer_id)
     for agent_id, a in state.agents.items():
         for leg in a.other_legs:
             if router.call_nodes.get(leg) == node and leg not in alive:
                 router.call_nodes.pop(leg, None)
-                out.append(ev.ExtensionIdle(at_us=at, agent_id=agent_id, leg_id=leg))
+                facts.append(ev.ExtensionIdle(at_us=at, agent_id=agent_id, leg_id=leg))
+                corrected("extension_leg_gone", "freed", None,
+                          "a call on the agent's phone ended without its hangup being seen",
+                          agent_id=agent_id, leg_id=leg)
+        stale = [c for c in a.calls if c not in state.calls]
+        if a.offer_id is not None and a.offer_id not in state.offers:
+            facts.append(ev.AgentReleased(at_us=at, agent_id=agent_id, offer_id=a.offer_id))
+            corrected("agent_busy_without_channel", "freed", None,
+                      "agent ringing for an offer the router no longer has",
+                      agent_id=agent_id, leg_id=a.offer_id)
+        for call_id in stale:
+            facts.append(ev.AgentReleased(at_us=at, agent_id=agent_id, call_id=call_id))
+            corrected("agent_busy_without_channel", "freed", call_id,
+                      "agent on a call the router no longer has", agent_id=agent_id)
     for call_id, call in state.calls.items():
         if router.call_nodes.get(call_id) == node and call_id not in alive:
             if call.status == CallStatus.CONNECTED:
-                out.append(ev.CallEnded(at_us=at, call_id=call_id))
+                facts.append(ev.CallEnded(at_us=at, call_id=call_id))
             else:
-                out.append(ev.CallAbandoned(at_us=at, call_id=call_id))
+                facts.append(ev.CallAbandoned(at_us=at, call_id=call_id))
+            corrected("call_gone", "ended", call_id,
+                      f"call {call.status} in the router, no channel on the switch")
+    referenced = set(state.calls) | set(state.offers) | {
+        leg for a in state.agents.values() for leg in a.other_legs}
+    for key in [k for k, n in router.call_nodes.items()
+                if n == node and k not in alive and k not in referenced]:
+        del router.call_nodes[key]  # legs whose hangup was never seen
+    facts += _reconcile_registrations(router, p, node, at)
+    return outs, facts
+
+
+def _reconcile_registrations(router: TenantRouter, p: dict[str, Any], node: str,
+                             at: int) -> list[ev.Event]:
+    state = router.state
+    out: list[ev.Event] = []
     registered = {str(r.get("reg_user") or r.get("user") or "") for r in p.get("registrations") or ()}
     for ext in registered:
         if ext:
@@ -423,6 +554,9 @@ def reconcile(router: TenantRouter, env: Envelope) -> list[ev.Event]:
     return out
 
 
+DIRECT["node_snapshot_taken"] = reconcile
+
+
 # ---- decisions -> commands and domain facts -----------------------------------------
 
 def _out(topic: str, key: bytes, type_: str, tenant: str, at: int, call_id: str | None,
@@ -432,12 +566,28 @@ def _out(topic: str, key: bytes, type_: str, tenant: str, at: int, call_id: str 
         tenant=tenant, source="router", seq=None, call_id=call_id, payload=payload))
 
 
+def _leg_node(router: TenantRouter, leg: str, call_id: str) -> str:
+    """The node an agent leg lives on (kept from its offer until it hangs up); a router
+    stored before legs had their own entry knows only the call's node."""
+    return router.call_nodes.get(leg) or router.call_nodes.get(call_id, "")
+
+
 def _command(router: TenantRouter, type_: str, at: int, call_id: str, command_id: str,
              node: str | None = None, **payload: Any) -> Out:
-    """A command for the actuator of `node` (default: the node the call is on)."""
+    """A command for the actuator of `node` (default: the node the call is on). A command
+    with no node could never run: it goes to the dead letters with the reason (counted in
+    `undeliverable`), never silently nowhere."""
     node = router.call_nodes.get(call_id, "") if node is None else node
-    return _out(topics.ROUTING_DECISIONS, topics.node_key(node), type_, router.tenant, at,
-                call_id, {"command_id": command_id, "node": node, **payload}, command_id)
+    out = _out(topics.ROUTING_DECISIONS, topics.node_key(node), type_, router.tenant, at,
+               call_id, {"command_id": command_id, "node": node, **payload}, command_id)
+    if node:
+        return out
+    router.undeliverable += 1
+    reason = f"{type_} for call {call_id}: no node known for it (its leg is gone?)"
+    return _out(topics.DEAD_LETTERS, topics.ROUTING_DECISIONS.encode(), "dead_lettered",
+                router.tenant, at, call_id,
+                {"topic": topics.ROUTING_DECISIONS, "reason": reason,
+                 "raw": encode(out.envelope).decode("latin-1")}, "undeliverable", command_id)
 
 
 def _action_commands(router: TenantRouter, dec: Any, action: m.Action, at: int) -> list[Out]:
@@ -466,6 +616,9 @@ def emit(router: TenantRouter, before: State, dec: d.Decision, at: int) -> list[
     if isinstance(dec, d.OfferCall):
         call = router.state.calls.get(dec.call_id)
         agent = router.state.agent_cfg.get(dec.agent_id)
+        # The agent's leg is originated on the caller's node and keeps that node until it
+        # hangs up, whatever becomes of the call (a leg to release after the caller left).
+        router.call_nodes[dec.offer_id] = router.call_nodes.get(dec.call_id, "")
         out.append(_command(router, "offer_call", at, dec.call_id, dec.offer_id,
                             offer_id=dec.offer_id, extension=dec.extension,
                             domain=router.sip_domain or t, caller_id_number=dec.caller or "unknown",
@@ -476,8 +629,10 @@ def emit(router: TenantRouter, before: State, dec: d.Decision, at: int) -> list[
                          "offer_id": dec.offer_id,
                          "attempt": call.offers_made if call else 1}, dec.offer_id))
     elif isinstance(dec, d.CancelOffer):
-        out.append(_command(router, "hangup_leg", at, dec.call_id, dec.decision_id,
-                            leg_id=dec.offer_id, cause="ORIGINATOR_CANCEL"))
+        if dec.offer_id in router.call_nodes:  # else its leg hung up already
+            out.append(_command(router, "hangup_leg", at, dec.call_id, dec.decision_id,
+                                router.call_nodes[dec.offer_id], leg_id=dec.offer_id,
+                                cause="ORIGINATOR_CANCEL"))
     elif isinstance(dec, d.ConnectCall):
         out.append(_command(router, "connect_call", at, dec.call_id, dec.decision_id,
                             offer_id=dec.offer_id))
@@ -558,8 +713,11 @@ def _release_answered_legs(router: TenantRouter, before: State, fact: ev.Event) 
         if isinstance(fact, ev.OfferRejected) and fact.offer_id == offer_id and \
                 fact.cause != m.Cause.REJECTED:
             continue  # the leg itself hung up
+        if offer_id not in router.call_nodes:
+            continue  # its leg hung up already: nothing to release
         out.append(_command(router, "hangup_leg", fact.at_us, offer.call_id,
-                            deterministic_id("release", offer_id), leg_id=offer_id,
+                            deterministic_id("release", offer_id),
+                            router.call_nodes[offer_id], leg_id=offer_id,
                             cause="NORMAL_CLEARING"))
     return out
 
@@ -594,6 +752,8 @@ def handle(router: TenantRouter, env: Envelope) -> list[Out]:
         return []
     out: list[Out] = []
     direct = DIRECT.get(env.type)
+    if env.type == "channel_parked" and env.payload.get("offer_id"):
+        direct = agent_leg_parked
     if direct is not None:
         out, facts = direct(router, env)
         router.version += 1

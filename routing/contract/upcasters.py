@@ -15,7 +15,11 @@ from .schemas import CURRENT_VERSION
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
 # (type, from_version) -> function producing the payload of from_version + 1.
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    # v2 adds the `periodic` reason and optional `tongdai` info per channel: a v1 snapshot
+    # is a valid v2 one as it is.
+    ("node_snapshot_taken", 1): lambda payload: payload,
+}
 
 
 class UpcastError(ValueError):

@@ -141,6 +141,7 @@ def test_abandon_while_ringing_cancels_the_offer_and_counts_short():
     outs = handle(r, fs("channel_hungup", 12, "c1", **leg("c1", "c1", hangup_cause="ORIGINATOR_CANCEL")))
     cancel = next(o for o in outs if o.envelope.type == "hangup_leg").envelope.payload
     assert cancel["leg_id"] == offer_id
+    assert cancel["node"] == NODE, "the agent's leg keeps its node after the caller left"
     ab = next(o for o in outs if o.envelope.type == "call_abandoned").envelope.payload
     assert ab == {"queue": "support", "wait_ms": 2000, "short": True}
     assert r.state.agents["a1"].status == "available"
@@ -290,6 +291,7 @@ def test_a_caller_gone_before_the_bridge_releases_the_answered_agent_leg():
     outs = handle(r, fs("channel_hungup", 12.05, "c1", **leg("c1", "c1", hangup_cause="NORMAL_CLEARING")))
     kills = [o.envelope.payload for o in outs if o.envelope.type == "hangup_leg"]
     assert [k["leg_id"] for k in kills] == [oid]
+    assert kills[0]["node"] == NODE
     assert oid not in r.state.offers and "call_abandoned" in types(outs)
 
 
@@ -462,3 +464,139 @@ def test_a_snapshot_without_the_phones_leg_frees_the_agent():
                        None, {"node": NODE, "reason": "reconnected", "channels": [],
                               "registrations": [{"reg_user": "1000"}]}))
     assert r.state.agents["a1"].status == "available"
+
+
+# ---- the ACD invariants: no agent stranded, no caller lost ---------------------------
+
+def snapshot(at_s: float, channels: list[dict], regs=("1000", "1001"), reason="periodic"):
+    return Envelope(f"snap-{next(_ids)}", "node_snapshot_taken", 2, T0 + int(at_s * 1e6), "acme",
+                    NODE, None, None, {"node": NODE, "reason": reason, "channels": channels,
+                                       "registrations": [{"reg_user": x} for x in regs]})
+
+
+def row(uuid: str, created_s: float, **tongdai) -> dict:
+    return {"uuid": uuid, "created_epoch": str((T0 + int(created_s * 1e6)) // 1_000_000),
+            "application": "park", "tongdai": {"tenant": "acme", **tongdai}}
+
+
+def corrections(outs) -> list[tuple[str, str]]:
+    return [(o.envelope.payload["what"], o.envelope.payload["action"]) for o in outs
+            if o.envelope.type == "state_corrected"]
+
+
+def test_an_agent_answering_after_the_caller_left_is_hung_up_on_its_node():
+    """The stranded-agent bug: the caller hangs up while the phone rings, the phone answers
+    anyway and parks. Its leg must be hung up on the node it is on (it was sent with an
+    empty node, dropped by the actuator, and the agent sat off-hook for good)."""
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    oid = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload["offer_id"]
+    handle(r, fs("channel_hungup", 12, "c1", **leg("c1", "c1", hangup_cause="NORMAL_CLEARING")))
+    outs = handle(r, fs("channel_parked", 12.2, "c1", **leg("c1", oid, "b", offer_id=oid)))
+    kill = [o.envelope.payload for o in outs if o.envelope.type == "hangup_leg"]
+    assert [(k["leg_id"], k["node"]) for k in kill] == [(oid, NODE)]
+    assert r.state.agents["a1"].status == "available"
+
+
+def test_a_command_with_no_node_goes_to_the_dead_letters_with_its_reason():
+    r = setup()
+    outs = handle(r, cmd("monitor_mode_requested", 5, monitor_id="m1", mode="whisper"))
+    assert "send_dtmf" not in types(outs)  # refused: nothing to send
+    r.monitors["m1"] = ("", "c9")  # a monitoring whose node was never known
+    outs = handle(r, cmd("monitor_mode_requested", 6, monitor_id="m1", mode="barge"))
+    assert [o.topic for o in outs] == [topics.DEAD_LETTERS]
+    dead = outs[0].envelope.payload
+    assert dead["topic"] == topics.ROUTING_DECISIONS and "no node" in dead["reason"]
+    assert '"send_dtmf"' in dead["raw"] and r.undeliverable == 1
+    for o in outs:
+        assert RecordSchema().validate(o.envelope.to_dict()) == {}
+
+
+def test_a_caller_parked_in_a_gap_is_adopted_with_its_wait():
+    """The bridge was down while the caller parked: the park event is lost, the snapshot
+    shows the caller, the router adopts it with the time it parked."""
+    r = setup()
+    outs = handle(r, snapshot(30, [row("c7", 18, leg="a", call_id="c7", queue="support",
+                                        caller="+84903123456", parked_us=T0 + 20_000_000)]))
+    assert corrections(outs) == [("caller_unknown", "enqueued")]
+    offer = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload
+    assert offer["node"] == NODE
+    assert r.state.calls["c7"].enqueued_us == T0 + 20_000_000
+    for o in outs:
+        assert RecordSchema().validate(o.envelope.to_dict()) == {}, o.envelope.type
+    # the park event arriving late changes nothing
+    assert "call_enqueued" not in types(handle(r, fs("channel_parked", 30.1, "c7", **leg(
+        "c7", "c7", queue="support"))))
+
+
+def test_a_finished_call_still_parked_is_not_adopted_again():
+    r = setup()
+    handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    handle(r, fs("channel_hungup", 11, "c1", **leg("c1", "c1")))
+    outs = handle(r, snapshot(30, [row("c1", 9, leg="a", call_id="c1", queue="support",
+                                        parked_us=T0 + 10_000_000)]))
+    assert "c1" not in r.state.calls and not corrections(outs)
+
+
+def test_an_agent_leg_whose_caller_is_gone_is_hung_up_and_said():
+    r = setup()
+    outs = handle(r, snapshot(60, [row("legx", 20, leg="b", call_id="gone-call", offer_id="legx",
+                                        extension="1000")]))
+    kill = [o.envelope.payload for o in outs if o.envelope.type == "hangup_leg"]
+    assert [(k["leg_id"], k["node"]) for k in kill] == [("legx", NODE)]
+    assert corrections(outs) == [("agent_leg_orphaned", "hung_up")]
+    fact = next(o for o in outs if o.envelope.type == "state_corrected").envelope.payload
+    assert fact["agent_id"] == "a1" and "caller is gone" in fact["detail"]
+
+
+def test_a_talking_agent_leg_and_a_young_leg_are_left_alone():
+    r = setup()
+    oid = _answered(r)
+    handle(r, fs("channel_bridged", 12.1, "c1", **leg("c1", "c1", other_leg_id=oid)))
+    outs = handle(r, snapshot(60, [row("c1", 9, leg="a", call_id="c1", queue="support"),
+                                   row(oid, 10, leg="b", call_id="c1", offer_id=oid,
+                                       bridged=True),
+                                   row("young", 59, leg="b", call_id="nobody",
+                                       offer_id="young")]))
+    assert "hangup_leg" not in types(outs) and not corrections(outs)
+    assert r.state.agents["a1"].status == "on_call"
+
+
+def test_an_unbridged_leg_the_router_no_longer_offers_is_hung_up():
+    r = setup()
+    handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    outs = handle(r, snapshot(60, [row("c1", 9, leg="a", call_id="c1", queue="support"),
+                                   row("stale", 20, leg="b", call_id="c1", offer_id="stale",
+                                       bridged=False)]))
+    assert [o.envelope.payload["leg_id"] for o in outs if o.envelope.type == "hangup_leg"] \
+        == ["stale"]
+
+
+def test_an_offer_with_no_channel_is_ended_without_penalty():
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    oid = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload["offer_id"]
+    outs = handle(r, snapshot(20, [row("c1", 9, leg="a", call_id="c1", queue="support")]))
+    assert ("offer_gone", "ended") in corrections(outs)
+    assert oid not in r.state.offers
+    assert r.state.agents["a1"].penalty_cause is None
+
+
+def test_an_agent_on_a_call_the_router_no_longer_has_is_freed():
+    import routing
+    r = setup(agents=("a1",))
+    a = r.state.agents["a1"]
+    r.state = dataclasses.replace(r.state, agents={**r.state.agents, "a1": dataclasses.replace(
+        a, calls=("lost-call",), offer_id="lost-offer")})
+    assert r.state.agents["a1"].status == "offered"
+    outs = handle(r, snapshot(60, []))
+    assert sorted(corrections(outs)) == [("agent_busy_without_channel", "freed")] * 2
+    assert r.state.agents["a1"].status == "available"
+    assert routing.AgentReleased  # the fact is part of the domain's vocabulary
+
+
+def test_a_call_with_no_channel_is_ended_and_said():
+    r = setup()
+    handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    outs = handle(r, snapshot(30, []))
+    assert ("call_gone", "ended") in corrections(outs) and "call_abandoned" in types(outs)
