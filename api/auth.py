@@ -1,14 +1,19 @@
 """API tokens: HMAC-signed claims {tenant, role, user}, checked on every request.
 
 Token format: `itsdangerous.URLSafeSerializer(secret, salt="tongdai.api.token.v1")` over
-`{"t": tenant, "r": role, "u": user, "j": token id, "x": expiry (epoch s)}`: base64url
-JSON plus an HMAC-SHA1 signature. It is sent as `Authorization: Bearer <token>` (SSE
+`{"t": tenant, "r": role, "u": user, "j": token id, "x": expiry (epoch s), "i": issued
+(epoch ms), "b": 1 for a token bound to a user record}`: base64url JSON plus an
+HMAC-SHA1 signature. Lifetimes are bounded: 1 s to MAX_TTL_S (30 days); 0, negative or
+longer ones are refused, never replaced by the default. It is sent as `Authorization: Bearer <token>` (SSE
 streams may use `?access_token=` because EventSource cannot set headers).
 
 The tenant comes from the token and never from the URL, so a token of tenant A has no way
 to name tenant B. A token is refused when its signature or expiry is wrong, when its id
 was revoked (`DELETE /api/v1/tokens/<id>`, a `token` config record), or when its user
-was disabled.
+was deleted, disabled, re-enabled, re-created or given another role after the token was
+issued. Tokens minted through the API (`POST /tokens`) are bound to their user record:
+without one they are refused. Tokens the operator mints with `tongdai api token` (the
+first admin's) may name a user with no record, unless that user was deleted.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ ADMINS = frozenset({ADMIN})
 SUPERVISORS = frozenset({ADMIN, SUPERVISOR})
 EVERYONE = frozenset(ROLES)
 SALT = "tongdai.api.token.v1"
+MAX_TTL_S = 30 * 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +45,8 @@ class Principal:
     user: str
     token_id: str
     expires_at: int
+    issued_ms: int = 0  # 0: a token from before issue times were recorded
+    bound: bool = False  # minted through the API for a user record that must exist
 
 
 class Tokens:
@@ -50,18 +58,27 @@ class Tokens:
         self.default_ttl_s = default_ttl_s
         self._clock = clock
 
-    def mint(self, tenant: str, role: str, user: str,
-             ttl_s: int | None = None) -> tuple[str, Principal]:
-        """A new token and its claims."""
+    def mint(self, tenant: str, role: str, user: str, ttl_s: int | None = None,
+             bound: bool = False) -> tuple[str, Principal]:
+        """A new token and its claims. `ttl_s` None is the default lifetime; anything
+        outside 1..MAX_TTL_S is refused (ValueError naming ttl_s)."""
         if role not in ROLES:
             raise ValueError(f"role must be one of {', '.join(ROLES)}")
         if not tenant or not user:
             raise ValueError("tenant and user are required")
-        expires = int(self._clock()) + int(ttl_s or self.default_ttl_s)
+        ttl = self.default_ttl_s if ttl_s is None else ttl_s
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= MAX_TTL_S:
+            raise ValueError(f"ttl_s must be a whole number of seconds from 1 to {MAX_TTL_S}")
+        now = self._clock()
+        expires = int(now) + ttl
+        issued = int(now * 1000)
         token_id = secrets.token_hex(8)
-        token = self._serializer.dumps({"t": tenant, "r": role, "u": user, "j": token_id,
-                                        "x": expires})
-        return token, Principal(tenant, role, user, token_id, expires)
+        claims = {"t": tenant, "r": role, "u": user, "j": token_id, "x": expires,
+                  "i": issued}
+        if bound:
+            claims["b"] = 1
+        token = self._serializer.dumps(claims)
+        return token, Principal(tenant, role, user, token_id, expires, issued, bound)
 
     def verify(self, token: str) -> Principal:
         """The claims of a valid token; Unauthorized otherwise (never says which check failed
@@ -72,7 +89,8 @@ class Tokens:
             raise Unauthorized("invalid token") from None
         try:
             principal = Principal(str(claims["t"]), str(claims["r"]), str(claims["u"]),
-                                  str(claims["j"]), int(claims["x"]))
+                                  str(claims["j"]), int(claims["x"]), int(claims.get("i", 0)),
+                                  bool(claims.get("b")))
         except (KeyError, TypeError, ValueError):
             raise Unauthorized("invalid token") from None
         if principal.role not in ROLES:

@@ -1,8 +1,10 @@
 """`tongdai api` and `tongdai config`.
 
     tongdai api [serve]                      serve with gunicorn (TONGDAI_API_* settings)
-    tongdai api token --tenant T --user U [--role admin] [--ttl-s N]
-                                             mint a token (the first admin's, e.g.)
+    tongdai api token --tenant T --user U [--role agent|supervisor|admin] [--ttl-s N]
+                                             mint a token (least privilege, agent, unless
+                                             --role says otherwise; the first admin's:
+                                             --role admin)
     tongdai config apply FILE.yaml [--dry-run]
                                              validate every entity, then write them
 """
@@ -54,16 +56,23 @@ def serve(s: api_settings.ApiSettings) -> int:
 
 
 def token(s: api_settings.ApiSettings, argv: list[str]) -> int:
-    from .auth import ROLES, Tokens
+    from .auth import MAX_TTL_S, ROLES, Tokens
 
     parser = argparse.ArgumentParser(prog="tongdai api token")
     parser.add_argument("--tenant", required=True)
     parser.add_argument("--user", required=True)
-    parser.add_argument("--role", default="admin", choices=ROLES)
-    parser.add_argument("--ttl-s", type=int, default=None)
+    parser.add_argument("--role", default="agent", choices=ROLES,
+                        help="default: agent (the least privilege)")
+    parser.add_argument("--ttl-s", type=int, default=None,
+                        help=f"lifetime in seconds, 1..{MAX_TTL_S} (default "
+                             f"TONGDAI_API_TOKEN_TTL_S)")
     args = parser.parse_args(argv)
-    tok, claims = Tokens(s.api_token_secret, s.api_token_ttl_s).mint(
-        args.tenant, args.role, args.user, args.ttl_s)
+    try:
+        tok, claims = Tokens(s.api_token_secret, s.api_token_ttl_s).mint(
+            args.tenant, args.role, args.user, args.ttl_s)
+    except ValueError as exc:
+        print(f"tongdai api token: {exc}", file=sys.stderr)
+        return 2
     print(f"# tenant={claims.tenant} user={claims.user} role={claims.role} "
           f"token_id={claims.token_id} expires_at={claims.expires_at}", file=sys.stderr)
     print(tok)

@@ -35,7 +35,8 @@ class ApiSettings:
     # HMAC key of the API tokens (itsdangerous). Required: `tongdai api token` and the
     # server must share it. At least 32 characters.
     api_token_secret: str = ""
-    api_token_ttl_s: int = 30 * 86400
+    # Default lifetime of a token (a working day and a half); at most 30 days.
+    api_token_ttl_s: int = 12 * 3600
     # Basic-auth password FreeSWITCH's mod_xml_curl sends (user "freeswitch"); empty
     # disables the /freeswitch/xml endpoint.
     api_xml_curl_password: str = ""
@@ -65,6 +66,9 @@ class ApiSettings:
         for name in ("api_workers", "api_threads", "api_timeout_s", "api_token_ttl_s",
                      "api_sse_max_s", "api_page_max", "api_export_max_rows"):
             positive(name, getattr(self, name))
+        if self.api_token_ttl_s > 30 * 86400:
+            raise SettingsError(f"{env_name('api_token_ttl_s')}={self.api_token_ttl_s}: at "
+                                f"most {30 * 86400} (30 days)")
         if len(self.api_token_secret) < MIN_SECRET_CHARS:
             raise SettingsError(f"{env_name('api_token_secret')}: required, at least "
                                 f"{MIN_SECRET_CHARS} characters (e.g. `openssl rand -hex 32`)")

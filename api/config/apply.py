@@ -89,6 +89,8 @@ def _comparable(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     if kind == "extension":
         return {k: v for k, v in data.items() if k not in ("a1_hash", "domain",
                                                            "rotate_password")}
+    if kind == "user":
+        return {k: v for k, v in data.items() if k != "tokens_after_ms"}
     return data
 
 

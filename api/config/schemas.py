@@ -15,7 +15,7 @@ from marshmallow import ValidationError, fields, post_load, validate, validates_
 
 from routing import model as m
 
-from ..auth import ROLES
+from ..auth import MAX_TTL_S, ROLES
 from ..fields import ENTITY_ID, EXTENSION, Phone, dump_schema
 from ..rest import Strict
 
@@ -259,7 +259,9 @@ class CrmLoad(Strict):
 class TokenCreate(Strict):
     user = fields.String(required=True, validate=ENTITY_ID)
     role = fields.String(required=True, validate=validate.OneOf(ROLES))
-    ttl_s = fields.Integer(validate=validate.Range(min=60, max=366 * 86400))
+    ttl_s = fields.Integer(strict=True, validate=validate.Range(min=60, max=MAX_TTL_S),
+                           metadata={"description": "lifetime in seconds (default: the "
+                                                    "server's, 12 h; at most 30 days)"})
 
 
 _META = {"id": fields.String(required=True),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -283,6 +284,8 @@ class ConfigService:
         secret = None
         if kind == "extension":
             data, secret = self._extension(who.tenant, entity_id, data)
+        if kind == "user":
+            data = self._user_tokens_after(who.tenant, entity_id, data)
         if kind == "agent" and not extension_checked:
             self._agent_extension_free(who.tenant, entity_id, data["extension"])
         env = self.write(who, kind, entity_id, data)
@@ -321,6 +324,19 @@ class ConfigService:
         data["domain"] = domain
         return data, password
 
+    def _user_tokens_after(self, tenant: str, user: str,
+                           data: dict[str, Any]) -> dict[str, Any]:
+        """Tokens issued before a user was (re)created, re-enabled or given another role are
+        refused (`tokens_after_ms`, kept in the record so a replay knows it too)."""
+        current = self.view.get(tenant, "user", user)
+        old = current.data if current is not None else None
+        if (old is None or old.get("role") != data.get("role")
+                or (old.get("disabled") and not data.get("disabled"))):
+            data["tokens_after_ms"] = time.time_ns() // 1_000_000
+        elif old.get("tokens_after_ms"):
+            data["tokens_after_ms"] = old["tokens_after_ms"]
+        return data
+
     def _agent_extension_free(self, tenant: str, agent_id: str, extension: str) -> None:
         for other_id, entry in self.view.items(tenant, "agent"):
             if other_id != agent_id and entry.data.get("extension") == extension:
@@ -357,7 +373,10 @@ class ConfigService:
         if role != entry.data.get("role"):
             raise ValidationError({"role": [f"user {user!r} has role "
                                             f"{entry.data.get('role')!r}"]})
-        token, claims = self.tokens.mint(who.tenant, role, user, ttl_s)
+        try:
+            token, claims = self.tokens.mint(who.tenant, role, user, ttl_s, bound=True)
+        except ValueError as exc:
+            raise ValidationError({"ttl_s": [str(exc)]}) from None
         self.audit.record(who, "token.create", f"user/{user}",
                           {"token_id": claims.token_id, "role": role})
         return {"token": token, "token_id": claims.token_id, "tenant": claims.tenant,
@@ -372,10 +391,14 @@ class ConfigService:
         self.audit.record(who, "token.revoke", f"token/{token_id}")
 
     def allowed(self, who: Principal) -> bool:
-        """False if the token was revoked or its user disabled/changed role."""
+        """False if the token was revoked, or its user deleted, disabled or given another
+        role, or (re)created or re-enabled after the token was issued; a token minted
+        through the API also needs its user record to exist."""
         if self.view.get(who.tenant, "token", who.token_id) is not None:
             return False
         user = self.view.get(who.tenant, "user", who.user)
-        if user is not None and (user.data.get("disabled") or user.data.get("role") != who.role):
+        if user is None:
+            return not who.bound and not self.view.deleted(who.tenant, "user", who.user)
+        if user.data.get("disabled") or user.data.get("role") != who.role:
             return False
-        return True
+        return who.issued_ms >= int(user.data.get("tokens_after_ms") or 0)

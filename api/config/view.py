@@ -40,6 +40,7 @@ class ConfigView:
         self._lock = threading.RLock()
         self._data: dict[str, dict[str, dict[str, Entry]]] = {}
         self._seen: set[str] = set()
+        self._deleted: set[tuple[str, str, str]] = set()  # tombstones read (tenant, kind, id)
         self._claims: dict[str, list[str]] = {}  # "did:+84..." -> live claimants, in order
         self._changed = threading.Condition(self._lock)
         self.applied = 0
@@ -71,13 +72,20 @@ class ConfigView:
                 return  # an older record arriving after a newer local write
             if data is None:
                 kinds.pop(entity_id, None)
+                self._deleted.add((env.tenant, kind, entity_id))
             else:
                 kinds[entity_id] = Entry(dict(data), env.occurred_at, env.event_id)
+                self._deleted.discard((env.tenant, kind, entity_id))
             self.applied += 1
 
     def get(self, tenant: str, kind: str, entity_id: str) -> Entry | None:
         with self._lock:
             return self._data.get(tenant, {}).get(kind, {}).get(entity_id)
+
+    def deleted(self, tenant: str, kind: str, entity_id: str) -> bool:
+        """Whether the entity's last record read was a tombstone."""
+        with self._lock:
+            return (tenant, kind, entity_id) in self._deleted
 
     def items(self, tenant: str, kind: str) -> list[tuple[str, Entry]]:
         """(id, entry) of one kind of a tenant, sorted by id."""

@@ -43,7 +43,7 @@ def test_the_token_command_mints_a_token_the_api_accepts(capsys, monkeypatch):
     from api.auth import Tokens
 
     s = settings.load({"TONGDAI_API_TOKEN_SECRET": SECRET})
-    assert cli.token(s, ["--tenant", "acme", "--user", "root"]) == 0
+    assert cli.token(s, ["--tenant", "acme", "--user", "root", "--role", "admin"]) == 0
     out = capsys.readouterr()
     who = Tokens(SECRET, 60).verify(out.out.strip())
     assert (who.tenant, who.role, who.user) == ("acme", "admin", "root")
