@@ -27,6 +27,7 @@ import gevent.event
 from routing.contract import DecodeError, Envelope, decode, deterministic_id, topics
 from routing.contract.schemas import PAYLOADS
 
+from .legs import LegBook
 from .settings import BridgeSettings
 
 log = logging.getLogger("tongdai.bridge.actuator")
@@ -129,6 +130,23 @@ def job_succeeded(kind: str, body: str) -> bool:
     return body.startswith("+OK")
 
 
+def refused(envelope: Envelope, legs: LegBook, now_s: float) -> str | None:
+    """Why a decision must not run now, if it must not (pure): too old; an offer past its
+    ring deadline; an offer or a bridge for a caller who already hung up on this node
+    (ringing an agent for nobody leaves the agent's phone off-hook with no caller)."""
+    age = now_s - envelope.occurred_at / 1e6
+    if age > MAX_AGE_S:
+        return f"-ERR expired: decided {age:.0f} s ago"
+    p = envelope.payload
+    if envelope.type == "offer_call" and age > float(p.get("timeout_s") or MAX_AGE_S):
+        return (f"-ERR expired: the offer's {p.get('timeout_s')} s ring time passed before "
+                f"it could run (decided {age:.1f} s ago)")
+    if envelope.type in ("offer_call", "connect_call") and envelope.call_id and \
+            legs.is_gone(envelope.call_id):
+        return "-ERR caller gone: the caller hung up before this could run"
+    return None
+
+
 class ClaimLog:
     """Command ids already executed (or being executed): survives restarts.
 
@@ -204,6 +222,9 @@ class Actuator:
         self.ready = threading.Event()  # the consumer has its partitions
         self.executed = 0
         self.duplicates = 0
+        self.dead = 0  # decisions no bridge could ever run (malformed, no node)
+        self.refused = 0  # not run, with the reason published (expired, caller gone, ...)
+        self.foreign: dict[str, int] = {}  # decisions for nodes other bridges serve
         self._inbox: queue.SimpleQueue = queue.SimpleQueue()
         self._done: queue.SimpleQueue = queue.SimpleQueue()
         self._jobs: dict[str, tuple[Envelope, str]] = {}
@@ -315,22 +336,31 @@ class Actuator:
         try:
             envelope = decode(value)
         except DecodeError as exc:
-            log.warning("malformed decision dropped to dead letters: %s", exc)
-            from .bridge import dead_letter
-
-            self.sink.put(dead_letter(topics.ROUTING_DECISIONS, str(exc), value, "actuator"))
+            self._dead_letter(value, f"malformed decision: {exc}")
             return
         node = envelope.payload.get("node", "")
+        if not node:
+            self._dead_letter(value, f"{envelope.type} {envelope.payload.get('command_id')} for "
+                                     f"call {envelope.call_id} names no node")
+            return
         link = self._link_for(node)
         if link is None:
-            return  # another bridge's node
+            # Served by another bridge (each reads every decision), or by none: the router
+            # then hears nothing back and its offer deadline and snapshots take over.
+            if node not in self.foreign:
+                log.info("decisions for node %s are left to the bridge that serves it", node)
+            self.foreign[node] = self.foreign.get(node, 0) + 1
+            return
         command_id = envelope.payload.get("command_id")
         if (envelope.type, envelope.version) not in PAYLOADS or not command_id:
             self._outcome(envelope, False, f"-ERR not an executable decision: {envelope.type}")
             return
-        age = time.time() - envelope.occurred_at / 1e6
-        if age > MAX_AGE_S:
-            self._outcome(envelope, False, f"-ERR expired: decided {age:.0f} s ago")
+        refusal = refused(envelope, link.legs, time.time())
+        if refusal:
+            self.refused += 1
+            log.info("call %s: %s %s not run: %s", envelope.call_id, envelope.type, command_id,
+                     refusal)
+            self._outcome(envelope, False, refusal)
             return
         if not self.claims.claim(command_id):
             self.duplicates += 1
@@ -364,6 +394,13 @@ class Actuator:
             return
         log.info("call %s: %s %s -> job %s", envelope.call_id, envelope.type, command_id,
                  reply.job_uuid)
+
+    def _dead_letter(self, raw: bytes, reason: str) -> None:
+        from .bridge import dead_letter
+
+        self.dead += 1
+        log.warning("decision dead-lettered: %s", reason)
+        self.sink.put(dead_letter(topics.ROUTING_DECISIONS, reason, raw, "actuator"))
 
     def on_job(self, job_uuid: str, body: str) -> None:
         """A BACKGROUND_JOB arrived on some node: close the command it belongs to."""

@@ -11,17 +11,18 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
 import gevent
 import gevent.event
+import orjson
 
 from routing.contract import Envelope, deterministic_id, encode, topics
 
 from . import normalize, protocol
 from .connection import Connection
+from .legs import LegBook, from_dump
 from .normalize import NormalizerConfig, Skipped
 from .protocol import Frame, ProtocolError
 from .publisher import Publisher
@@ -88,9 +89,11 @@ class NodeLink:
         self.events = 0
         self.skipped = 0
         self.dead = 0
-        # leg uuid -> tenant, for snapshots (show channels has no channel variables)
-        self.tenants_of_legs: OrderedDict[str, str] = OrderedDict()
-        self.tenants_seen: set[str] = {settings.default_tenant}
+        # What the node's events said of each live leg (show channels has no channel
+        # variables), and which legs hung up: for snapshots and the actuator.
+        self.legs = LegBook()
+        self.legs.tenants_seen.add(settings.default_tenant)
+        self.snapshots = 0
         self._stopping = False
         self._greenlet: gevent.Greenlet | None = None
         # The actuator's correlation of bgapi jobs: (job uuid, result body).
@@ -142,12 +145,8 @@ class NodeLink:
             self.job_listener(envelope.payload["job_uuid"], event.body or "")
 
     def _remember(self, envelope: Envelope) -> None:
-        leg = envelope.payload.get("leg_id")
-        if leg:
-            self.tenants_of_legs[leg] = envelope.tenant
-            if len(self.tenants_of_legs) > 100_000:
-                self.tenants_of_legs.popitem(last=False)
-        self.tenants_seen.add(envelope.tenant)
+        self.legs.observe(envelope)
+        self.legs.tenants_seen.add(envelope.tenant)
 
     def on_protocol_error(self, exc: ProtocolError) -> None:
         self._dead(f"ESL framing error: {exc}", exc.raw)
@@ -199,7 +198,13 @@ class NodeLink:
         self.connected.set()
         log.info("node %s (%s): connected, subscribed (%s)", self.node.address, self.name,
                  self.settings.event_format)
+        next_snapshot = time.monotonic() + self.settings.snapshot_interval_s
         while not conn.closed.wait(timeout=1.0):
+            if time.monotonic() >= next_snapshot:
+                # A standing reconciliation, not only at reconnect: whatever the router
+                # missed (a lost event, a dropped command) is corrected within seconds.
+                next_snapshot = time.monotonic() + self.settings.snapshot_interval_s
+                self.snapshot("periodic")
             silent = time.monotonic() - self.last_seen
             if silent > self.settings.heartbeat_timeout_s:
                 self._status("silent", f"no HEARTBEAT nor event for {silent:.0f} s")
@@ -223,22 +228,29 @@ class NodeLink:
         for tenant in sorted(tenants):
             self.sink.put(Envelope(
                 event_id=deterministic_id("snapshot", old, tenant, at), type="node_snapshot_taken",
-                version=1, occurred_at=at, tenant=tenant, source=old, seq=None, call_id=None,
+                version=2, occurred_at=at, tenant=tenant, source=old, seq=None, call_id=None,
                 payload={"node": old, "reason": "node_restarted", "channels": [],
                          "registrations": []}))
 
     def snapshot(self, reason: str) -> None:
-        """Publish what exists on the node now, per tenant, so consumers can reconcile."""
+        """Publish what exists on the node now, per tenant, so consumers can reconcile.
+        Each channel row carries what the bridge knows of the leg (`tongdai`); a parked
+        leg it never saw (events lost while it was away) is read with `uuid_dump`."""
         conn = self.connection
         assert conn is not None
         channels = _json_rows(conn.api("show channels as json").text)
         registrations = _json_rows(conn.api("show registrations as json").text)
         by_tenant: dict[str, dict[str, list]] = {
-            t: {"channels": [], "registrations": []} for t in self.tenants_seen}
+            t: {"channels": [], "registrations": []} for t in self.legs.tenants_seen}
         for ch in channels:
-            tenant = (self.tenants_of_legs.get(ch.get("uuid", ""))
-                      or normalize.tenant_of_domain(
-                          (ch.get("presence_id") or "").rpartition("@")[2], self.config))
+            uuid = str(ch.get("uuid") or "")
+            info = self.legs.info(uuid)
+            if info is None and ch.get("application") == "park" and uuid:
+                info = self._dump(uuid)
+            if info is not None:
+                ch = {**ch, "tongdai": info}
+            tenant = (info or {}).get("tenant") or normalize.tenant_of_domain(
+                (ch.get("presence_id") or "").rpartition("@")[2], self.config)
             by_tenant.setdefault(tenant, {"channels": [], "registrations": []})
             by_tenant[tenant]["channels"].append(ch)
         for reg in registrations:
@@ -247,11 +259,27 @@ class NodeLink:
             by_tenant.setdefault(tenant, {"channels": [], "registrations": []})
             by_tenant[tenant]["registrations"].append(reg)
         at = now_us()
+        self.snapshots += 1
         for tenant, content in sorted(by_tenant.items()):
             self.sink.put(Envelope(
                 event_id=deterministic_id("snapshot", self.name, tenant, at), type="node_snapshot_taken",
-                version=1, occurred_at=at, tenant=tenant, source=self.name, seq=None,
+                version=2, occurred_at=at, tenant=tenant, source=self.name, seq=None,
                 call_id=None, payload={"node": self.name, "reason": reason, **content}))
+
+    def _dump(self, uuid: str) -> dict[str, Any] | None:
+        """What a leg the bridge never saw is, from its channel variables."""
+        reply = self.connection.api(f"uuid_dump {uuid} json")  # type: ignore[union-attr]
+        try:
+            dump = orjson.loads(reply.text) if reply.text.lstrip().startswith("{") else None
+        except orjson.JSONDecodeError:
+            dump = None
+        info = from_dump(dump, self.config) if isinstance(dump, dict) else None
+        if info is not None:
+            self.legs.learn(uuid, info)
+            log.info("node %s: learnt leg %s from uuid_dump (tenant %s, call %s%s)",
+                     self.node.address, uuid, info["tenant"], info["call_id"],
+                     ", parked for queue " + str(info["queue"]) if info.get("parked_us") else "")
+        return info
 
     def _status(self, status: str, detail: str) -> None:
         at = now_us()
@@ -358,6 +386,9 @@ class Bridge:
             "events": sum(l.events for l in self.links),
             "skipped": sum(l.skipped for l in self.links),
             "dead_lettered": sum(l.dead for l in self.links),
+            "snapshots": sum(l.snapshots for l in self.links),
+            "decisions_dead_lettered": self.actuator.dead if self.actuator else 0,
+            "decisions_refused": self.actuator.refused if self.actuator else 0,
             "sent_to_kafka": self.publisher.sent,
             "spool_pending_bytes": self.spool.pending_bytes,
             "kafka": "up" if self.publisher.connected else "down",

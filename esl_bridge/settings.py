@@ -54,6 +54,10 @@ class BridgeSettings:
     tenant_domains: tuple[str, ...] = ()
     country_code: str = "84"
     heartbeat_timeout_s: float = 45.0  # FreeSWITCH sends one every 20 s
+    # Every node's channels are published this often (and at every connect) so that the
+    # routers reconcile with what really exists: stranded legs and lost callers are
+    # corrected within this time.
+    snapshot_interval_s: float = 10.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 15.0
     linger_ms: int = 5
@@ -75,7 +79,8 @@ class BridgeSettings:
         if self.kafka_client not in ("auto", "confluent-kafka", "kafka-python"):
             raise SettingsError(f"{env_name('kafka_client')}={self.kafka_client!r}: must be "
                                 f"auto, confluent-kafka or kafka-python")
-        for name in ("spool_max_mb", "heartbeat_timeout_s", "reconnect_min_s",
+        for name in ("spool_max_mb", "heartbeat_timeout_s", "snapshot_interval_s",
+                     "reconnect_min_s",
                      "reconnect_max_s"):
             positive(name, getattr(self, name))
 

@@ -168,7 +168,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     # worker's CPU at 30 calls/s. The records since the last save rebuild a router that a
     # bad record left half-applied.
     unsaved: dict[str, tuple[int, list[Envelope]]] = {}
-    stats = {"records": 0, "dead": 0, "sent": 0}
+    stats = {"records": 0, "dead": 0, "sent": 0, "undeliverable": 0, "corrections": 0}
     lags: list[float] = []  # ms from a record's Kafka timestamp to its handling (consumer lag)
 
     def router_of(tenant: str) -> TenantRouter:
@@ -268,6 +268,15 @@ def create_app(settings: WorkerSettings) -> faust.App:
                         log.info("call %s: %s %s (event %s)", out.envelope.call_id,
                                  out.envelope.type, out.envelope.payload.get("command_id"),
                                  env.event_id)
+                    elif out.envelope.type == "dead_lettered":
+                        stats["undeliverable"] += 1
+                        log.error("call %s: command not sent: %s", out.envelope.call_id,
+                                  out.envelope.payload["reason"])
+                    elif out.envelope.type == "state_corrected":
+                        stats["corrections"] += 1
+                        p = out.envelope.payload
+                        log.warning("tenant %s: corrected against node %s: %s -> %s (%s)",
+                                    env.tenant, p["node"], p["what"], p["action"], p["detail"])
                 if len(entry[1]) >= SAVE_EVERY:
                     save(env.tenant)
             finally:
@@ -374,9 +383,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
         lags.clear()
         p50 = window[len(window) // 2] if window else 0.0
         p99 = window[int(len(window) * 0.99)] if window else 0.0
-        log.info("stats records=%d sent=%d writes=%d dead=%d tenants=%d lag_p50_ms=%.0f "
-                 "lag_p99_ms=%.0f", stats["records"], stats["sent"], store.writes,
-                 stats["dead"], len(cache), p50, p99)
+        log.info("stats records=%d sent=%d writes=%d dead=%d undeliverable=%d "
+                 "corrections=%d tenants=%d lag_p50_ms=%.0f lag_p99_ms=%.0f",
+                 stats["records"], stats["sent"], store.writes, stats["dead"],
+                 stats["undeliverable"], stats["corrections"], len(cache), p50, p99)
 
     @app.on_partitions_revoked.connect
     async def on_revoked(app_: Any, revoked: Any, **_: Any) -> None:

@@ -1,0 +1,92 @@
+"""What the bridge knows of its node's legs: for snapshots, and to refuse running a
+decision for a caller who is gone."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import orjson
+import pytest
+
+from esl_bridge.actuator import refused
+from esl_bridge.legs import LegBook, from_dump
+from esl_bridge.normalize import NormalizerConfig
+from routing.contract import Envelope
+
+pytestmark = pytest.mark.bridge
+
+CAPTURE = Path(__file__).resolve().parents[2] / "fixtures" / "esl" / \
+    "plain_inbound_park_bridge.transcript.txt"
+T0 = 1_795_323_200_000_000
+
+
+def fs(type_: str, leg_id: str, call_id: str, at_s: float = 0, **payload) -> Envelope:
+    return Envelope(f"e-{type_}-{leg_id}-{at_s}", type_, 1, T0 + int(at_s * 1e6), "acme", "node",
+                    1, call_id, {"leg_id": leg_id, "leg": "a" if leg_id == call_id else "b",
+                                 **payload})
+
+
+def test_a_waiting_caller_is_known_with_its_queue_until_bridged():
+    book = LegBook()
+    book.observe(fs("channel_created", "c1", "c1"))
+    book.observe(fs("channel_parked", "c1", "c1", 2, queue="sales", caller="+84903123456",
+                    priority=3))
+    info = book.info("c1")
+    assert info["queue"] == "sales" and info["parked_us"] == T0 + 2_000_000
+    book.observe(fs("channel_created", "o1", "c1", 3, offer_id="o1", extension="1000"))
+    assert book.info("o1")["bridged"] is False and book.info("o1")["offer_id"] == "o1"
+    book.observe(fs("channel_bridged", "c1", "c1", 5, other_leg_id="o1"))
+    assert "parked_us" not in book.info("c1"), "a talking caller is not waiting"
+    assert book.info("o1")["bridged"] is True
+    book.observe(fs("channel_hungup", "c1", "c1", 9))
+    assert book.info("c1") is None and book.is_gone("c1")
+    book.observe(fs("channel_answered", "c1", "c1", 9.1))  # late: not brought back
+    assert book.info("c1") is None
+
+
+def _real_dump() -> dict:
+    """The `uuid_dump <uuid> json` a real FreeSWITCH answered for a caller's leg that an
+    external router had bridged with uuid_bridge (tests/fixtures/esl)."""
+    text = CAPTURE.read_text(encoding="latin-1")
+    line = next(l for l in text.splitlines() if l.startswith('{"Event-Name":"CHANNEL_DATA"'))
+    return orjson.loads(line)
+
+
+def test_a_bridged_leg_still_says_park_and_is_not_taken_for_a_waiting_caller():
+    dump = _real_dump()
+    assert dump["variable_current_application"] == "park"  # what the switch really says
+    info = from_dump({**dump, "variable_tongdai_queue": "support"}, NormalizerConfig())
+    assert info is not None and info["call_id"] == dump["Unique-ID"]
+    assert "parked_us" not in info
+
+
+def test_a_parked_caller_the_bridge_never_saw_is_learnt_from_its_dump():
+    dump = {k: v for k, v in _real_dump().items()
+            if not re.match(r"variable_(bridge|last_bridge|signal_bond)", k)
+            and not k.startswith("Other-")}
+    dump.update(variable_tongdai_queue="support", variable_tongdai_tenant="acme")
+    info = from_dump(dump, NormalizerConfig())
+    assert info["tenant"] == "acme" and info["queue"] == "support" and info["leg"] == "a"
+    assert info["parked_us"] == int(dump["Caller-Channel-Answered-Time"])
+    assert from_dump({"Event-Name": "CHANNEL_DATA"}, NormalizerConfig()) is None
+
+
+def decision(type_: str, age_s: float, **payload) -> Envelope:
+    return Envelope("d", type_, 1, T0, "acme", "router", None, "c1",
+                    {"command_id": "x", "node": "n", **payload}), T0 / 1e6 + age_s
+
+
+def test_decisions_are_refused_for_a_gone_caller_or_past_their_deadline():
+    book = LegBook()
+    env, now = decision("offer_call", 1, timeout_s=15)
+    assert refused(env, book, now) is None
+    env, now = decision("offer_call", 16, timeout_s=15)
+    assert "ring time passed" in refused(env, book, now)
+    env, now = decision("hangup_leg", 59, leg_id="o1")
+    assert refused(env, book, now) is None, "a hangup is worth running late"
+    env, now = decision("hangup_leg", 61, leg_id="o1")
+    assert "expired" in refused(env, book, now)
+    book.observe(fs("channel_hungup", "c1", "c1"))
+    for kind in ("offer_call", "connect_call"):
+        env, now = decision(kind, 0.1, timeout_s=15)
+        assert "caller gone" in refused(env, book, now)
