@@ -12,8 +12,13 @@
   call (NO_ROUTE_DESTINATION) while "not found" lets FreeSWITCH use its static files, e.g.
   for a phone (context `tongdai_<tenant>`) dialing its tenant's own hotline number. A
   request naming no context (FreeSWITCH always sends `Hunt-Context`) is answered;
-- configuration `ivr.conf`: the tenants' IVR menus (`tongdai_<tenant>_<ivr>`); an option
-  sets `tongdai_queue` and `tongdai_ivr_choice` and parks.
+- configuration `ivr.conf`: the tenants' IVR menus (`tongdai_<tenant>_<ivr>`); a queue
+  option is `menu-exec-app` `transfer ivr_<ivr>_<digits> XML public`, answered here (context
+  `public`, the channel's `tongdai_tenant`) with an extension that sets `tongdai_ivr_choice`,
+  `tongdai_ivr_path` (the digits from the DID's root menu, joined by `>`) and `tongdai_queue`,
+  fires the `tongdai::ivr` event and parks. Only a transfer leaves a mod_ivr menu: an app
+  run by `menu-exec-app` returns to the menu, which plays its greeting again;
+- `ivr_<ivr>_failed` (the menu's `exec-on-max-failures`/`-timeouts`): its `default_queue`.
 Adding an extension or an agent therefore needs no FreeSWITCH reload.
 """
 from __future__ import annotations
@@ -28,6 +33,8 @@ from ..config.view import ConfigView
 from ..monitor.services import MODES, CallsInProgress, eavesdrop_actions
 
 _MONITOR = re.compile(r"^\*3([345])([0-9]{2,6})$")
+#: the destination an IVR choice transfers to (context `public`): ivr_<ivr id>_<digits>
+_IVR_CHOICE = re.compile(r"^ivr_(.+)_([0-9*#]{1,3}|failed)$")
 #: (tenant, extension, call id, mode, agent id) -> None: writes the audit entry
 Audit = Callable[[str, str, str, str, str], None]
 
@@ -133,6 +140,8 @@ def dialplan(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress |
         return monitor(view, form, calls, audit)
     if hunt_context(form) not in ("", "public"):
         return NOT_FOUND  # only the carriers' context is rendered for DIDs
+    if _IVR_CHOICE.match(dest):
+        return ivr_choice(view, form, dest)
     try:
         number = numbers.to_e164(dest)
     except ValueError:
@@ -179,6 +188,56 @@ def _extension(number: str, actions: list[str]) -> str:
                 f'{quoteattr("^.*$")}>{"".join(actions)}</condition></extension></context>')
 
 
+def ivr_path(view: ConfigView, tenant: str, root: str | None, menu: str, digits: str) -> str:
+    """The keys pressed from `root` to this choice, joined by `>` (`2>1`): the shortest way
+    through the menus (they may loop back); just `digits` when `root` does not lead here."""
+    paths: dict[str, list[str]] = {root: []} if root else {}
+    todo = [root] if root else []
+    while todo:
+        current = todo.pop(0)
+        entry = view.get(tenant, "ivr", current)
+        for digit, opt in sorted((entry.data.get("options") or {}).items()) if entry else ():
+            if opt.get("ivr") and opt["ivr"] not in paths:
+                paths[opt["ivr"]] = [*paths[current], digit]
+                todo.append(opt["ivr"])
+    return ">".join([*paths[menu], digits]) if menu in paths else digits
+
+
+def ivr_choice(view: ConfigView, form: Mapping[str, str], dest: str) -> str:
+    """A caller's choice in a menu (`transfer ivr_<ivr>_<digits> XML public` from ivr.conf):
+    the choice's variables, then park for the router. Only a call that already went through
+    one of the tenant's DIDs (`tongdai_tenant` set by this dialplan) gets it."""
+    match = _IVR_CHOICE.match(dest)
+    tenant = form.get("variable_tongdai_tenant") or ""
+    entry = view.get(tenant, "ivr", match[1]) if match and tenant else None
+    if entry is None:
+        return NOT_FOUND
+    menu, digits = match[1], match[2]
+    if digits == "failed":
+        queue = entry.data.get("default_queue")
+    else:
+        queue = ((entry.data.get("options") or {}).get(digits) or {}).get("queue")
+    if not queue:
+        return NOT_FOUND
+    did = form.get("variable_tongdai_did") or ""
+    did_entry = view.get(tenant, "did", did) if did else None
+    path = ivr_path(view, tenant, did_entry.data.get("ivr") if did_entry else None, menu, digits)
+    actions = [_action("set", f"tongdai_ivr_choice={digits}"),
+               _action("set", f"tongdai_ivr_path={path}"),
+               _action("set", f"tongdai_queue={queue}")]
+    qentry = view.get(tenant, "queue", queue)
+    if qentry and qentry.data.get("music_on_hold"):
+        actions.append(_action("set", f"hold_music={qentry.data['music_on_hold']}"))
+    actions.append(_action("event", f"Event-Subclass=tongdai::ivr,Event-Name=CUSTOM,"
+                                    f"IVR-Menu={menu},IVR-Choice={digits},IVR-Path={path}"))
+    actions.append(_action("park"))
+    return _doc("dialplan",
+                f'<context name="public"><extension name={quoteattr(dest)}>'
+                f'<condition field="destination_number" expression='
+                f'{quoteattr("^" + re.escape(dest) + "$")}>{"".join(actions)}</condition>'
+                f'</extension></context>')
+
+
 def ivr_menus(view: ConfigView, form: Mapping[str, str]) -> str:
     if form.get("key_value") != "ivr.conf":
         return NOT_FOUND
@@ -198,10 +257,14 @@ def ivr_menus(view: ConfigView, form: Mapping[str, str]) -> str:
                     opts.append(f'<entry action="menu-sub" digits={quoteattr(digit)} '
                                 f'param={quoteattr("tongdai_" + tenant + "_" + opt["ivr"])}/>')
                 else:
-                    app = (f"set tongdai_ivr_choice={digit}:set tongdai_queue={opt['queue']}"
-                           f":park")
+                    # Only a transfer leaves the menu; the choice's extension parks the call.
                     opts.append(f'<entry action="menu-exec-app" digits={quoteattr(digit)} '
-                                f'param={quoteattr("multiset " + app)}/>')
+                                f'param={quoteattr(f"transfer ivr_{ivr_id}_{digit} XML public")}/>')
+            failed = ""
+            if d.get("default_queue"):
+                app = quoteattr(f"transfer ivr_{ivr_id}_failed XML public")
+                failed = f"exec-on-max-failures={app} exec-on-max-timeouts={app} "
+            digit_len = max((len(k) for k in d["options"]), default=1)
             menus.append(
                 f"<menu name={quoteattr(name)} greet-long={quoteattr(d['greeting'])} "
                 f"greet-short={quoteattr(d['greeting'])} "
@@ -209,7 +272,8 @@ def ivr_menus(view: ConfigView, form: Mapping[str, str]) -> str:
                 f"exit-sound=\"voicemail/vm-goodbye.wav\" "
                 f"timeout=\"{int(d.get('timeout_s', 5)) * 1000}\" "
                 f"max-failures=\"{int(d.get('max_failures', 3))}\" max-timeouts="
-                f"\"{int(d.get('max_failures', 3))}\" digit-len=\"3\">{''.join(opts)}</menu>")
+                f"\"{int(d.get('max_failures', 3))}\" {failed}"
+                f"digit-len=\"{digit_len}\">{''.join(opts)}</menu>")
     if wanted and not menus:
         return NOT_FOUND
     return _doc("configuration",
