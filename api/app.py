@@ -57,7 +57,7 @@ class Services:
         self.live = LiveView()
         self.recent_calls = RecentCalls()
         self.agents = AgentService(self.view, bus, settings.commands_topic, self.live,
-                                   self.recent_calls)
+                                   self.recent_calls, self.audit)
         self.popup = PopupService(self.view)
         self.notes = Notes(bus, settings.notes_topic)
         self.calls = CallsInProgress()

@@ -11,11 +11,13 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Any
 
 from routing import numbers
 from routing.contract import Envelope, click_to_call_leg, topics
 
+from ..audit.services import AuditLog
 from ..auth import AGENT, Principal
 from ..bus import Bus, envelope
 from ..config.view import ConfigView
@@ -24,6 +26,7 @@ from ..live.services import LiveView
 from .schemas import COMMANDS
 
 RECENT_PER_AGENT = 10
+C2C_ACTION = "call.click_to_call"
 REMEMBERED_CALLS = 50_000
 
 
@@ -81,6 +84,12 @@ class RecentCalls:
                     entry["ended_at_us"] = env.occurred_at
                     entry["talk_ms"] = int(p.get("talk_ms") or 0)
 
+    def answered_by(self, tenant: str, call_id: str) -> set[str]:
+        """The agents this process saw answer the call."""
+        with self._lock:
+            return {a for (t, a), calls in self._by_agent.items()
+                    if t == tenant and any(c["call_id"] == call_id for c in calls)}
+
     def of_agent(self, tenant: str, agent_id: str) -> list[dict[str, Any]]:
         with self._lock:
             return [dict(c) for c in self._by_agent.get((tenant, agent_id), ())]
@@ -93,8 +102,9 @@ class RecentCalls:
 
 class AgentService:
     def __init__(self, view: ConfigView, bus: Bus, topic: str, live: LiveView | None = None,
-                 recent: RecentCalls | None = None) -> None:
+                 recent: RecentCalls | None = None, audit: AuditLog | None = None) -> None:
         self.view = view
+        self.audit = audit
         self.bus = bus
         self.topic = topic
         self.live = live or LiveView()
@@ -175,6 +185,30 @@ class AgentService:
                        "caller_id or the tenant's outbound_caller_id (1800/1900 numbers "
                        "are inbound only)", [{"field": "caller_id", "rule": "required"}])
 
+    def click_to_call_of(self, tenant: str, call_id: str,
+                         wait_s: float = 1.0) -> dict[str, Any] | None:
+        """The click-to-call that made `call_id` ({agent_id, number, user}), from its audit
+        entry (every process indexes the audit topic; waits a little for another
+        process's entry)."""
+        if self.audit is None:
+            return None
+        entry = self.audit.find(tenant, lambda e: e["action"] == C2C_ACTION
+                                and e["target"] == f"call/{call_id}", timeout_s=wait_s)
+        return dict(entry["detail"], user=entry["user"]) if entry else None
+
+    def handled(self, tenant: str, agent_id: str, call_id: str,
+                call_log: Callable[[], bool]) -> bool:
+        """Whether the agent handled the call: answered it lately (this process saw it),
+        placed it by click-to-call, or the call log says it answered it."""
+        if any(c["call_id"] == call_id for c in self.recent.of_agent(tenant, agent_id)):
+            return True
+        c2c = self.click_to_call_of(tenant, call_id, wait_s=0.0)
+        if c2c is not None:
+            return c2c.get("agent_id") == agent_id
+        if self.recent.answered_by(tenant, call_id):
+            return False  # another agent's call, and not (lately) this one's
+        return call_log()
+
     def click_to_call(self, who: Principal, agent_id: str, number: str) -> dict:
         self.check_may_act(who, agent_id)
         agent = self.view.get(who.tenant, "agent", agent_id)
@@ -187,5 +221,9 @@ class AgentService:
                         "caller_id": caller_id},
                        source=f"api:{who.user}")
         self.bus.publish(self.topic, topics.tenant_key(who.tenant), env)
-        return {"request_id": request_id, "call_id": click_to_call_leg(who.tenant, request_id),
+        call_id = click_to_call_leg(who.tenant, request_id)
+        if self.audit is not None:  # who dialled what; also how notes know whose call it is
+            self.audit.record(who, C2C_ACTION, f"call/{call_id}",
+                              {"agent_id": agent_id, "number": number, "request_id": request_id})
+        return {"request_id": request_id, "call_id": call_id,
                 "agent_id": agent_id, "number": number, "caller_id": caller_id}

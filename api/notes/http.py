@@ -1,14 +1,12 @@
 """Notes on a call: POST/GET /api/v1/calls/<call_id>/notes."""
 from __future__ import annotations
 
-from typing import Any
-
 from flask import Blueprint
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate
 
-from ..auth import EVERYONE, Principal
-from ..errors import NotFound
-from ..fields import ENTITY_ID, Phone
+from ..auth import AGENT, EVERYONE, Principal
+from ..errors import Forbidden, NotFound
+from ..fields import Phone
 from ..rest import Out, Strict, endpoint, services
 
 bp = Blueprint("notes", __name__, url_prefix="/api/v1")
@@ -21,13 +19,9 @@ class NoteLoad(Strict):
         r"^[a-z][a-z0-9_]{0,39}$", error="a lower-case code like sale, callback, wrong_number"))
     outbound_failed = fields.Boolean(load_default=False, metadata={
         "description": "an outbound call that never connected (recorded with 0 duration)"})
-    number = Phone(allow_extension=False, metadata={"description": "the number called"})
-    agent_id = fields.String(validate=ENTITY_ID)
-
-    @validates_schema
-    def _failed(self, data: dict, **_: Any) -> None:
-        if data.get("outbound_failed") and not data.get("number"):
-            raise ValidationError("required for a failed outbound call", "number")
+    number = Phone(allow_extension=False, metadata={
+        "description": "the number called (optional: the click-to-call's own number is "
+                       "recorded; a different one is refused)"})
 
 
 class NoteOut(Out):
@@ -59,15 +53,36 @@ def _call_id(value: str) -> str:
           response=NoteOut, status=201,
           summary="Add a note to a call after it ended (also a failed outbound call)")
 def add_note(who: Principal, body: dict, call_id: str) -> dict:
+    """The note's agent comes from the token (an agent's own) or from the call's click-to-
+    call, never from the body. An agent writes only on calls it handled; a failed outbound
+    call is only a click-to-call the API placed (its audit entry), for its own agent."""
     svc = services()
     call_id = _call_id(call_id)
-    known = svc.notes.of_call(who.tenant, call_id) or svc.reports.exists(who.tenant, call_id)
-    if not body["outbound_failed"] and not known:
+    own = svc.agents.own_agent(who) if who.role == AGENT else None
+    if body["outbound_failed"]:
+        c2c = svc.agents.click_to_call_of(who.tenant, call_id)
+        if c2c is None:
+            raise NotFound(f"no click-to-call {call_id!r}: outbound_failed is for a "
+                           f"click-to-call that never connected",
+                           [{"field": "outbound_failed", "rule": "only on a click-to-call"}])
+        if own is not None and c2c.get("agent_id") != own:
+            raise Forbidden("an agent writes notes only on the calls it handled",
+                            [{"field": "call_id", "rule": "a call this agent handled"}])
+        if body.get("number") and body["number"] != c2c.get("number"):
+            raise ValidationError({"number": ["not the number this click-to-call dialled"]})
+        return svc.notes.add(who, call_id, {**body, "agent_id": c2c.get("agent_id", ""),
+                                            "number": c2c.get("number", "")})
+    if own is not None:
+        if not svc.agents.handled(who.tenant, own, call_id,
+                                  lambda: svc.reports.handled_by(who.tenant, call_id, own)):
+            raise Forbidden("an agent writes notes only on the calls it handled",
+                            [{"field": "call_id", "rule": "a call this agent handled"}])
+    elif not (svc.notes.of_call(who.tenant, call_id)
+              or svc.agents.click_to_call_of(who.tenant, call_id, wait_s=0.0)
+              or svc.reports.exists(who.tenant, call_id)):
         raise NotFound(f"no call {call_id!r} (for a click-to-call that never connected, "
                        f"set outbound_failed)")
-    if who.role == "agent":
-        body.setdefault("agent_id", svc.agents.own_agent(who) or "")
-    return svc.notes.add(who, call_id, body)
+    return svc.notes.add(who, call_id, {**body, "agent_id": own or "", "number": ""})
 
 
 @endpoint(bp, "/calls/<call_id>/notes", "GET", roles=EVERYONE, response=NotesOut,

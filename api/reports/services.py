@@ -273,6 +273,21 @@ class ReportService:
             raise Unavailable(f"call log not available: {str(exc)[:200]}") from None
         return bool(rows and int(rows[0][0]))
 
+    def handled_by(self, tenant: str, call_id: str, agent_id: str) -> bool:
+        """Whether the call log says `agent_id` answered this call of the tenant."""
+        from analytics.db import DatabaseError
+
+        db = self.db
+        try:
+            rows = db.query(f"SELECT count() FROM {db.database}.events "
+                            f"WHERE tenant = %(tenant)s AND call_id = %(call_id)s "
+                            f"AND type = 'call_answered' "
+                            f"AND visitParamExtractString(payload, 'agent_id') = %(agent)s",
+                            {"tenant": tenant, "call_id": call_id, "agent": agent_id})
+        except DatabaseError as exc:
+            raise Unavailable(f"call log not available: {str(exc)[:200]}") from None
+        return bool(rows and int(rows[0][0]))
+
     def recording(self, tenant: str, call_id: str) -> tuple[str, str]:
         """(queue, recording path) of a call; NotFound if it has no recording."""
         from analytics.db import DatabaseError

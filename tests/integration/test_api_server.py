@@ -314,27 +314,42 @@ def test_call_detail_has_the_timeline_and_the_routing_reasons(env):
 
 def test_notes_after_a_call_and_on_a_failed_outbound_call(env):
     s = env.server
-    me, sup = s.token("agent", user="lan"), s.token("supervisor")
+    me, sup = s.token("agent", user="agent-7"), s.token("supervisor")
+    lan = s.token("agent", user="lan")
+    # only the agent who handled the call (the call log says agent-7 answered call-a2)
+    r = s.call("POST", "/api/v1/calls/call-a2/notes", lan, json={"text": "not mine"})
+    assert r.status_code == 403, r.text
     r = s.call("POST", "/api/v1/calls/call-a2/notes", me,
                json={"text": "Khách hẹn gọi lại thứ Hai", "disposition": "callback"})
-    assert r.status_code == 201 and r.json()["agent_id"] == "lan"
+    assert r.status_code == 201 and r.json()["agent_id"] == "agent-7"
+    r = s.call("POST", "/api/v1/calls/call-a2/notes", me, json={"text": "x", "agent_id": "lan"})
+    assert r.status_code == 400 and r.json()["details"][0]["field"] == "agent_id"
     found = s.call("GET", "/api/v1/calls", sup, params={**PERIOD, "notes": "hẹn gọi"}).json()
     assert [c["call_id"] for c in found["items"]] == ["call-a2"]
     assert "hẹn gọi lại" in found["items"][0]["notes"]
     assert s.call("GET", "/api/v1/calls/call-a2", sup).json()["notes"][0]["disposition"] == "callback"
     # a click-to-call that never connected: no CDR, recorded by its note with 0 duration
-    r = s.call("POST", "/api/v1/calls/c2c-failed-1/notes", me,
+    r = s.call("POST", "/api/v1/click-to-call", lan, json={"agent_id": "lan",
+                                                          "number": "0912 000 111"})
+    assert r.status_code == 202, r.text
+    c2c = r.json()["call_id"]
+    r = s.call("POST", "/api/v1/calls/c2c-failed-1/notes", lan,
                json={"text": "máy bận", "outbound_failed": True, "number": "0912 000 111"})
-    assert r.status_code == 201
+    assert r.status_code == 404  # not a click-to-call: no failed row can be made up
+    assert s.call("POST", f"/api/v1/calls/{c2c}/notes", me,
+                  json={"text": "x", "outbound_failed": True}).status_code == 403
+    r = s.call("POST", f"/api/v1/calls/{c2c}/notes", lan,
+               json={"text": "máy bận", "outbound_failed": True, "number": "0912 000 111"})
+    assert r.status_code == 201, r.text
     now = time.time()
     window = {"start": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now - 60)),
               "end": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime(now + 60))}
     page = s.call("GET", "/api/v1/calls", sup, params={**window, "number": "+84912000111"}).json()
-    assert [(c["call_id"], c["talk_ms"], c["disposition"], c["direction"]) for c in page["items"]] \
-        == [("c2c-failed-1", 0, "failed", "outbound")]
-    detail = s.call("GET", "/api/v1/calls/c2c-failed-1", sup).json()
+    assert [(c["call_id"], c["talk_ms"], c["disposition"], c["direction"], c["agent_id"])
+            for c in page["items"]] == [(c2c, 0, "failed", "outbound", "lan")]
+    detail = s.call("GET", f"/api/v1/calls/{c2c}", sup).json()
     assert detail["call"]["talk_ms"] == 0 and detail["notes"][0]["text"] == "máy bận"
-    r = s.call("POST", "/api/v1/calls/x/notes", me, json={"text": "", "outbound_failed": True})
+    r = s.call("POST", "/api/v1/calls/x/notes", lan, json={"text": "", "outbound_failed": True})
     assert r.status_code == 400
     assert {d["field"] for d in r.json()["details"]} == {"text"}
 
