@@ -81,7 +81,18 @@ prepare() {  # NAME SRC
             say "exporting $name $rev to $tree"
             rm -rf "$tree"
             mkdir -p "$tree"
-            git --git-dir="$src" archive --format=tar HEAD | tar -x -C "$tree"
+            # A snapshot may lack some blobs (FreeSWITCH's mod_fsv test video): leave
+            # those files out rather than fail the whole export.
+            local excludes=() path
+            git --git-dir="$src" ls-tree -r HEAD | awk -F '\t' '{split($1, m, " "); if (m[2] == "blob") print m[3] "\t" $2}' \
+                > "$work/.$name.blobs"
+            cut -f1 "$work/.$name.blobs" | git --git-dir="$src" cat-file --batch-check \
+                | awk '$2 == "missing" {print $1}' > "$work/.$name.missing"
+            while IFS=$'\t' read -r _ path; do
+                say "  $name: $path is not in the snapshot, left out"
+                excludes+=(":(exclude)$path")
+            done < <(grep -F -f "$work/.$name.missing" "$work/.$name.blobs" || true)
+            git --git-dir="$src" archive --format=tar HEAD -- . "${excludes[@]}" | tar -x -C "$tree"
             echo "$rev" > "$tree/.tongdai-rev"
         fi
     else
@@ -164,10 +175,11 @@ else
     echo "$fs_stamp" > "$stamps/freeswitch"
 fi
 
-# voicemail's and the say modules' phrases: fs-conf takes them from PREFIX/etc/lang.
-if [ ! -d "$prefix/etc/lang" ]; then
-    mkdir -p "$prefix/etc"
-    cp -R "$tree/conf/vanilla/lang" "$prefix/etc/lang"
+# voicemail's and the say modules' phrases: bin/tongdai-freeswitch copies them from
+# PREFIX/etc/freeswitch/lang (make install puts the vanilla configuration there once).
+if [ ! -d "$prefix/etc/freeswitch/lang" ]; then
+    mkdir -p "$prefix/etc/freeswitch"
+    cp -R "$tree/conf/vanilla/lang" "$prefix/etc/freeswitch/lang"
 fi
 
 missing_mods=""
