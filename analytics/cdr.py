@@ -1,18 +1,31 @@
-"""The call log fold: a call's events -> its CDR row and its queue visits. Pure.
+"""The call log fold: a call's events -> its CDR row, its queue visits and its offers. Pure.
 
-`fold_call(events)` takes every event known for one call (FreeSWITCH channel facts from
-`tongdai.fs.events.v1`, router facts from `tongdai.cc.events.v1`, and the answering
-agent's state changes that bracket the wrap-up), in any order and with duplicates, and
-returns the same result for the same set of events. The sink calls it again whenever a
-late event arrives and replaces the row it wrote before; nothing here does I/O.
+`fold_call(events)` takes every event known for one call, in any order and with
+duplicates, and returns the same result for the same set of events. The sink calls it
+again whenever a late event arrives and replaces the rows it wrote before; nothing here
+does I/O. The events are:
 
-A plain call (FreeSWITCH events only) gets a CDR from its channel facts; a queue call gets
-the queue fields (visits, offers, waits, agent) from the router's facts, with FreeSWITCH's
-timestamps for answer, hold and end where both exist.
+* FreeSWITCH's channel facts of every leg of the call (`tongdai.fs.events.v1`): the
+  caller's leg (the call's id) and the legs joined to it (agent legs, forwarded numbers,
+  the customer leg of a click-to-call), whoever originated them;
+* mod_callcenter's queue facts (`callcenter_event_received`), for tenants whose queues
+  FreeSWITCH runs itself;
+* the product router's facts (`tongdai.cc.events.v1`) and the answering agent's state
+  changes that bracket the wrap-up.
+
+The switch is the truth of what people lived (DESIGN.md, "Three truths"): a call is
+*answered* when its caller was bridged to a person (an agent, an extension, a forwarded
+number), and the answer, wait and talk times are those of the bridge. A call the switch
+answered for an IVR, a park or a prompt is not answered. The router's and mod_callcenter's
+facts add queue meaning (which queue, which agent was offered, after hours, overflow);
+they are not needed for a call to be logged.
+
+One handler per event type (`_HANDLERS`) collects what the event says into `_Fold`;
+`_Fold.finish()` derives the rows from what was collected.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,22 +39,117 @@ CDR_COLUMNS = (
     "agent_id", "extension", "ivr_path", "enqueue_us", "offer_us", "answer_us", "end_us",
     "wait_ms", "ring_ms", "talk_ms", "hold_ms", "wrap_ms", "disposition", "hangup_cause",
     "recording", "notes", "queues_visited", "offers", "ring_no_answer", "transfers", "final",
+    "hangup_side",
 )
 VISIT_COLUMNS = (
     "tenant", "call_id", "visit", "queue", "enqueue_us", "caller", "did", "outcome",
     "short_abandon", "agent_id", "wait_ms", "ring_ms", "talk_ms", "hold_ms", "wrap_ms",
     "offers", "ring_no_answer", "overflow_target", "final",
 )
+#: One row per offer of the call to an agent (the `offers` table, view `bi_offers`).
+OFFER_COLUMNS = (
+    "tenant", "call_id", "offer", "leg_id", "queue", "agent_id", "extension", "offered_us",
+    "answered_us", "ended_us", "ring_ms", "result", "hangup_cause", "final",
+)
 
-DISPOSITIONS = ("answered", "abandoned", "short_abandoned", "overflowed", "voicemail",
-                "failed", "busy", "no_answer", "in_progress")
+DISPOSITIONS = ("answered", "abandoned", "short_abandoned", "abandoned_ringing",
+                "abandoned_ivr", "closed", "voicemail", "overflowed", "forwarded", "failed",
+                "busy", "no_answer", "in_progress")
+OFFER_RESULTS = ("answered", "no_answer", "busy", "declined", "caller_abandoned",
+                 "not_delivered", "withdrawn", "ringing")
+HANGUP_SIDES = ("caller", "agent", "callee", "system", "")
 
 _HANGUP_TYPES = ("channel_hangup_completed", "channel_hungup", "channel_destroyed")
-_BUSY = frozenset({"USER_BUSY", "CALL_REJECTED"})
-_NO_ANSWER = frozenset({"NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL",
-                        "ALLOTTED_TIMEOUT", "PROGRESS_TIMEOUT", "RECOVERY_ON_TIMER_EXPIRE"})
-_CC_TYPES = frozenset({"call_enqueued", "call_offered", "call_answered", "call_abandoned",
-                       "call_overflowed", "call_ended"})
+_BUSY = frozenset({"USER_BUSY", "NORMAL_CIRCUIT_CONGESTION"})
+_DECLINED = frozenset({"CALL_REJECTED"})
+_NO_ANSWER = frozenset({"NO_ANSWER", "NO_USER_RESPONSE", "ALLOTTED_TIMEOUT",
+                        "PROGRESS_TIMEOUT", "RECOVERY_ON_TIMER_EXPIRE", "MEDIA_TIMEOUT"})
+_NOT_DELIVERED = frozenset({"USER_NOT_REGISTERED", "SUBSCRIBER_ABSENT", "UNALLOCATED_NUMBER",
+                            "NO_ROUTE_DESTINATION", "DESTINATION_OUT_OF_ORDER",
+                            "INVALID_NUMBER_FORMAT", "NETWORK_OUT_OF_ORDER",
+                            "NORMAL_TEMPORARY_FAILURE", "INCOMPATIBLE_DESTINATION"})
+_WITHDRAWN = frozenset({"LOSE_RACE", "PICKED_OFF"})
+# mod_callcenter's reasons for a member leaving a queue without an agent, other than
+# hanging up: the dialplan goes on (an overflow in the product's words).
+_CC_LEFT = frozenset({"TIMEOUT", "NO_AGENT_TIMEOUT", "BREAK_OUT", "EXIT_WITH_KEY"})
+
+Thresholds = int | Mapping[str, int]
+
+
+@dataclass(frozen=True)
+class CallFacts:
+    """What the fold knows about one call: its CDR, queue visits and offers.
+
+    `cdr` is None when the events are not a call of their own: a leg an ESL router
+    originated to an agent's phone that nothing ties to a caller (it rang and was never
+    bridged). Such a leg is not written as a call."""
+
+    cdr: dict[str, Any] | None
+    visits: tuple[dict[str, Any], ...]
+    offers: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def final(self) -> bool:
+        return bool(self.cdr and self.cdr["final"])
+
+
+# ---- what the handlers collect ------------------------------------------------------
+
+@dataclass
+class Leg:
+    """One FreeSWITCH channel of the call, as its events describe it."""
+
+    leg_id: str
+    created_us: int = 0
+    answered_us: int = 0
+    parked_us: int = 0
+    ended_us: int = 0
+    cause: str = ""
+    sip_disposition: str = ""  # recv_bye = the far end hung up; send_bye = the switch did
+    fs_direction: str = ""  # Call-Direction: inbound = came to the switch, outbound = originated
+    declared_direction: str = ""
+    caller: str = ""
+    callee: str = ""
+    caller_name: str = ""
+    extension: str = ""  # the directory user whose phone this leg is
+    user: bool = False  # a leg of a directory user (authenticated or dialed as user/...)
+    offer_id: str = ""
+    agent_id: str = ""
+    queue: str = ""
+    did: str = ""
+    ivr_path: str = ""
+    cc_side: str = ""
+    ext_router: bool = False  # an ESL router tied it to its caller (cc_caller_uuid)
+    originated_by: str = ""  # the leg whose bridge originated it (Other-Type: originator)
+    seen_created: bool = False
+    click_to_call: bool = False
+    apps: set[str] = field(default_factory=set)
+    voicemail: bool = False
+
+
+@dataclass
+class Bridge:
+    a: str
+    b: str
+    at_us: int
+    end_us: int = 0
+
+
+@dataclass
+class Offer:
+    """One offer of the call to an agent: a leg that rang an agent's phone."""
+
+    key: str  # the agent leg's uuid where known
+    at_us: int
+    queue: str = ""
+    agent_id: str = ""
+    extension: str = ""
+    leg_id: str = ""
+    answered_us: int = 0
+    ended_us: int = 0
+    cause: str = ""
+    answered_by_router: bool = False
+    result: str = ""
 
 
 @dataclass
@@ -52,8 +160,8 @@ class Visit:
     enqueue_us: int
     caller: str = ""
     did: str = ""
-    outcome: str = "waiting"  # answered | abandoned | overflowed | waiting
-    short_abandon: bool = False
+    outcome: str = "waiting"  # answered | abandoned | overflowed | closed | waiting
+    short_abandon: bool | None = None  # None: by the threshold
     agent_id: str = ""
     extension: str = ""
     offer_id: str = ""
@@ -61,51 +169,38 @@ class Visit:
     ring_ms: int = 0
     answer_us: int = 0
     left_us: int = 0
-    offers: list[tuple[str, str, str, int]] = field(default_factory=list)  # offer, agent, ext, at
     overflow_target: str = ""
-
-    @property
-    def ring_no_answer(self) -> int:
-        """Offers that rang out: every offer but the answered one and the one still ringing
-        when the call left the queue (the caller hung up on it, not the agent)."""
-        n = 0
-        for i, (offer_id, *_rest) in enumerate(self.offers):
-            last = i == len(self.offers) - 1
-            if offer_id == self.offer_id and self.outcome == "answered":
-                continue
-            if last and self.outcome != "answered":
-                continue
-            n += 1
-        return n
-
-
-@dataclass(frozen=True)
-class CallFacts:
-    """What the fold knows about one call: its CDR and its queue visits."""
-
-    cdr: dict[str, Any]
-    visits: tuple[dict[str, Any], ...]
-
-    @property
-    def final(self) -> bool:
-        return bool(self.cdr["final"])
-
-
-# Facts stamped with the same µs happen in this order (the router stamps an overflow and
-# the enqueue into the target queue with one time, for instance).
-_RANK = {"channel_created": 0, "channel_answered": 1, "channel_parked": 2,
-         "call_overflowed": 3, "call_enqueued": 4, "call_offered": 5, "call_answered": 6,
-         "channel_bridged": 7, "call_abandoned": 8, "channel_unbridged": 9, "call_ended": 10,
-         "channel_hungup": 11, "channel_hangup_completed": 12, "channel_destroyed": 13,
-         "agent_state_changed": 14}
-
-
-def _order(e: Envelope) -> tuple:
-    return (e.occurred_at, _RANK.get(e.type, 7), e.seq or 0, e.event_id)
+    ringing_at_abandon: bool = False
+    source: str = "router"  # router | callcenter | park
+    after_hours_action: str = ""
 
 
 def _ms(us: int) -> int:
     return max(0, us // 1000)
+
+
+def _us(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _bare(name: str | None) -> str:
+    """mod_callcenter names agents and queues `name@domain`; the tenant is the domain."""
+    return (name or "").partition("@")[0]
+
+
+# Facts stamped with the same µs happen in this order.
+_RANK = {"channel_created": 0, "channel_answered": 1, "channel_parked": 2,
+         "call_enqueued": 3, "callcenter_event_received": 3, "call_overflowed": 4,
+         "call_offered": 5, "call_answered": 6, "channel_bridged": 7, "call_abandoned": 8,
+         "channel_unbridged": 9, "call_ended": 10, "channel_hungup": 11,
+         "channel_hangup_completed": 12, "channel_destroyed": 13, "agent_state_changed": 14}
+
+
+def _order(e: Envelope) -> tuple:
+    return (e.occurred_at, _RANK.get(e.type, 7), e.seq or 0, e.event_id)
 
 
 def dedupe(events: Iterable[Envelope]) -> list[Envelope]:
@@ -116,165 +211,509 @@ def dedupe(events: Iterable[Envelope]) -> list[Envelope]:
     return sorted(seen.values(), key=_order)
 
 
+class _Fold:
+    """The state the handlers fill in, and the derivation of the rows (`finish`)."""
+
+    def __init__(self, call_id: str, tenant: str, short_abandon: Thresholds):
+        self.call_id = call_id
+        self.tenant = tenant
+        self.short_abandon = short_abandon
+        self.first_us = 0
+        self.legs: dict[str, Leg] = {}
+        self.bridges: list[Bridge] = []
+        self.visits: list[Visit] = []
+        self.offers: dict[str, Offer] = {}
+        self.cc_pending: list[Offer] = []  # agent-offering facts not yet tied to a leg
+        self.cc_failed: list[tuple[str, int, str]] = []  # (agent, at, cause)
+        self.router_answer: dict[str, Any] | None = None
+        self.ended_fact: tuple[int, dict[str, Any]] | None = None
+        self.agent_events: list[Envelope] = []
+        self.held_since: dict[str, int] = {}
+        self.hold_us = 0
+        self.recording = ""
+        self.ivr_choices: list[str] = []
+        self.first_caller = ""
+
+    # ---- legs
+    def leg(self, leg_id: str) -> Leg:
+        leg = self.legs.get(leg_id)
+        if leg is None:
+            leg = self.legs[leg_id] = Leg(leg_id)
+        return leg
+
+    def describe(self, e: Envelope, leg_id: str | None) -> Leg | None:
+        """What any event with channel data says about its leg (times, parties, vars)."""
+        if not leg_id:
+            return None
+        p, h = e.payload, e.payload.get("headers") or {}
+        leg = self.leg(leg_id)
+
+        def keep(attr: str, value: Any) -> None:
+            if value and not getattr(leg, attr):
+                setattr(leg, attr, value)
+
+        if "fs_event" in p and e.type != "callcenter_event_received":
+            keep("caller", p.get("caller"))
+            keep("callee", p.get("callee"))
+            keep("caller_name", p.get("caller_name"))
+            keep("did", p.get("did"))
+            keep("ivr_path", p.get("ivr_path"))
+            if leg_id != e.call_id:  # the caller's bridge names the offer it joined
+                keep("offer_id", p.get("offer_id"))
+            keep("queue", p.get("queue"))
+            keep("extension", p.get("extension"))
+            if not h.get("Call-Direction") and p.get("direction"):
+                # A fact without FreeSWITCH's own headers (a test scenario, an old record):
+                # its direction is all there is.
+                keep("declared_direction", p.get("direction"))
+        keep("fs_direction", h.get("Call-Direction"))
+        keep("declared_direction", h.get("variable_tongdai_direction"))
+        keep("agent_id", h.get("variable_tongdai_agent_id") or _bare(h.get("variable_cc_agent")))
+        keep("queue", _bare(h.get("variable_cc_queue")))
+        keep("cc_side", h.get("variable_cc_side"))
+        keep("sip_disposition", h.get("variable_sip_hangup_disposition"))
+        if h.get("variable_cc_caller_uuid"):
+            leg.ext_router = True
+        if h.get("variable_tongdai_click_to_call"):
+            leg.click_to_call = True
+        user = h.get("variable_dialed_user") or h.get("variable_user_name")
+        if user:
+            leg.user = True
+            keep("extension", user)
+        for name in ("variable_current_application", "variable_last_app"):
+            if h.get(name):
+                leg.apps.add(h[name])
+        if h.get("variable_voicemail_message_len"):
+            leg.voicemail = True
+        if e.type == "callcenter_event_received":
+            keep("caller", p.get("caller") if leg_id == e.call_id else None)
+            keep("callee", h.get("Caller-Destination-Number"))
+            if h.get("Caller-Channel-Hangup-Time", "0") != "0":
+                keep("cause", h.get("Hangup-Cause"))
+        # FreeSWITCH's own stamps of these moments win over the time an event was sent.
+        for attr, name in (("created_us", "Caller-Channel-Created-Time"),
+                           ("answered_us", "Caller-Channel-Answered-Time"),
+                           ("ended_us", "Caller-Channel-Hangup-Time")):
+            stamp = _us(h.get(name))
+            if stamp:
+                setattr(leg, attr, stamp)
+        return leg
+
+
+# ---- one handler per event type -----------------------------------------------------
+
+def _channel_leg(f: _Fold, e: Envelope) -> Leg | None:
+    leg = f.describe(e, e.payload.get("leg_id"))
+    if leg is not None and e.payload.get("hangup_cause") and e.type in _HANGUP_TYPES:
+        leg.cause = leg.cause or e.payload["hangup_cause"]
+    return leg
+
+
+def _on_created(f: _Fold, e: Envelope) -> None:
+    leg = _channel_leg(f, e)
+    if leg is None:
+        return
+    leg.seen_created = True
+    h = e.payload.get("headers") or {}
+    if h.get("Other-Type") == "originator" and h.get("Other-Leg-Unique-ID"):
+        leg.originated_by = h["Other-Leg-Unique-ID"]
+    elif "Other-Type" not in h and e.payload.get("leg") == "b" and not e.payload.get("offer_id") \
+            and not h.get("Call-Direction"):
+        leg.originated_by = e.call_id or ""  # a scenario's b leg: the dialplan's bridge
+    leg.created_us = leg.created_us or e.occurred_at
+
+
+def _on_answered(f: _Fold, e: Envelope) -> None:
+    leg = _channel_leg(f, e)
+    if leg is not None and not leg.answered_us:
+        leg.answered_us = e.occurred_at
+
+
+def _on_parked(f: _Fold, e: Envelope) -> None:
+    leg = _channel_leg(f, e)
+    if leg is not None and not leg.parked_us:
+        leg.parked_us = e.occurred_at
+
+
+def _on_bridged(f: _Fold, e: Envelope) -> None:
+    _channel_leg(f, e)
+    h = e.payload.get("headers") or {}
+    a = h.get("Bridge-A-Unique-ID") or e.payload.get("leg_id") or ""
+    b = h.get("Bridge-B-Unique-ID") or e.payload.get("other_leg_id") or ""
+    if a and b and a != b:
+        _add_bridge(f, a, b, e.occurred_at)
+
+
+def _add_bridge(f: _Fold, a: str, b: str, at: int) -> Bridge:
+    for br in f.bridges:
+        if {br.a, br.b} == {a, b} and (br.end_us == 0 or br.end_us >= at) and br.at_us <= at:
+            return br  # the same bridge, told twice (FreeSWITCH and mod_callcenter)
+    br = Bridge(a, b, at)
+    f.bridges.append(br)
+    return br
+
+
+def _on_unbridged(f: _Fold, e: Envelope) -> None:
+    _channel_leg(f, e)
+    h = e.payload.get("headers") or {}
+    a = h.get("Bridge-A-Unique-ID") or e.payload.get("leg_id") or ""
+    b = h.get("Bridge-B-Unique-ID") or e.payload.get("other_leg_id") or ""
+    for br in f.bridges:
+        if {br.a, br.b} == {a, b} and not br.end_us and br.at_us <= e.occurred_at:
+            br.end_us = e.occurred_at
+
+
+def _on_held(f: _Fold, e: Envelope) -> None:
+    _channel_leg(f, e)
+    f.held_since.setdefault(e.payload.get("leg_id") or "", e.occurred_at)
+
+
+def _on_unheld(f: _Fold, e: Envelope) -> None:
+    _channel_leg(f, e)
+    since = f.held_since.pop(e.payload.get("leg_id") or "", None)
+    if since is not None:
+        f.hold_us += e.occurred_at - since
+
+
+def _on_hangup(f: _Fold, e: Envelope) -> None:
+    leg = _channel_leg(f, e)
+    if leg is not None and not leg.ended_us:
+        leg.ended_us = e.occurred_at
+
+
+def _on_recording(f: _Fold, e: Envelope) -> None:
+    _channel_leg(f, e)
+    if e.payload.get("recording_path"):
+        f.recording = e.payload["recording_path"]
+
+
+def _on_ivr_choice(f: _Fold, e: Envelope) -> None:
+    _channel_leg(f, e)
+    if e.payload.get("ivr_choice"):
+        f.ivr_choices.append(e.payload["ivr_choice"])
+
+
+def _on_other_channel_fact(f: _Fold, e: Envelope) -> None:
+    _channel_leg(f, e)
+
+
+# -- the product router's facts
+
+def _visit_of(f: _Fold, queue: str, at: int, wait_ms: int = 0) -> Visit:
+    """The open visit of `queue`, or the one a router fact implies (its enqueue not seen)."""
+    for v in reversed(f.visits):
+        if v.queue == queue and v.outcome == "waiting":
+            return v
+    v = Visit(queue, at - wait_ms * 1000)
+    f.visits.append(v)
+    return v
+
+
+def _on_call_enqueued(f: _Fold, e: Envelope) -> None:
+    p = e.payload
+    for v in reversed(f.visits):
+        if v.queue == p["queue"] and (v.outcome == "waiting" or v.left_us == e.occurred_at):
+            # Told again, or a fact of this visit came first with the same stamp.
+            v.caller = v.caller or p.get("caller") or ""
+            v.did = v.did or p.get("did") or ""
+            v.enqueue_us = min(v.enqueue_us, e.occurred_at)
+            return
+    f.visits.append(Visit(p["queue"], e.occurred_at, p.get("caller") or "", p.get("did") or ""))
+
+
+def _on_call_offered(f: _Fold, e: Envelope) -> None:
+    p = e.payload
+    _visit_of(f, p["queue"], e.occurred_at)
+    o = f.offers.get(p["offer_id"])
+    if o is None:
+        o = f.offers[p["offer_id"]] = Offer(p["offer_id"], e.occurred_at)
+    o.queue, o.agent_id = p["queue"], p["agent_id"]
+    o.extension = o.extension or p.get("extension") or ""
+    o.at_us = min(o.at_us, e.occurred_at)
+
+
+def _on_call_answered(f: _Fold, e: Envelope) -> None:
+    p = e.payload
+    v = _visit_of(f, p["queue"], e.occurred_at, int(p["wait_ms"]))
+    v.outcome, v.agent_id, v.offer_id = "answered", p["agent_id"], p["offer_id"]
+    v.answer_us = v.left_us = e.occurred_at
+    o = f.offers.setdefault(p["offer_id"], Offer(p["offer_id"],
+                                                e.occurred_at - int(p["ring_ms"]) * 1000))
+    o.agent_id, o.queue, o.answered_by_router = p["agent_id"], p["queue"], True
+    f.router_answer = p
+
+
+def _on_call_abandoned(f: _Fold, e: Envelope) -> None:
+    p = e.payload
+    v = _visit_of(f, p["queue"], e.occurred_at, int(p["wait_ms"]))
+    v.outcome, v.left_us, v.short_abandon = "abandoned", e.occurred_at, bool(p["short"])
+
+
+def _after_hours(p: Mapping[str, Any]) -> bool:
+    # The router's after-hours decision (RunAfterHoursAction) says why it sent the call
+    # on; `after_hours` is what newer routers say outright.
+    return bool(p.get("after_hours")) or " is closed" in (p.get("reason") or "")
+
+
+def _on_call_overflowed(f: _Fold, e: Envelope) -> None:
+    p = e.payload
+    v = _visit_of(f, p["queue"], e.occurred_at)
+    v.left_us = e.occurred_at
+    v.overflow_target = f"{p['action']}:{p.get('target') or ''}"
+    if _after_hours(p):
+        v.outcome, v.after_hours_action = "closed", p["action"]
+    else:
+        v.outcome = "overflowed"
+    if p["action"] == "queue" and p.get("target"):
+        if not any(x.queue == p["target"] and x.enqueue_us == e.occurred_at for x in f.visits):
+            f.visits.append(Visit(p["target"], e.occurred_at, v.caller, v.did))
+
+
+def _on_call_ended(f: _Fold, e: Envelope) -> None:
+    f.ended_fact = (e.occurred_at, e.payload)
+
+
+def _on_agent_state(f: _Fold, e: Envelope) -> None:
+    f.agent_events.append(e)
+
+
+# -- mod_callcenter's facts
+
+def _on_callcenter(f: _Fold, e: Envelope) -> None:
+    p = e.payload
+    h = p.get("headers") or {}
+    action = p.get("action")
+    queue = _bare(p.get("queue"))
+    leg = f.describe(e, p.get("leg_id"))
+    f.first_caller = f.first_caller or p.get("caller") or ""
+    if action in ("member-queue-start", "member-queue-resume"):
+        if not any(v.queue == queue and v.enqueue_us == e.occurred_at for v in f.visits):
+            v = Visit(queue, e.occurred_at, p.get("caller") or "", source="callcenter")
+            f.visits.append(v)
+    elif action == "member-queue-end":
+        v = _visit_of(f, queue, e.occurred_at)
+        v.source = "callcenter"
+        v.left_us = v.left_us or e.occurred_at
+        reason = (p.get("cancel_reason") or "").upper()
+        if p.get("cause") == "Terminated":
+            v.outcome = "answered"
+            v.agent_id = v.agent_id or _bare(p.get("agent"))
+            v.offer_id = v.offer_id or p.get("agent_leg_id") or ""
+        elif p.get("cause") == "Cancel" and reason in _CC_LEFT:
+            v.outcome, v.overflow_target = "overflowed", f"callcenter:{reason.lower()}"
+        elif p.get("cause") == "Cancel":
+            v.outcome = "abandoned"
+    elif action == "agent-offering":
+        f.cc_pending.append(Offer(f"cc:{p.get('agent')}:{e.occurred_at}", e.occurred_at,
+                                  queue, _bare(p.get("agent"))))
+    elif action in ("bridge-agent-start", "bridge-agent-end"):
+        agent_leg = p.get("agent_leg_id") or (leg.leg_id if leg else "")
+        if agent_leg:
+            o = f.offers.setdefault(agent_leg, Offer(agent_leg, 0, queue))
+            o.leg_id, o.queue = agent_leg, o.queue or queue
+            o.agent_id = o.agent_id or _bare(p.get("agent"))
+            answered = _us(h.get("CC-Agent-Answered-Time")) * 1_000_000
+            o.answered_us = o.answered_us or answered
+            called = _us(h.get("CC-Agent-Called-Time")) * 1_000_000
+            o.at_us = o.at_us or called
+        if action == "bridge-agent-end" and agent_leg:
+            bridged = _us(h.get("Caller-Channel-Bridged-Time"))
+            if bridged and h.get("CC-Agent-Bridged", "true") == "true":
+                br = _add_bridge(f, e.call_id or "", agent_leg, bridged)
+                br.end_us = br.end_us or _us(h.get("Caller-Channel-Hangup-Time")) or e.occurred_at
+    elif action == "bridge-agent-fail":
+        f.cc_failed.append((_bare(p.get("agent")), e.occurred_at, p.get("hangup_cause") or ""))
+
+
+_HANDLERS: dict[str, Callable[[_Fold, Envelope], None]] = {
+    "channel_created": _on_created,
+    "channel_answered": _on_answered,
+    "channel_parked": _on_parked,
+    "channel_bridged": _on_bridged,
+    "channel_unbridged": _on_unbridged,
+    "channel_held": _on_held,
+    "channel_unheld": _on_unheld,
+    "channel_hungup": _on_hangup,
+    "channel_hangup_completed": _on_hangup,
+    "channel_destroyed": _on_hangup,
+    "recording_started": _on_recording,
+    "recording_stopped": _on_recording,
+    "ivr_choice_made": _on_ivr_choice,
+    "dtmf_received": _on_other_channel_fact,
+    "callcenter_event_received": _on_callcenter,
+    "call_enqueued": _on_call_enqueued,
+    "call_offered": _on_call_offered,
+    "call_answered": _on_call_answered,
+    "call_abandoned": _on_call_abandoned,
+    "call_overflowed": _on_call_overflowed,
+    "call_ended": _on_call_ended,
+    "agent_state_changed": _on_agent_state,
+}
+#: The event types the fold reads (the sink routes these to calls).
+FOLDED_TYPES = frozenset(_HANDLERS)
+
+
 def fold_call(events: Iterable[Envelope],
-              short_abandon_ms: int = DEFAULT_SHORT_ABANDON_MS) -> CallFacts:
-    """Fold all known events of one call into its CDR and queue visits."""
+              short_abandon_ms: Thresholds = DEFAULT_SHORT_ABANDON_MS,
+              call_id: str | None = None) -> CallFacts:
+    """Fold all known events of one call into its CDR, queue visits and offers.
+
+    `short_abandon_ms` is one threshold or {queue: ms, "*": default}: it decides short
+    abandons the router did not judge (mod_callcenter queues, calls the router missed).
+    `call_id` is the caller's leg; by default the call id of the events (legs the sink
+    joined to the call by a bridge may carry their own)."""
     evs = dedupe(events)
     if not evs:
         raise ValueError("fold_call needs at least one event")
     call_events = [e for e in evs if e.type != "agent_state_changed"]
-    agent_events = [e for e in evs if e.type == "agent_state_changed"]
     first = call_events[0] if call_events else evs[0]
-    call_id = first.call_id or ""
-    tenant = first.tenant
+    f = _Fold(call_id or first.call_id or "", first.tenant, short_abandon_ms)
+    f.first_us = first.occurred_at
+    for e in evs:
+        handler = _HANDLERS.get(e.type)
+        if handler is not None:
+            handler(f, e)
+    return _finish(f)
 
-    a_leg = [e for e in call_events if e.type.startswith(("channel_", "recording_",
-                                                         "dtmf_", "ivr_"))
-             and e.payload.get("leg") == "a"]
-    b_leg = [e for e in call_events if e.type.startswith("channel_")
-             and e.payload.get("leg") == "b"]
 
-    def a_field(name: str) -> str:
-        for e in a_leg:
-            value = e.payload.get(name)
-            if value not in (None, ""):
-                return str(value)
-        return ""
+# ---- derivation ---------------------------------------------------------------------
 
-    created = next((e for e in a_leg if e.type == "channel_created"), None)
-    start_us = created.occurred_at if created else first.occurred_at
+def _threshold(f: _Fold, queue: str) -> int:
+    t = f.short_abandon
+    if isinstance(t, Mapping):
+        return int(t.get(queue, t.get("*", DEFAULT_SHORT_ABANDON_MS)))
+    return int(t)
 
-    # ---- queue visits from the router's facts
-    visits: list[Visit] = []
-    ended_payload: dict[str, Any] | None = None
-    for e in call_events:
-        if e.type not in _CC_TYPES:
-            continue
-        p = e.payload
-        current = visits[-1] if visits else None
-        if e.type == "call_enqueued":
-            if current is not None and current.outcome == "waiting" and current.queue == p["queue"]:
-                current.caller = current.caller or p.get("caller") or ""
-                current.did = current.did or p.get("did") or ""
-                continue
-            visits.append(Visit(p["queue"], e.occurred_at, p.get("caller") or "",
-                                p.get("did") or ""))
-            continue
-        if e.type == "call_ended":
-            ended_payload = p
-            continue
-        if current is None or (current.outcome != "waiting" and e.type != "call_ended"):
-            # A router fact whose enqueue we have not seen (yet): open the visit it implies.
-            wait = int(p.get("wait_ms") or 0)
-            current = Visit(p.get("queue") or "", e.occurred_at - wait * 1000)
-            visits.append(current)
-        if e.type == "call_offered":
-            current.offers.append((p["offer_id"], p["agent_id"], p.get("extension") or "",
-                                   e.occurred_at))
-        elif e.type == "call_answered":
-            current.outcome = "answered"
-            current.agent_id = p["agent_id"]
-            current.offer_id = p["offer_id"]
-            current.wait_ms = int(p["wait_ms"])
-            current.ring_ms = int(p["ring_ms"])
-            current.answer_us = current.left_us = e.occurred_at
-            current.extension = next((o[2] for o in current.offers if o[0] == p["offer_id"]), "")
-        elif e.type == "call_abandoned":
-            current.outcome = "abandoned"
-            current.wait_ms = int(p["wait_ms"])
-            current.short_abandon = bool(p["short"])
-            current.left_us = e.occurred_at
-        elif e.type == "call_overflowed":
-            current.outcome = "overflowed"
-            current.wait_ms = _ms(e.occurred_at - current.enqueue_us)
-            current.left_us = e.occurred_at
-            current.overflow_target = f"{p['action']}:{p.get('target') or ''}"
-            if p["action"] == "queue" and p.get("target"):
-                visits.append(Visit(p["target"], e.occurred_at, current.caller, current.did))
 
-    if not visits and a_field("queue"):
-        # FreeSWITCH parked a queue call but no router fact (yet): the park is the enqueue.
-        parked = next((e for e in a_leg if e.type == "channel_parked"), None)
-        if parked is not None:
-            visits.append(Visit(a_field("queue"), parked.occurred_at, a_field("caller"),
-                                a_field("did")))
+def _is_offer_leg(f: _Fold, leg: Leg) -> bool:
+    """A leg that rang an agent for the call: one the router, mod_callcenter or an ESL
+    router originated on its own (not a leg the caller's own bridge dialled)."""
+    if leg.leg_id == f.call_id:
+        return False
+    if leg.offer_id or leg.cc_side == "agent" or leg.ext_router or leg.leg_id in f.offers:
+        return True
+    return leg.seen_created and not leg.originated_by and leg.fs_direction == "outbound"
 
-    # ---- FreeSWITCH timestamps
-    hangup = next((e for e in a_leg if e.type in _HANGUP_TYPES), None)
-    end_us = hangup.occurred_at if hangup else 0
-    hangup_cause = a_field("hangup_cause") if hangup else ""
-    if hangup is not None:
-        hangup_cause = hangup.payload.get("hangup_cause") or hangup_cause
-    if not end_us:
-        ended = next((e for e in call_events if e.type == "call_ended"), None)
-        if ended is not None:
-            end_us = ended.occurred_at
-            hangup_cause = ended.payload.get("hangup_cause") or ""
-    if not end_us and visits and visits[-1].outcome == "abandoned":
-        end_us = visits[-1].left_us
 
-    bridges = [e for e in call_events if e.type == "channel_bridged"]
-    other_legs = []
-    for e in bridges:
-        other = e.payload.get("other_leg_id") or (e.payload.get("leg_id")
-                                                 if e.payload.get("leg") == "b" else None)
-        if other and other not in other_legs:
-            other_legs.append(other)
-    transfers = max(0, len(other_legs) - 1)
+def _finish(f: _Fold) -> CallFacts:
+    root = f.legs.get(f.call_id)
+    if root is None:
+        root = Leg(f.call_id)
+    ended_fact = f.ended_fact
+    end_us = root.ended_us
+    if not end_us and ended_fact is not None:
+        end_us = ended_fact[0]
+    abandoned_visit = next((v for v in reversed(f.visits)
+                            if v.outcome == "abandoned" and v.source == "router"), None)
+    if not end_us and abandoned_visit is not None:
+        end_us = abandoned_visit.left_us
+    ended = bool(end_us)
 
-    if visits and visits[-1].outcome == "waiting":
-        # Connected without the router's word (its fact is late or lost): trust the bridge.
-        v = visits[-1]
-        bridge = next((e for e in bridges if e.occurred_at >= v.enqueue_us), None)
-        if bridge is not None:
-            other = bridge.payload.get("other_leg_id") or bridge.payload.get("offer_id") or ""
-            offer = next((o for o in v.offers if o[0] == other), v.offers[-1] if v.offers else None)
-            v.outcome = "answered"
-            v.answer_us = v.left_us = bridge.occurred_at
-            v.wait_ms = _ms(bridge.occurred_at - v.enqueue_us)
-            if offer is not None:
-                v.offer_id, v.agent_id, v.extension = offer[0], offer[1], offer[2]
-                v.ring_ms = _ms(bridge.occurred_at - offer[3])
-    answered_visit = next((v for v in visits if v.outcome == "answered"), None)
-    connected = answered_visit is not None
-    if visits:
-        answer_us = answered_visit.answer_us if answered_visit else 0
-    else:
-        b_answer = next((e.occurred_at for e in b_leg if e.type == "channel_answered"), 0)
-        answer_us = min([t for t in (b_answer, bridges[0].occurred_at if bridges else 0) if t],
-                        default=0)
-        connected = bool(answer_us)
-        if not answer_us:  # answered by FreeSWITCH itself (IVR, voicemail) or the far end
-            answer_us = next((e.occurred_at for e in a_leg if e.type == "channel_answered"), 0)
+    # ---- offers: the router's, mod_callcenter's and the legs that rang agents
+    offer_legs = [leg for leg in f.legs.values() if _is_offer_leg(f, leg)]
+    for leg in offer_legs:
+        key = leg.offer_id if leg.offer_id in f.offers else leg.leg_id
+        o = f.offers.get(key)
+        if o is None:
+            o = f.offers[key] = Offer(key, leg.created_us or leg.answered_us or leg.ended_us)
+        o.leg_id = leg.leg_id
+        o.at_us = leg.created_us or o.at_us  # the offer's own time: its leg's creation
+        o.answered_us = leg.answered_us or o.answered_us
+        o.ended_us = leg.ended_us
+        o.cause = leg.cause or o.cause
+        o.agent_id = o.agent_id or leg.agent_id or leg.extension
+        o.extension = o.extension or leg.extension
+        o.queue = o.queue or leg.queue
+    for pending in f.cc_pending:
+        # mod_callcenter's offering: the agent leg it created at (about) that time.
+        match = min((o for o in f.offers.values() if o.agent_id == pending.agent_id
+                     and abs(o.at_us - pending.at_us) <= 2_000_000),
+                    key=lambda o: abs(o.at_us - pending.at_us), default=None)
+        if match is None:
+            f.offers[pending.key] = pending
+        else:
+            match.queue = match.queue or pending.queue
+    for agent, at, cause in f.cc_failed:
+        match = max((o for o in f.offers.values() if o.agent_id == agent and o.at_us <= at
+                     and not o.cause), key=lambda o: o.at_us, default=None)
+        if match is not None:
+            match.cause, match.ended_us = cause, match.ended_us or at
 
-    # Hold: paired per leg; a hold still open at the end lasts until the end.
-    hold_us = 0
-    held_since: dict[str, int] = {}
-    for e in call_events:
-        leg = e.payload.get("leg_id") or ""
-        if e.type == "channel_held":
-            held_since.setdefault(leg, e.occurred_at)
-        elif e.type == "channel_unheld" and leg in held_since:
-            hold_us += e.occurred_at - held_since.pop(leg)
+    # ---- the bridge to a person: the answer
+    root_bridges = sorted((br for br in f.bridges if f.call_id in (br.a, br.b)),
+                          key=lambda br: br.at_us)
+    answer = root_bridges[0] if root_bridges else None
+    answer_us = answer.at_us if answer else 0
+    talk_us = 0
+    for i, br in enumerate(root_bridges):
+        stop = br.end_us or end_us
+        if i + 1 < len(root_bridges):
+            stop = min(stop or root_bridges[i + 1].at_us, root_bridges[i + 1].at_us)
+        if stop:
+            talk_us += max(0, stop - br.at_us)
+    others = []
+    for br in root_bridges:
+        other = br.b if br.a == f.call_id else br.a
+        if other not in others:
+            others.append(other)
+    answering_leg = f.legs.get(others[0]) if others else None
+    last_leg = f.legs.get(others[-1]) if others else None
+    answered_offer = None
+    if others:
+        answered_offer = next((o for o in f.offers.values()
+                               if o.leg_id == others[0] or o.key == others[0]), None)
+
+    # ---- offer results
+    for o in f.offers.values():
+        o.result = _offer_result(f, o, others, root, end_us)
+    for o in f.offers.values():
+        o.at_us = o.at_us or root.created_us or f.first_us  # never 0: rows are by time
+    offers = sorted(f.offers.values(), key=lambda o: (o.at_us, o.key))
+
+    # ---- visits: the router's and mod_callcenter's, else the park
+    visits = f.visits
+    if not visits and root.parked_us and (root.queue or offer_legs or f.offers
+                                          or (ended and not answer)):
+        visits.append(Visit(root.queue or root.callee or "", root.parked_us, root.caller,
+                            root.did, source="park"))
+    for v in visits:
+        _settle_visit(f, v, answer, answered_offer, offers, end_us, ended)
+
+    # ---- hold, talk
+    hold_us = f.hold_us
     if end_us:
-        hold_us += sum(max(0, end_us - t) for t in held_since.values())
+        hold_us += sum(max(0, end_us - t) for t in f.held_since.values())
     hold_ms = _ms(hold_us)
+    talk_ms = max(0, _ms(talk_us) - hold_ms) if answer else 0
+    if answer and not end_us and not answer.end_us:
+        talk_ms = 0  # still talking
 
-    talk_ms = 0
-    if answer_us and end_us:
-        talk_ms = max(0, _ms(end_us - answer_us) - hold_ms)
-    elif ended_payload is not None:
-        talk_ms = max(0, int(ended_payload.get("talk_ms") or 0) - hold_ms)
+    # ---- who answered
+    answered_visit = next((v for v in visits if v.outcome == "answered"), None)
+    agent_id = extension = ""
+    if answered_visit is not None and answer is not None:
+        agent_id, extension = answered_visit.agent_id, answered_visit.extension
+    if answer is not None:
+        if answered_offer is not None:
+            agent_id = agent_id or answered_offer.agent_id
+            extension = extension or answered_offer.extension
+        if answering_leg is not None:
+            extension = extension or answering_leg.extension
+            if answering_leg is not None and _is_offer_leg(f, answering_leg):
+                agent_id = agent_id or answering_leg.agent_id or answering_leg.extension
+    if not agent_id and (root.click_to_call or root.agent_id) and root.fs_direction == "outbound":
+        agent_id, extension = root.agent_id or root.extension, extension or root.extension
+    if not agent_id and ended_fact is not None:
+        agent_id = ended_fact[1].get("agent_id") or ""
+    if not agent_id and answer is None and f.router_answer is not None:
+        agent_id = f.router_answer["agent_id"]
 
-    # Wrap-up: the answering agent's wrap_up state until that agent's next state.
-    agent_id = answered_visit.agent_id if answered_visit else ""
-    if not agent_id and ended_payload is not None:
-        agent_id = ended_payload.get("agent_id") or ""
+    # ---- wrap-up: the answering agent's wrap_up state until that agent's next state
     wrap_start = wrap_end = 0
-    for e in agent_events:
+    for e in f.agent_events:
         if agent_id and e.payload.get("agent_id") != agent_id:
             continue
-        if answer_us and e.occurred_at < answer_us:
+        if answer_us and e.occurred_at < answer_us - 5_000_000:
             continue
         if not wrap_start and e.payload.get("state") == "wrap_up":
             wrap_start = e.occurred_at
@@ -283,97 +722,280 @@ def fold_call(events: Iterable[Envelope],
             break
     wrap_ms = _ms(wrap_end - wrap_start) if wrap_end else 0
 
-    # ---- outcome
-    ended = bool(end_us) and (hangup is not None or ended_payload is not None
-                              or (visits and visits[-1].outcome == "abandoned"))
-    last = visits[-1] if visits else None
-    if last is not None and last.outcome == "waiting" and ended:
-        # Hung up in queue without the router's verdict: an abandon, by the same threshold.
-        last.outcome = "abandoned"
-        last.left_us = end_us
-        last.wait_ms = _ms(end_us - last.enqueue_us)
-        last.short_abandon = last.wait_ms < short_abandon_ms
-    if visits:
-        if answered_visit is not None:
-            disposition = "answered"
-        elif last.outcome == "abandoned":
-            disposition = "short_abandoned" if last.short_abandon else "abandoned"
-        elif last.outcome == "overflowed":
-            disposition = ("voicemail" if last.overflow_target.startswith("voicemail")
-                           else "overflowed")
-        else:
-            disposition = "in_progress"
-    elif answer_us and (connected or ended):
-        disposition = "answered"
-    elif not ended:
-        disposition = "in_progress"
-    elif hangup_cause in _BUSY:
-        disposition = "busy"
-    elif hangup_cause in _NO_ANSWER:
-        disposition = "no_answer"
-    else:
-        disposition = "failed"
+    # ---- direction, parties
+    direction = _direction(f, root, visits, offers, others)
+    caller = root.caller or (visits[0].caller if visits else "") or f.first_caller
+    callee = root.callee
+    if direction == "outbound" and last_leg is not None and last_leg.callee:
+        callee = last_leg.callee  # the customer, not the agent's phone
+    if root.click_to_call and root.fs_direction == "outbound":
+        caller = root.extension or caller
+    did = root.did or (visits[0].did if visits else "")
 
-    final = ended and (not agent_id or bool(wrap_end) or _agent_moved_on(agent_events,
-                                                                        agent_id, end_us))
+    # ---- disposition
+    disposition = _disposition(f, root, visits, answer, ended, direction)
 
-    recording = ""
-    for e in call_events:
-        if e.type in ("recording_started", "recording_stopped") and e.payload.get("recording_path"):
-            recording = e.payload["recording_path"]
-    ivr_path = a_field("ivr_path")
-    if not ivr_path:
-        choices = [e.payload.get("ivr_choice") for e in a_leg if e.type == "ivr_choice_made"]
-        ivr_path = ">".join(c for c in choices if c)
+    # ---- final: ended, and the answering agent done with it (router calls have wrap-up)
+    routed = f.router_answer is not None or (ended_fact is not None
+                                             and ended_fact[1].get("agent_id"))
+    final = ended and (not routed or not agent_id or bool(wrap_end)
+                       or _agent_moved_on(f.agent_events, agent_id, end_us))
 
-    first_visit = visits[0] if visits else None
-    offers = [o for v in visits for o in v.offers]
-    caller = a_field("caller") or (first_visit.caller if first_visit else "")
-    did = a_field("did") or (first_visit.did if first_visit else "")
-    queue = last.queue if last else a_field("queue")
+    # ---- not a call of its own: an agent leg nothing tied to a caller
+    if root.leg_id and _orphan_offer_leg(f, root):
+        return CallFacts(None, (), ())
+
+    hangup_cause = root.cause or (ended_fact[1].get("hangup_cause") if ended_fact else "") or ""
+    ivr_path = root.ivr_path or ">".join(c for c in f.ivr_choices if c)
+    transfers = max(0, len(others) - 1)
     notes = []
     if transfers:
         notes.append(f"transferred {transfers}x")
     if any(v.outcome == "overflowed" for v in visits):
         notes.append("overflow " + ", ".join(f"{v.queue}->{v.overflow_target}"
                                              for v in visits if v.outcome == "overflowed"))
-
-    direction = a_field("direction") or ("inbound" if visits else "internal")
-    extension = answered_visit.extension if answered_visit else ""
-    if not extension and direction in ("outbound", "internal") and not visits:
-        extension = a_field("caller") if direction == "internal" else ""
-
-    wait_ms = sum(v.wait_ms for v in visits)
-    ring_ms = answered_visit.ring_ms if answered_visit else 0
-    if answered_visit and not ring_ms and answered_visit.offers:
-        ring_ms = _ms(answered_visit.answer_us - answered_visit.offers[-1][3])
-
+    counted = [v for v in visits if v.outcome != "closed"]
+    first_visit = visits[0] if visits else None
+    ring_ms = 0
+    if answered_offer is not None and answered_offer.answered_us:
+        ring_ms = _ms(answered_offer.answered_us - answered_offer.at_us)
+    elif answered_visit is not None:
+        ring_ms = answered_visit.ring_ms
+    rna = sum(1 for o in offers if o.result in ("no_answer", "busy", "declined"))
+    last = visits[-1] if visits else None
     cdr = {
-        "tenant": tenant, "call_id": call_id, "start_us": start_us, "direction": direction,
-        "did": did, "caller": caller, "callee": a_field("callee"), "queue": queue or "",
+        "tenant": f.tenant, "call_id": f.call_id,
+        "start_us": root.created_us or f.first_us, "direction": direction,
+        "did": did, "caller": caller, "callee": callee or "",
+        "queue": last.queue if last else (root.queue or ""),
         "agent_id": agent_id, "extension": extension, "ivr_path": ivr_path,
         "enqueue_us": first_visit.enqueue_us if first_visit else 0,
-        "offer_us": offers[0][3] if offers else 0, "answer_us": answer_us, "end_us": end_us,
-        "wait_ms": wait_ms, "ring_ms": ring_ms, "talk_ms": talk_ms, "hold_ms": hold_ms,
-        "wrap_ms": wrap_ms, "disposition": disposition, "hangup_cause": hangup_cause or "",
-        "recording": recording, "notes": "; ".join(notes), "queues_visited": len(visits),
-        "offers": len(offers), "ring_no_answer": sum(v.ring_no_answer for v in visits),
-        "transfers": transfers, "final": 1 if final else 0,
+        "offer_us": offers[0].at_us if offers else 0, "answer_us": answer_us,
+        "end_us": end_us, "wait_ms": sum(v.wait_ms for v in counted), "ring_ms": ring_ms,
+        "talk_ms": talk_ms, "hold_ms": hold_ms if answer else 0, "wrap_ms": wrap_ms,
+        "disposition": disposition, "hangup_cause": hangup_cause, "recording": f.recording,
+        "notes": "; ".join(notes), "queues_visited": len(counted), "offers": len(offers),
+        "ring_no_answer": rna, "transfers": transfers, "final": 1 if final else 0,
+        "hangup_side": _hangup_side(root, last_leg if answer else None, direction, ended),
     }
     visit_rows = []
-    for i, v in enumerate(visits):
-        handled = v is answered_visit
+    for i, v in enumerate(counted):
+        handled = v is answered_visit and answer is not None
+        mine = [o for o in offers if _offer_in_visit(o, v, counted)]
         visit_rows.append({
-            "tenant": tenant, "call_id": call_id, "visit": i, "queue": v.queue,
+            "tenant": f.tenant, "call_id": f.call_id, "visit": i, "queue": v.queue,
             "enqueue_us": v.enqueue_us, "caller": v.caller or caller, "did": v.did or did,
             "outcome": v.outcome, "short_abandon": 1 if v.short_abandon else 0,
-            "agent_id": v.agent_id, "wait_ms": v.wait_ms, "ring_ms": v.ring_ms,
+            "agent_id": v.agent_id if v.outcome == "answered" else "",
+            "wait_ms": v.wait_ms, "ring_ms": v.ring_ms if v.outcome == "answered" else 0,
             "talk_ms": talk_ms if handled else 0, "hold_ms": hold_ms if handled else 0,
-            "wrap_ms": wrap_ms if handled else 0, "offers": len(v.offers),
-            "ring_no_answer": v.ring_no_answer, "overflow_target": v.overflow_target,
-            "final": 1 if final else 0,
+            "wrap_ms": wrap_ms if handled else 0, "offers": len(mine),
+            "ring_no_answer": sum(1 for o in mine if o.result in ("no_answer", "busy",
+                                                                   "declined")),
+            "overflow_target": v.overflow_target, "final": 1 if final else 0,
         })
-    return CallFacts(cdr, tuple(visit_rows))
+    offer_rows = []
+    for i, o in enumerate(offers):
+        stop = o.answered_us or o.ended_us or (end_us if o.result != "ringing" else 0)
+        offer_rows.append({
+            "tenant": f.tenant, "call_id": f.call_id, "offer": i, "leg_id": o.leg_id,
+            "queue": o.queue or (last.queue if last else ""), "agent_id": o.agent_id,
+            "extension": o.extension, "offered_us": o.at_us, "answered_us": o.answered_us,
+            "ended_us": o.ended_us, "ring_ms": _ms(stop - o.at_us) if stop else 0,
+            "result": o.result, "hangup_cause": o.cause, "final": 1 if final else 0,
+        })
+    return CallFacts(cdr, tuple(visit_rows), tuple(offer_rows))
+
+
+def _offer_in_visit(o: Offer, v: Visit, visits: list[Visit]) -> bool:
+    if o.queue and any(x.queue == o.queue for x in visits):
+        if o.queue != v.queue:
+            return False
+    return v.enqueue_us - 1_000_000 <= o.at_us and (not v.left_us or o.at_us <= v.left_us
+                                                    or v is visits[-1])
+
+
+def _offer_result(f: _Fold, o: Offer, bridged: list[str], root: Leg, end_us: int) -> str:
+    if o.leg_id and o.leg_id in bridged or (not o.leg_id and o.key in bridged):
+        return "answered"
+    cause = o.cause
+    ended = o.ended_us or (end_us if not o.leg_id else 0)
+    if o.answered_us:
+        # Picked up but never bridged: the caller had gone, or the router let it go.
+        if root.ended_us and (not o.ended_us or root.ended_us <= o.ended_us):
+            return "caller_abandoned"
+        if o.answered_by_router and not bridged:
+            return "ringing" if not end_us else "caller_abandoned"
+        return "withdrawn"
+    if cause in _BUSY:
+        return "busy"
+    if cause in _DECLINED:
+        return "declined"
+    if cause in _NO_ANSWER:
+        return "no_answer"
+    if cause in _NOT_DELIVERED:
+        return "not_delivered"
+    if root.ended_us and o.ended_us and root.ended_us <= o.ended_us and not bridged:
+        return "caller_abandoned"
+    if cause in _WITHDRAWN:
+        return "withdrawn"
+    later_answer = any(x is not o and x.at_us >= 0 and (x.leg_id in bridged or x.key in bridged)
+                       for x in f.offers.values())
+    if cause and later_answer:
+        return "withdrawn"
+    if not o.leg_id and not o.ended_us:
+        # Known from the router alone: a later offer means it rang out; the last one
+        # rang until the caller left.
+        if any(x.at_us > o.at_us for x in f.offers.values() if x is not o):
+            return "no_answer"
+        if end_us and not bridged:
+            return "caller_abandoned"
+        return "ringing" if not end_us else "no_answer"
+    if not ended:
+        return "ringing"
+    return "no_answer"
+
+
+def _settle_visit(f: _Fold, v: Visit, answer: Bridge | None, answered_offer: Offer | None,
+                  offers: list[Offer], end_us: int, ended: bool) -> None:
+    """The visit's outcome and times from the switch's truth where the router's is late,
+    missing or not the switch's (the wait ends at the bridge, not at the router's word)."""
+    if v.outcome == "closed":
+        return
+    bridged_here = answer is not None and answer.at_us >= v.enqueue_us - 1000 and (
+        not v.left_us or v.outcome == "answered" or answer.at_us <= v.left_us)
+    if bridged_here and v.outcome in ("waiting", "answered", "abandoned") \
+            and (v.outcome != "abandoned" or v.source != "router"):
+        v.outcome = "answered"
+        v.answer_us = v.left_us = answer.at_us
+        if answered_offer is not None:
+            v.agent_id = v.agent_id or answered_offer.agent_id
+            v.extension = v.extension or answered_offer.extension
+            v.offer_id = v.offer_id or answered_offer.key
+            if answered_offer.answered_us:
+                v.ring_ms = _ms(answered_offer.answered_us - answered_offer.at_us)
+        elif offers and not v.agent_id:
+            v.agent_id, v.extension = offers[-1].agent_id, offers[-1].extension
+        v.wait_ms = _ms(answer.at_us - v.enqueue_us)
+        return
+    if v.outcome == "answered" and answer is None:
+        # The router connected it, the bridge is not (yet) seen: the router's word for now.
+        v.wait_ms = v.wait_ms or _ms(v.answer_us - v.enqueue_us)
+        return
+    if v.outcome == "waiting" and ended:
+        v.outcome = "abandoned"
+        v.left_us = end_us
+    if v.outcome in ("abandoned", "overflowed"):
+        v.left_us = v.left_us or end_us
+        v.wait_ms = _ms(v.left_us - v.enqueue_us)
+    if v.outcome == "abandoned":
+        if v.short_abandon is None:
+            v.short_abandon = v.wait_ms < _threshold(f, v.queue)
+        v.ringing_at_abandon = any(
+            o.result == "caller_abandoned" and o.at_us <= v.left_us for o in offers
+            if o.leg_id or o.answered_us or o.ended_us)
+
+
+def _direction(f: _Fold, root: Leg, visits: list[Visit], offers: list[Offer],
+               others: list[str]) -> str:
+    """From the directory, not from the length of numbers: a queue call is inbound; a
+    call the switch originated (click-to-call) is outbound; a directory user's call is
+    internal when it reached another user's phone, outbound when it reached anything else."""
+    if root.declared_direction in ("inbound", "outbound", "internal"):
+        return root.declared_direction
+    if root.click_to_call:
+        return "outbound"
+    if visits or offers:
+        return "inbound"
+    if root.fs_direction == "outbound":
+        return "outbound"
+    if root.user:
+        reached = [f.legs[o] for o in others if o in f.legs]
+        if reached and all(leg.user for leg in reached):
+            return "internal"
+        if reached:
+            return "outbound"
+        dialed = [leg for leg in f.legs.values() if leg.leg_id != f.call_id]
+        if dialed and all(leg.user for leg in dialed):
+            return "internal"
+        if dialed:
+            return "outbound"
+    return "inbound"
+
+
+def _disposition(f: _Fold, root: Leg, visits: list[Visit], answer: Bridge | None,
+                 ended: bool, direction: str) -> str:
+    if answer is not None:
+        return "answered"
+    last = visits[-1] if visits else None
+    if last is not None:
+        if last.outcome == "closed":
+            return "voicemail" if last.after_hours_action == "voicemail" else "closed"
+        if last.outcome == "abandoned":
+            if last.short_abandon:
+                return "short_abandoned"
+            return "abandoned_ringing" if last.ringing_at_abandon else "abandoned"
+        if last.outcome == "overflowed":
+            if last.overflow_target.startswith("voicemail"):
+                return "voicemail"
+            if last.overflow_target.startswith(("forward", "forward_to_mobile")):
+                return "forwarded" if ended else "in_progress"
+            return "overflowed"
+        if last.outcome == "answered":
+            return "answered"  # the router's word; the bridge is on its way
+        return "in_progress"
+    if not ended:
+        return "in_progress"
+    if root.voicemail or "voicemail" in root.apps:
+        return "voicemail"
+    if root.click_to_call or (direction == "outbound" and root.fs_direction == "outbound"):
+        return "failed"
+    if root.answered_us and direction == "inbound":
+        return "abandoned_ivr"  # the switch answered it (IVR, prompt); nobody did
+    if root.cause in _BUSY or root.cause in _DECLINED:
+        return "busy"
+    if root.cause in _NO_ANSWER or root.cause == "ORIGINATOR_CANCEL":
+        return "no_answer"
+    return "failed"
+
+
+def _hangup_side(root: Leg, other: Leg | None, direction: str, ended: bool) -> str:
+    """Who hung up first, from SIP: `recv_*` = that leg's far end ended it (its phone or
+    trunk hung up), `send_*` = the switch ended it. Both sent by the switch: the system
+    (a router, a timeout, uuid_kill). Both received: the earlier hangup."""
+    if not ended:
+        return ""
+    root_side = "agent" if direction == "outbound" and root.click_to_call else "caller"
+    other_side = "callee" if root_side == "agent" or direction != "inbound" else "agent"
+    if direction == "internal":
+        other_side = "callee"
+    r = root.sip_disposition.startswith("recv_")
+    if other is None:
+        if not root.sip_disposition:
+            return ""
+        return root_side if r else "system"
+    o = other.sip_disposition.startswith("recv_")
+    if r and o:
+        return root_side if root.ended_us <= other.ended_us else other_side
+    if r:
+        return root_side
+    if o:
+        return other_side
+    if root.sip_disposition or other.sip_disposition:
+        return "system"
+    return ""
+
+
+def _orphan_offer_leg(f: _Fold, root: Leg) -> bool:
+    """An agent leg an ESL router originated that nothing ties to a caller: it is one of
+    that caller's offers, not a call (it rang, was refused or cancelled, never bridged)."""
+    if root.click_to_call or root.offer_id or root.cc_side == "agent":
+        return root.cc_side == "agent" or bool(root.offer_id)
+    if root.fs_direction != "outbound" or root.originated_by or not root.seen_created:
+        return False
+    if f.bridges or f.visits or any(leg.leg_id != f.call_id for leg in f.legs.values()):
+        return False
+    return root.user and (not root.answered_us or "park" in root.apps)
 
 
 def _agent_moved_on(agent_events: list[Envelope], agent_id: str, end_us: int) -> bool:

@@ -29,7 +29,7 @@ CREATE_USER_SINCE = (20, 5)
 BI_USER = "tongdai_bi"
 
 MONTHLY_TABLES = ("events", "calls", "queue_visits", "queue_events", "agent_state_intervals",
-                  "queue_minute_stats", "agent_minute_stats")
+                  "queue_minute_stats", "agent_minute_stats", "offers")
 
 
 @dataclass(frozen=True)
@@ -307,6 +307,54 @@ GROUP BY tenant, agent_id, state, minute;
 """
 
 
+_OFFERS = """
+ALTER TABLE {db}.calls ADD COLUMN hangup_side {lc} DEFAULT '';
+
+CREATE TABLE IF NOT EXISTS {db}.offers (
+    tenant {lc},
+    call_id String,
+    offer UInt16,
+    leg_id String,
+    queue {lc},
+    agent_id String,
+    extension String,
+    offered_us UInt64,
+    offered_time DateTime DEFAULT toDateTime(intDiv(offered_us, 1000000)),
+    answered_us UInt64,
+    ended_us UInt64,
+    ring_ms UInt64,
+    result {lc},
+    hangup_cause {lc},
+    final UInt8,
+    version UInt64,
+    sign Int8
+) ENGINE = VersionedCollapsingMergeTree(sign, version)
+PARTITION BY toYYYYMM(offered_time)
+ORDER BY (tenant, offered_time, call_id, offer);
+
+CREATE VIEW IF NOT EXISTS {db}.bi_offers AS
+SELECT tenant, call_id, offer, queue, agent_id, extension, offered_time AS offered_at,
+       offered_us, if(answered_us = 0, NULL, toDateTime(intDiv(answered_us, 1000000)))
+       AS answered_at, ring_ms, result, hangup_cause, leg_id, final
+FROM {db}.offers FINAL
+WHERE sign = 1;
+
+DROP TABLE IF EXISTS {db}.bi_calls;
+
+CREATE VIEW {db}.bi_calls AS
+SELECT tenant, call_id, start_time,
+       toDateTime(intDiv(start_us, 1000000)) AS started_at,
+       if(answer_us = 0, NULL, toDateTime(intDiv(answer_us, 1000000))) AS answered_at,
+       if(end_us = 0, NULL, toDateTime(intDiv(end_us, 1000000))) AS ended_at,
+       if(offer_us = 0, NULL, toDateTime(intDiv(offer_us, 1000000))) AS first_offer_at,
+       direction, did, caller, callee, queue, agent_id, extension, ivr_path,
+       wait_ms, ring_ms, talk_ms, hold_ms, wrap_ms, disposition, hangup_cause, hangup_side,
+       recording, notes, offers, ring_no_answer, transfers, final
+FROM {db}.calls FINAL
+WHERE sign = 1;
+"""
+
+
 def _bi_user(db: Database, features: Features) -> None:
     """Create the read-only BI user where SQL access control exists.
 
@@ -334,6 +382,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "per-minute queue and agent statistics", _MINUTE_STATS),
     Migration(6, "views for BI tools", _BI_VIEWS),
     Migration(7, "read-only BI user", run=_bi_user),
+    Migration(8, "offers (bi_offers), hangup side of calls", _OFFERS),
 )
 
 

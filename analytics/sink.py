@@ -26,7 +26,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import orjson
@@ -35,7 +35,7 @@ from routing.contract import DecodeError, Envelope, UpcastError, decode, determi
 from routing.contract import topics
 
 from .agents import INTERVAL_COLUMNS, AgentKey, AgentTracker, OpenState
-from .cdr import CDR_COLUMNS, VISIT_COLUMNS, CallFacts, fold_call
+from .cdr import CDR_COLUMNS, FOLDED_TYPES, OFFER_COLUMNS, VISIT_COLUMNS, CallFacts, fold_call
 from .db import Database, DatabaseError
 
 log = logging.getLogger("tongdai.sink")
@@ -44,17 +44,15 @@ EVENT_COLUMNS = ("event_id", "type", "version", "occurred_at", "tenant", "source
                  "call_id", "payload", "topic", "partition", "offset")
 CALL_ROW_COLUMNS = CDR_COLUMNS + ("version", "sign")
 VISIT_ROW_COLUMNS = VISIT_COLUMNS + ("version", "sign")
+OFFER_ROW_COLUMNS = OFFER_COLUMNS + ("version", "sign")
 
 CallKey = tuple[str, str]  # (tenant, call_id)
 
 # Which facts belong to a call's CDR (others are kept raw only).
-_CALL_TYPES = frozenset({
-    "channel_created", "channel_answered", "channel_parked", "channel_bridged",
-    "channel_unbridged", "channel_held", "channel_unheld", "channel_hungup",
-    "channel_hangup_completed", "channel_destroyed", "recording_started", "recording_stopped",
-    "ivr_choice_made", "call_enqueued", "call_offered", "call_answered", "call_abandoned",
-    "call_overflowed", "call_ended",
-})
+_CALL_TYPES = FOLDED_TYPES - {"agent_state_changed"}
+# Agent states that are about one call: a router that does not say which gets it from
+# the agent's last answered call.
+_HANDLING = ("on_call", "wrap_up")
 _WEEK_US = 7 * 86400 * 1_000_000
 
 
@@ -76,17 +74,20 @@ class Batch:
     calls: list[tuple] = field(default_factory=list)
     visits: list[tuple] = field(default_factory=list)
     intervals: list[tuple] = field(default_factory=list)
+    offers: list[tuple] = field(default_factory=list)
 
     TABLES = (("events", EVENT_COLUMNS), ("calls", CALL_ROW_COLUMNS),
-              ("queue_visits", VISIT_ROW_COLUMNS), ("agent_state_intervals", INTERVAL_COLUMNS))
+              ("queue_visits", VISIT_ROW_COLUMNS), ("agent_state_intervals", INTERVAL_COLUMNS),
+              ("offers", OFFER_ROW_COLUMNS))
 
     def parts(self) -> list[tuple[str, Sequence[str], list[tuple]]]:
-        data = (self.events, self.calls, self.visits, self.intervals)
+        data = (self.events, self.calls, self.visits, self.intervals, self.offers)
         return [(t, c, rows) for (t, c), rows in zip(self.TABLES, data)]
 
     @property
     def rows(self) -> int:
-        return len(self.events) + len(self.calls) + len(self.visits) + len(self.intervals)
+        return (len(self.events) + len(self.calls) + len(self.visits) + len(self.intervals)
+                + len(self.offers))
 
 
 class Store(Protocol):
@@ -95,7 +96,7 @@ class Store(Protocol):
     def call_events(self, keys: set[CallKey]) -> list[Envelope]: ...
 
     def call_rows(self, keys: set[CallKey], lo_us: int,
-                  hi_us: int) -> tuple[list[dict], list[dict]]: ...
+                  hi_us: int) -> tuple[list[dict], ...]: ...  # calls, visits[, offers]
 
     def agent_events(self, tenant: str, agent_ids: set[str], lo_us: int,
                      hi_us: int) -> list[Envelope]: ...
@@ -106,14 +107,16 @@ class Store(Protocol):
 @dataclass
 class _Emitted:
     version: int
-    cdr: dict[str, Any]
+    cdr: dict[str, Any] | None  # None: the rows were cancelled (not a call of its own)
     visits: tuple[dict[str, Any], ...]
+    offers: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass
 class _Call:
     events: dict[str, Envelope] = field(default_factory=dict)
     emitted: _Emitted | None = None
+    call_id: str = ""
 
 
 def event_row(r: Record) -> tuple:
@@ -135,7 +138,8 @@ def live_rows(rows: Iterable[dict]) -> dict[CallKey, tuple[int, list[dict]]]:
     net: dict[tuple, int] = {}
     kept: dict[tuple, dict] = {}
     for row in rows:
-        ident = (row["tenant"], row["call_id"], row.get("visit", 0), row["version"])
+        ident = (row["tenant"], row["call_id"], row.get("visit", row.get("offer", 0)),
+                 row["version"])
         net[ident] = net.get(ident, 0) + int(row["sign"])
         if int(row["sign"]) > 0:
             kept[ident] = row
@@ -155,7 +159,7 @@ def live_rows(rows: Iterable[dict]) -> dict[CallKey, tuple[int, list[dict]]]:
 class CallLog:
     """Open calls and agents: from consumed records to the rows that make ClickHouse current."""
 
-    def __init__(self, store: Store, short_abandon_ms: int = 5000,
+    def __init__(self, store: Store, short_abandon_ms: Any = 5000,
                  max_open_calls: int = 50000, keep_final_calls: int = 5000):
         self.store = store
         self.short_abandon_ms = short_abandon_ms
@@ -168,6 +172,12 @@ class CallLog:
         # Agent facts found in ClickHouse when an agent was restored (written by a run
         # that crashed before committing): skipped once when they come again.
         self._stored_agent_events: set[str] = set()
+        # A leg first seen as a call of its own (an ESL router's agent leg, before the
+        # bridge named its caller) -> the call it turned out to belong to.
+        self.joined: dict[CallKey, CallKey] = {}
+        # The call each agent last answered: where on_call / wrap_up facts that name no
+        # call belong.
+        self.agent_calls: dict[tuple[str, str], str] = {}
 
     def forget(self) -> None:
         """Drop everything held (partitions moved): it reloads from ClickHouse on demand."""
@@ -175,6 +185,8 @@ class CallLog:
         self._final.clear()
         self.agents = AgentTracker()
         self._stored_agent_events = set()
+        self.joined.clear()
+        self.agent_calls.clear()
 
     # ---- the batch step
     def prepare(self, records: Sequence[Record]) -> Batch:
@@ -189,76 +201,150 @@ class CallLog:
             self.agents.current, self.agents.written_up_to = snapshot
             raise
 
+    def _with_call(self, r: Record) -> Record:
+        """An agent's on_call / wrap_up fact that names no call gets the agent's call."""
+        e = r.envelope
+        if e.type == "call_answered" and e.call_id:
+            self.agent_calls[(e.tenant, e.payload.get("agent_id") or "")] = e.call_id
+        if e.type != "agent_state_changed" or e.call_id \
+                or e.payload.get("state") not in _HANDLING:
+            return r
+        key = (e.tenant, e.payload.get("agent_id") or "")
+        call_id = self.agent_calls.get(key)
+        if call_id is None:
+            finder = getattr(self.store, "agent_last_call", None)
+            call_id = finder(e.tenant, key[1], e.occurred_at) if finder else None
+            if call_id:
+                self.agent_calls[key] = call_id
+        if not call_id:
+            return r
+        return Record(r.topic, r.partition, r.offset, replace(e, call_id=call_id))
+
+    def _key(self, e: Envelope) -> CallKey:
+        key = (e.tenant, e.call_id or "")
+        return self.joined.get(key, key)
+
     def _prepare(self, records: Sequence[Record]) -> Batch:
         batch = Batch()
         unique: list[Record] = []
         seen: set[str] = set()
         by_call: dict[CallKey, list[Envelope]] = {}
         agent_events: list[Envelope] = []
+        joins: list[tuple[CallKey, CallKey]] = []
         for r in records:
             e = r.envelope
             if e.event_id in seen:
                 continue
             seen.add(e.event_id)
+            r = self._with_call(r)
+            e = r.envelope
             unique.append(r)
             if e.type == "agent_state_changed":
                 agent_events.append(e)
             if e.call_id and (e.type in _CALL_TYPES or e.type == "agent_state_changed"):
-                by_call.setdefault((e.tenant, e.call_id), []).append(e)
+                by_call.setdefault(self._key(e), []).append(e)
+            if e.type == "channel_bridged" and e.call_id:
+                h = e.payload.get("headers") or {}
+                for leg in {h.get("Bridge-A-Unique-ID"), h.get("Bridge-B-Unique-ID"),
+                            e.payload.get("other_leg_id")} - {None, "", e.call_id}:
+                    joins.append(((e.tenant, leg), self._key(e)))
 
         self._restore_agents(agent_events)
         for e in sorted(agent_events, key=lambda x: (x.occurred_at, x.event_id)):
             rows, wrap_call = self.agents.apply(e)
             batch.intervals.extend(tuple(row[c] for c in INTERVAL_COLUMNS) for row in rows)
             if wrap_call:
-                by_call.setdefault((e.tenant, wrap_call), []).append(e)
+                by_call.setdefault(self._key(replace(e, call_id=wrap_call)), []).append(e)
 
         self._reload_calls({k for k in by_call if k not in self.calls}, by_call)
         for r in unique:
             e = r.envelope
-            held = self.calls.get((e.tenant, e.call_id)) if e.call_id else None
+            held = self.calls.get(self._key(e)) if e.call_id else None
             if held is not None and e.event_id in held.events:
                 continue  # re-delivered: written before
             if e.event_id in self._stored_agent_events:
                 self._stored_agent_events.discard(e.event_id)
                 continue
             batch.events.append(event_row(r))
+        changed: set[CallKey] = set()
         for key, events in by_call.items():
             call = self.calls[key]
+            call.call_id = call.call_id or key[1]
             self.calls.move_to_end(key)
             before = len(call.events)
             for e in events:
                 call.events.setdefault(e.event_id, e)
-            if len(call.events) == before and call.emitted is not None:
-                continue  # nothing new about this call
+            if len(call.events) != before or call.emitted is None:
+                changed.add(key)
+        for leg_key, call_key in joins:
+            if self._join(leg_key, call_key, batch):
+                changed.add(call_key)
+        for key in by_call.keys() | changed:
+            call = self.calls.get(key)
+            if call is None or key not in changed:
+                continue
             if not any(e.type in _CALL_TYPES for e in call.events.values()):
                 continue  # only agent facts so far: nothing to write about this call
             try:
-                facts = fold_call(call.events.values(), self.short_abandon_ms)
+                facts = fold_call(call.events.values(), self.short_abandon_ms,
+                                  call_id=call.call_id or key[1])
             except Exception:  # a fact the fold cannot read must not stop the sink
                 self.fold_errors += 1
                 log.exception("cannot fold call %s/%s (%d events); its raw events are kept",
                               key[0], key[1], len(call.events))
                 continue
-            self._emit(call, facts, batch)
+            self._emit(call, facts, batch, key)
         self._evict()
         return batch
 
-    def _emit(self, call: _Call, facts: CallFacts, batch: Batch) -> None:
+    def _join(self, leg_key: CallKey, call_key: CallKey, batch: Batch) -> bool:
+        """A bridge named a leg held as a call of its own: it is part of `call_key`. Its
+        rows are cancelled and its events fold into the call from now on."""
+        if leg_key == call_key or self.joined.get(leg_key) == call_key:
+            return False
+        self.joined[leg_key] = call_key
+        leg_call = self.calls.pop(leg_key, None)
+        self._final.pop(leg_key, None)
+        if leg_call is None:
+            return False
+        call = self.calls.setdefault(call_key, _Call(call_id=call_key[1]))
+        for event_id, e in leg_call.events.items():
+            call.events.setdefault(event_id, e)
+        old = leg_call.emitted
+        if old is not None and old.cdr is not None:
+            self._cancel(old, batch)
+        return True
+
+    @staticmethod
+    def _cancel(old: _Emitted, batch: Batch) -> None:
+        if old.cdr is not None:
+            batch.calls.append(tuple(old.cdr[c] for c in CDR_COLUMNS) + (old.version, -1))
+        batch.visits.extend(tuple(v[c] for c in VISIT_COLUMNS) + (old.version, -1)
+                            for v in old.visits)
+        batch.offers.extend(tuple(o[c] for c in OFFER_COLUMNS) + (old.version, -1)
+                            for o in old.offers)
+
+    def _emit(self, call: _Call, facts: CallFacts, batch: Batch, key: CallKey) -> None:
         old = call.emitted
-        if old is not None and old.cdr == facts.cdr and old.visits == facts.visits:
+        if old is not None and old.cdr == facts.cdr and old.visits == facts.visits \
+                and old.offers == facts.offers:
             return
+        if old is None and facts.cdr is None:
+            return  # not a call of its own, never written
         version = 1
         if old is not None:
             version = old.version + 1
-            batch.calls.append(tuple(old.cdr[c] for c in CDR_COLUMNS) + (old.version, -1))
-            batch.visits.extend(tuple(v[c] for c in VISIT_COLUMNS) + (old.version, -1)
-                                for v in old.visits)
+            self._cancel(old, batch)
+        if facts.cdr is None:
+            call.emitted = _Emitted(version, None, (), ())
+            self._final.pop(key, None)
+            return
         batch.calls.append(tuple(facts.cdr[c] for c in CDR_COLUMNS) + (version, 1))
         batch.visits.extend(tuple(v[c] for c in VISIT_COLUMNS) + (version, 1)
                             for v in facts.visits)
-        call.emitted = _Emitted(version, facts.cdr, facts.visits)
-        key = (facts.cdr["tenant"], facts.cdr["call_id"])
+        batch.offers.extend(tuple(o[c] for c in OFFER_COLUMNS) + (version, 1)
+                            for o in facts.offers)
+        call.emitted = _Emitted(version, facts.cdr, facts.visits, facts.offers)
         if facts.final:
             self._final[key] = None
             self._final.move_to_end(key)
@@ -276,6 +362,8 @@ class CallLog:
             key, _ = self.calls.popitem(last=False)
             self._final.pop(key, None)
             excess -= 1
+        if len(self.joined) > 4 * self.max_open_calls:
+            self.joined.clear()  # bounded; a leg's later events carry its caller's id
 
     # ---- reloads (after restarts, rebalances, evictions)
     def _reload_calls(self, keys: set[CallKey], batch_events: dict[CallKey, list[Envelope]]) -> None:
@@ -285,10 +373,25 @@ class CallLog:
         prior: dict[CallKey, list[Envelope]] = {}
         for e in known:
             prior.setdefault((e.tenant, e.call_id or ""), []).append(e)
+        # Legs a bridge joined to a call were written under their own id before it.
+        legs: dict[CallKey, CallKey] = {}
+        for key, events in list(prior.items()):
+            for e in events:
+                if e.type == "channel_bridged":
+                    h = e.payload.get("headers") or {}
+                    for leg in {h.get("Bridge-A-Unique-ID"), h.get("Bridge-B-Unique-ID"),
+                                e.payload.get("other_leg_id")} - {None, "", key[1]}:
+                        legs[(key[0], leg)] = key
+        if legs:
+            for e in self.store.call_events(set(legs) - keys):
+                owner = legs.get((e.tenant, e.call_id or ""))
+                if owner is not None:
+                    prior[owner].append(e)
+                    self.joined[(e.tenant, e.call_id or "")] = owner
         # A reloaded call's wrap-up ends with an agent fact that may carry no call id.
         for key, events in prior.items():
             handling = [e for e in events if e.type == "agent_state_changed"
-                        and e.payload.get("state") in ("on_call", "wrap_up")]
+                        and e.payload.get("state") in _HANDLING]
             for w in sorted(handling, key=lambda x: x.occurred_at)[-1:]:
                 later = self.store.agent_events(key[0], {w.payload["agent_id"]}, w.occurred_at,
                                                 w.occurred_at + _WEEK_US)
@@ -296,23 +399,28 @@ class CallLog:
                             if x.occurred_at > w.occurred_at), None)
                 if nxt is not None:
                     events.append(nxt)
-        rows: tuple[list[dict], list[dict]] = ([], [])
+        rows: tuple[list[dict], ...] = ([], [], [])
         if prior:
             times = [e.occurred_at for evs in prior.values() for e in evs]
             times += [e.occurred_at for k in prior for e in batch_events.get(k, [])]
-            rows = self.store.call_rows(set(prior), min(times), max(times))
+            rows = tuple(self.store.call_rows(set(prior), min(times), max(times)))
         live_cdr = live_rows(rows[0])
         live_visits = live_rows(rows[1])
+        live_offers = live_rows(rows[2]) if len(rows) > 2 else {}
         for key in keys:
-            call = _Call({e.event_id: e for e in prior.get(key, [])})
+            call = _Call({e.event_id: e for e in prior.get(key, [])}, call_id=key[1])
             if key in live_cdr:
                 version, (cdr_row,) = live_cdr[key][0], live_cdr[key][1][:1]
                 visits = live_visits.get(key, (version, []))
                 visit_rows = sorted(visits[1], key=lambda v: v["visit"]) \
                     if visits[0] == version else []
+                offers = live_offers.get(key, (version, []))
+                offer_rows = sorted(offers[1], key=lambda o: o["offer"]) \
+                    if offers[0] == version else []
                 call.emitted = _Emitted(
                     version, {c: cdr_row[c] for c in CDR_COLUMNS},
-                    tuple({c: v[c] for c in VISIT_COLUMNS} for v in visit_rows))
+                    tuple({c: v[c] for c in VISIT_COLUMNS} for v in visit_rows),
+                    tuple({c: o[c] for c in OFFER_COLUMNS} for o in offer_rows))
             self.calls[key] = call
 
     def _restore_agents(self, events: list[Envelope]) -> None:
@@ -365,9 +473,26 @@ class ClickHouseStore:
             f"SELECT {', '.join(VISIT_ROW_COLUMNS)} FROM {self.d}.queue_visits WHERE tenant IN "
             f"%(tenants)s AND call_id IN %(ids)s AND enqueue_time >= toDateTime(%(lo)s) "
             f"AND enqueue_time <= toDateTime(%(hi)s)", params)
+        offers = self.db.query(
+            f"SELECT {', '.join(OFFER_ROW_COLUMNS)} FROM {self.d}.offers WHERE tenant IN "
+            f"%(tenants)s AND call_id IN %(ids)s AND offered_time >= toDateTime(%(lo)s) - 86400 "
+            f"AND offered_time <= toDateTime(%(hi)s)", params)
         as_dicts = lambda cols, rows: [dict(zip(cols, r)) for r in rows]  # noqa: E731
         return (as_dicts(CALL_ROW_COLUMNS, [r for r in calls if (r[0], r[1]) in keys]),
-                as_dicts(VISIT_ROW_COLUMNS, [r for r in visits if (r[0], r[1]) in keys]))
+                as_dicts(VISIT_ROW_COLUMNS, [r for r in visits if (r[0], r[1]) in keys]),
+                as_dicts(OFFER_ROW_COLUMNS, [r for r in offers if (r[0], r[1]) in keys]))
+
+    def agent_last_call(self, tenant: str, agent_id: str, before_us: int) -> str | None:
+        """The call the agent last answered before `before_us` (a day back at most)."""
+        rows = self.db.query(
+            f"SELECT call_id FROM {self.d}.events WHERE tenant = %(tenant)s "
+            f"AND type = 'call_answered' AND ts >= toDateTime(%(lo)s) "
+            f"AND occurred_at <= %(hi)s "
+            f"AND visitParamExtractString(payload, 'agent_id') = %(agent)s "
+            f"ORDER BY occurred_at DESC LIMIT 1",
+            {"tenant": tenant, "agent": agent_id, "hi": before_us,
+             "lo": max(0, before_us // 1_000_000 - 86400)})
+        return rows[0][0] if rows else None
 
     def agent_events(self, tenant: str, agent_ids: set[str], lo_us: int,
                      hi_us: int) -> list[Envelope]:
@@ -395,6 +520,7 @@ class ClickHouseStore:
     # Columns that identify a written row, per table (for retries after an unclear failure).
     _IDENTITY = {"calls": ("call_id", "version", "sign"),
                  "queue_visits": ("call_id", "visit", "version", "sign"),
+                 "offers": ("call_id", "offer", "version", "sign"),
                  "agent_state_intervals": ("agent_id", "start_us")}
 
     def already_written(self, table: str, columns: Sequence[str], rows: list[tuple]) -> bool:
