@@ -132,21 +132,22 @@ class Scenario:
         assert agent_id is not None
         attempt += 1
         oid = deterministic_id(call_id, "offer", attempt)
-        # The agent picks up 20 ms before the bridge (the router connects on the agent
-        # leg's park): the caller's wait ends at the bridge, `wait_s` after the enqueue.
+        # The router offers at `leave - ring_s` and connects at `leave`; the switch made
+        # the agent's leg 20 ms before the offer fact and the agent picked up 20 ms before
+        # the bridge (the router connects on the agent leg's park): the caller's wait ends
+        # at the bridge, `wait_s` after the enqueue, and the agent's phone rang `ring_s`.
+        offer_at = leave - int(ring_s * S)
         picked_up = leave - 20_000
-        offer_at = picked_up - int(ring_s * S)
         self.cc("call_offered", offer_at, call_id, queue=visit_q, agent_id=agent_id,
                 extension=ext(agent_id), offer_id=oid, attempt=attempt)
         self.agent(offer_at, agent_id, "offered", "available")
-        self.fs("channel_created", offer_at, call_id, leg="b", leg_id=oid, direction="outbound",
-                offer_id=oid, caller=caller, callee=ext(agent_id))
+        self.fs("channel_created", offer_at - 20_000, call_id, leg="b", leg_id=oid,
+                direction="outbound", offer_id=oid, caller=caller, callee=ext(agent_id))
         self.fs("channel_answered", picked_up, call_id, leg="b", leg_id=oid,
                 direction="outbound", offer_id=oid)
-        self.cc("call_answered", picked_up, call_id, queue=visit_q, agent_id=agent_id,
-                offer_id=oid, wait_ms=_ms(picked_up - visit_enq),
-                ring_ms=_ms(picked_up - offer_at))
-        self.agent(picked_up, agent_id, "on_call", "offered", call_id=call_id)
+        self.cc("call_answered", leave, call_id, queue=visit_q, agent_id=agent_id,
+                offer_id=oid, wait_ms=_ms(leave - visit_enq), ring_ms=_ms(leave - offer_at))
+        self.agent(leave, agent_id, "on_call", "offered", call_id=call_id)
         bridge = leave
         self.fs("channel_bridged", bridge, call_id, other_leg_id=oid, offer_id=oid, **chan)
         if recording:

