@@ -21,6 +21,7 @@ from .config.services import ConfigService
 from .config.view import ConfigView
 from .errors import Unauthorized
 from .live.services import LiveView
+from .streams import StreamSlots, bp as streams_bp
 from .popup.services import PopupService, lookup
 from .reports.services import ReportService
 from .settings import ApiSettings
@@ -64,6 +65,7 @@ class Services:
         self.monitor = MonitorService(self.view, self.calls, self.live, self.audit, bus,
                                       settings.commands_topic)
         self.reports = ReportService(connect_db, self.view, settings.report_timezone, self.notes)
+        self.streams = StreamSlots(settings.api_sse_max_per_user, settings.sse_max_streams)
 
     def start(self) -> None:
         s = self.settings
@@ -77,6 +79,13 @@ class Services:
 
     def authorize(self, token: str) -> Principal:
         who = self.tokens.verify(token)
+        if not self.config.allowed(who):
+            raise Unauthorized("token revoked or user disabled")
+        return who
+
+    def authorize_ticket(self, ticket: str, path: str) -> Principal:
+        """A stream ticket stands for its token: the token's revocation applies to it."""
+        who = self.tokens.verify_ticket(ticket, path)
         if not self.config.allowed(who):
             raise Unauthorized("token revoked or user disabled")
         return who
@@ -116,7 +125,7 @@ def create_app(settings: ApiSettings, bus: Bus | None = None,
     errors.register(app)
 
     for bp in (config_bp, agents_bp, live_bp, reports_bp, notes_bp, audit_bp, freeswitch_bp,
-               popup_bp, monitor_bp, openapi_bp, web_bp):
+               popup_bp, monitor_bp, streams_bp, openapi_bp, web_bp):
         app.register_blueprint(bp)
 
     @app.get("/api/v1/health")

@@ -4,8 +4,10 @@ Token format: `itsdangerous.URLSafeSerializer(secret, salt="tongdai.api.token.v1
 `{"t": tenant, "r": role, "u": user, "j": token id, "x": expiry (epoch s), "i": issued
 (epoch ms), "b": 1 for a token bound to a user record}`: base64url JSON plus an
 HMAC-SHA1 signature. Lifetimes are bounded: 1 s to MAX_TTL_S (30 days); 0, negative or
-longer ones are refused, never replaced by the default. It is sent as `Authorization: Bearer <token>` (SSE
-streams may use `?access_token=` because EventSource cannot set headers).
+longer ones are refused, never replaced by the default. It is sent as `Authorization:
+Bearer <token>`, never in a URL: an event stream takes a stream ticket instead (`?ticket=`,
+30 s, for one stream path, from `POST /api/v1/stream-tickets`), because EventSource cannot
+set headers and URLs end up in proxy and browser logs.
 
 The tenant comes from the token and never from the URL, so a token of tenant A has no way
 to name tenant B. A token is refused when its signature or expiry is wrong, when its id
@@ -33,7 +35,9 @@ ADMINS = frozenset({ADMIN})
 SUPERVISORS = frozenset({ADMIN, SUPERVISOR})
 EVERYONE = frozenset(ROLES)
 SALT = "tongdai.api.token.v1"
+TICKET_SALT = "tongdai.api.stream-ticket.v1"
 MAX_TTL_S = 30 * 86400
+TICKET_TTL_S = 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,6 +59,7 @@ class Tokens:
     def __init__(self, secret: str, default_ttl_s: int,
                  clock: Callable[[], float] = time.time) -> None:
         self._serializer = URLSafeSerializer(secret, salt=SALT)
+        self._tickets = URLSafeSerializer(secret, salt=TICKET_SALT)
         self.default_ttl_s = default_ttl_s
         self._clock = clock
 
@@ -79,6 +84,32 @@ class Tokens:
             claims["b"] = 1
         token = self._serializer.dumps(claims)
         return token, Principal(tenant, role, user, token_id, expires, issued, bound)
+
+    def ticket(self, who: Principal, path: str, ttl_s: int = TICKET_TTL_S) -> tuple[str, int]:
+        """A short-lived ticket for one event stream (`path`), standing for `who`'s token in
+        the stream's URL (EventSource cannot send headers; a token in a URL ends up in
+        proxy and browser logs). Signed with its own salt: a ticket is never a token."""
+        expires = min(int(self._clock()) + ttl_s, who.expires_at)
+        ticket = self._tickets.dumps({"t": who.tenant, "r": who.role, "u": who.user,
+                                      "j": who.token_id, "x": expires, "i": who.issued_ms,
+                                      "b": int(who.bound), "p": path})
+        return ticket, expires
+
+    def verify_ticket(self, ticket: str, path: str) -> Principal:
+        """The principal of a valid, unexpired ticket for `path`; Unauthorized otherwise."""
+        try:
+            claims = self._tickets.loads(ticket)
+            principal = Principal(str(claims["t"]), str(claims["r"]), str(claims["u"]),
+                                  str(claims["j"]), int(claims["x"]), int(claims["i"]),
+                                  bool(claims["b"]))
+            wanted = str(claims["p"])
+        except (BadSignature, KeyError, TypeError, ValueError):
+            raise Unauthorized("invalid stream ticket") from None
+        if wanted != path or principal.role not in ROLES:
+            raise Unauthorized("invalid stream ticket")
+        if principal.expires_at < self._clock():
+            raise Unauthorized("stream ticket expired (POST /api/v1/stream-tickets)")
+        return principal
 
     def verify(self, token: str) -> Principal:
         """The claims of a valid token; Unauthorized otherwise (never says which check failed

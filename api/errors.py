@@ -45,6 +45,10 @@ class Conflict(ApiError):
     status, code = 409, "conflict"
 
 
+class TooMany(ApiError):
+    status, code = 429, "too_many_requests"
+
+
 class Unavailable(ApiError):
     status, code = 503, "unavailable"
 

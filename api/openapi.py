@@ -49,6 +49,11 @@ def build(version: str = "1.0.0") -> dict[str, Any]:
             for p in _PATH_PARAM.findall(doc.rule)]
         if doc.query is not None:
             params.append({"in": "query", "schema": doc.query})
+        if "text/event-stream" in doc.produces:
+            params.append({"in": "query", "name": "ticket", "required": False,
+                           "schema": {"type": "string"},
+                           "description": "a stream ticket (POST /api/v1/stream-tickets) "
+                                          "instead of the Authorization header"})
         if params:
             op["parameters"] = params
         if doc.body is not None:

@@ -77,19 +77,43 @@ def services() -> Any:
     return current_app.extensions["tongdai"]
 
 
-def authenticate(allow_query_token: bool = False) -> Principal:
+#: JSON request bodies nested deeper than this are refused (400) before any schema runs
+MAX_JSON_DEPTH = 400
+
+
+def authenticate(allow_ticket: bool = False) -> Principal:
+    """The caller, from `Authorization: Bearer` (or, for an event stream, `?ticket=`).
+    A token in the URL (`?access_token=`) is refused: URLs are logged."""
+    if "access_token" in request.args:
+        raise Unauthorized("tokens are not accepted in URLs: send Authorization: Bearer, or "
+                           "for an event stream a ticket (POST /api/v1/stream-tickets)")
     token = bearer(request.headers.get("Authorization"))
-    if token is None and allow_query_token:
-        token = request.args.get("access_token")
+    if token is None and allow_ticket and request.args.get("ticket"):
+        return services().authorize_ticket(request.args["ticket"], request.path)
     if not token:
         raise Unauthorized("missing bearer token (Authorization: Bearer <token>)")
     return services().authorize(token)
 
 
+def json_depth(value: Any) -> int:
+    """How deeply a decoded JSON value nests (iteratively: no recursion limit to hit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            node = node.values()
+        elif not isinstance(node, list):
+            continue
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in node
+                     if isinstance(child, (dict, list)))
+    return deepest
+
+
 def _query_args(schema: Schema) -> dict[str, Any]:
     raw: dict[str, Any] = {}
     for key in request.args:
-        if key == "access_token":
+        if key == "ticket":
             continue
         values = request.args.getlist(key)
         f = schema.fields.get(key)
@@ -98,10 +122,26 @@ def _query_args(schema: Schema) -> dict[str, Any]:
 
 
 def _json_body(schema: Schema) -> dict[str, Any]:
-    data = request.get_json(silent=True)
+    """The body as a JSON object. orjson refuses nesting past 1024 levels by itself (the
+    standard library recursed into a RecursionError: a 500); past MAX_JSON_DEPTH is
+    refused here."""
+    import orjson
+
+    wrong = ValidationError({"_body": ["must be a JSON object (Content-Type: "
+                                       "application/json)"]})
+    if not request.is_json:
+        raise wrong
+    try:
+        data = orjson.loads(request.get_data(cache=False))
+    except orjson.JSONDecodeError as exc:
+        if "depth" in str(exc).lower() or "recursion" in str(exc).lower():
+            raise ValidationError({"_body": [f"nested deeper than {MAX_JSON_DEPTH} "
+                                             f"levels"]}) from None
+        raise wrong from None
     if not isinstance(data, dict):
-        raise ValidationError({"_body": ["must be a JSON object (Content-Type: "
-                                         "application/json)"]})
+        raise wrong
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise ValidationError({"_body": [f"nested deeper than {MAX_JSON_DEPTH} levels"]})
     return schema.load(data)
 
 
@@ -124,7 +164,7 @@ def endpoint(bp: Blueprint, rule: str, method: str, *, roles: frozenset[str], su
         def view(**path: Any) -> Any:
             who = None
             if auth == "bearer":
-                who = authenticate(allow_query_token=stream)
+                who = authenticate(allow_ticket=stream)
                 if who.role not in roles:
                     raise Forbidden(f"role {who.role!r} may not {method} {rule} "
                                     f"(needs one of: {', '.join(sorted(roles))})")
@@ -134,7 +174,7 @@ def endpoint(bp: Blueprint, rule: str, method: str, *, roles: frozenset[str], su
             elif query is not None:
                 loaded = _query_args(query())
             elif request.args and not stream and auth == "bearer":
-                unknown = sorted(k for k in request.args if k != "access_token")
+                unknown = sorted(request.args)
                 if unknown:
                     raise ValidationError({k: ["Unknown field."] for k in unknown})
             result = handler(who, loaded, **path)

@@ -41,6 +41,10 @@ class ApiSettings:
     # disables the /freeswitch/xml endpoint.
     api_xml_curl_password: str = ""
     api_sse_max_s: float = 300.0  # an SSE response ends after this; clients reconnect
+    # Open event streams per user and per process (0: API_THREADS - 2, so streams never
+    # take the last threads requests need).
+    api_sse_max_per_user: int = 3
+    api_sse_max_streams: int = 0
     api_page_max: int = 500
     api_export_max_rows: int = 100000
     kafka_bootstrap: str = "127.0.0.1:9092"
@@ -64,7 +68,8 @@ class ApiSettings:
     def check(self) -> None:
         port("api_port", self.api_port)
         for name in ("api_workers", "api_threads", "api_timeout_s", "api_token_ttl_s",
-                     "api_sse_max_s", "api_page_max", "api_export_max_rows"):
+                     "api_sse_max_s", "api_page_max", "api_export_max_rows",
+                     "api_sse_max_per_user"):
             positive(name, getattr(self, name))
         if self.api_token_ttl_s > 30 * 86400:
             raise SettingsError(f"{env_name('api_token_ttl_s')}={self.api_token_ttl_s}: at "
@@ -76,6 +81,10 @@ class ApiSettings:
         if not _IDENT.match(self.clickhouse_database):
             raise SettingsError(f"{env_name('clickhouse_database')}={self.clickhouse_database!r}: "
                                 f"must be a plain identifier (letters, digits, _)")
+
+    @property
+    def sse_max_streams(self) -> int:
+        return self.api_sse_max_streams or max(1, self.api_threads - 2)
 
     def __repr__(self) -> str:  # secrets stay out of logs
         return (f"ApiSettings(bind={self.api_host}:{self.api_port}, workers={self.api_workers}"

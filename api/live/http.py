@@ -21,11 +21,12 @@ def live(who: Principal, _: None) -> dict:
 
 @endpoint(bp, "/live/stream", "GET", roles=SUPERVISORS, produces=("text/event-stream",),
           stream=True, summary="The live state as server-sent events (`live` events, one "
-                               "per change; `?access_token=` accepted)")
+                               "per change; `?ticket=` from POST /stream-tickets)")
 def live_stream(who: Principal, _: None) -> Response:
     svc = services()
     schema = LiveOut()
     tenant, max_s = who.tenant, svc.settings.api_sse_max_s
+    release = svc.streams.take(who)
 
     def events():
         end = time.monotonic() + max_s
@@ -40,5 +41,7 @@ def live_stream(who: Principal, _: None) -> Response:
             data = orjson.dumps(schema.dump(svc.live.state(tenant))).decode()
             yield f"event: live\nid: {version}\ndata: {data}\n\n"
 
-    return Response(stream_with_context(events()), mimetype="text/event-stream",
-                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response = Response(stream_with_context(events()), mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    response.call_on_close(release)  # also when the generator never started
+    return response

@@ -92,3 +92,56 @@ def test_two_processes_two_tenants_one_number_exactly_one_wins(servers, tmp_path
     finally:
         third.stop()
     assert set(winners.values()) <= set(tenants)
+
+
+def test_sixteen_streams_of_one_agent_leave_the_api_answering(servers):
+    """Before: one agent's 16 event streams held all 16 threads (2 x 8) and the API stopped
+    answering. Now at most 3 per user per process; the rest get 429 at once."""
+    import time
+
+    import requests
+
+    one, _two, _env = servers
+    admin = one.token("admin", "ta")
+    assert one.call("PUT", "/api/v1/agents/lan", admin, json={"extension": "1001"}).status_code == 200
+    agent = one.token("agent", "ta", user="lan")
+    path = "/api/v1/agents/lan/popups"
+    opened, codes = [], []
+    try:
+        for _ in range(16):
+            r = one.call("POST", "/api/v1/stream-tickets", agent, json={"path": path})
+            assert r.status_code == 201, r.text
+            s = requests.get(f"{one.url}{path}", params={"ticket": r.json()["ticket"]},
+                             stream=True, timeout=10)
+            codes.append(s.status_code)
+            opened.append(s)
+        assert codes.count(200) == 3 and codes.count(429) == 13, codes
+        t0 = time.monotonic()
+        assert one.call("GET", "/api/v1/me", agent).status_code == 200
+        assert time.monotonic() - t0 < 2
+    finally:
+        for s in opened:
+            s.close()
+
+
+def test_no_token_in_the_servers_log(servers):
+    """Tokens (good, tampered, revoked, in a refused URL) never reach the log."""
+    one, two, _env = servers
+    admin = one.token("admin", "ta")
+    one.call("PUT", "/api/v1/users/mai", admin, json={"role": "supervisor"})
+    minted = one.call("POST", "/api/v1/tokens", admin,
+                      json={"user": "mai", "role": "supervisor"}).json()
+    secrets = [admin, minted["token"]]
+    for server in (one, two):
+        for tok in secrets:
+            server.call("GET", "/api/v1/queues", tok)
+            server.call("GET", "/api/v1/queues", tok[:-3] + "xyz")
+            server.call("GET", "/api/v1/live/stream", None, params={"access_token": tok})
+            server.call("PUT", "/api/v1/queues/q", tok, data=b"[" * 5000,
+                        headers={"Content-Type": "application/json"})
+    one.call("DELETE", f"/api/v1/tokens/{minted['token_id']}", admin)
+    one.call("GET", "/api/v1/queues", minted["token"])
+    for server in (one, two):
+        log = server.log_path.read_text(errors="replace")
+        for tok in secrets:
+            assert tok not in log and tok.split(".")[-1] not in log

@@ -178,6 +178,8 @@ def request_for(name: str, doc) -> tuple[str, str, dict]:
             kwargs["json"] = {"agent_id": "lan", "number": "0912345678"}
         elif name == "monitor.start_monitor":  # admin-user has no phone of its own: named
             kwargs["json"] = {"agent_id": "lan", "extension": "1009"}
+        elif name == "streams.stream_ticket":
+            kwargs["json"] = {"path": "/api/v1/live/stream"}
         elif name == "monitor.switch_monitor_mode":  # supervisor-user's (or an admin)
             kwargs["json"] = {"mode": "listen"}
         else:
@@ -428,7 +430,9 @@ def test_live_state_json_and_sse_from_the_live_topic(env):
             break
         time.sleep(0.2)
     assert body["queues"][0]["waiting"] == 2 and body["agents_by_state"]["paused"] == 1
-    r = s.call("GET", "/api/v1/live/stream", None, params={"access_token": sup}, stream=True)
+    ticket = s.call("POST", "/api/v1/stream-tickets", sup,
+                    json={"path": "/api/v1/live/stream"}).json()["ticket"]
+    r = s.call("GET", "/api/v1/live/stream", None, params={"ticket": ticket}, stream=True)
     assert r.headers["Content-Type"].startswith("text/event-stream")
     text = ""
     for chunk in r.iter_content(chunk_size=None, decode_unicode=True):
@@ -556,7 +560,9 @@ def test_pop_up_stream_of_an_agent_gets_the_offered_call_with_the_caller(env):
     s = env.server
     me = s.token("agent", user="lan")
     got: list[str] = []
-    r = s.call("GET", "/api/v1/agents/lan/popups", None, params={"access_token": me}, stream=True)
+    ticket = s.call("POST", "/api/v1/stream-tickets", me,
+                    json={"path": "/api/v1/agents/lan/popups"}).json()["ticket"]
+    r = s.call("GET", "/api/v1/agents/lan/popups", None, params={"ticket": ticket}, stream=True)
     assert r.status_code == 200
 
     def read() -> None:
