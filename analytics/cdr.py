@@ -729,6 +729,9 @@ def _finish(f: _Fold) -> CallFacts:
     if direction == "outbound" and last_leg is not None and last_leg.callee:
         callee = last_leg.callee  # the customer, not the agent's phone
     if root.click_to_call and root.fs_direction == "outbound":
+        # The agent's phone rang first, showing the customer's number.
+        if not (last_leg is not None and last_leg.callee):
+            callee = root.caller or callee
         caller = root.extension or caller
     did = root.did or (visits[0].did if visits else "")
 
