@@ -42,7 +42,8 @@ DEFAULT_TZ = "Asia/Ho_Chi_Minh"
 DEFAULT_SL_S = 20
 #: Intervals longer than this before a period's start are not looked at (agent reports).
 INTERVAL_LOOKBACK_S = 86400
-_MISSED = ("abandoned", "overflowed", "voicemail", "no_answer", "busy", "failed")
+_MISSED = ("abandoned", "abandoned_ringing", "abandoned_ivr", "closed", "overflowed",
+           "forwarded", "voicemail", "no_answer", "busy", "failed")
 
 
 Thresholds = int | Mapping[str, int]

@@ -24,7 +24,7 @@ def test_db_migrate_status_and_retention_dry_run(local_stack):
     try:
         first = tongdai("db", "migrate", database=name, port=port)
         assert first.returncode == 0, first.stderr
-        assert "7 migration(s) applied" in first.stdout
+        assert "8 migration(s) applied" in first.stdout  # 8: offers, hangup side
         again = tongdai("db", "migrate", database=name, port=port)
         assert again.returncode == 0 and "0 migration(s) applied" in again.stdout
         status = tongdai("db", "status", database=name, port=port)
