@@ -14,7 +14,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
-from routing import numbers
+from routing import dialing, numbers
 from routing.contract import Envelope, click_to_call_leg, topics
 
 from ..audit.services import AuditLog
@@ -209,8 +209,17 @@ class AgentService:
             return False  # another agent's call, and not (lately) this one's
         return call_log()
 
+    def outbound_classes(self, tenant: str) -> tuple[str, ...]:
+        t = self.view.get(tenant, "tenant", tenant)
+        classes = t.data.get("outbound_classes") if t else None
+        return tuple(classes) if classes is not None else dialing.DEFAULT_CLASSES
+
     def click_to_call(self, who: Principal, agent_id: str, number: str) -> dict:
         self.check_may_act(who, agent_id)
+        verdict = dialing.check_outbound(number, self.outbound_classes(who.tenant))
+        if not verdict.allowed:  # the dialplan's rule (routing/dialing.py), refused here
+            raise Forbidden(f"number: {verdict.reason}",
+                            [{"field": "number", "rule": verdict.reason}])
         agent = self.view.get(who.tenant, "agent", agent_id)
         if agent is not None and not agent.data.get("extension"):
             raise Conflict(f"agent {agent_id!r} has no extension")

@@ -13,6 +13,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 
+from routing import dialing
 from routing import model as m
 
 from ..auth import MAX_TTL_S, ROLES
@@ -176,6 +177,11 @@ class TenantLoad(Strict):
     vip_recording_roles = fields.List(fields.String(validate=validate.OneOf(ROLES)),
                                       load_default=lambda: ["admin"])
     webhooks = fields.List(fields.Nested(WebhookLoad), validate=validate.Length(max=10))
+    outbound_classes = fields.List(
+        fields.String(validate=validate.OneOf(dialing.CLASSES)),
+        metadata={"description": "what click-to-call may dial (the dialplan's "
+                                 "tongdai_outbound classes); default national, mobile. "
+                                 "Emergency and premium numbers abroad: never"})
 
 
 class DidLoad(Strict):
