@@ -19,6 +19,7 @@ from typing import Any
 
 import routing
 from routing import decisions as d
+from routing import dialing
 from routing import events as ev
 from routing import model as m
 from routing import numbers
@@ -283,15 +284,6 @@ def _refused(router: TenantRouter, env: Envelope, reason: str) -> tuple[list[Out
                  "refused", env.event_id)], []
 
 
-def _destination(number: str) -> str:
-    """What the tenant's outbound dialplan is given: the national form of a Vietnamese
-    number, E.164 for others (the dialplan bars international calls unless permitted)."""
-    try:
-        return numbers.national_number(number)
-    except ValueError:
-        return numbers.to_e164(number)
-
-
 def click_to_call(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.Event]]:
     """Ring the agent's phone; when it answers, the tenant's outbound dialplan calls the
     customer. The agent is busy for the queues from now on (no offer can race the click)."""
@@ -309,8 +301,11 @@ def click_to_call(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[
     if now is not None and (now.offer_id or now.calls or now.other_legs):
         return _refused(router, env, f"agent {agent_id} is busy ({now.status})")
     caller_id = p.get("caller_id") or ""
+    verdict = dialing.check_outbound(p["number"], dialing.CLASSES)  # the API checked the
+    if not verdict.allowed:  # tenant's classes; the same rule, tenant-independent part here
+        return _refused(router, env, verdict.reason)
     try:
-        destination = _destination(p["number"])
+        destination = verdict.destination
         presented = numbers.national_number(caller_id) if caller_id else ""
     except ValueError as exc:
         return _refused(router, env, str(exc))
