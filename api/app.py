@@ -22,6 +22,8 @@ from .config.view import ConfigView
 from .errors import Unauthorized
 from .live.services import LiveView
 from .streams import StreamSlots, bp as streams_bp
+from .webhooks.http import bp as webhooks_bp
+from .webhooks.services import DeliveryLog, GroupConsumer, WebhookSender
 from .popup.services import PopupService, lookup
 from .reports.services import ReportService
 from .settings import ApiSettings
@@ -66,6 +68,12 @@ class Services:
                                       settings.commands_topic)
         self.reports = ReportService(connect_db, self.view, settings.report_timezone, self.notes)
         self.streams = StreamSlots(settings.api_sse_max_per_user, settings.sse_max_streams)
+        self.webhook_log = DeliveryLog(bus, settings.webhooks_topic)
+        self.webhooks = WebhookSender(self.view, self.webhook_log, self.lookup,
+                                      settings.api_webhook_attempts,
+                                      settings.api_webhook_backoff_s,
+                                      settings.api_webhook_timeout_s)
+        self._webhook_consumer: GroupConsumer | None = None
 
     def start(self) -> None:
         s = self.settings
@@ -76,6 +84,15 @@ class Services:
         self.bus.follow(s.events_topic, self.popup.apply, from_start=False)
         self.bus.follow(s.events_topic, self.calls.apply, from_start=False)
         self.bus.follow(s.events_topic, self.recent_calls.apply, from_start=False)
+        self.bus.follow(s.webhooks_topic, self.webhook_log.apply, from_start=True)
+        if not s.api_webhooks_enabled:
+            return
+        if isinstance(self.bus, KafkaBus):  # one process of the group sends each event
+            self._webhook_consumer = GroupConsumer(self.bus.bootstrap, s.events_topic,
+                                                   s.api_webhook_group, self.webhooks.handle)
+            self._webhook_consumer.start()
+        else:  # the in-memory bus of unit tests: this is the only process
+            self.bus.follow(s.events_topic, self.webhooks.handle, from_start=False)
 
     def authorize(self, token: str) -> Principal:
         who = self.tokens.verify(token)
@@ -125,7 +142,7 @@ def create_app(settings: ApiSettings, bus: Bus | None = None,
     errors.register(app)
 
     for bp in (config_bp, agents_bp, live_bp, reports_bp, notes_bp, audit_bp, freeswitch_bp,
-               popup_bp, monitor_bp, streams_bp, openapi_bp, web_bp):
+               popup_bp, monitor_bp, streams_bp, webhooks_bp, openapi_bp, web_bp):
         app.register_blueprint(bp)
 
     @app.get("/api/v1/health")

@@ -18,6 +18,7 @@ from routing.contract.environ import SettingsError, env_name, from_environ, port
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 AUDIT_TOPIC = "tongdai.audit.v1"
 NOTES_TOPIC = "tongdai.call_notes.v1"
+WEBHOOKS_TOPIC = "tongdai.webhook_deliveries.v1"
 MIN_SECRET_CHARS = 32
 
 
@@ -55,6 +56,14 @@ class ApiSettings:
     live_topic: str = topics.LIVE
     audit_topic: str = AUDIT_TOPIC
     notes_topic: str = NOTES_TOPIC
+    webhooks_topic: str = WEBHOOKS_TOPIC
+    # Webhooks: every API process joins this consumer group on the events topic, so each
+    # event is sent by one process; attempts with back-off 1, 2, 4, ... s.
+    api_webhooks_enabled: bool = True
+    api_webhook_group: str = "tongdai-api-webhooks"
+    api_webhook_attempts: int = 5
+    api_webhook_backoff_s: float = 1.0
+    api_webhook_timeout_s: float = 3.0
     # ClickHouse (reports, call search, call detail); the same variables as analytics.
     reports_enabled: bool = True
     clickhouse_host: str = "127.0.0.1"
@@ -69,7 +78,8 @@ class ApiSettings:
         port("api_port", self.api_port)
         for name in ("api_workers", "api_threads", "api_timeout_s", "api_token_ttl_s",
                      "api_sse_max_s", "api_page_max", "api_export_max_rows",
-                     "api_sse_max_per_user"):
+                     "api_sse_max_per_user", "api_webhook_attempts",
+                     "api_webhook_backoff_s", "api_webhook_timeout_s"):
             positive(name, getattr(self, name))
         if self.api_token_ttl_s > 30 * 86400:
             raise SettingsError(f"{env_name('api_token_ttl_s')}={self.api_token_ttl_s}: at "

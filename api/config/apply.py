@@ -91,6 +91,12 @@ def _comparable(kind: str, data: dict[str, Any]) -> dict[str, Any]:
                                                            "rotate_password")}
     if kind == "user":
         return {k: v for k, v in data.items() if k != "tokens_after_ms"}
+    if kind == "tenant" and data.get("webhooks"):
+        from ..webhooks.services import hook_id
+
+        return {**data, "webhooks": [
+            {**{k: v for k, v in h.items() if k not in ("secret", "rotate_secret")},
+             "id": hook_id(h)} for h in data["webhooks"]]}
     return data
 
 

@@ -157,9 +157,15 @@ class RegionLoad(Strict):
 
 
 class WebhookLoad(Strict):
+    """A subscription: signed with its own secret (generated, shown once, kept across
+    PUTs of the same id unless rotated)."""
+
+    id = fields.String(validate=ENTITY_ID, metadata={
+        "description": "the subscription's id (default: derived from the url)"})
     url = fields.Url(required=True, schemes={"http", "https"}, require_tld=False)
     events = fields.List(fields.String(validate=validate.OneOf(["call_offered"])),
                          load_default=lambda: ["call_offered"])
+    rotate_secret = fields.Boolean(load_default=False)
 
 
 class TenantLoad(Strict):
@@ -274,7 +280,13 @@ _META = {"id": fields.String(required=True),
          "changed_at_us": fields.Integer(required=True,
                                          metadata={"description": "when it was last written"})}
 
-TenantOut = dump_schema("TenantOut", TenantLoad, dict(_META))
+WebhookOut = dump_schema("WebhookOut", WebhookLoad, {"id": fields.String()},
+                         exclude=("rotate_secret",))
+TenantOut = dump_schema("TenantOut", TenantLoad, {
+    **_META, "webhooks": fields.List(fields.Nested(WebhookOut)),
+    "webhook_secrets": fields.Dict(keys=fields.String(), values=fields.String(), metadata={
+        "description": "only in the answer that created or rotated them: webhook id -> "
+                       "signing secret (HMAC-SHA256, see api/webhooks)"})})
 QueueOut = dump_schema("QueueOut", QueueLoad, dict(_META))
 AgentOut = dump_schema("AgentOut", AgentLoad, dict(_META))
 DidOut = dump_schema("DidOut", DidLoad, dict(_META))

@@ -355,12 +355,39 @@ class ConfigService:
     def put_tenant(self, who: Principal, raw: Mapping[str, Any]) -> dict[str, Any]:
         _, data = self.prepare(who.tenant, "tenant", who.tenant, raw)
         data.setdefault("domain", who.tenant.lower())
+        secrets_shown = self._webhook_secrets(who.tenant, data)
         before = self.view.domain(who.tenant)
         self.claim(who.tenant, f"domain:{data['domain']}", "domain")
         self.write(who, "tenant", who.tenant, data)
         if before != data["domain"]:
             self.release(who.tenant, f"domain:{before}")
-        return self.get_tenant(who.tenant)
+        out = self.get_tenant(who.tenant)
+        if secrets_shown:
+            out["webhook_secrets"] = secrets_shown
+        return out
+
+    def _webhook_secrets(self, tenant: str, data: dict[str, Any]) -> dict[str, str]:
+        """Give each subscription an id and its secret: kept from the subscription of the
+        same id, new (and returned, once) for a new or rotated one."""
+        from ..webhooks.services import hook_id, new_secret
+
+        current = self.view.get(tenant, "tenant", tenant)
+        known = {hook_id(h): h.get("secret") for h in
+                 ((current.data.get("webhooks") or ()) if current else ())}
+        shown: dict[str, str] = {}
+        hooks = []
+        for hook in data.get("webhooks") or ():
+            hook = dict(hook)
+            hid = hook_id(hook)
+            if hid in (h["id"] for h in hooks):
+                raise ValidationError({"webhooks": [f"two subscriptions with id {hid!r}"]})
+            secret = None if hook.pop("rotate_secret", False) else known.get(hid)
+            if not secret:
+                secret = shown[hid] = new_secret()
+            hooks.append({**hook, "id": hid, "secret": secret})
+        if "webhooks" in data:
+            data["webhooks"] = hooks
+        return shown
 
     # ---- tokens ---------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
-"""Incoming-call pop-ups: `call_offered` (cc events) -> caller lookup -> the agent's stream
-and the tenant's webhooks.
+"""Incoming-call pop-ups: `call_offered` (cc events) -> caller lookup -> the agent's stream.
+(Webhooks are api/webhooks: sent once across processes, not by every process's pop-ups.)
 
 The follower reads `tongdai.cc.events.v1` from its end (pop-ups are about now). The caller's
 number comes from the call's `call_enqueued` (remembered for a bounded number of calls).
@@ -8,11 +8,9 @@ first; numbers match in any +84/84/0 form (all are stored in E.164).
 """
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
-import urllib.request
 from collections import OrderedDict
 from typing import Any
 
@@ -45,14 +43,11 @@ def lookup(view: ConfigView, tenant: str, number: str) -> list[dict[str, Any]]:
 
 
 class PopupService:
-    def __init__(self, view: ConfigView, webhook_timeout_s: float = 3.0) -> None:
+    def __init__(self, view: ConfigView) -> None:
         self.view = view
         self._lock = threading.Lock()
         self._callers: OrderedDict[str, str] = OrderedDict()
         self._subscribers: dict[tuple[str, str], list[queue.Queue]] = {}
-        self._hooks: queue.Queue = queue.Queue(maxsize=10_000)
-        self._timeout = webhook_timeout_s
-        self._hook_thread: threading.Thread | None = None
 
     def apply(self, env: Envelope) -> None:
         if env.type == "call_enqueued" and env.call_id:
@@ -76,10 +71,6 @@ class PopupService:
                 q.put_nowait(pop)
             except queue.Full:
                 pass
-        t = self.view.get(env.tenant, "tenant", env.tenant)
-        for hook in (t.data.get("webhooks") or ()) if t else ():
-            if "call_offered" in hook.get("events", ("call_offered",)):
-                self._webhook(hook["url"], {"event": "call_offered", "tenant": env.tenant, **pop})
 
     def subscribe(self, tenant: str, agent_id: str) -> queue.Queue:
         q: queue.Queue = queue.Queue(maxsize=100)
@@ -92,24 +83,3 @@ class PopupService:
             subs = self._subscribers.get((tenant, agent_id), [])
             if q in subs:
                 subs.remove(q)
-
-    def _webhook(self, url: str, body: dict[str, Any]) -> None:
-        if self._hook_thread is None:
-            self._hook_thread = threading.Thread(target=self._send_hooks, daemon=True,
-                                                 name="webhooks")
-            self._hook_thread.start()
-        try:
-            self._hooks.put_nowait((url, body))
-        except queue.Full:
-            log.warning("webhook queue full; dropping a call_offered for %s", body["tenant"])
-
-    def _send_hooks(self) -> None:
-        while True:
-            url, body = self._hooks.get()
-            req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                         headers={"Content-Type": "application/json"})
-            try:
-                urllib.request.urlopen(req, timeout=self._timeout).close()
-            except Exception as exc:  # a CRM being down must not stop pop-ups
-                log.warning("webhook for tenant %s failed: %s", body["tenant"],
-                            type(exc).__name__)

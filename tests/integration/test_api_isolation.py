@@ -22,7 +22,8 @@ def servers(local_stack, tmp_path_factory) -> Iterator[tuple[ApiServer, ApiServe
     topics = topic_names(uuid.uuid4().hex[:8])
     bootstrap = local_stack.kafka_bootstrap
     create_topics(bootstrap, list(topics.values()))
-    env = {**topics, "TONGDAI_KAFKA_BOOTSTRAP": bootstrap, "TONGDAI_REPORTS_ENABLED": "false"}
+    env = {**topics, "TONGDAI_KAFKA_BOOTSTRAP": bootstrap, "TONGDAI_REPORTS_ENABLED": "false",
+           "TONGDAI_API_WEBHOOK_GROUP": f"t-api-wh-{uuid.uuid4().hex[:8]}"}
     tmp = tmp_path_factory.mktemp("iso")
     one, two = ApiServer(tmp, env), ApiServer(tmp, env)
     try:
@@ -145,3 +146,68 @@ def test_no_token_in_the_servers_log(servers):
         log = server.log_path.read_text(errors="replace")
         for tok in secrets:
             assert tok not in log and tok.split(".")[-1] not in log
+
+
+def test_each_event_is_sent_once_per_subscription_by_two_api_processes(servers):
+    """Before: every API process sent every webhook (2-3 copies)."""
+    import json
+    import time
+
+    from api.bus import envelope
+    from api.webhooks.services import verify
+    from tests.integration.test_api_server import publish
+    from tests.unit.api.test_webhooks import Receiver
+
+    one, two, env = servers
+    crm, bi = Receiver(), Receiver()
+    try:
+        r = one.call("PUT", "/api/v1/tenant", one.token("admin", "tw"), json={"webhooks": [
+            {"id": "crm", "url": crm.url}, {"id": "bi", "url": bi.url}]})
+        assert r.status_code == 200, r.text
+        secrets = r.json()["webhook_secrets"]
+        topic = env["TONGDAI_EVENTS_TOPIC"]
+        bootstrap = one.env["TONGDAI_KAFKA_BOOTSTRAP"]
+
+        def offered(i: int):
+            return envelope("call_offered", "tw", {"queue": "q", "agent_id": "lan",
+                                                   "extension": "1001", "offer_id": f"o{i}",
+                                                   "attempt": 1}, call_id=f"c{i}")
+
+        # the group joins at the topic's end: probe until the group delivers
+        deadline = time.monotonic() + 60
+        i = 0
+        while not crm.got and time.monotonic() < deadline:
+            publish(bootstrap, topic, offered(i))
+            i += 1
+            time.sleep(1)
+        assert crm.got, "the webhook group never delivered"
+        time.sleep(2)
+        events = [offered(1000 + k) for k in range(10)]
+        publish(bootstrap, topic, *events)
+        wanted = {e.event_id for e in events}
+
+        def mine(receiver):
+            return [json.loads(body)["event_id"] for _, body in receiver.got
+                    if json.loads(body)["event_id"] in wanted]
+
+        deadline = time.monotonic() + 30
+        while (len(mine(crm)) < 10 or len(mine(bi)) < 10) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(3)  # a second copy would come now
+        assert sorted(mine(crm)) == sorted(wanted) and sorted(mine(bi)) == sorted(wanted)
+        for headers, body in crm.got:
+            assert verify(secrets["crm"], headers["X-Tongdai-Signature"], body, time.time())
+        # the delivery log, readable by the tenant's admin on either process
+        for server in (one, two):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                log = server.call("GET", "/api/v1/webhooks/deliveries",
+                                  server.token("admin", "tw"), params={"limit": 1000}).json()
+                logged = [e for e in log["items"] if e["event_id"] in wanted]
+                if len(logged) == 20:
+                    break
+                time.sleep(0.2)
+            assert len(logged) == 20 and all(e["status"] == "delivered" for e in logged)
+    finally:
+        crm.close()
+        bi.close()
