@@ -238,6 +238,10 @@ class NodeLink:
         leg it never saw (events lost while it was away) is read with `uuid_dump`."""
         conn = self.connection
         assert conn is not None
+        # The snapshot's time is when the listing was asked for: an event that arrives
+        # while it is read (and is published before it) is younger than the snapshot, and
+        # the routers leave what is younger alone.
+        at = now_us()
         channels = _json_rows(conn.api("show channels as json").text)
         registrations = _json_rows(conn.api("show registrations as json").text)
         by_tenant: dict[str, dict[str, list]] = {
@@ -258,7 +262,6 @@ class NodeLink:
                                                 self.config)
             by_tenant.setdefault(tenant, {"channels": [], "registrations": []})
             by_tenant[tenant]["registrations"].append(reg)
-        at = now_us()
         self.snapshots += 1
         for tenant, content in sorted(by_tenant.items()):
             self.sink.put(Envelope(

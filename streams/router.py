@@ -88,6 +88,9 @@ class TenantRouter:
     early: dict[str, list] = field(default_factory=dict)
     state_since: dict[str, int] = field(default_factory=dict)  # agent -> since (µs)
     agent_legs: dict[str, str] = field(default_factory=dict)  # connected call -> agent's leg
+    # When each leg on an agent's phone that no queue offered was first seen (µs): a
+    # snapshot listed just before it must not end it.
+    leg_since: dict[str, int] = field(default_factory=dict)
     # Monitorings running: monitor id (= the supervisor leg's uuid) -> (node, call id).
     monitors: dict[str, tuple[str, str]] = field(default_factory=dict)
     recent: list[dict] = field(default_factory=list)  # the last decisions, newest first
@@ -159,6 +162,7 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         if agent_id is None:
             return []
         router.call_nodes[p["leg_id"]] = env.source
+        router.leg_since.setdefault(p["leg_id"], at)
         return [ev.ExtensionBusy(at_us=at, agent_id=agent_id, leg_id=p["leg_id"])]
     if kind == "channel_hungup":
         leg = p.get("leg_id")
@@ -314,6 +318,7 @@ def click_to_call(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[
                                      "1800/1900 number)")
     leg = click_to_call_leg(router.tenant, p["request_id"])
     router.call_nodes[leg] = node
+    router.leg_since[leg] = env.occurred_at
     order = _command(router, "originate_call", env.occurred_at, leg, leg, node, leg_id=leg,
                    request_id=p["request_id"], agent_id=agent_id, extension=agent.extension,
                    domain=router.sip_domain or router.tenant, destination=destination,
@@ -490,7 +495,8 @@ def reconcile(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.E
                       leg_id=offer.offer_id)
     for agent_id, a in state.agents.items():
         for leg in a.other_legs:
-            if router.call_nodes.get(leg) == node and leg not in alive:
+            if router.call_nodes.get(leg) == node and leg not in alive and \
+                    at - router.leg_since.get(leg, 0) > SNAPSHOT_GRACE_US:
                 router.call_nodes.pop(leg, None)
                 facts.append(ev.ExtensionIdle(at_us=at, agent_id=agent_id, leg_id=leg))
                 corrected("extension_leg_gone", "freed", None,
@@ -507,7 +513,8 @@ def reconcile(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.E
             corrected("agent_busy_without_channel", "freed", call_id,
                       "agent on a call the router no longer has", agent_id=agent_id)
     for call_id, call in state.calls.items():
-        if router.call_nodes.get(call_id) == node and call_id not in alive:
+        if router.call_nodes.get(call_id) == node and call_id not in alive and \
+                at - call.enqueued_us > SNAPSHOT_GRACE_US:
             if call.status == CallStatus.CONNECTED:
                 facts.append(ev.CallEnded(at_us=at, call_id=call_id))
             else:
@@ -519,6 +526,8 @@ def reconcile(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.E
     for key in [k for k, n in router.call_nodes.items()
                 if n == node and k not in alive and k not in referenced]:
         del router.call_nodes[key]  # legs whose hangup was never seen
+    for key in [k for k in router.leg_since if k not in router.call_nodes]:
+        del router.leg_since[key]
     facts += _reconcile_registrations(router, p, node, at)
     return outs, facts
 
