@@ -651,7 +651,8 @@ def emit(router: TenantRouter, before: State, dec: d.Decision, at: int) -> list[
         out += _action_commands(router, dec, dec.action, at)
         out.append(_out(topics.CC_EVENTS, key, "call_overflowed", t, at, dec.call_id,
                         {"queue": dec.queue_id, "action": dec.action.kind,
-                         "target": dec.action.target or None, "reason": dec.reason},
+                         "target": dec.action.target or None, "reason": dec.reason,
+                         "after_hours": isinstance(dec, d.RunAfterHoursAction)},
                         dec.decision_id))
     elif isinstance(dec, d.ForwardToMobile):
         out += _action_commands(router, dec, m.Action(m.ActionKind.FORWARD, dec.mobile), at)

@@ -203,6 +203,9 @@ class CallOverflowedV1(_Strict):
     action = fields.String(required=True)
     target = fields.String(load_default=None, allow_none=True)
     reason = fields.String(required=True)
+    # The queue was closed (its after-hours action ran): the call is neither offered nor
+    # abandoned for the service level. Absent in records of older routers.
+    after_hours = fields.Boolean(load_default=False)
 
 
 class CallEndedV1(_Strict):

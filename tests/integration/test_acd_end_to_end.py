@@ -207,7 +207,7 @@ def test_a_closed_queue_runs_the_after_hours_action(acd):
         t.close()
     assert not t.reader.of_type("call_offered"), "nobody is offered a call after hours"
     overflow = t.reader.of_type("call_overflowed")[0].payload
-    assert overflow["action"] == "voicemail"
+    assert overflow["action"] == "voicemail" and overflow["after_hours"] is True
     transfer = [e.payload for e in t.reader.envelopes(topics.ROUTING_DECISIONS)
                 if e.type == "transfer_leg"][0]
     assert transfer["leg_id"] == call and transfer["destination"] == "voicemail_support"
@@ -231,6 +231,7 @@ def test_overflow_on_max_wait(acd):
     enq = next(e for e in t.reader.of_type("call_enqueued") if e.call_id == call)
     assert (overflow.occurred_at - enq.occurred_at) / 1e6 >= 2.0
     assert overflow.payload["action"] == "forward" and overflow.payload["target"] == "+84903000999"
+    assert overflow.payload["after_hours"] is False, "an overflow on max wait is not a closure"
     forward = [e.payload for e in t.reader.envelopes(topics.ROUTING_DECISIONS)
                if e.type == "transfer_leg"][0]
     assert forward["destination"] == "+84903000999"
