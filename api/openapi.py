@@ -42,6 +42,7 @@ def build(version: str = "1.0.0") -> dict[str, Any]:
         if doc.auth == "bearer":
             op["security"] = [{"bearer": []}]
             op["description"] = "Roles: " + ", ".join(sorted(doc.roles))
+            op["x-roles"] = sorted(doc.roles)  # machine-readable: the authorization matrix
         elif doc.auth == "basic":
             op["security"] = [{"basic": []}]
         params: list[dict[str, Any]] = [
