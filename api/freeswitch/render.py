@@ -238,15 +238,36 @@ def ivr_choice(view: ConfigView, form: Mapping[str, str], dest: str) -> str:
                 f'</extension></context>')
 
 
+def _reachable_menus(view: ConfigView, wanted: str) -> set[str]:
+    """`wanted` (tongdai_<tenant>_<ivr>) and every menu its options lead to."""
+    found: set[str] = set()
+    for tenant in view.tenants():
+        prefix = f"tongdai_{tenant}_"
+        if not wanted.startswith(prefix) or view.get(tenant, "ivr", wanted[len(prefix):]) is None:
+            continue
+        todo = [wanted[len(prefix):]]
+        while todo:
+            ivr_id = todo.pop()
+            entry = view.get(tenant, "ivr", ivr_id)
+            if entry is None or prefix + ivr_id in found:
+                continue
+            found.add(prefix + ivr_id)
+            todo += [o["ivr"] for o in (entry.data.get("options") or {}).values() if o.get("ivr")]
+    return found
+
+
 def ivr_menus(view: ConfigView, form: Mapping[str, str]) -> str:
     if form.get("key_value") != "ivr.conf":
         return NOT_FOUND
     wanted = form.get("Menu-Name") or ""
+    # The `ivr` app builds the asked menu's sub-menus (menu-sub) from the same document:
+    # an answer with the asked menu alone ends a caller's sub-menu key in "Invalid Menu!".
+    include = _reachable_menus(view, wanted) if wanted else None
     menus = []
     for tenant in view.tenants():
         for ivr_id, entry in view.items(tenant, "ivr"):
             name = f"tongdai_{tenant}_{ivr_id}"
-            if wanted and wanted != name:
+            if include is not None and name not in include:
                 continue
             d = entry.data
             opts = []

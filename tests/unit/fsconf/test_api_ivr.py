@@ -111,3 +111,15 @@ def test_choices_that_are_not_a_queue_of_the_callers_tenant_are_not_found(dest, 
             "variable_tongdai_tenant": tenant}
     root = ET.fromstring(render.render(view(), form))
     assert root.find("./section/result").get("status") == "not found"
+
+
+def test_the_asked_menu_comes_with_the_menus_it_leads_to():
+    """mod_dptools' `ivr` asks ivr.conf with Menu-Name and builds the sub-menus from the same
+    answer; without them a real switch logs "Invalid Menu!" when a caller picks a sub-menu."""
+    doc = ET.fromstring(render.render(view(), {"section": "configuration", "key_value": "ivr.conf",
+                                               "Menu-Name": "tongdai_acme_main"}))
+    names = {m.get("name") for m in doc.iter("menu")}
+    assert names == {"tongdai_acme_main", "tongdai_acme_lang"}
+    for entry in doc.iter("entry"):
+        if entry.get("action") == "menu-sub":
+            assert entry.get("param") in names
