@@ -37,6 +37,7 @@ from .openapi import bp as openapi_bp
 from .popup.http import bp as popup_bp
 from .reports.http import bp as reports_bp
 from .web import bp as web_bp
+from .health import Health, clickhouse_ask, kafka_ask
 from .notes.http import bp as notes_bp
 from .notes.services import Notes
 from .monitor.http import bp as monitor_bp
@@ -60,7 +61,7 @@ class Services:
         self.live = LiveView()
         self.recent_calls = RecentCalls()
         self.agents = AgentService(self.view, bus, settings.commands_topic, self.live,
-                                   self.recent_calls, self.audit)
+                                   self.recent_calls, self.audit, settings.api_publish_wait_s)
         self.popup = PopupService(self.view)
         self.notes = Notes(bus, settings.notes_topic)
         self.calls = CallsInProgress()
@@ -74,9 +75,15 @@ class Services:
                                       settings.api_webhook_backoff_s,
                                       settings.api_webhook_timeout_s)
         self._webhook_consumer: GroupConsumer | None = None
+        self.health = Health()
+        self._connect_db = connect_db
 
     def start(self) -> None:
         s = self.settings
+        if isinstance(self.bus, KafkaBus):
+            self.health.add("kafka", kafka_ask(s.kafka_bootstrap, s.api_probe_timeout_s))
+        if self._connect_db is not None:
+            self.health.add("clickhouse", clickhouse_ask(self._connect_db))
         self.bus.follow(s.config_topic, self.view.apply, from_start=True)
         self.bus.follow(s.audit_topic, self.audit.apply, from_start=True)
         self.bus.follow(s.live_topic, self.live.apply, from_start=True)
@@ -119,15 +126,22 @@ class Services:
 
 
 def _connect_db(settings: ApiSettings) -> Callable[[], Any] | None:
+    """Report queries never hold a thread on a frozen ClickHouse: the server stops a query
+    after api_report_timeout_s, and the socket gives up a second later if it never
+    answers at all (a 503 to the client)."""
     if not settings.reports_enabled:
         return None
     try:
         from analytics.db import NativeDatabase
     except ImportError:
         return None
+    limit = settings.api_report_timeout_s
     return lambda: NativeDatabase(settings.clickhouse_host, settings.clickhouse_port,
                                   settings.clickhouse_database, settings.clickhouse_user,
-                                  settings.clickhouse_password)
+                                  settings.clickhouse_password,
+                                  connect_timeout=min(3.0, limit),
+                                  send_receive_timeout=limit + 1,
+                                  settings={"max_execution_time": int(max(1, limit))})
 
 
 def create_app(settings: ApiSettings, bus: Bus | None = None,
@@ -147,10 +161,17 @@ def create_app(settings: ApiSettings, bus: Bus | None = None,
 
     @app.get("/api/v1/health")
     def health():
-        """Liveness and readiness (no token: load balancers call it)."""
-        ready = services.bus.caught_up()
-        return jsonify({"status": "ok" if ready else "catching_up",
-                        "config_records": services.view.applied}), 200 if ready else 503
+        """Liveness and readiness (no token: load balancers call it). Ready means the
+        views are caught up and Kafka answers: without it no command can be taken. A
+        ClickHouse that does not answer only takes the reports away (`degraded`)."""
+        deps = services.health.status()
+        caught_up = services.bus.caught_up()
+        kafka_ok = deps.get("kafka", {"ok": True})["ok"]
+        ready = caught_up and kafka_ok
+        status = ("ok" if all(d["ok"] for d in deps.values()) else "degraded") if ready \
+            else ("kafka_unreachable" if not kafka_ok else "catching_up")
+        return jsonify({"status": status, "config_records": services.view.applied,
+                        "dependencies": deps}), 200 if ready else 503
 
     services.start()
     log.info("tongdai api ready: %r", settings)

@@ -33,7 +33,7 @@ def envelope(type_: str, tenant: str, payload: dict, call_id: str | None = None,
 
 
 class Bus(Protocol):
-    def publish(self, topic: str, key: bytes, env: Envelope) -> None: ...
+    def publish(self, topic: str, key: bytes, env: Envelope, wait_s: float = 15.0) -> bool: ...
 
     def follow(self, topic: str, handler: Handler, from_start: bool = True) -> None: ...
 
@@ -50,13 +50,14 @@ class MemoryBus:
         self._handlers: dict[str, list[Handler]] = {}
         self._lock = threading.RLock()
 
-    def publish(self, topic: str, key: bytes, env: Envelope) -> None:
+    def publish(self, topic: str, key: bytes, env: Envelope, wait_s: float = 15.0) -> bool:
         decode(encode(env))  # the same wire check Kafka readers apply
         with self._lock:
             self.records.setdefault(topic, []).append((key, env))
             handlers = list(self._handlers.get(topic, ()))
         for handler in handlers:
             handler(env)
+        return True
 
     def follow(self, topic: str, handler: Handler, from_start: bool = True) -> None:
         with self._lock:
@@ -97,11 +98,30 @@ class KafkaBus:
                     linger_ms=2, retries=5, request_timeout_ms=10000, max_block_ms=10000)
             return self._producer
 
-    def publish(self, topic: str, key: bytes, env: Envelope) -> None:
-        """Send and wait for the broker's acknowledgement: a 2xx means the record is stored."""
+    def publish(self, topic: str, key: bytes, env: Envelope, wait_s: float = 15.0) -> bool:
+        """Send and wait up to `wait_s` for the broker's acknowledgement. True: stored.
+        False: queued but not confirmed yet (a broker that stopped answering); it is still
+        sent when the broker answers again, so the caller must say `pending`, never
+        "failed". Raises Unavailable when the record was refused or could not even be
+        queued (then it will never apply)."""
+        from kafka.errors import KafkaTimeoutError
+
         try:
-            self._get_producer().send(topic, key=key, value=encode(env)).get(timeout=15)
-        except Exception as exc:  # kafka errors and timeouts: the write did not happen
+            future = self._get_producer().send(topic, key=key, value=encode(env))
+        except Exception as exc:  # no metadata within max_block_ms, buffer full: not queued
+            log.warning("publish to %s failed: %s", topic, type(exc).__name__)
+            raise Unavailable(f"could not write to Kafka ({type(exc).__name__}); retry") from None
+        try:
+            future.get(timeout=wait_s)
+            return True
+        except KafkaTimeoutError:
+            if future.is_done:  # the producer itself gave up: it will not be sent
+                log.warning("publish to %s failed: delivery timed out", topic)
+                raise Unavailable("Kafka did not take the record; retry") from None
+            log.warning("publish to %s: not confirmed within %.0f s, still queued", topic,
+                        wait_s)
+            return False
+        except Exception as exc:  # the broker refused it
             log.warning("publish to %s failed: %s", topic, type(exc).__name__)
             raise Unavailable(f"could not write to Kafka ({type(exc).__name__}); retry") from None
 

@@ -72,6 +72,14 @@ class ApiSettings:
     clickhouse_user: str = "default"
     clickhouse_password: str = ""
     report_timezone: str = "Asia/Ho_Chi_Minh"
+    # A report query that takes longer is stopped (503): a frozen ClickHouse never holds
+    # one of the API's threads for longer than this (plus a second).
+    api_report_timeout_s: float = 5.0
+    # How long a health probe waits for Kafka or ClickHouse to answer (every 2 s).
+    api_probe_timeout_s: float = 2.0
+    # How long a command request waits for Kafka to store it; past that it is answered
+    # `pending` (it is queued and applies when Kafka takes it), never "timed out".
+    api_publish_wait_s: float = 5.0
     log_level: str = "INFO"
 
     def check(self) -> None:
@@ -79,7 +87,8 @@ class ApiSettings:
         for name in ("api_workers", "api_threads", "api_timeout_s", "api_token_ttl_s",
                      "api_sse_max_s", "api_page_max", "api_export_max_rows",
                      "api_sse_max_per_user", "api_webhook_attempts",
-                     "api_webhook_backoff_s", "api_webhook_timeout_s"):
+                     "api_webhook_backoff_s", "api_webhook_timeout_s", "api_report_timeout_s",
+                     "api_probe_timeout_s", "api_publish_wait_s"):
             positive(name, getattr(self, name))
         if self.api_token_ttl_s > 30 * 86400:
             raise SettingsError(f"{env_name('api_token_ttl_s')}={self.api_token_ttl_s}: at "

@@ -20,6 +20,9 @@ class CommandOut(Out):
     command_id = fields.String(required=True)
     type = fields.String(required=True)
     agent_id = fields.String(required=True)
+    status = fields.String(required=True, metadata={
+        "description": "accepted: stored in the log; pending: Kafka has not confirmed it "
+                       "yet, it is queued and applies when Kafka takes it"})
 
 
 class ClickToCallLoad(Strict):

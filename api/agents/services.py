@@ -102,9 +102,11 @@ class RecentCalls:
 
 class AgentService:
     def __init__(self, view: ConfigView, bus: Bus, topic: str, live: LiveView | None = None,
-                 recent: RecentCalls | None = None, audit: AuditLog | None = None) -> None:
+                 recent: RecentCalls | None = None, audit: AuditLog | None = None,
+                 publish_wait_s: float = 5.0) -> None:
         self.view = view
         self.audit = audit
+        self.publish_wait_s = publish_wait_s
         self.bus = bus
         self.topic = topic
         self.live = live or LiveView()
@@ -166,8 +168,12 @@ class AgentService:
         type_ = COMMANDS[action]
         env = envelope(type_, who.tenant, {"agent_id": agent_id, "reason": reason},
                        source=f"api:{who.user}")
-        self.bus.publish(self.topic, topics.tenant_key(who.tenant), env)
-        return {"command_id": env.event_id, "type": type_, "agent_id": agent_id}
+        stored = self.bus.publish(self.topic, topics.tenant_key(who.tenant), env,
+                                  wait_s=self.publish_wait_s)
+        # `pending`: Kafka has not confirmed it yet; it is queued and applies when Kafka
+        # takes it (the agent's state shows when). Never reported as failed meanwhile.
+        return {"command_id": env.event_id, "type": type_, "agent_id": agent_id,
+                "status": "accepted" if stored else "pending"}
 
     def caller_id(self, tenant: str, agent_id: str) -> str:
         """The number presented to the customer: the agent's, else the tenant's, else the
