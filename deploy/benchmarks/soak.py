@@ -286,7 +286,11 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
             kafka_controller_port=free_port(), clickhouse_tcp_port=free_port(),
             clickhouse_http_port=free_port(), kafka_heap_mb=512)
         say(f"starting a private Kafka and ClickHouse in {tmp / 'stack'} ...")
-        health = stack.up(settings, log=lambda m: say("  " + m))
+        try:
+            health = stack.up(settings, log=lambda m: say("  " + m))
+        except BaseException:
+            stack.down(settings, log=lambda m: say("  " + m))  # ours: nothing left running
+            raise
     else:
         settings = shared
         health = stack.status(settings)
