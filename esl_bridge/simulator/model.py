@@ -128,13 +128,21 @@ class AgentSpec:
 @dataclass
 class IvrSpec:
     """The IVR step of a call: after ``after`` seconds the caller picks ``choice``; the
-    dialplan fires CUSTOM ``tongdai::ivr`` and sets ``variables`` (e.g. the queue)."""
+    dialplan fires CUSTOM ``tongdai::ivr`` and sets ``variables`` (e.g. the queue).
+
+    ``entry``: the menu's ivr.conf entry for that choice, (action, param) as the api renders
+    it (e.g. ``("menu-exec-app", "transfer ivr_main_1 XML public")``). Given, the choice is
+    run as FreeSWITCH's mod_ivr does (simulator/dptools.py): only an entry that transfers
+    reaches the extension that sets ``variables``, fires the event and parks; any other
+    leaves the caller in the menu (its variables set the way `set`/`multiset` split them),
+    never parked, until ``patience`` runs out."""
 
     choice: str
     after: float = 2.0
     menu: str = "main"
     path: str | None = None
     variables: dict[str, str] = field(default_factory=dict)
+    entry: tuple[str, str] | None = None
 
     @classmethod
     def parse(cls, data: dict[str, Any] | None) -> IvrSpec | None:
@@ -146,7 +154,15 @@ class IvrSpec:
         return cls(choice=str(data.get("choice", "1")), after=float(data.get("after", 2.0)),
                    menu=str(data.get("menu", "main")),
                    path=None if data.get("path") is None else str(data["path"]),
-                   variables=variables)
+                   variables=variables, entry=_entry(data.get("entry")))
+
+
+def _entry(data: Any) -> tuple[str, str] | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("action"), str):
+        raise ValueError(f"ivr.entry: must be {{action: ..., param: ...}}, got {data!r}")
+    return data["action"], str(data.get("param") or "")
 
 
 @dataclass

@@ -23,6 +23,7 @@ import orjson
 
 from esl_bridge.protocol import Event, url_encode
 
+from . import dptools
 from .clock import Scheduler, SimClock, Timer
 from .model import AgentSpec, CallerSpec, NumberSpec
 
@@ -810,12 +811,41 @@ class Node:
         spec = ch.caller
         assert spec is not None and spec.ivr is not None
         ivr = spec.ivr
+        if ivr.entry is not None and not self._menu_entry(ch, *ivr.entry):
+            return
         path = ivr.path or f"{ivr.menu}>{ivr.choice}"
         self._channel_event("CUSTOM", ch, subclass="tongdai::ivr", prefix=[
             ("IVR-Menu", ivr.menu), ("IVR-Choice", ivr.choice), ("IVR-Path", path)])
         for key, value in ivr.variables.items():
             self._set(ch, key, value)
         self._park(ch)
+
+    def _menu_entry(self, ch: Channel, action: str, param: str) -> bool:
+        """Run the caller's menu entry as mod_ivr does; True when it transfers the caller
+        out of the menu (to the choice's extension). Otherwise the caller stays in the menu,
+        hearing the greeting again, and hangs up after its patience (as a real caller of
+        the old `multiset ...:park` rendering did); a `hangup` entry hangs up."""
+        outcome = dptools.menu_entry(action, param)
+        if outcome.ran:
+            self._app_start(ch, outcome.ran, param.partition(" ")[2])
+        for name, value in outcome.variables:
+            if value is None:
+                ch.variables.pop(name, None)
+            else:
+                ch.variables[name] = value
+        if outcome.ran:
+            self._app_done(ch)
+        if outcome.hangup is not None:
+            self.hangup(ch.uuid, outcome.hangup)
+            return False
+        if outcome.transfer is not None:
+            return True
+        log.info("call %s: IVR entry %s %r keeps the caller in the menu (FreeSWITCH leaves a "
+                 "menu only by a transfer)", ch.uuid, action, param)
+        spec = ch.caller
+        if spec is not None and spec.patience is not None:
+            self._later(ch, spec.patience, lambda: self._abandon(ch))
+        return False
 
     def _park(self, ch: Channel) -> None:
         if ch.bridged_to:  # bridged (uuid_bridge before the dialplan got here): no park
