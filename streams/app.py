@@ -135,8 +135,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
     app = _App(
         settings.app_id, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",
         datadir=settings.worker_data_dir, topic_partitions=settings.topic_partitions,
-        topic_replication_factor=1, table_standby_replicas=0, web_enabled=False,
-        producer_acks=-1, consumer_auto_offset_reset=settings.start_from,
+        topic_replication_factor=settings.topic_replication, table_standby_replicas=0,
+        web_enabled=False, producer_acks=-1, consumer_auto_offset_reset=settings.start_from,
         # A worker that died is noticed after the session timeout, and only then are its
         # partitions given to the one that replaces it: 6 s, the broker's minimum, keeps
         # a restart's routing pause under 10 s (heartbeats come from Faust's consumer
@@ -408,7 +408,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
 _BOUNDED_BOOTSTRAP = {"bootstrap_timeout_ms": 5000, "reconnect_backoff_max_ms": 1000}
 
 
-def ensure_topics(bootstrap: str, partitions: int) -> None:
+def ensure_topics(bootstrap: str, partitions: int, replication: int = 1) -> None:
     """Create the product's topics if missing (idempotent; Faust skips missing sources)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
@@ -424,7 +424,7 @@ def ensure_topics(bootstrap: str, partitions: int) -> None:
                 continue
             configs = {"cleanup.policy": "compact"} if spec.compacted else {}
             count = spec.partitions if spec.key != "tenant" else partitions
-            new.append(NewTopic(spec.name, count, 1, topic_configs=configs))
+            new.append(NewTopic(spec.name, count, replication, topic_configs=configs))
         if new:
             try:
                 admin.create_topics(new)

@@ -21,7 +21,8 @@ def main(argv: list[str]) -> int:
     from .app import create_app, ensure_topics, start_group_at_end
 
     def prepare() -> None:
-        ensure_topics(settings.kafka_bootstrap, settings.topic_partitions)
+        ensure_topics(settings.kafka_bootstrap, settings.topic_partitions,
+                      settings.topic_replication)
         if settings.start_from == "latest":
             # "From now on" means from this moment, not from when the partitions get
             # assigned (seconds later): what is sent after "Ready" is never skipped.

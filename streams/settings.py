@@ -28,6 +28,9 @@ class WorkerSettings:
     # "latest" (tests that configure their tenants after the worker started).
     config_from: str = "earliest"
     topic_partitions: int = 8
+    # Replicas of the topics the worker creates (product topics, changelogs): 1 on one
+    # broker; 3 on a cluster with min.insync.replicas 2 (deploy/SCALING.md).
+    topic_replication: int = 1
     # The longest a worker's fetch waits at the broker for new records (Faust's own is
     # 1.5 s, which delayed routing by up to that much: see streams.app._transport_class).
     fetch_wait_ms: int = 20
@@ -46,6 +49,7 @@ class WorkerSettings:
                 raise SettingsError(f"{env_name(name)}={getattr(self, name)!r}: "
                                     f"must be earliest or latest")
         positive("topic_partitions", self.topic_partitions)
+        positive("topic_replication", self.topic_replication)
 
 
 def load(environ: Mapping[str, str] | None = None) -> WorkerSettings:
