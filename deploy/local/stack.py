@@ -8,6 +8,7 @@ and every failure says what went wrong and what to do, with a non-zero exit.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 import os
@@ -23,6 +24,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from routing.contract.environ import SettingsError
 
 from .settings import StackSettings
 
@@ -134,20 +137,31 @@ class Service:
         return Health(self.name, True, detail, pid)
 
     def start(self) -> Health:
+        launched = self.launch()
+        if isinstance(launched, Health):
+            return launched
+        return self.wait_healthy(*launched)
+
+    # A healthy server we did not start on our ports is used rather than refused (another
+    # checkout's stack, a system service); a cluster node never adopts one (see Kafka).
+    adopts_foreign = True
+
+    def launch(self) -> Health | tuple[int, subprocess.Popen | None]:
+        """Start the process unless it runs: (pid, the new process or None if it was
+        running already) to wait on, or the Health of a server we did not start."""
         pid = self.pid()
         if pid is not None:
-            health = self.wait_healthy(pid)
-            self.log(f"{self.name}: already running (pid {pid}), {health.detail}")
-            return health
+            return pid, None
         taken = [p for p in self.ports() if not port_free(p)]
         if taken:
-            try:
-                detail = self.probe()
-            except Exception:
-                detail = None
+            detail = None
+            if self.adopts_foreign:
+                try:
+                    detail = self.probe()
+                except Exception:
+                    detail = None
             if detail is not None:
-                # A healthy server we did not start (another checkout's stack, a system
-                # service): use it rather than fail; `down` leaves it alone.
+                # `down` leaves it alone.
                 self.log(f"{self.name}: already serving (not started by this stack): {detail}")
                 return Health(self.name, True, detail + " (not started by this stack)")
             raise StackError(
@@ -163,9 +177,15 @@ class Service:
                                     start_new_session=True)
         self.pid_file.write_text(str(proc.pid))
         self.log(f"{self.name}: started pid {proc.pid}, logs in {self.console_log.parent}")
-        return self.wait_healthy(proc.pid, proc)
+        return proc.pid, proc
 
     def wait_healthy(self, pid: int, proc: subprocess.Popen | None = None) -> Health:
+        health = self._wait_healthy(pid, proc)
+        if proc is None:
+            self.log(f"{self.name}: already running (pid {pid}), {health.detail}")
+        return health
+
+    def _wait_healthy(self, pid: int, proc: subprocess.Popen | None) -> Health:
         deadline = time.monotonic() + self.settings.start_timeout_s
         last = "no answer yet"
         while time.monotonic() < deadline:
@@ -186,15 +206,25 @@ class Service:
             f"`tongdai stack down` and look at {self.console_log}:\n{tail(self.console_log)}")
 
     def stop(self) -> None:
+        self.finish_stop(self.signal_stop())
+
+    def signal_stop(self) -> int | None:
+        """Ask the process to stop (SIGTERM to its group); its pid, or None if none ran."""
         pid = self.pid()
         if pid is None:
             self.pid_file.unlink(missing_ok=True)
             self.log(f"{self.name}: not running")
-            return
+            return None
         try:
             os.killpg(pid, signal.SIGTERM)
         except ProcessLookupError:
             pass
+        return pid
+
+    def finish_stop(self, pid: int | None) -> None:
+        """Wait (30 s at most, then SIGKILL) for the process `signal_stop` signalled."""
+        if pid is None:
+            return
         deadline = time.monotonic() + 30
         while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -206,16 +236,35 @@ class Service:
 
 
 class Kafka(Service):
-    """Apache Kafka in KRaft mode, one node that is both broker and controller."""
+    """Apache Kafka in KRaft mode, a node that is both broker and controller: the only one
+    (`node` None: folder `kafka/`, as always) or node `node` of the stack's cluster of
+    `settings.kafka_brokers` (folder `kafka-<node>/`, every node a controller voter)."""
 
     name = "kafka"
+
+    def __init__(self, settings: StackSettings, log: Callable[[str], None] = print,
+                 node: int | None = None) -> None:
+        self.node = node
+        if node is not None:
+            self.name = f"kafka-{node}"
+            # The quorum needs a majority of nodes: a half-formed cluster on our ports is
+            # a failed start to report, not a server to adopt.
+            self.adopts_foreign = False
+        super().__init__(settings, log)
+        self.brokers = 1 if node is None else settings.kafka_brokers
+        self.node_id = 1 if node is None else node
+        self.client_port, self.controller_port = settings.kafka_node_ports(self.node_id)
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.client_port}"
 
     @property
     def libs(self) -> Path:
         return self.settings.root / "kafka-dist" / kafka_version() / "libs"
 
     def ports(self) -> list[int]:
-        return [self.settings.kafka_port, self.settings.kafka_controller_port]
+        return [self.client_port, self.controller_port]
 
     def java(self) -> str:
         java = shutil.which(self.settings.java_bin)
@@ -250,16 +299,31 @@ class Kafka(Service):
         self.log(f"kafka: installed Apache Kafka {kafka_version()} ({len(jars)} jars) "
                  f"in {self.libs}")
 
-    def prepare(self) -> None:
+    def config(self) -> str:
+        """This node's server.properties."""
         s = self.settings
-        (self.dir / "log").mkdir(parents=True, exist_ok=True)
+        voters = ",".join(f"{i}@127.0.0.1:{s.kafka_node_ports(i)[1]}"
+                          for i in range(1, self.brokers + 1))
+        replication = min(3, self.brokers)
         conf = (HERE / "kafka" / "server.properties").read_text()
-        conf = (conf.replace("@DIR@", str(self.dir)).replace("@PORT@", str(s.kafka_port))
-                .replace("@CONTROLLER_PORT@", str(s.kafka_controller_port)))
-        (self.dir / "server.properties").write_text(conf)
+        return (conf.replace("@DIR@", str(self.dir)).replace("@PORT@", str(self.client_port))
+                .replace("@CONTROLLER_PORT@", str(self.controller_port))
+                .replace("@NODE_ID@", str(self.node_id)).replace("@VOTERS@", voters)
+                .replace("@REPLICATION@", str(replication))
+                .replace("@MIN_ISR@", str(max(1, replication - 1))))
+
+    def cluster_id(self) -> str:
+        """A new id for one broker; the one id all nodes of a cluster are formatted with."""
+        if self.node is None:
+            return new_cluster_id()
+        return cluster_record(self.settings, create=True)["cluster_id"]
+
+    def prepare(self) -> None:
+        (self.dir / "log").mkdir(parents=True, exist_ok=True)
+        (self.dir / "server.properties").write_text(self.config())
         if (self.dir / "data" / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        cluster_id = self.cluster_id()
         result = subprocess.run(
             [self.java(), "-cp", str(self.libs / "*"),
              f"-Dlog4j2.configurationFile={HERE / 'kafka' / 'log4j2.properties'}",
@@ -272,7 +336,8 @@ class Kafka(Service):
                              f"{(result.stdout + result.stderr)[-3000:]}")
 
     def command(self) -> list[str]:
-        heap = self.settings.kafka_heap_mb
+        heap = (self.settings.kafka_heap_mb if self.node is None
+                else self.settings.kafka_cluster_heap_mb)
         return [self.java(), f"-Xms{min(heap, 512)}m", f"-Xmx{heap}m", "-XX:+UseG1GC",
                 "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
                 f"-Dlog4j2.configurationFile={HERE / 'kafka' / 'log4j2.properties'}",
@@ -282,15 +347,18 @@ class Kafka(Service):
     def probe(self) -> str:
         from kafka import KafkaAdminClient  # deferred: `stack status` must work without a broker
 
-        with socket.create_connection(("127.0.0.1", self.settings.kafka_port), timeout=1):
+        with socket.create_connection(("127.0.0.1", self.client_port), timeout=1):
             pass
-        admin = KafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap,
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap,
                                  request_timeout_ms=3000, bootstrap_timeout_ms=3000,
                                  client_id="tongdai-stack-health")
         try:
             cluster = admin.describe_cluster()
             if len(cluster.get("brokers", [])) < 1:
                 raise StackError("no broker registered yet")
+            ids = sorted(b["broker_id"] for b in cluster["brokers"])
+            if self.node is not None and self.node_id not in ids:
+                raise StackError(f"node {self.node_id} not registered yet (brokers {ids})")
             # Consumer groups work: on a fresh broker the first group request creates
             # __consumer_offsets, and until its partitions are loaded, group commits and
             # joins fail. "Healthy" waits for that, so the first worker does not.
@@ -300,8 +368,11 @@ class Kafka(Service):
         finally:
             admin.close()
         brokers = len(cluster.get("brokers", []))
-        return (f"Kafka {kafka_version()} on {self.settings.kafka_bootstrap}, "
-                f"{brokers} broker, controller {cluster.get('controller_id')}")
+        if self.node is None:
+            return (f"Kafka {kafka_version()} on {self.bootstrap}, "
+                    f"{brokers} broker, controller {cluster.get('controller_id')}")
+        return (f"Kafka {kafka_version()} node {self.node_id} on {self.bootstrap}, "
+                f"{brokers} of {self.brokers} brokers up (ids {ids})")
 
 
 class ClickHouse(Service):
@@ -357,37 +428,164 @@ class ClickHouse(Service):
                 f"http 127.0.0.1:{self.settings.clickhouse_http_port}")
 
 
+def new_cluster_id() -> str:
+    """A Kafka cluster id (base64 of a UUID). Not one starting with "-": the storage
+    tool would read it as an option (Kafka's own Uuid.randomUuid avoids them too)."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
+def cluster_file(settings: StackSettings) -> Path:
+    return settings.root / "kafka-cluster.json"
+
+
+def cluster_record(settings: StackSettings, create: bool = False) -> dict:
+    """The stack's Kafka cluster: its size and the id every node is formatted with.
+    {} if there is none (and `create` is false)."""
+    path = cluster_file(settings)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        if not create:
+            return {}
+    except (OSError, ValueError) as exc:
+        raise StackError(f"kafka: {path} is unreadable ({exc}); remove it and the "
+                         f"kafka-<n> folders beside it to start a new cluster") from None
+    record = {"brokers": settings.kafka_brokers, "cluster_id": new_cluster_id()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record))
+    return record
+
+
+def _cluster_running(settings: StackSettings) -> int:
+    """The size of the stack's cluster if any of its nodes runs, else 0."""
+    size = int(cluster_record(settings).get("brokers", 0))
+    sized = dataclasses.replace(settings, kafka_brokers=max(size, 1))
+    if size and any(Kafka(sized, node=i).pid() for i in range(1, size + 1)):
+        return size
+    return 0
+
+
+def resolve(settings: StackSettings, brokers: int | None = None) -> StackSettings:
+    """The settings with the number of brokers to act on: `brokers` if given (`--brokers`),
+    else the size of the stack's cluster while it runs (so `tongdai up`, `status` and the
+    tests' fixtures find it), else TONGDAI_KAFKA_BROKERS (1)."""
+    if brokers is None and settings.kafka_brokers == 1:
+        brokers = _cluster_running(settings) or 1
+    if brokers is None or brokers == settings.kafka_brokers:
+        return settings
+    resolved = dataclasses.replace(settings, kafka_brokers=brokers)
+    resolved.check()
+    return resolved
+
+
+def kafka_nodes(settings: StackSettings, log: Callable[[str], None] = print) -> list[Kafka]:
+    """The stack's Kafka: one broker (folder `kafka/`) or the nodes of its cluster."""
+    if settings.kafka_brokers == 1:
+        return [Kafka(settings, log)]
+    return [Kafka(settings, log, node=i) for i in range(1, settings.kafka_brokers + 1)]
+
+
+def kafka_up(settings: StackSettings, log: Callable[[str], None] = print) -> list[Health]:
+    """Start the stack's Kafka (one broker, or every node of a cluster before waiting on
+    any: a controller quorum needs a majority of them)."""
+    nodes = kafka_nodes(settings, log)
+    if len(nodes) == 1:
+        if _cluster_running(settings):
+            raise StackError(f"kafka: the stack's {_cluster_running(settings)}-broker cluster "
+                             f"runs in {settings.root}; use it (`tongdai stack up --brokers "
+                             f"{_cluster_running(settings)}`) or stop it first "
+                             f"(`tongdai stack down`)")
+        return [nodes[0].start()]
+    single = Kafka(dataclasses.replace(settings, kafka_brokers=1), log)
+    if single.pid() is not None:
+        raise StackError(f"kafka: the stack's single broker runs (pid {single.pid()}, "
+                         f"{single.dir}); stop it first (`tongdai stack down`) to start a "
+                         f"{settings.kafka_brokers}-broker cluster on its ports")
+    recorded = cluster_record(settings).get("brokers")
+    if recorded not in (None, settings.kafka_brokers):
+        raise StackError(f"kafka: the stack's cluster in {settings.root} was formatted with "
+                         f"{recorded} brokers; start it with --brokers {recorded}, or remove "
+                         f"{cluster_file(settings)} and the kafka-<n> folders to change its size")
+    launched: list[tuple[Kafka, Health | tuple[int, subprocess.Popen | None]]] = []
+    try:
+        for node in nodes:
+            launched.append((node, node.launch()))
+    except StackError:
+        # No half-formed cluster left behind: stop the nodes this call started.
+        started = [(n, n.signal_stop()) for n, r in launched
+                   if isinstance(r, tuple) and r[1] is not None]
+        for n, pid in started:
+            n.finish_stop(pid)
+        raise
+    return [r if isinstance(r, Health) else node.wait_healthy(*r) for node, r in launched]
+
+
+def kafka_down(settings: StackSettings, log: Callable[[str], None] = print) -> None:
+    """Stop every Kafka node of the stack that runs: the single broker and/or the nodes of
+    its cluster (all signalled first: a cluster's last nodes stop faster with a quorum)."""
+    nodes: list[Kafka] = [Kafka(dataclasses.replace(settings, kafka_brokers=1), log)]
+    size = int(cluster_record(settings).get("brokers", 0))
+    if size > 1:
+        sized = dataclasses.replace(settings, kafka_brokers=size)
+        nodes += [Kafka(sized, log, node=i) for i in range(1, size + 1)]
+    signalled = [(node, node.signal_stop()) for node in nodes
+                 if node.node is None or node.pid_file.exists()]
+    for node, pid in signalled:
+        node.finish_stop(pid)
+
+
 def services(settings: StackSettings, log: Callable[[str], None] = print) -> list[Service]:
-    return [Kafka(settings, log), ClickHouse(settings, log)]
+    return [*kafka_nodes(settings, log), ClickHouse(settings, log)]
 
 
-def up(settings: StackSettings, log: Callable[[str], None] = print) -> list[Health]:
+def up(settings: StackSettings, log: Callable[[str], None] = print,
+       brokers: int | None = None) -> list[Health]:
     """Start whatever is not running; leave healthy services alone."""
-    return [svc.start() for svc in services(settings, log)]
+    settings = resolve(settings, brokers)
+    return [*kafka_up(settings, log), ClickHouse(settings, log).start()]
 
 
 def down(settings: StackSettings, log: Callable[[str], None] = print) -> None:
-    for svc in reversed(services(settings, log)):
-        svc.stop()
+    ClickHouse(settings, log).stop()
+    kafka_down(settings, log)
 
 
-def status(settings: StackSettings) -> list[Health]:
-    return [svc.health() for svc in services(settings, lambda _: None)]
+def status(settings: StackSettings, brokers: int | None = None) -> list[Health]:
+    return [svc.health() for svc in services(resolve(settings, brokers), lambda _: None)]
 
 
 def install(settings: StackSettings, log: Callable[[str], None] = print) -> None:
     """Fetch what the stack needs without starting it (the set-up command calls this)."""
-    for svc in services(settings, log):
+    for svc in (Kafka(settings, log), ClickHouse(settings, log)):
         svc.install()
 
 
 def main(argv: list[str], settings: StackSettings) -> int:
-    """`tongdai stack up|down|status|install`."""
-    action = argv[0] if argv else "status"
+    """`tongdai stack up|down|status|install [--brokers N] [--json]`."""
+    action = argv[0] if argv and not argv[0].startswith("-") else "status"
+    options = argv[1:] if argv and argv[0] == action else argv
+    brokers: int | None = None
+    if "--brokers" in options:
+        at = options.index("--brokers")
+        value = options[at + 1] if at + 1 < len(options) else ""
+        if not value.isdigit() or not 1 <= int(value) <= 9:
+            print(f"tongdai stack: --brokers takes a number of brokers from 1 to 9, got "
+                  f"{value!r}", file=sys.stderr)
+            return 2
+        brokers = int(value)
     try:
         if action == "up":
-            for h in up(settings):
+            for h in up(settings, brokers=brokers):
                 print(f"  {h.name:<11} healthy  {h.detail}")
+            resolved = resolve(settings, brokers)
+            if resolved.kafka_brokers > 1:
+                print(f"  Kafka bootstrap: TONGDAI_KAFKA_BOOTSTRAP={resolved.kafka_bootstrap}"
+                      f"\n  topics: replication {resolved.kafka_replication}, "
+                      f"min.insync.replicas {resolved.kafka_min_insync}; for the worker: "
+                      f"TONGDAI_TOPIC_REPLICATION={resolved.kafka_replication}")
             return 0
         if action == "down":
             down(settings)
@@ -396,14 +594,14 @@ def main(argv: list[str], settings: StackSettings) -> int:
             install(settings)
             return 0
         if action == "status":
-            healths = status(settings)
-            if "--json" in argv:
+            healths = status(settings, brokers)
+            if "--json" in options:
                 print(json.dumps([h.__dict__ for h in healths]))
             else:
                 for h in healths:
                     print(f"  {h.name:<11} {'healthy' if h.healthy else 'DOWN':<8} {h.detail}")
             return 0 if all(h.healthy for h in healths) else 1
-    except StackError as exc:
+    except (StackError, SettingsError) as exc:
         print(f"tongdai stack {action}: {exc}", file=sys.stderr)
         return 2
     print(f"tongdai stack: unknown action {action!r} (use up, down, status or install)",
