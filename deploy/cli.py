@@ -65,7 +65,8 @@ def _bench(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
-    "stack": ("start, stop or check the local Kafka + ClickHouse (up|down|status|install)", _stack),
+    "stack": ("start, stop or check the local Kafka + ClickHouse (up|down|status|install; "
+              "up --brokers 3: a Kafka cluster)", _stack),
     "bench": ("run a benchmark: tongdai bench NAME [--quick]; --list names them", _bench),
     "bridge": ("run the FreeSWITCH ESL bridge (events to Kafka, decisions to ESL); "
                "replay FILE normalizes a capture", _bridge),
