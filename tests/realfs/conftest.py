@@ -1,0 +1,372 @@
+"""The product against a real FreeSWITCH (issue 14): skipped unless TONGDAI_TEST_FREESWITCH
+names a switch built by deploy/freeswitch/build-from-source.sh (its prefix, e.g.
+`var/freeswitch`, absolute or relative to the repository).
+
+One session starts, on free ports of 127.0.0.1: the API (mod_xml_curl answers), FreeSWITCH
+with fs-conf through fs-conf/bin/tongdai-freeswitch (pointed at that API), the bridge, a
+routing worker of its own and the ClickHouse sink into a database of its own; it applies a
+tenant of its own (random id, DIDs and SIP domain) with `tongdai config apply` and registers
+SIPp agents with the SIP passwords that printed. Kafka and ClickHouse are the local stack,
+which must be running (it is shared: this suite never starts or stops it). Everything started here is
+stopped by its PID at the end.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from deploy.local import settings as stack_settings
+from tests.integration.harness import Publisher, Reader, start_process, stop_process, wait_ready
+
+from . import sipp
+from .esl import Esl
+
+ROOT = Path(__file__).resolve().parents[2]
+START = ROOT / "fs-conf" / "bin" / "tongdai-freeswitch"
+ENV = "TONGDAI_TEST_FREESWITCH"
+ARTIFACTS = ROOT / "var" / "test-artifacts" / "realfs"
+
+
+def built_switch() -> Path:
+    """The prefix TONGDAI_TEST_FREESWITCH names, or a skip saying why there is none."""
+    value = os.environ.get(ENV, "")
+    if not value:
+        pytest.skip(f"{ENV} is not set: build FreeSWITCH with deploy/freeswitch/"
+                    f"build-from-source.sh and set it to the prefix (e.g. var/freeswitch)")
+    prefix = Path(value) if os.path.isabs(value) else ROOT / value
+    if not (prefix / "bin" / "freeswitch").is_file():
+        pytest.skip(f"{ENV}={value}: no bin/freeswitch there (not a built FreeSWITCH)")
+    if shutil.which("sipp") is None:
+        pytest.skip("SIPp is not installed (Debian package sip-tester)")
+    return prefix
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    """A port free for TCP and UDP on 127.0.0.1 (SIP listens on both)."""
+    while True:
+        with socket.socket(socket.AF_INET, kind) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                u.bind(("127.0.0.1", port))
+                t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+
+
+def rtp_block(size: int = 200) -> tuple[int, int]:
+    """An even-aligned UDP port range nobody holds now (FreeSWITCH's RTP range)."""
+    rng = random.Random()
+    for _ in range(50):
+        start = rng.randrange(20000, 30000 - size, 2)
+        try:
+            held = []
+            for port in range(start, start + size, 20):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(s)
+                s.bind(("127.0.0.1", port))
+            return start, start + size - 1
+        except OSError:
+            continue
+        finally:
+            for s in held:
+                s.close()
+    raise RuntimeError("no free RTP range")
+
+
+def errors_in(log: Path) -> list[str]:
+    return [line for line in log.read_text(errors="replace").splitlines()
+            if re.search(r"\[(ERR|CRIT|ALERT)\]", line)]
+
+
+@dataclass
+class Switch:
+    """A FreeSWITCH started with fs-conf."""
+
+    prefix: Path
+    folder: Path
+    esl_port: int
+    esl_password: str
+    internal_port: int
+    external_port: int
+    proc: subprocess.Popen | None = None
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "log" / "freeswitch.log"
+
+    def esl(self) -> Esl:
+        return Esl("127.0.0.1", self.esl_port, self.esl_password)
+
+    def errors(self) -> list[str]:
+        return errors_in(self.log) if self.log.exists() else []
+
+
+def start_switch(prefix: Path, folder: Path, api_port: int, xml_curl_password: str) -> Switch:
+    rtp_start, rtp_end = rtp_block()
+    sw = Switch(prefix, folder, free_port(), secrets.token_urlsafe(18), free_port(), free_port())
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+           "TONGDAI_FS_BINARY": str(prefix / "bin" / "freeswitch"),
+           "TONGDAI_FS_CONF_DIR": str(folder / "conf"), "TONGDAI_FS_LOG_DIR": str(folder / "log"),
+           "TONGDAI_FS_DB_DIR": str(folder / "db"), "TONGDAI_FS_RUN_DIR": str(folder / "run"),
+           "TONGDAI_FS_CONSOLE": "false",
+           "TONGDAI_FS_ESL_PASSWORD": sw.esl_password, "TONGDAI_FS_ESL_PORT": str(sw.esl_port),
+           "TONGDAI_FS_INTERNAL_PORT": str(sw.internal_port),
+           "TONGDAI_FS_EXTERNAL_PORT": str(sw.external_port),
+           "TONGDAI_FS_BRANCH_PORT": str(free_port()),
+           "TONGDAI_FS_RTP_START": str(rtp_start), "TONGDAI_FS_RTP_END": str(rtp_end),
+           "TONGDAI_FS_API_URL": f"http://127.0.0.1:{api_port}",
+           "TONGDAI_API_XML_CURL_PASSWORD": xml_curl_password}
+    folder.mkdir(parents=True, exist_ok=True)
+    sw.proc = subprocess.Popen(["sh", str(START)], env=env, stdin=subprocess.DEVNULL,
+                               stdout=open(folder / "stdout.log", "w"), stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if sw.proc.poll() is not None:
+            raise RuntimeError(f"FreeSWITCH exited {sw.proc.returncode}: "
+                               f"{(folder / 'stdout.log').read_text()[-2000:]}")
+        try:
+            esl = sw.esl()
+        except OSError:
+            time.sleep(0.3)
+            continue
+        status = esl.api("sofia status")
+        esl.close()
+        if status.count("RUNNING") >= 3:  # the three profiles
+            return sw
+        time.sleep(0.3)
+    stop_switch(sw)
+    raise RuntimeError("FreeSWITCH did not start its SIP profiles within 60 s")
+
+
+def stop_switch(sw: Switch) -> None:
+    if sw.proc is not None and sw.proc.poll() is None:
+        sw.proc.terminate()
+        try:
+            sw.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            sw.proc.kill()
+            sw.proc.wait()
+
+
+@dataclass
+class Agent:
+    agent_id: str
+    ext: str
+    password: str
+    uas_port: int
+    media_port: int
+
+
+@dataclass
+class Product:
+    """The whole product on a real switch, with one tenant of its own."""
+
+    switch: Switch
+    tenant: str
+    domain: str
+    queue_did: str  # national form, straight to queue `sales`
+    ivr_did: str  # national form, the IVR `main` (1 sales, 2 -> `lang`, 0 support)
+    agents: dict[str, Agent]
+    bootstrap: str
+    clickhouse_port: int
+    database: str
+    api_port: int
+    token_secret: str
+    folder: Path
+    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+
+    def reader(self) -> Reader:
+        from routing.contract import topics
+
+        return Reader(self.bootstrap, [topics.CC_EVENTS, topics.ROUTING_DECISIONS],
+                      lambda e: e.tenant == self.tenant)
+
+    def agent_phone(self, agent: Agent, calls: int = 1, ring_ms: int = 1000,
+                    timeout_s: int = 90) -> sipp.Sipp:
+        """The agent's phone answering `calls` calls after `ring_ms` of ringing."""
+        return sipp.run(self.folder / "sipp", f"agent_{agent.ext}_{uuid.uuid4().hex[:6]}",
+                        sipp.agent_scenario(ring_ms), None, agent.uas_port,
+                        ["-m", str(calls), "-mi", "127.0.0.1", "-mp", str(agent.media_port)],
+                        timeout_s=timeout_s)
+
+    def call(self, did: str, digits: str = "", hold_ms: int = 8000, caller: str = "0903123456",
+             timeout_s: int = 60) -> sipp.Sipp:
+        """A carrier's call to `did` (national form) from `caller`, keys as RFC 2833."""
+        name = f"caller_{uuid.uuid4().hex[:6]}"
+        workdir = self.folder / "sipp"
+        workdir.mkdir(parents=True, exist_ok=True)
+        keys = sipp.dtmf_pcaps(workdir, digits, prefix=name)
+        return sipp.run(workdir, name, sipp.caller_scenario(keys, hold_ms=hold_ms),
+                        f"127.0.0.1:{self.switch.external_port}", free_port(),
+                        ["-s", did, "-m", "1", "-key", "caller", caller, "-mi", "127.0.0.1",
+                         "-mp", str(free_port())], timeout_s=timeout_s)
+
+    def clickhouse(self):
+        from clickhouse_driver import Client
+
+        return Client("127.0.0.1", port=self.clickhouse_port, database=self.database)
+
+
+def register(product_folder: Path, sw: Switch, domain: str, agent: Agent) -> None:
+    """REGISTER with digest auth; raises with SIPp's trace if the switch refuses it."""
+    phone = sipp.run(product_folder / "sipp", f"register_{agent.ext}", sipp.REGISTER,
+                     f"127.0.0.1:{sw.internal_port}", free_port(),
+                     ["-s", agent.ext, "-au", agent.ext, "-m", "1", "-key", "domain", domain,
+                      "-key", "uas_port", str(agent.uas_port)], timeout_s=20,
+                     secret=agent.password)
+    code = phone.wait(30)
+    if code != 0:
+        raise AssertionError(f"agent {agent.ext} not registered (SIPp exit {code}):\n"
+                             f"{phone.messages()[-3000:]}")
+
+
+def tongdai(env: dict[str, str], *args: str, timeout: float = 120) -> str:
+    done = subprocess.run([sys.executable, "-m", "deploy.cli", *args], env={**os.environ, **env},
+                          capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise RuntimeError(f"tongdai {args[0]} {args[1] if len(args) > 1 else ''} failed: "
+                           f"{(done.stdout + done.stderr)[-2000:]}")
+    return done.stdout
+
+
+def tenant_yaml(tenant: str, domain: str, queue_did: str, ivr_did: str,
+                agents: dict[str, str]) -> str:
+    lines = [f"tenant: {tenant}", f"settings: {{domain: {domain}, max_concurrent_calls: 20}}",
+             "queues:",
+             "  sales: {strategy: longest-idle-agent, offer_timeout_s: 20, wrapup_s: 1}",
+             "  support: {strategy: longest-idle-agent, offer_timeout_s: 20, wrapup_s: 1}",
+             "ivrs:",
+             '  main: {greeting: ivr/demo_main.wav, timeout_s: 10, options: {"1": {queue: sales},'
+             ' "2": {ivr: lang}, "0": {queue: support}}}',
+             '  lang: {greeting: ivr/demo_language.wav, timeout_s: 10, options: '
+             '{"1": {queue: support}, "9": {ivr: main}}}',
+             "dids:", f'  "{queue_did}": {{queue: sales}}', f'  "{ivr_did}": {{ivr: main}}',
+             "extensions:"]
+    lines += [f'  "{ext}": {{display_name: "Agent {ext}", agent_id: {agent_id}}}'
+              for agent_id, ext in agents.items()]
+    lines += ["agents:"]
+    lines += [f'  {agent_id}: {{extension: "{ext}", queues: {{sales: {{}}, support: {{}}}}}}'
+              for agent_id, ext in agents.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def switch_prefix() -> Path:
+    return built_switch()
+
+
+@pytest.fixture(scope="session")
+def running_stack(switch_prefix) -> stack_settings.StackSettings:
+    """The local Kafka and ClickHouse, which must be running (`tongdai stack up`): this
+    suite neither starts nor stops them (other work shares them)."""
+    settings = stack_settings.load()
+    try:
+        from clickhouse_driver import Client
+        from kafka import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
+                                 request_timeout_ms=5000, client_id="tongdai-realfs")
+        admin.list_topics()
+        admin.close()
+        Client("127.0.0.1", port=settings.clickhouse_tcp_port).execute("SELECT 1")
+    except Exception as exc:  # noqa: BLE001 - any failure means "not running"
+        pytest.fail(f"the local stack is not reachable ({exc}); start it: .venv/bin/tongdai stack up")
+    return settings
+
+
+@pytest.fixture(scope="session")
+def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]:
+    folder = tmp_path_factory.mktemp("realfs")
+    hexid = uuid.uuid4().hex[:8]
+    tenant, domain = f"rf{hexid}", f"rf{hexid}.tongdai.test"
+    rng = random.Random()
+    queue_did, ivr_did = (f"0283{rng.randrange(10**6, 10**7)}" for _ in range(2))
+    database = f"realfs_{hexid}"
+    api_port = free_port()
+    token_secret, xml_curl_password = secrets.token_hex(32), secrets.token_urlsafe(18)
+    base = {"TONGDAI_KAFKA_BOOTSTRAP": running_stack.kafka_bootstrap,
+            "TONGDAI_CLICKHOUSE_PORT": str(running_stack.clickhouse_tcp_port),
+            "TONGDAI_CLICKHOUSE_DATABASE": database, "TONGDAI_API_TOKEN_SECRET": token_secret,
+            "TONGDAI_DEFAULT_TENANT": tenant, "PYTHONUNBUFFERED": "1"}
+    procs: dict[str, subprocess.Popen] = {}
+    sw: Switch | None = None
+    try:
+        tongdai(base, "db", "migrate")
+        procs["api"] = start_process("api", folder, {
+            **base, "TONGDAI_API_PORT": str(api_port),
+            "TONGDAI_API_XML_CURL_PASSWORD": xml_curl_password})
+        wait_ready(procs["api"], "Listening at")
+        # FreeSWITCH after the API: its start-up configuration lookups then find it.
+        sw = start_switch(switch_prefix, folder / "freeswitch", api_port, xml_curl_password)
+        app_id = f"realfs-router-{hexid}"
+        procs["worker"] = start_process("worker", folder, {
+            **base, "TONGDAI_APP_ID": app_id, "TONGDAI_WORKER_DATA_DIR": str(folder / "worker"),
+            "TONGDAI_START_FROM": "latest", "TONGDAI_CONFIG_FROM": "earliest",
+            "TONGDAI_TICK_INTERVAL_S": "0.5"})
+        wait_ready(procs["worker"], "Ready", timeout=120)
+        procs["bridge"] = start_process("bridge", folder, {
+            **base, "TONGDAI_FREESWITCH": f"127.0.0.1:{sw.esl_port}:{sw.esl_password}",
+            "TONGDAI_BRIDGE_NAME": f"realfs-{hexid}", "TONGDAI_SPOOL_DIR": str(folder / "spool"),
+            "TONGDAI_ACTUATOR_STATE_DIR": str(folder / "actuator"),
+            "TONGDAI_TENANT_DOMAINS": f"{domain}={tenant}"})
+        wait_ready(procs["bridge"], "subscribed")
+        procs["sink"] = start_process("sink", folder, {**base, "TONGDAI_DEPLOYMENT": f"realfs-{hexid}"})
+        exts = {"a1": "2001", "a2": "2002"}
+        (folder / "tenant.yaml").write_text(tenant_yaml(tenant, domain, queue_did, ivr_did, exts))
+        out = tongdai(base, "config", "apply", str(folder / "tenant.yaml"))
+        passwords = dict(re.findall(r"^extension\s+(\S+)\s+\S+\s+sip_password=(\S+)", out, re.M))
+        assert set(passwords) == set(exts.values()), "no SIP password printed for the extensions"
+        agents = {a: Agent(a, ext, passwords[ext], free_port(), free_port())
+                  for a, ext in exts.items()}
+        product = Product(sw, tenant, domain, queue_did, ivr_did, agents,
+                          running_stack.kafka_bootstrap, running_stack.clickhouse_tcp_port, database,
+                          api_port, token_secret, folder, procs)
+        reader = product.reader()
+        for agent in agents.values():
+            register(folder, sw, domain, agent)
+        api = Publisher(running_stack.kafka_bootstrap, tenant)
+        for agent_id in agents:
+            api.command("agent_login_requested", agent_id=agent_id)
+        api.flush()
+        api.close()
+        reader.wait_for(lambda es: {e.payload["agent_id"] for e in es
+                                    if e.type == "agent_state_changed"
+                                    and e.payload["state"] == "available"} >= set(agents),
+                        timeout=60, what="every agent available")
+        reader.close()
+        yield product
+    finally:
+        for name in ("bridge", "worker", "sink", "api"):
+            if name in procs:
+                stop_process(procs[name])
+        if sw is not None:
+            stop_switch(sw)
+        keep = ARTIFACTS / hexid
+        shutil.copytree(folder, keep, ignore=shutil.ignore_patterns("db", "spool", "worker",
+                                                                    "*.pcap", "conf"),
+                        dirs_exist_ok=True)
+        try:
+            from clickhouse_driver import Client
+
+            Client("127.0.0.1", port=running_stack.clickhouse_tcp_port).execute(
+                f"DROP DATABASE IF EXISTS {database}")
+        except Exception:  # noqa: BLE001 - cleaning up must not hide the test's result
+            pass
