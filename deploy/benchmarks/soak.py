@@ -1,11 +1,15 @@
 """soak: the ACD's invariants over a long run (stranded agents, lost callers, call log), with
 optional chaos. Every count must be 0 except corrections.
 
-The whole product runs for real on the local stack: the ESL simulator (in this process),
-`tongdai bridge`, `tongdai worker` and `tongdai sink --migrate`, each its own process,
-restarted by a supervisor when it exits. The run has a tenant, a worker consumer group, a
-sink deployment (consumer group pinned to the end of the topics) and a ClickHouse database
-of its own (dropped at the end unless --keep). It configures two queues with a max wait
+The whole product runs for real: the ESL simulator (in this process), `tongdai bridge`,
+`tongdai worker` and `tongdai sink --migrate`, each its own process, restarted by a
+supervisor when it exits, on a Kafka broker and a ClickHouse server started for the run
+(`--stack private`, the default: topic names are fixed and every worker routes every tenant
+it sees, so another deployment on a shared broker would route our calls too) or on the
+running local stack (`--stack shared`; other workers' ticks for our tenant are counted in
+`other_workers_routing_count`). The run has a tenant, a worker consumer group, a sink
+deployment (consumer group pinned to the end of the topics) and a ClickHouse database of
+its own (dropped at the end unless --keep). It configures two queues with a max wait
 (overflow to voicemail) and its agents, logs them in, then places callers at --cps
 (Poisson) for --minutes with a realistic mix: impatient callers (abandon while waiting or
 while an agent's phone rings), patient ones (reach the max wait), agents whose phones
@@ -19,7 +23,8 @@ The referee (deploy/benchmarks/_soak_truth.py) believes only the switch and the 
 the simulator's own events and channel table, sampled every --sample-s, and the sink's
 `calls` table. Counted (and logged with example ids): stranded agent legs (answered with
 no caller for > --stranded-after-s), callers waiting past their queue's max wait + 15 s,
-callers who left never offered while an agent of their queue was truly free, call-log
+callers who left never offered while an agent of their queue was truly free, callers
+cut off (hung up by the switch while waiting, no overflow hangs up here), call-log
 rows missing / duplicated / not final --final-within-s after the hang-up; and the
 product's corrections (`state_corrected` facts on tongdai.cc.events.v1).
 Needs the local stack (started if it is not running).
@@ -27,7 +32,7 @@ Options (after --): --minutes N (30; 2 with --quick), --seconds N (instead of mi
 --cps N (2), --agents N (40; 10 with --overload), --overload, --chaos, --seed N,
 --max-wait-s N (support 30 s; sales 1.5x), --stranded-after-s N (60), --final-within-s N
 (300), --drain-s N (drain bound after the traffic; default from the mix), --sample-s N (2),
---keep (keep the database).
+--keep (keep the database), --stack private|shared.
 """
 from __future__ import annotations
 
