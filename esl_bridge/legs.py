@@ -60,10 +60,12 @@ class LegBook:
             return  # a late event of a leg already gone
         info = self._legs.get(leg)
         if info is None:
-            info = self._legs[leg] = {"tenant": envelope.tenant,
-                                      "call_id": envelope.call_id or leg, "leg": p.get("leg")}
+            info = self._legs[leg] = {}
             while len(self._legs) > LEGS_KEPT:
                 self._legs.popitem(last=False)
+        # The latest event knows best: a caller's first event may come before the
+        # dialplan set its tenant (the SIP domain's tenant, or the default, until then).
+        info.update(tenant=envelope.tenant, call_id=envelope.call_id or leg, leg=p.get("leg"))
         for name in ("offer_id", "extension"):
             if p.get(name):
                 info[name] = p[name]

@@ -44,6 +44,18 @@ def test_a_waiting_caller_is_known_with_its_queue_until_bridged():
     assert book.info("c1") is None
 
 
+def test_a_legs_tenant_is_the_one_its_latest_event_says():
+    """A caller's CHANNEL_CREATE comes before the dialplan sets tongdai_tenant: filed under
+    the default tenant, its calls vanished from their tenant's snapshot and the router
+    ended calls that were still waiting (a soak caught it)."""
+    book = LegBook()
+    first = fs("channel_created", "c1", "c1")
+    book.observe(Envelope(first.event_id, first.type, 1, first.occurred_at, "default", "node", 1,
+                          "c1", first.payload))
+    book.observe(fs("channel_parked", "c1", "c1", 1, queue="sales"))
+    assert book.info("c1")["tenant"] == "acme" and book.tenants_seen >= {"acme"}
+
+
 def _real_dump() -> dict:
     """The `uuid_dump <uuid> json` a real FreeSWITCH answered for a caller's leg that an
     external router had bridged with uuid_bridge (tests/fixtures/esl)."""
