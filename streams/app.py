@@ -35,6 +35,7 @@ import faust
 from routing.contract import DecodeError, Envelope, UpcastError, decode, deterministic_id, encode, topics, upcast
 
 from .router import TenantRouter, handle, live_view
+from .snapshot import SnapshotError
 from .store import RouterStore
 from .settings import WorkerSettings
 
@@ -163,8 +164,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
     writer = _ChangelogTable(table)
     store = RouterStore(writer)
     # Routers changed since their last save: tenant -> (its partition, the records since).
-    # A router is pickled whole, so it is saved when its offsets are about to be committed
-    # (and every SAVE_EVERY records), not after each record: pickling was ~45 % of the
+    # A router is serialized whole, so it is saved when its offsets are about to be committed
+    # (and every SAVE_EVERY records), not after each record: serializing was ~45 % of the
     # worker's CPU at 30 calls/s. The records since the last save rebuild a router that a
     # bad record left half-applied.
     unsaved: dict[str, tuple[int, list[Envelope]]] = {}
@@ -174,7 +175,18 @@ def create_app(settings: WorkerSettings) -> faust.App:
     def router_of(tenant: str) -> TenantRouter:
         router = cache.get(tenant)
         if router is None:
-            router = cache[tenant] = store.load(tenant)
+            try:
+                router = store.load(tenant)
+            except SnapshotError as exc:
+                # Never guess at state we cannot read: fold the tenant's log again (what
+                # routing is a pure function of); its outputs were sent long ago.
+                log.warning("tenant %s: stored router unreadable (%s); rebuilding it from "
+                            "the log", tenant, exc)
+                router = rebuild_from_log(settings.kafka_bootstrap, settings.topic_partitions,
+                                          tenant)
+                unsaved.setdefault(tenant, (_partition_of(tenant, settings.topic_partitions),
+                                            []))
+            cache[tenant] = router
         return router
 
     def save(tenant: str) -> None:
@@ -406,6 +418,65 @@ def create_app(settings: WorkerSettings) -> faust.App:
 # A one-off client's first connection is waited for briefly: the worker's own retry loop
 # (streams.cli), not kafka-python's 30 s default, decides how long Kafka is waited for.
 _BOUNDED_BOOTSTRAP = {"bootstrap_timeout_ms": 5000, "reconnect_backoff_max_ms": 1000}
+
+
+def _partition_of(tenant: str, partitions: int) -> int:
+    """The partition every producer of the product puts a tenant's records on (murmur2)."""
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(topics.tenant_key(tenant)) & 0x7FFFFFFF) % partitions
+
+
+def replay(tenant: str, records: Iterator[Envelope]) -> TenantRouter:
+    """A tenant's router folded from its records in log order, outputs discarded."""
+    router = TenantRouter(tenant)
+    for env in records:
+        if env.tenant != tenant:
+            continue
+        try:
+            handle(router, upcast(env))
+        except Exception:  # the live worker dead-lettered it then: skip it the same way
+            log.exception("rebuilding %s: record %s skipped", tenant, env.event_id)
+    return router
+
+
+def rebuild_from_log(bootstrap: str, partitions: int, tenant: str) -> TenantRouter:
+    """The tenant's router from the routing log (its FreeSWITCH facts and commands, the
+    configuration included) up to the current end of the tenant's partition. Records of
+    the two topics are merged by their broker timestamps, the order the worker saw
+    them in within a margin of the produce latency."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    part = _partition_of(tenant, partitions)
+    tps = [TopicPartition(name, part) for name in (topics.FS_ROUTING, topics.CC_COMMANDS)]
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
+                             enable_auto_commit=False, **_BOUNDED_BOOTSTRAP)
+    started = time.monotonic()
+    try:
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = consumer.end_offsets(tps)
+        rows: list[tuple[int, int, int, bytes]] = []
+        while any(consumer.position(tp) < ends[tp] for tp in tps):
+            for tp, batch in consumer.poll(timeout_ms=500).items():
+                for r in batch:
+                    if r.offset < ends[tp]:
+                        rows.append((r.timestamp, tps.index(tp), r.offset, r.value))
+    finally:
+        consumer.close()
+    rows.sort()
+
+    def records() -> Iterator[Envelope]:
+        for *_, value in rows:
+            try:
+                yield decode(value)
+            except DecodeError:
+                continue
+
+    router = replay(tenant, records())
+    log.info("tenant %s rebuilt from %d records of the log in %.1f s", tenant, len(rows),
+             time.monotonic() - started)
+    return router
 
 
 def ensure_topics(bootstrap: str, partitions: int, replication: int = 1) -> None:

@@ -8,23 +8,23 @@ the bytes, rarely changed, written only when it changed) and `<tenant>|router`
 offset commits, streams.app). routing's `gone` memory (finished calls, for dropping
 redelivered parks) is not stored: the router's own (source, seq) / event_id marks already
 drop redelivered records, and it grows with every call.
+
+Both are versioned snapshots (streams.snapshot: data, never a pickle). A snapshot this
+worker cannot read raises SnapshotError from `load`: the worker then rebuilds the tenant
+from the log (streams.app).
 """
 from __future__ import annotations
 
 import dataclasses
-import pickle
 from collections.abc import MutableMapping
 
+from . import snapshot
 from .router import TenantRouter
 
 SEP = "|"
 CONFIG_KEY, ROUTER_KEY = "config", "router"
 CONFIG_FIELDS = ("tenants", "queues", "agent_cfg", "dids")
 NOT_STORED = {"gone": {}}
-
-
-def _dump(value: object) -> bytes:
-    return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _config_ids(router: TenantRouter) -> tuple[int, ...]:
@@ -58,38 +58,27 @@ class RouterStore:
         n = 0
         now_ids = _config_ids(router)
         if now_ids != ids:
-            self.table[f"{t}{SEP}{CONFIG_KEY}"] = _dump(
-                {f: getattr(router.state, f) for f in CONFIG_FIELDS})
+            self.table[f"{t}{SEP}{CONFIG_KEY}"] = snapshot.dumps(
+                CONFIG_KEY, {f: getattr(router.state, f) for f in CONFIG_FIELDS})
             n += 1
         state = dataclasses.replace(router.state, **{f: {} for f in CONFIG_FIELDS}, **NOT_STORED)
-        self.table[f"{t}{SEP}{ROUTER_KEY}"] = _dump(dataclasses.replace(router, state=state))
+        self.table[f"{t}{SEP}{ROUTER_KEY}"] = snapshot.dumps(
+            ROUTER_KEY, dataclasses.replace(router, state=state))
         n += 1
         self._written[t] = (router.version, now_ids)
         self.writes += n
         return n
 
     def load(self, tenant: str) -> TenantRouter:
-        """The stored router of `tenant` (an empty one if there is none)."""
+        """The stored router of `tenant` (an empty one if there is none). Raises
+        snapshot.SnapshotError when what is stored cannot be read (then rebuild it)."""
         blob = self.table.get(f"{tenant}{SEP}{ROUTER_KEY}")
         if not blob:
             return TenantRouter(tenant)
-        router: TenantRouter = pickle.loads(blob)
-        _upgrade(router)
+        router: TenantRouter = snapshot.loads(ROUTER_KEY, blob)
         config = self.table.get(f"{tenant}{SEP}{CONFIG_KEY}")
         if config:
-            router.state = dataclasses.replace(router.state, **pickle.loads(config))
+            router.state = dataclasses.replace(router.state,
+                                               **snapshot.loads(CONFIG_KEY, config))
         self._written[tenant] = (router.version, _config_ids(router))
         return router
-
-
-def _upgrade(router: TenantRouter) -> None:
-    """Give a router stored by an older version the fields it did not have (their defaults):
-    a worker upgrade resumes from the stored state instead of failing on it."""
-    for f in dataclasses.fields(TenantRouter):
-        if f.name not in router.__dict__:
-            default = f.default_factory() if f.default_factory is not dataclasses.MISSING \
-                else f.default  # type: ignore[misc]
-            setattr(router, f.name, default)
-    for agent in router.state.agents.values():
-        if not hasattr(agent, "other_legs"):  # routing AgentState before other_legs
-            object.__setattr__(agent, "other_legs", ())
