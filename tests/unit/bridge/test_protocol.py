@@ -70,10 +70,11 @@ def events_of(path: Path) -> list[Event]:
 
 
 def test_captures_present() -> None:
-    assert len(CAPTURES) == 8
+    assert len(CAPTURES) == 11
     assert {p.stem for p in PLAIN_CAPTURES} == {
         "plain_inbound_park_bridge", "plain_callcenter_info_only_1901", "outbound_socket_1902",
-        "misc_api_bgapi", "plain_ivr_choice_1_sales", "plain_ivr_submenu_2_1_support"}
+        "misc_api_bgapi", "plain_ivr_choice_1_sales", "plain_ivr_submenu_2_1_support",
+        "plain_caller_leaves_1000ms", "plain_caller_leaves_2450ms", "plain_caller_leaves_2600ms"}
 
 
 # --------------------------------------------------------------------------- framing
