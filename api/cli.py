@@ -101,6 +101,9 @@ def config_main(argv: list[str]) -> int:
     parser.add_argument("action", choices=["apply"])
     parser.add_argument("file")
     parser.add_argument("--dry-run", action="store_true", help="validate only")
+    parser.add_argument("--missing-only", action="store_true",
+                        help="write only the entities the configuration never held; keep "
+                             "the others as they are (an admin's changes, deletions)")
     parser.add_argument("--timeout-s", type=float, default=30.0,
                         help="how long to wait for the config topic to be read")
     args = parser.parse_args(argv)
@@ -137,7 +140,7 @@ def config_main(argv: list[str]) -> int:
                     2**31)
     svc: ConfigService = services.config
     try:
-        outcomes = apply(svc, who, doc, dry_run=args.dry_run)
+        outcomes = apply(svc, who, doc, dry_run=args.dry_run, missing_only=args.missing_only)
     except FileError as exc:
         print(f"tongdai config: {args.file}: {exc}", file=sys.stderr)
         bus.close()
@@ -158,5 +161,7 @@ def config_main(argv: list[str]) -> int:
         return 1
     written = sum(1 for o in outcomes if o.status in ("created", "updated"))
     print(f"{'would write' if args.dry_run else 'wrote'} {written} record(s), "
-          f"{sum(1 for o in outcomes if o.status == 'unchanged')} unchanged")
+          f"{sum(1 for o in outcomes if o.status == 'unchanged')} unchanged"
+          + (f", {sum(1 for o in outcomes if o.status == 'kept')} kept"
+             if args.missing_only else ""))
     return 0

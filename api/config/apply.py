@@ -25,6 +25,12 @@ references on the way; menus that refer to each other (a sub-menu's "back to the
 option) are allowed: FreeSWITCH's menus refer to each other by name (`menu-sub`), so a
 cycle is written in file order. Entities equal to what the config topic already holds are
 left alone, so applying the same file twice writes nothing the second time.
+
+With `missing_only` (`tongdai config apply --missing-only`, what `tongdai up` does with the
+demo file at every start) only entities the configuration has never held are written: one
+that exists is `kept` as it is (an admin's change through the API stays), and so is one an
+admin deleted (it is not brought back). A new entity of the file (an extension added to the
+demo in a later version) is still created on a configuration made by an earlier one.
 """
 from __future__ import annotations
 
@@ -46,7 +52,7 @@ SECTIONS = {"settings": "tenant", **{spec.plural: name for name, spec in KINDS.i
 class Outcome:
     kind: str
     entity_id: str
-    status: str  # created | updated | unchanged | invalid
+    status: str  # created | updated | unchanged | kept | invalid | failed
     errors: list[dict[str, str]] = field(default_factory=list)
     secret: str | None = None  # a new SIP password (shown once)
 
@@ -100,12 +106,25 @@ def _comparable(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def apply(svc: ConfigService, who: Principal, doc: Any,
-          dry_run: bool = False) -> list[Outcome]:
-    """Validate all, then (unless invalid or dry_run) write the changed entities."""
+def apply(svc: ConfigService, who: Principal, doc: Any, dry_run: bool = False,
+          missing_only: bool = False) -> list[Outcome]:
+    """Validate all, then (unless invalid or dry_run) write the changed entities; with
+    `missing_only`, only those the configuration never held (the others are `kept`)."""
     tenant, entities = parse(doc)
     if tenant != who.tenant:
         raise FileError(f"the file is for tenant {tenant!r}, not {who.tenant!r}")
+    kept: list[Outcome] = []
+    if missing_only:
+        def held(kind: str, eid: str) -> bool:
+            eid = _normal(kind, eid)
+            return (svc.view.get(tenant, kind, eid) is not None
+                    or svc.view.deleted(tenant, kind, eid))
+
+        kept = [Outcome(kind, _normal(kind, eid), "kept") for kind, eid, _ in entities
+                if held(kind, eid)]
+        entities = [e for e in entities if not held(e[0], e[1])]
+    # A kept entity is not in the file any more: a reference to one an admin deleted is
+    # then refused like any other dangling reference.
     in_file = {(kind, _normal(kind, eid)) for kind, eid, _ in entities}
 
     def exists(kind: str, entity_id: str) -> bool:
@@ -130,7 +149,7 @@ def apply(svc: ConfigService, who: Principal, doc: Any,
         outcomes.append(Outcome(kind, eid, status))
     _check_agent_extensions(svc, tenant, prepared, outcomes)
     if any(o.status == "invalid" for o in outcomes) or dry_run:
-        return outcomes
+        return outcomes + kept
     by_key = {(kind, eid): o for (kind, eid, *_), o in zip(prepared, outcomes)}
     for kind, eid, raw, _data, status in write_order(prepared):
         if status == "unchanged":
@@ -146,7 +165,7 @@ def apply(svc: ConfigService, who: Principal, doc: Any,
             outcome.status = "failed"
             outcome.errors = (flatten(exc.messages) if isinstance(exc, ValidationError)
                               else exc.details or [{"field": "_entity", "rule": exc.message}])
-    return outcomes
+    return outcomes + kept
 
 
 def write_order(prepared: list[tuple]) -> list[tuple]:

@@ -7,11 +7,20 @@ worker, the ClickHouse sink and the API (gunicorn), each its own process with it
 var/up/logs/; then it applies the demo configuration (deploy/local/demo/demo.yaml), logs
 the agents in, prints the wallboard and reports URLs with a supervisor token and the
 agent page's URL with the token of agent `lan`, and places demo calls.
+
+The demo configuration is applied with `--missing-only` at every start: what the
+configuration never held is created (on a first run, everything; later, what a newer
+demo.yaml adds), and what exists is kept as it is. Applying the whole file again would
+undo an admin's changes made through the API (a tenant call limit raised to 2,000 came
+back as 30); applying it only once would never give an existing checkout what a newer
+demo adds (its SIP extensions). An entity an admin deleted stays deleted.
 A process that dies is restarted (with a back-off). Ctrl-C stops everything it started;
 the stack keeps running (`tongdai stack down` stops it).
 
 With `--freeswitch host:port:password` the bridge connects to a real FreeSWITCH instead
-of the simulator and no calls are generated here.
+of the simulator and no calls are generated here; it prints the demo extensions' SIP
+credentials (the API generates a password when it creates an extension and shows it once:
+`up` keeps them in var/up/sip-passwords.json, mode 0600, to print them at every start).
 """
 from __future__ import annotations
 
@@ -19,6 +28,7 @@ import argparse
 import json
 import os
 import random
+import re
 import secrets
 import signal
 import subprocess
@@ -38,6 +48,9 @@ DEMO_TENANT = "demo"
 DEMO_DOMAIN = "demo.tongdai.local"
 DEMO_AGENTS = {f"{1000 + i}": name for i, name in enumerate(
     ["lan", "minh", "hoa", "tuan", "thu", "hung", "mai", "nam", "linh", "quang", "trang", "duc"])}
+SUPERVISOR_EXT = "1099"  # the demo's supervisor phone (may listen in: *33<agent ext>)
+#: a line of `tongdai config apply` for an extension it created (or whose password rotated)
+PASSWORD_LINE = re.compile(r"^extension\s+(\S+)\s+\S+\s+sip_password=(\S+)", re.M)
 SLOW_AGENT = "1005"  # hung never picks up: ring-no-answer in the demo
 DEMO_AGENT = "lan"  # whose agent page `up` prints (sales and billing)
 DIDS = ("19001234", "02873001234", "02473001234")
@@ -49,6 +62,36 @@ IVR = (
     (0.10, "main>2>2", "support", {"tongdai_language": "en", "tongdai_skills": "en:3"}),
     (0.20, "main>3", "billing", {"tongdai_skills": "billing:5"}),
 )
+
+
+def sip_passwords(apply_output: str) -> dict[str, str]:
+    """{extension: SIP password} of the extensions `tongdai config apply` printed."""
+    return dict(PASSWORD_LINE.findall(apply_output))
+
+
+def remember_passwords(store: Path, domain: str, new: dict[str, str]) -> dict[str, str]:
+    """Merge `new` into the passwords kept for `domain` in `store` (JSON, mode 0600) and
+    return them all."""
+    known = json.loads(store.read_text()) if store.exists() else {}
+    known.setdefault(domain, {}).update(new)
+    tmp = store.with_suffix(".tmp")
+    tmp.write_text(json.dumps(known, indent=1, sort_keys=True))
+    tmp.chmod(0o600)
+    tmp.replace(store)
+    return known[domain]
+
+
+def credentials_text(domain: str, registrar: str, passwords: dict[str, str],
+                     extensions: dict[str, str]) -> str:
+    """The SIP accounts to print: one line per extension (who uses it, its password)."""
+    lines = [f"  SIP phones: register to {registrar}, domain {domain} (user = extension):"]
+    for ext, who in extensions.items():
+        password = passwords.get(ext)
+        lines.append(f"    {ext}  {who:<10} " + (
+            f"password {password}" if password else
+            "password unknown (created elsewhere): PUT /api/v1/extensions/"
+            f"{ext} {{\"rotate_password\": true}} gives a new one"))
+    return "\n".join(lines)
 
 
 def say(text: str) -> None:
@@ -266,8 +309,11 @@ class Up:
         self.start(Child("sink", ["sink"], {}, None))
         self.start(Child("api", ["api"], {"TONGDAI_API_PORT": api_port}, "Listening at"))
         say(f"api listening on 127.0.0.1:{api_port}")
-        out = self.tongdai("config", "apply", str(DEMO))
-        say(f"demo configuration applied ({len(out.splitlines())} entities)")
+        out = self.tongdai("config", "apply", "--missing-only", str(DEMO))
+        passwords = remember_passwords(self.root / "sip-passwords.json", DEMO_DOMAIN,
+                                       sip_passwords(out))
+        say(f"demo configuration: {out.strip().splitlines()[-1]} (an existing entity is "
+            f"kept as the API left it)")
         self.login_agents()
         token = self.tongdai("api", "token", "--tenant", DEMO_TENANT, "--user", "demo-supervisor",
                              "--role", "supervisor").strip()
@@ -280,6 +326,11 @@ class Up:
               f"(agent {DEMO_AGENT})\n"
               f"  API token (supervisor, tenant {DEMO_TENANT}):\n    {token}\n"
               f"  Logs: {self.root / 'logs'}   (run {run_id}; Ctrl-C stops)\n", flush=True)
+        if self.args.freeswitch:
+            host = self.args.freeswitch.split(":", 1)[0]
+            print(credentials_text(DEMO_DOMAIN, f"{host}:{self.args.sip_port}", passwords,
+                                   {**{e: a for e, a in DEMO_AGENTS.items()},
+                                    SUPERVISOR_EXT: "supervisor"}) + "\n", flush=True)
         say(f"up in {time.monotonic() - t0:.0f} s")
         if self.sim is not None and self.args.cps > 0:
             threading.Thread(target=self.traffic, name="demo-traffic", daemon=True).start()
@@ -308,6 +359,9 @@ def main(argv: list[str]) -> int:
                              "command id once)")
     parser.add_argument("--freeswitch", metavar="HOST:PORT:PASSWORD",
                         help="connect to a real FreeSWITCH instead of the simulator")
+    parser.add_argument("--sip-port", type=int, default=5060,
+                        help="the real FreeSWITCH's SIP port for phones (5060), printed with "
+                             "the demo extensions' credentials")
     args = parser.parse_args(argv)
     if args.seed is None:
         args.seed = secrets.randbelow(2**31)

@@ -113,3 +113,46 @@ def test_the_demo_configuration_applies(app):
     doc["tenant"] = "acme"
     outcomes = apply(app.extensions["tongdai"].config, WHO, doc)
     assert [o for o in outcomes if o.status not in ("created",)] == []
+
+
+def test_missing_only_keeps_an_admins_changes_and_deletions_and_adds_what_is_new(
+        app, client, auth):
+    """`tongdai up` applies the demo with --missing-only at every start: a call limit an
+    admin raised to 2,000 stays 2,000, a queue they deleted stays deleted, and an extension
+    a newer demo.yaml adds is created (with its SIP password, shown once)."""
+    svc = app.extensions["tongdai"].config
+    doc = yaml.safe_load(DEMO.read_text())
+    doc["tenant"] = "acme"
+    del doc["extensions"]["1011"]
+    first = apply(svc, WHO, doc, missing_only=True)
+    assert {o.status for o in first} == {"created"}
+    assert {o.entity_id for o in first if o.kind == "extension" and o.secret} == {
+        f"{1000 + i}" for i in range(11)} | {"1099"}
+    h = auth("admin")
+    raised = client.put("/api/v1/tenant", json={**doc["settings"], "max_concurrent_calls": 2000},
+                        headers=h)
+    assert raised.status_code == 200, raised.get_json()
+    assert client.delete("/api/v1/customers/kh-0002", headers=h).status_code in (200, 204)
+
+    doc = yaml.safe_load(DEMO.read_text())
+    doc["tenant"] = "acme"
+    again = {(o.kind, o.entity_id): o for o in apply(svc, WHO, doc, missing_only=True)}
+    assert again[("extension", "1011")].status == "created" and again[("extension", "1011")].secret
+    assert {key for key, o in again.items() if o.status != "kept"} == {("extension", "1011")}
+    assert svc.get_tenant("acme")["max_concurrent_calls"] == 2000
+    assert svc.view.get("acme", "customer", "kh-0002") is None
+    assert not any(o.secret for key, o in again.items() if key != ("extension", "1011"))
+    # without --missing-only the file wins again (what `up` used to do)
+    plain = {(o.kind, o.entity_id): o.status for o in apply(svc, WHO, doc)}
+    assert plain[("tenant", "acme")] == "updated" and plain[("customer", "kh-0002")] == "created"
+    assert svc.get_tenant("acme")["max_concurrent_calls"] == 30
+
+
+def test_missing_only_refuses_a_new_entity_that_refers_to_a_deleted_one(app, client, auth):
+    svc = app.extensions["tongdai"].config
+    apply(svc, WHO, {"tenant": "acme", "queues": {"sales": {}}}, missing_only=True)
+    assert client.delete("/api/v1/queues/sales", headers=auth("admin")).status_code in (200, 204)
+    outcomes = apply(svc, WHO, {"tenant": "acme", "queues": {"sales": {}},
+                                "dids": {"02873001234": {"queue": "sales"}}}, missing_only=True)
+    status = {(o.kind, o.entity_id): o.status for o in outcomes}
+    assert status == {("queue", "sales"): "kept", ("did", "02873001234"): "invalid"}
