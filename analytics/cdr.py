@@ -232,6 +232,7 @@ class _Fold:
         self.hold_us = 0
         self.recording = ""
         self.ivr_choices: list[str] = []
+        self.ivr_paths: list[str] = []  # each IVR event's path so far, in time order
         self.first_caller = ""
 
     # ---- legs
@@ -391,6 +392,8 @@ def _on_ivr_choice(f: _Fold, e: Envelope) -> None:
     _channel_leg(f, e)
     if e.payload.get("ivr_choice"):
         f.ivr_choices.append(e.payload["ivr_choice"])
+    if e.payload.get("ivr_path") and e.payload.get("leg_id", e.call_id) == f.call_id:
+        f.ivr_paths.append(e.payload["ivr_path"])
 
 
 def _on_other_channel_fact(f: _Fold, e: Envelope) -> None:
@@ -749,7 +752,10 @@ def _finish(f: _Fold) -> CallFacts:
         return CallFacts(None, (), ())
 
     hangup_cause = root.cause or (ended_fact[1].get("hangup_cause") if ended_fact else "") or ""
-    ivr_path = root.ivr_path or ">".join(c for c in f.ivr_choices if c)
+    # The last menu's event names the whole path; the first channel event that carried
+    # a path may have named only the first menu of it.
+    ivr_path = (f.ivr_paths[-1] if f.ivr_paths else root.ivr_path) \
+        or ">".join(c for c in f.ivr_choices if c)
     transfers = max(0, len(others) - 1)
     notes = []
     if transfers:

@@ -338,7 +338,9 @@ def _channel(event: Event, type_: str, config: NormalizerConfig) -> Envelope:
         "domain": _domain(h),
         "did": phone(_var(h, "tongdai_did"), config),
         "queue": _var(h, "tongdai_queue"),
-        "ivr_path": _var(h, "tongdai_ivr_path"),
+        # fs-conf's `tongdai::ivr` event names the menu path walked so far (IVR-Path) and
+        # the digit (IVR-Choice) as its own headers; a dialplan may set the variables too.
+        "ivr_path": _var(h, "tongdai_ivr_path") or h.get("IVR-Path") or None,
         "priority": _int(_var(h, "tongdai_priority")),
         "vip": None if vip is None else vip.lower() in ("1", "true", "yes"),
         "skills": _skills(_var(h, "tongdai_skills")),
@@ -352,7 +354,8 @@ def _channel(event: Event, type_: str, config: NormalizerConfig) -> Envelope:
         "hangup_cause": h.get("Hangup-Cause"),
         "dtmf_digit": h.get("DTMF-Digit"),
         "recording_path": h.get("Record-File-Path"),
-        "ivr_choice": h.get("tongdai_ivr_choice") or _var(h, "tongdai_ivr_choice"),
+        "ivr_choice": (h.get("IVR-Choice") or h.get("tongdai_ivr_choice")
+                       or _var(h, "tongdai_ivr_choice")),
         "headers": {k: h[k] for k in _KEPT if k in h},
     }
     return _envelope(event, type_, tenant, call_id, payload)
