@@ -142,7 +142,8 @@ class Ledger:
     def _on_event(self, event: Any) -> None:
         name = event.name
         if name not in ("CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_PARK", "CHANNEL_BRIDGE",
-                        "CHANNEL_UNBRIDGE", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE"):
+                        "CHANNEL_UNBRIDGE", "CHANNEL_HANGUP", "CHANNEL_HANGUP_COMPLETE",
+                        "CHANNEL_EXECUTE"):
             return
         h = event.headers
         uid = h.get("Unique-ID", "")
@@ -168,6 +169,15 @@ class Ledger:
                         c.transferred = t
                         if self.on_transfer is not None:
                             self.on_transfer(uid)
+            elif name == "CHANNEL_EXECUTE":
+                # Sent to voicemail_<queue>: the simulator runs fs-conf's voicemail there
+                # (no park), as FreeSWITCH does.
+                c = self.callers.get(uid)
+                if c is not None and h.get("Application") == "voicemail" \
+                        and not c.transferred:
+                    c.transferred = t
+                    if self.on_transfer is not None:
+                        self.on_transfer(uid)
             elif name == "CHANNEL_BRIDGE":
                 a, b = h.get("Bridge-A-Unique-ID", ""), h.get("Bridge-B-Unique-ID", "")
                 for me, other in ((a, b), (b, a)):

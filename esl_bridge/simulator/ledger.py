@@ -22,8 +22,8 @@ agent's leg the switch originated first):
   `short_abandoned` (under `short_abandon_s`), `abandoned_ringing` (a phone was ringing
   for the caller when they hung up), `abandoned_ivr` (answered by the switch, never in a
   queue nor bridged), `closed` (entered a queue that was closed at the time, per the
-  `closed` rule the test gives: configuration, not belief), `voicemail` (sent to the
-  dialplan's voicemail extension), `failed` (a click-to-call whose customer was never
+  `closed` rule the test gives: configuration, not belief), `voicemail` (the dialplan
+  ran `voicemail` for the caller), `failed` (a click-to-call whose customer was never
   reached);
 * every offered phone: its leg, extension, when it rang (the leg's creation), answered,
   ended, and what it did: `answered` (bridged to the caller), `busy` / `declined` (the
@@ -38,9 +38,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-
-#: The dialplan extension a caller is sent to for voicemail (fs-conf's `queue_voicemail`).
-VOICEMAIL_PREFIX = "voicemail_"
 
 
 @dataclass
@@ -185,12 +182,14 @@ class Ledger:
         ch = self._channel(h.get("Unique-ID", ""))
         if leg is None or ch is None or leg.kind != "caller":
             return
-        if ch.dest.startswith(VOICEMAIL_PREFIX):
-            leg.voicemail_us = leg.voicemail_us or t
-            return
         queue = ch.variables.get("tongdai_queue", "")
         if queue and (not leg.queues or leg.queues[-1][0] != queue or ch.transfer_source):
             leg.queues.append((queue, t))
+
+    def _on_execute(self, h: dict[str, str], t: int) -> None:
+        leg = self.legs.get(h.get("Unique-ID", ""))
+        if leg is not None and leg.kind == "caller" and h.get("Application") == "voicemail":
+            leg.voicemail_us = leg.voicemail_us or t
 
     def _on_bridge(self, h: dict[str, str], t: int) -> None:
         a, b = h.get("Bridge-A-Unique-ID", ""), h.get("Bridge-B-Unique-ID", "")
@@ -379,6 +378,7 @@ _RECORDERS: dict[str, Callable[[Ledger, dict[str, str], int], None]] = {
     "CHANNEL_CREATE": Ledger._on_create,
     "CHANNEL_ANSWER": Ledger._on_answer,
     "CHANNEL_PARK": Ledger._on_park,
+    "CHANNEL_EXECUTE": Ledger._on_execute,
     "CHANNEL_BRIDGE": Ledger._on_bridge,
     "CHANNEL_UNBRIDGE": Ledger._on_unbridge,
     "CHANNEL_HANGUP": Ledger._on_hangup,

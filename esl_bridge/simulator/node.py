@@ -91,6 +91,8 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _ORIGINATE_TARGET = re.compile(r"^user/([^@\s]+)(?:@(\S+))?$")
 _GATEWAY_TARGET = re.compile(r"^sofia/gateway/([^/\s]+)/([^@\s]+)$")
 _APP = re.compile(r"^&?([A-Za-z_][\w]*)\((.*)\)$|^&?([A-Za-z_]\w*)$")
+#: fs-conf's queue_voicemail extension of a tenant's context (voicemail_<queue>).
+_VOICEMAIL_EXTENSION = re.compile(r"^voicemail_(.+)$")
 #: The tenant's outbound context of fs-conf (tongdai_<tenant>_outbound).
 _OUTBOUND_CONTEXT = re.compile(r"^tongdai_(.+)_outbound$")
 #: outbound_cid_guard: never present a 1800/1900 (service) number as the caller ID.
@@ -1617,8 +1619,30 @@ class Node:
             ch.variables.update({"transfer_source": ch.transfer_source,
                                  "max_forwards": ch.variables.get("max_forwards", "70")})
             ch.variables.update(self._dids.get(dest, {}))
-            self._park(ch)
+            if not self._tenant_extension(ch):
+                self._park(ch)
             return "+OK\n"
+
+    def _tenant_extension(self, ch: Channel) -> bool:
+        """The extensions of fs-conf's ``tongdai_<tenant>`` context the simulator runs
+        rather than parking: ``queue_voicemail`` (``voicemail_<queue>``, where the router
+        sends a caller after hours or on overflow) sets ``tongdai_voicemail``, answers and
+        runs ``voicemail``, which never parks. Its CHANNEL_EXECUTE fires at every fidelity:
+        it is the only sign of where the caller went. The caller leaves a message and hangs
+        up after its ``patience``. True when the extension was run."""
+        m = _VOICEMAIL_EXTENSION.match(ch.dest)
+        if m is None or not ch.context.startswith("tongdai_"):
+            return False
+        self._set(ch, "tongdai_voicemail", m.group(1))
+        domain = ch.variables.get("domain_name") or ch.variables.get("tongdai_domain") \
+            or self.domain
+        ch.variables["current_application"] = "voicemail"
+        self._app_start(ch, "voicemail", f"default {domain} q_{m.group(1)}", always=True)
+        spec = ch.caller
+        if spec is not None and spec.patience is not None:
+            self._later(ch, spec.patience, lambda: self.hangup(
+                ch.uuid, "NORMAL_CLEARING", disposition="recv_bye"))
+        return True
 
     def uuid_hold(self, uid: str, mode: str = "on") -> str:
         """Put a leg on hold (CHANNEL_HOLD) or take it off (CHANNEL_UNHOLD); hold time adds
