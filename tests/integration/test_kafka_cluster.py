@@ -72,7 +72,8 @@ class Cluster:
         while time.monotonic() < deadline:
             admin = self.admin()
             try:
-                parts = admin.describe_topics([topic])[0]["partitions"]
+                described = admin.describe_topics([topic])[0]
+                parts = described["partitions"] if described["error_code"] == 0 else []
             except Exception as exc:  # a broker still electing: ask again
                 last = exc
                 parts = []
@@ -122,6 +123,8 @@ def test_the_cluster_replicates_the_products_topics_three_times(cluster):
     assert "3 of 3 brokers up" in healths[0].detail
 
     ensure_topics(cluster.bootstrap, PARTITIONS, s.kafka_replication)  # as the worker does
+    for spec in topics.TOPICS:  # created: known to every broker, replicas in sync
+        cluster.wait_full_isr(spec.name, timeout=30)
     admin = cluster.admin()
     try:
         described = admin.describe_topics([spec.name for spec in topics.TOPICS])
@@ -278,3 +281,106 @@ def test_a_broker_killed_under_load_loses_no_fact(cluster):
     restarted = cluster.node(victim).start()
     assert restarted.healthy, restarted.detail
     cluster.wait_full_isr(topic)
+
+
+@pytest.mark.xfail(strict=False, reason=(
+    "open defect: after a broker dies the bridge's actuator (kafka-python 3.0.12 "
+    "KafkaConsumer, esl_bridge/actuator.py) may poll on without receiving another "
+    "decision: calls are offered but never rung (seen 3 of 4 runs, see deploy/SCALING.md)"))
+def test_routing_goes_on_when_a_broker_dies(cluster):
+    """The ESL simulator, `tongdai bridge` and `tongdai worker` on the cluster: calls placed
+    before, during and after the loss of the broker leading the tenant's partition are all
+    offered and answered."""
+    from esl_bridge.simulator import Simulator
+    from esl_bridge.simulator.model import AgentSpec, CallerSpec
+
+    from .harness import (Publisher, Reader, bridge_env, start_process, stop_process,
+                          wait_ready, worker_env)
+
+    from streams.app import ensure_topics
+
+    ensure_topics(cluster.bootstrap, PARTITIONS, cluster.settings.kafka_replication)
+    for spec in topics.TOPICS:  # a broker killed before is back: every replica in sync
+        cluster.wait_full_isr(spec.name)
+    tmp = cluster.tmp / f"routing-{uuid.uuid4().hex[:6]}"
+    tmp.mkdir()
+    bootstrap = cluster.bootstrap
+    sim = Simulator(port=0, password="cluster-test", heartbeat=3600, seed=5,
+                    core_uuid=str(uuid.uuid4()))
+    sim.start()
+    worker_vars = {**worker_env(tmp, bootstrap, f"test-router-{uuid.uuid4().hex[:8]}"),
+                   "TONGDAI_TOPIC_REPLICATION": str(cluster.settings.kafka_replication)}
+    # PYTHONFAULTHANDLER: a stuck process's threads are dumped into its log (SIGABRT below).
+    worker = start_process("worker", tmp, {**worker_vars, "PYTHONFAULTHANDLER": "1"})
+    bridge = start_process("bridge", tmp, {**bridge_env(sim, tmp, bootstrap),
+                                           "PYTHONFAULTHANDLER": "1"})
+    tenant = f"t{uuid.uuid4().hex[:10]}.test"
+    reader = api = None
+    try:
+        wait_ready(worker, "Ready", timeout=90)
+        wait_ready(bridge, "subscribed", timeout=60)
+        reader = Reader(bootstrap, [topics.CC_EVENTS, topics.ROUTING_DECISIONS],
+                        lambda e: e.tenant == tenant)
+        api = Publisher(bootstrap, tenant)
+        api.config("tenant", tenant, {"domain": tenant})
+        api.config("queue", "support", {"strategy": "longest-idle-agent",
+                                        "offer_timeout_s": 8, "wrapup_s": 1})
+        agents = {f"a{i}": str(3000 + i) for i in range(6)}
+        for agent_id, ext in agents.items():
+            sim.add_agent(AgentSpec.parse({"ext": ext, "domain": tenant, "register_at": None,
+                                           "answer_delay": 0.3}))
+            api.config("agent", agent_id, {"extension": ext, "queues": {"support": {}}})
+            api.command("agent_login_requested", agent_id=agent_id)
+        api.flush()
+        for ext in agents.values():
+            sim.register(ext, tenant)
+        reader.wait_for(
+            lambda es: {e.payload["agent_id"] for e in es if e.type == "agent_state_changed"
+                        and e.payload["state"] == "available"} >= set(agents),
+            timeout=60, what="every agent available")
+        partition = next(p for t, p, _, _ in reader.records if t == topics.CC_EVENTS)
+        victim = cluster.leaders(topics.FS_ROUTING)[partition]
+
+        calls: list[str] = []
+        killed_at = None
+        start = time.monotonic()
+        while len(calls) < 30:  # one call every 0.5 s; the broker dies after the 8th
+            if time.monotonic() - start >= len(calls) * 0.5:
+                calls.append(sim.place_call(CallerSpec.parse(
+                    {"at": 0, "number": "0903123456", "did": "19001234", "patience": 120,
+                     "talk": 1.0, "variables": {"tongdai_tenant": tenant,
+                                                "tongdai_queue": "support"}})))
+                if len(calls) == 8:
+                    _kill(cluster, victim)
+                    killed_at = time.time()
+                    print(f"killed kafka-{victim} (leader of the tenant's "
+                          f"{topics.FS_ROUTING} partition {partition}) with 8 calls placed")
+            reader.poll(0.05)
+        try:
+            reader.wait_for(lambda es: {e.call_id for e in es if e.type == "call_answered"}
+                            >= set(calls), timeout=90, what="every call answered")
+        except AssertionError:
+            for proc in (bridge, worker):
+                proc.send_signal(signal.SIGABRT)
+            print(f"stacks of the bridge and worker dumped into {tmp}")
+            raise
+    finally:
+        for proc in (worker, bridge):
+            stop_process(proc)
+        sim.stop()
+        for closing in (reader, api):
+            if closing is not None:
+                closing.close()
+
+    offered = {e.call_id for e in reader.of_type("call_offered")}
+    answered = [e for e in reader.of_type("call_answered") if e.call_id in calls]
+    waits = {e.call_id: e.payload["wait_ms"] for e in answered}
+    after = [waits[c] for c in calls[8:]]
+    print(f"\ncalls placed {len(calls)}, offered {len(offered & set(calls))}, answered "
+          f"{len(waits)}; wait to answer: before the kill max {max(waits[c] for c in calls[:8])} "
+          f"ms, after it max {max(after)} ms, median {sorted(after)[len(after) // 2]} ms")
+    assert set(calls) <= offered
+    assert set(waits) == set(calls)
+    answered_twice = len(answered) - len(waits)
+    assert answered_twice == 0, f"{answered_twice} calls answered twice"
+    assert killed_at is not None
