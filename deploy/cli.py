@@ -6,6 +6,7 @@ Each subcommand imports its deployable lazily, so `tongdai worker` never loads g
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable
 
@@ -65,14 +66,14 @@ def _bench(argv: list[str]) -> int:
 
 
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
-    "stack": ("start, stop or check the local Kafka + ClickHouse (up|down|status|install; "
-              "up --brokers 3: a Kafka cluster)", _stack),
+    "stack": ("start, stop or check the local Kafka + ClickHouse (up|down|status|install|"
+              "users|env; up --brokers 3: a Kafka cluster)", _stack),
     "bench": ("run a benchmark: tongdai bench NAME [--quick]; --list names them", _bench),
     "bridge": ("run the FreeSWITCH ESL bridge (events to Kafka, decisions to ESL); "
                "replay FILE normalizes a capture", _bridge),
     "worker": ("run a Faust routing worker", _worker),
     "sink": ("run the ClickHouse sink", _sink),
-    "db": ("ClickHouse schema: tongdai db migrate|status|drop-partitions", _db),
+    "db": ("ClickHouse schema: tongdai db migrate|status|drop-partitions|bi-users", _db),
     "api": ("serve the API with gunicorn; tongdai api token --tenant T --user U mints a token",
             _api),
     "config": ("apply configuration: tongdai config apply FILE.yaml", _config),
@@ -93,6 +94,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     ns = parser.parse_args(argv[:1])
+    if ns.command in ("sink", "db", "api", "bench", "up"):
+        # The local stack's generated ClickHouse password, unless one is given.
+        from deploy.local import settings as stack_settings
+
+        os.environ.update(stack_settings.clickhouse_defaults(os.environ))
     return COMMANDS[ns.command][1](argv[1:])
 
 

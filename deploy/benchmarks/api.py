@@ -93,7 +93,8 @@ def run(quick: bool = False) -> dict[str, float]:
 
     stack = stack_settings.load()
     suffix = uuid.uuid4().hex[:8]
-    db = NativeDatabase("127.0.0.1", stack.clickhouse_tcp_port, f"bench_api_{suffix}")
+    db = NativeDatabase("127.0.0.1", stack.clickhouse_tcp_port, f"bench_api_{suffix}",
+                        stack.clickhouse_user, stack.clickhouse_password)
     calls = 5000 if quick else 30000
     seconds = 8 if quick else 20
     clients = 16
@@ -104,7 +105,7 @@ def run(quick: bool = False) -> dict[str, float]:
     env = {**os.environ, **topics, "TONGDAI_API_TOKEN_SECRET": SECRET,
            "TONGDAI_API_PORT": str(port), "TONGDAI_API_WORKERS": str(workers),
            "TONGDAI_API_THREADS": "8", "TONGDAI_KAFKA_BOOTSTRAP": stack.kafka_bootstrap,
-           "TONGDAI_CLICKHOUSE_PORT": str(stack.clickhouse_tcp_port),
+           **stack.clickhouse_environ(),
            "TONGDAI_CLICKHOUSE_DATABASE": db.database, "TONGDAI_LOG_LEVEL": "WARNING"}
     log = tempfile.NamedTemporaryFile("w", prefix="bench-api-", suffix=".log", delete=False)
     proc = None

@@ -500,7 +500,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
         spawn("worker", "worker", worker_env)
         spawn("api", "api", {**base, "TONGDAI_API_TOKEN_SECRET": SECRET,
                              "TONGDAI_API_PORT": str(api_port),
-                             "TONGDAI_CLICKHOUSE_PORT": str(stack.clickhouse_tcp_port)})
+                             **stack.clickhouse_environ()})
         wait_log(procs["worker"], logs["worker"], "Ready", timeout=120)
         wait_log(procs["bridge"], logs["bridge"], "subscribed", timeout=120)
 

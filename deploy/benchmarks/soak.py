@@ -183,8 +183,10 @@ class CallLogJudge:
     """Judges each ended call once its --final-within-s has passed: a live row that is
     single and final, or missing / duplicated / not final (ClickHouse read as it is)."""
 
-    def __init__(self, port: int, database: str, tenant: str, within_s: float) -> None:
+    def __init__(self, port: int, database: str, tenant: str, within_s: float,
+                 password: str = "") -> None:
         self.port, self.database, self.tenant, self.within_s = port, database, tenant, within_s
+        self.password = password
         self.verdict: dict[str, str] = {}  # call id -> ok | missing | duplicated | not_final
         self.rows: dict[str, tuple[int, int, str]] = {}
         self._client = None
@@ -196,8 +198,8 @@ class CallLogJudge:
 
         try:
             if self._client is None:
-                self._client = Client("127.0.0.1", port=self.port, connect_timeout=5,
-                                      send_receive_timeout=20)
+                self._client = Client("127.0.0.1", port=self.port, password=self.password,
+                                      connect_timeout=5, send_receive_timeout=20)
             self.rows = call_log_rows(self._client, self.database, self.tenant)
             return True
         except Exception as exc:  # ClickHouse frozen or not there yet: judge later
@@ -380,7 +382,8 @@ def _run(args: argparse.Namespace, settings: Any, server_pids: dict[str, int], r
     supervisor = Supervisor(say)
     chaos: Chaos | None = None
     watch: CcWatch | None = None
-    judge = CallLogJudge(settings.clickhouse_tcp_port, database, tenant, args.final_within_s)
+    judge = CallLogJudge(settings.clickhouse_tcp_port, database, tenant, args.final_within_s,
+                         settings.clickhouse_password)
     producer = None
     figures: dict[str, float] = {}
     progress: list[dict] = []
@@ -400,7 +403,7 @@ def _run(args: argparse.Namespace, settings: Any, server_pids: dict[str, int], r
             "TONGDAI_BRIDGE_NAME": f"soak-{run_id}", "TONGDAI_RECONNECT_MIN_S": "0.2",
             "TONGDAI_RECONNECT_MAX_S": "2"}, tmp / "bridge.log"))
         sink = supervisor.add(Child("sink", ["sink", "--migrate"], {
-            **base, "TONGDAI_CLICKHOUSE_PORT": str(settings.clickhouse_tcp_port),
+            **base, **settings.clickhouse_environ(),
             "TONGDAI_CLICKHOUSE_DATABASE": database, "TONGDAI_DEPLOYMENT": f"soak-{run_id}"},
             tmp / "sink.log"))
         _wait_log(bridge, "subscribed", 60)
@@ -642,7 +645,7 @@ def _run(args: argparse.Namespace, settings: Any, server_pids: dict[str, int], r
         sim.stop()
         judge.close()
         if not args.keep:
-            _drop_database(settings.clickhouse_tcp_port, database)
+            _drop_database(settings.clickhouse_tcp_port, database, settings.clickhouse_password)
 
 
 def _wait_log(child: Child, marker: str, timeout: float) -> None:
@@ -659,11 +662,12 @@ def _wait_log(child: Child, marker: str, timeout: float) -> None:
                        f"{child.log.read_text(errors='replace')[-3000:]}")
 
 
-def _drop_database(port: int, database: str) -> None:
+def _drop_database(port: int, database: str, password: str = "") -> None:
     from clickhouse_driver import Client
 
     try:
-        client = Client("127.0.0.1", port=port, connect_timeout=5, send_receive_timeout=30)
+        client = Client("127.0.0.1", port=port, password=password, connect_timeout=5,
+                        send_receive_timeout=30)
         client.execute(f"DROP DATABASE IF EXISTS {database}")
         client.disconnect()
     except Exception as exc:  # a leftover database is not worth failing the run for

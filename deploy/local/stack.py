@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import re
+import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -405,7 +407,41 @@ class ClickHouse(Service):
                 .replace("@HTTP_PORT@", str(s.clickhouse_http_port))
                 .replace("@TCP_PORT@", str(s.clickhouse_tcp_port)))
         (self.dir / "config.xml").write_text(conf)
-        shutil.copyfile(HERE / "clickhouse" / "users.xml", self.dir / "users.xml")
+        self.write_users()
+
+    def passwords(self) -> dict[str, str]:
+        """The passwords of the stack's ClickHouse users, generated on first use (strong,
+        random, one per user) into a private file of the stack folder."""
+        path = self.settings.clickhouse_passwords_file
+        known = self.settings.clickhouse_passwords()
+        wanted = {u: known.get(u) or secrets.token_urlsafe(24)
+                  for u in (self.settings.clickhouse_user, self.settings.bi_user)}
+        if wanted != known:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.touch(mode=0o600)
+            tmp.chmod(0o600)
+            tmp.write_text(json.dumps({**known, **wanted}, indent=1))
+            tmp.replace(path)
+        return {**known, **wanted}
+
+    def write_users(self) -> None:
+        """The server's users.xml: every user with a password (its SHA-256 only). A running
+        18.16 server reloads the file within seconds, without a restart."""
+        passwords = self.passwords()
+
+        def sha(user: str) -> str:
+            return hashlib.sha256(passwords[user].encode()).hexdigest()
+
+        users = ((HERE / "clickhouse" / "users.xml").read_text()
+                 .replace("@DEFAULT_PASSWORD_SHA256@", sha(self.settings.clickhouse_user))
+                 .replace("@BI_PASSWORD_SHA256@", sha(self.settings.bi_user))
+                 .replace("@BI_DATABASE@", self.settings.clickhouse_database))
+        (self.dir / "users.d").mkdir(parents=True, exist_ok=True)
+        tmp = self.dir / "users.xml.tmp"
+        tmp.write_text(users)
+        tmp.chmod(0o600)
+        tmp.replace(self.dir / "users.xml")
 
     def command(self) -> list[str]:
         return [self.binary(), f"--config-file={self.dir / 'config.xml'}"]
@@ -416,10 +452,7 @@ class ClickHouse(Service):
             body = resp.read().decode().strip()
         if body != "Ok.":
             raise StackError(f"/ping answered {body!r}")
-        from clickhouse_driver import Client
-
-        client = Client("127.0.0.1", port=self.settings.clickhouse_tcp_port,
-                        connect_timeout=2, send_receive_timeout=5)
+        client = self.settings.clickhouse_client(connect_timeout=2, send_receive_timeout=5)
         try:
             version = client.execute("SELECT version()")[0][0]
         finally:
@@ -545,7 +578,29 @@ def up(settings: StackSettings, log: Callable[[str], None] = print,
        brokers: int | None = None) -> list[Health]:
     """Start whatever is not running; leave healthy services alone."""
     settings = resolve(settings, brokers)
-    return [*kafka_up(settings, log), ClickHouse(settings, log).start()]
+    healths = [*kafka_up(settings, log), ClickHouse(settings, log).start()]
+    if not settings.clickhouse_passwords_file.exists():
+        log("clickhouse: runs without passwords (started before the stack had them); set "
+            "them without a restart: `tongdai stack users` (then restart what connects to it)")
+    return healths
+
+
+def users(settings: StackSettings, log: Callable[[str], None] = print) -> Path:
+    """(Re)write the users.xml of the stack's ClickHouse, with passwords (generated if
+    missing). A running server reloads it within seconds: no restart, but clients that
+    connected without a password must reconnect with it."""
+    service = ClickHouse(settings, log)
+    service.dir.mkdir(parents=True, exist_ok=True)
+    service.write_users()
+    log(f"clickhouse: users written to {service.dir / 'users.xml'}; passwords in "
+        f"{settings.clickhouse_passwords_file}")
+    return settings.clickhouse_passwords_file
+
+
+def environ_lines(settings: StackSettings) -> list[str]:
+    """`export` lines that point the product's commands at this stack (`tongdai stack env`)."""
+    env = {**settings.clickhouse_environ(), "TONGDAI_KAFKA_BOOTSTRAP": settings.kafka_bootstrap}
+    return [f"export {k}={shlex.quote(v)}" for k, v in env.items()]
 
 
 def down(settings: StackSettings, log: Callable[[str], None] = print) -> None:
@@ -564,7 +619,7 @@ def install(settings: StackSettings, log: Callable[[str], None] = print) -> None
 
 
 def main(argv: list[str], settings: StackSettings) -> int:
-    """`tongdai stack up|down|status|install [--brokers N] [--json]`."""
+    """`tongdai stack up|down|status|install|users|env [--brokers N] [--json]`."""
     action = argv[0] if argv and not argv[0].startswith("-") else "status"
     options = argv[1:] if argv and argv[0] == action else argv
     brokers: int | None = None
@@ -593,6 +648,12 @@ def main(argv: list[str], settings: StackSettings) -> int:
         if action == "install":
             install(settings)
             return 0
+        if action == "users":
+            users(settings)
+            return 0
+        if action == "env":
+            print("\n".join(environ_lines(resolve(settings, brokers))))
+            return 0
         if action == "status":
             healths = status(settings, brokers)
             if "--json" in options:
@@ -604,6 +665,6 @@ def main(argv: list[str], settings: StackSettings) -> int:
     except (StackError, SettingsError) as exc:
         print(f"tongdai stack {action}: {exc}", file=sys.stderr)
         return 2
-    print(f"tongdai stack: unknown action {action!r} (use up, down, status or install)",
+    print(f"tongdai stack: unknown action {action!r} (use up, down, status, install, users or env)",
           file=sys.stderr)
     return 2

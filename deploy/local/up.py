@@ -133,7 +133,7 @@ class Up:
     def env(self, extra: dict[str, str]) -> dict[str, str]:
         s = self.settings
         return {**os.environ, "TONGDAI_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
-                "TONGDAI_CLICKHOUSE_PORT": str(s.clickhouse_tcp_port),
+                **s.clickhouse_environ(),
                 "TONGDAI_API_TOKEN_SECRET": self._secrets["api_token_secret"],
                 "TONGDAI_DEFAULT_TENANT": DEMO_TENANT, "PYTHONUNBUFFERED": "1", **extra}
 

@@ -55,9 +55,7 @@ def kafka_topic(local_stack, unique_name) -> Iterator[str]:
 @pytest.fixture
 def clickhouse_db(local_stack, unique_name) -> Iterator[tuple]:
     """(client, database): a fresh database on the local server, dropped afterwards."""
-    from clickhouse_driver import Client
-
-    client = Client("127.0.0.1", port=local_stack.clickhouse_tcp_port)
+    client = local_stack.clickhouse_client()
     client.execute(f"CREATE DATABASE {unique_name}")
     try:
         yield client, unique_name

@@ -59,7 +59,8 @@ def test_queue_and_agent_made_through_the_api_route_a_call_that_the_report_shows
     audit_topic = f"t-api-{uuid.uuid4().hex[:8]}-audit"
     create_topics(bootstrap, [audit_topic])
     db = NativeDatabase("127.0.0.1", local_stack.clickhouse_tcp_port,
-                        f"t_api_rt_{uuid.uuid4().hex[:8]}")
+                        f"t_api_rt_{uuid.uuid4().hex[:8]}", local_stack.clickhouse_user,
+                        local_stack.clickhouse_password)
     migrations.migrate(db)
     sim = Simulator(port=0, password="api-rt", heartbeat=3600, seed=5,
                     core_uuid=str(uuid.uuid4()))  # a node of its own: decisions are per node
@@ -69,7 +70,7 @@ def test_queue_and_agent_made_through_the_api_route_a_call_that_the_report_shows
                                                           f"test-api-rt-{uuid.uuid4().hex[:8]}"))
     api = ApiServer(tmp_path, {"TONGDAI_KAFKA_BOOTSTRAP": bootstrap,
                                "TONGDAI_AUDIT_TOPIC": audit_topic,
-                               "TONGDAI_CLICKHOUSE_PORT": str(local_stack.clickhouse_tcp_port),
+                               **local_stack.clickhouse_environ(),
                                "TONGDAI_CLICKHOUSE_DATABASE": db.database})
     reader = Reader(bootstrap, [topics.FS_EVENTS, topics.CC_EVENTS], lambda e: e.tenant == tenant)
     try:

@@ -116,14 +116,14 @@ def env(local_stack, tmp_path_factory) -> Iterator[Env]:
     topics = topic_names(suffix)
     bootstrap = local_stack.kafka_bootstrap
     create_topics(bootstrap, list(topics.values()))
-    db = NativeDatabase("127.0.0.1", local_stack.clickhouse_tcp_port, f"t_api_{suffix}")
+    db = NativeDatabase("127.0.0.1", local_stack.clickhouse_tcp_port, f"t_api_{suffix}",
+                        local_stack.clickhouse_user, local_stack.clickhouse_password)
     migrations.migrate(db)
     replay(db, scenario("acme").events)
     replay(db, scenario("beta").events[:6])
     server = ApiServer(tmp_path_factory.mktemp("api"), {
         **topics, "TONGDAI_KAFKA_BOOTSTRAP": bootstrap,
-        "TONGDAI_CLICKHOUSE_PORT": str(local_stack.clickhouse_tcp_port),
-        "TONGDAI_CLICKHOUSE_DATABASE": db.database})
+        **local_stack.clickhouse_environ(), "TONGDAI_CLICKHOUSE_DATABASE": db.database})
     try:
         server.wait_ready()
         admin = server.token("admin")

@@ -40,7 +40,8 @@ def make_database(request: pytest.FixtureRequest, engine: str, prefix: str) -> D
     name = f"t_{prefix}_{uuid.uuid4().hex[:8]}"
     if engine == "server":
         stack = request.getfixturevalue("local_stack")
-        db: Database = NativeDatabase("127.0.0.1", stack.clickhouse_tcp_port, name)
+        db: Database = NativeDatabase("127.0.0.1", stack.clickhouse_tcp_port, name,
+                                      stack.clickhouse_user, stack.clickhouse_password)
     else:
         db = _Named(chdb_session(), name)
     migrations.migrate(db)

@@ -56,7 +56,8 @@ def live(db, table: str, columns, order: str) -> list[dict]:
 @pytest.fixture
 def db(clickhouse_db, local_stack):
     _, name = clickhouse_db
-    database = NativeDatabase("127.0.0.1", local_stack.clickhouse_tcp_port, name)
+    database = NativeDatabase("127.0.0.1", local_stack.clickhouse_tcp_port, name,
+                              local_stack.clickhouse_user, local_stack.clickhouse_password)
     migrations.migrate(database)
     yield database
     database.close()
@@ -65,7 +66,8 @@ def db(clickhouse_db, local_stack):
 @pytest.fixture
 def second_db(local_stack):
     database = NativeDatabase("127.0.0.1", local_stack.clickhouse_tcp_port,
-                              f"t_json_{uuid.uuid4().hex[:8]}")
+                              f"t_json_{uuid.uuid4().hex[:8]}", local_stack.clickhouse_user,
+                              local_stack.clickhouse_password)
     migrations.migrate(database)
     yield database
     database.execute(f"DROP DATABASE IF EXISTS {database.database}")

@@ -4,7 +4,6 @@ from __future__ import annotations
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 
 import pytest
 
@@ -54,11 +53,13 @@ def test_queue_events_view_extracts_router_facts(engine_db):
 
 @pytest.mark.stack
 def test_bi_user_reads_views_over_http_and_cannot_write(own_clickhouse):
-    """The local stack's users.xml defines tongdai_bi (18.16 has no CREATE USER)."""
-    port = own_clickhouse.settings.clickhouse_tcp_port
-    http = own_clickhouse.settings.clickhouse_http_port
-    name = f"t_bi_{uuid.uuid4().hex[:8]}"
-    db = NativeDatabase("127.0.0.1", port, name)
+    """The local stack's users.xml defines tongdai_bi (18.16 has no CREATE USER), allowed
+    the product's database only (`tongdai` on this throwaway server); more in
+    test_bi_tenants.py."""
+    own = own_clickhouse.settings
+    port, http = own.clickhouse_tcp_port, own.clickhouse_http_port
+    name = own.clickhouse_database
+    db = NativeDatabase("127.0.0.1", port, name, own.clickhouse_user, own.clickhouse_password)
     migrations.migrate(db)
     s = Scenario()
     s.queue_call("c", us("2026-11-22T09:00:00+07:00"), "support", "+84911")
@@ -66,7 +67,8 @@ def test_bi_user_reads_views_over_http_and_cannot_write(own_clickhouse):
 
     def http_query(sql: str) -> str:
         url = f"http://127.0.0.1:{http}/?" + urllib.parse.urlencode(
-            {"user": "tongdai_bi", "query": sql})
+            {"user": "tongdai_bi", "password": own.clickhouse_passwords()["tongdai_bi"],
+             "query": sql})
         with urllib.request.urlopen(url, timeout=10) as resp:
             return resp.read().decode()
 

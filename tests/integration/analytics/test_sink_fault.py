@@ -31,13 +31,15 @@ def test_clickhouse_down_for_30s_loses_and_duplicates_nothing(local_stack, kafka
                                                               own_clickhouse):
     port = own_clickhouse.settings.clickhouse_tcp_port
     name = f"t_fault_{uuid.uuid4().hex[:8]}"
-    db = NativeDatabase("127.0.0.1", port, name)
+    own = own_clickhouse.settings
+    db = NativeDatabase("127.0.0.1", port, name, own.clickhouse_user, own.clickhouse_password)
     migrations.migrate(db)
 
     scenario = Scenario("acme")
     ids = random_calls(scenario, 300, us("2026-11-22T08:00:00+07:00"), random.Random(5))
     records = encoded(scenario.events)
     settings = AnalyticsSettings(clickhouse_port=port, clickhouse_database=name,
+                                 clickhouse_password=own.clickhouse_password,
                                  kafka_bootstrap=local_stack.kafka_bootstrap,
                                  deployment=uuid.uuid4().hex[:8], sink_topics=(kafka_topic,),
                                  sink_batch_rows=200, sink_batch_s=0.3, sink_retry_min_s=0.5,

@@ -35,7 +35,8 @@ def encoded(events) -> list[tuple[bytes, bytes]]:
 @pytest.fixture
 def db(clickhouse_db, local_stack):
     _, name = clickhouse_db
-    database = NativeDatabase("127.0.0.1", local_stack.clickhouse_tcp_port, name)
+    database = NativeDatabase("127.0.0.1", local_stack.clickhouse_tcp_port, name,
+                              local_stack.clickhouse_user, local_stack.clickhouse_password)
     migrations.migrate(database)
     yield database
     database.close()
@@ -43,6 +44,7 @@ def db(clickhouse_db, local_stack):
 
 def settings_for(local_stack, db, topic, deployment) -> AnalyticsSettings:
     return AnalyticsSettings(clickhouse_port=local_stack.clickhouse_tcp_port,
+                             clickhouse_password=local_stack.clickhouse_password,
                              clickhouse_database=db.database,
                              kafka_bootstrap=local_stack.kafka_bootstrap,
                              deployment=deployment, sink_topics=(topic,), sink_batch_rows=50,
