@@ -7,7 +7,7 @@ import logging
 import signal
 import sys
 
-from . import migrations, settings as settings_mod
+from . import bi_users, migrations, settings as settings_mod
 from routing.contract.environ import SettingsError
 
 from .db import DatabaseError
@@ -34,6 +34,21 @@ def db_main(argv: list[str]) -> int:
     drop.add_argument("--before", required=True, metavar="YYYY-MM",
                       help="drop every partition of an earlier month")
     drop.add_argument("--yes", action="store_true", help="really drop (else: list only)")
+    bi = sub.add_parser("bi-users", help="a read-only ClickHouse user per tenant that sees "
+                                         "only its rows (analytics/BI.md)")
+    bi.add_argument("tenants", nargs="*", metavar="TENANT", help="tenants to give a user "
+                    "(those already in the users file are kept)")
+    bi.add_argument("--all-tenants", action="store_true",
+                    help="also every tenant with calls in the call log")
+    bi.add_argument("--remove", action="append", default=[], metavar="TENANT",
+                    help="remove the tenant's user and its database")
+    bi.add_argument("--rotate", action="append", default=[], metavar="TENANT",
+                    help="give the tenant's user a new password")
+    bi.add_argument("--network", action="append", default=[], metavar="CIDR",
+                    help="where the users may connect from (default: kept, new: loopback)")
+    bi.add_argument("--users-d", metavar="DIR", help="the server's users.d folder "
+                    "(default TONGDAI_CLICKHOUSE_USERS_D: the local stack's)")
+    bi.add_argument("--json", action="store_true", help="print new passwords as JSON")
     args = parser.parse_args(argv)
     settings = _settings("db")
     if settings is None:
@@ -44,6 +59,25 @@ def db_main(argv: list[str]) -> int:
             applied = migrations.migrate(db, log=print)
             print(f"{db.database}: {len(applied)} migration(s) applied, "
                   f"schema at version {migrations.MIGRATIONS[-1].version}")
+            tenants = bi_users.tenants_with_databases(db)
+            if tenants:  # the tenants' BI databases follow the product's schema
+                for tenant in tenants:
+                    bi_users.build_tenant_database(db, tenant, print)
+                print(f"{len(tenants)} tenant BI database(s) up to date")
+            return 0
+        if args.action == "bi-users":
+            add = list(args.tenants)
+            if args.all_tenants:
+                add += [r[0] for r in db.query(f"SELECT DISTINCT tenant FROM {db.database}.calls")]
+            migrations.migrate(db)
+            shown = bi_users.sync(db, args.users_d or settings.clickhouse_users_d, add=add,
+                                  remove=args.remove, rotate=args.rotate,
+                                  networks=args.network or None, log=print)
+            if args.json:
+                print(json.dumps(shown))
+            else:
+                for user, password in shown.items():
+                    print(f"user {user} password {password}   (shown once; database {user})")
             return 0
         if args.action == "status":
             done = set(migrations.applied_versions(db))
@@ -61,12 +95,15 @@ def db_main(argv: list[str]) -> int:
                 print("(dry run: add --yes to drop)")
                 return 0
             dropped = migrations.drop_partitions_before(db, args.before, log=print)
+            for name in bi_users.tenant_databases(db):  # the tenants' copies age the same
+                dropped += migrations.drop_partitions_before(bi_users._Named(db, name),
+                                                             args.before, log=print)
             print(f"dropped {len(dropped)} partition(s)")
             return 0
     except DatabaseError as exc:
         print(f"tongdai db {args.action}: {exc}", file=sys.stderr)
         return 2
-    except ValueError as exc:
+    except (ValueError, OSError) as exc:  # BiUsersError is a ValueError
         print(f"tongdai db {args.action}: {exc}", file=sys.stderr)
         return 2
     finally:

@@ -17,6 +17,7 @@ under updates.
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -365,8 +366,10 @@ def _bi_user(db: Database, features: Features) -> None:
     if not features.create_user:
         return
     try:
-        db.execute(f"CREATE USER IF NOT EXISTS {BI_USER} IDENTIFIED WITH no_password "
-                   f"SETTINGS readonly = 1")
+        # A random password nobody knows: the user cannot log in until an operator gives
+        # it one (ALTER USER ... IDENTIFIED BY, analytics/BI.md); never a passwordless user.
+        db.execute(f"CREATE USER IF NOT EXISTS {BI_USER} IDENTIFIED WITH sha256_password "
+                   f"BY '{secrets.token_hex(24)}' SETTINGS readonly = 1")
         db.execute(f"GRANT SELECT ON {db.database}.* TO {BI_USER}")
     except DatabaseError as exc:
         if "ACCESS_DENIED" in str(exc) or "access" in str(exc).lower():

@@ -21,6 +21,9 @@ class AnalyticsSettings:
     clickhouse_database: str = "tongdai"
     clickhouse_user: str = "default"
     clickhouse_password: str = ""
+    # Where `tongdai db bi-users` writes the tenants' users: the server's users.d folder
+    # (`tongdai` gives the local stack's when the server is the local stack's).
+    clickhouse_users_d: str = "/etc/clickhouse-server/users.d"
     kafka_bootstrap: str = "127.0.0.1:9092"
     deployment: str = "local"  # one sink consumer group per deployment
     sink_topics: tuple[str, ...] = (topics.FS_EVENTS, topics.CC_EVENTS)
