@@ -221,7 +221,9 @@ class Product:
     def clickhouse(self):
         from clickhouse_driver import Client
 
-        return Client("127.0.0.1", port=self.clickhouse_port, database=self.database)
+        return Client("127.0.0.1", port=self.clickhouse_port, database=self.database,
+                      user=self.env.get("TONGDAI_CLICKHOUSE_USER", "default"),
+                      password=self.env.get("TONGDAI_CLICKHOUSE_PASSWORD", ""))
 
 
 def register(product_folder: Path, sw: Switch, domain: str, agent: Agent) -> None:
@@ -279,14 +281,13 @@ def running_stack(switch_prefix) -> stack_settings.StackSettings:
     suite neither starts nor stops them (other work shares them)."""
     settings = stack_settings.load()
     try:
-        from clickhouse_driver import Client
         from kafka import KafkaAdminClient
 
         admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
                                  request_timeout_ms=5000, client_id="tongdai-realfs")
         admin.list_topics()
         admin.close()
-        Client("127.0.0.1", port=settings.clickhouse_tcp_port).execute("SELECT 1")
+        settings.clickhouse_client().execute("SELECT 1")
     except Exception as exc:  # noqa: BLE001 - any failure means "not running"
         pytest.fail(f"the local stack is not reachable ({exc}); start it: .venv/bin/tongdai stack up")
     return settings
@@ -303,7 +304,7 @@ def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]
     api_port = free_port()
     token_secret, xml_curl_password = secrets.token_hex(32), secrets.token_urlsafe(18)
     base = {"TONGDAI_KAFKA_BOOTSTRAP": running_stack.kafka_bootstrap,
-            "TONGDAI_CLICKHOUSE_PORT": str(running_stack.clickhouse_tcp_port),
+            **running_stack.clickhouse_environ(),
             "TONGDAI_CLICKHOUSE_DATABASE": database, "TONGDAI_API_TOKEN_SECRET": token_secret,
             "TONGDAI_DEFAULT_TENANT": tenant, "PYTHONUNBUFFERED": "1"}
     procs: dict[str, subprocess.Popen] = {}
@@ -364,9 +365,6 @@ def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]
                                                                     "*.pcap", "conf"),
                         dirs_exist_ok=True)
         try:
-            from clickhouse_driver import Client
-
-            Client("127.0.0.1", port=running_stack.clickhouse_tcp_port).execute(
-                f"DROP DATABASE IF EXISTS {database}")
+            running_stack.clickhouse_client().execute(f"DROP DATABASE IF EXISTS {database}")
         except Exception:  # noqa: BLE001 - cleaning up must not hide the test's result
             pass
