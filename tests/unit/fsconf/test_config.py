@@ -93,7 +93,7 @@ def test_the_password_can_come_from_a_file_and_runtime_is_private(tmp_path):
     root = fsxml.load(target / "freeswitch.xml")
     assert fsxml.globals_of(root)["tongdai_esl_password"] == "from-a-file-password"
     # Without configured passwords the static users and the api lookups get random ones.
-    assert len(fsxml.globals_of(root)["tongdai_static_user_password"]) >= 32
+    assert len(fsxml.globals_of(root)["tongdai_sip_password_acme_1000"]) >= 32
 
 
 def test_modules_are_vanilla_and_xml_curl_loads_first(fs):
