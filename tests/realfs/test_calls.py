@@ -17,11 +17,11 @@ import pytest
 pytestmark = [pytest.mark.realfs, pytest.mark.stack]
 
 
-def live(product) -> dict:
+def live(product, tenant: str | None = None) -> dict:
     from tests.realfs.conftest import tongdai
 
     env = {"TONGDAI_API_TOKEN_SECRET": product.token_secret}
-    token = tongdai(env, "api", "token", "--tenant", product.tenant, "--user", "realfs",
+    token = tongdai(env, "api", "token", "--tenant", tenant or product.tenant, "--user", "realfs",
                     "--role", "supervisor").strip()
     req = urllib.request.Request(f"http://127.0.0.1:{product.api_port}/api/v1/live",
                                  headers={"Authorization": f"Bearer {token}"})
@@ -29,7 +29,7 @@ def live(product) -> dict:
         return json.load(r)
 
 
-def call_row(product, call_id: str, timeout: float = 30) -> dict:
+def call_row(product, call_id: str, timeout: float = 30, tenant: str | None = None) -> dict:
     """The call's last row in the call log, once the sink has written its end."""
     client = product.clickhouse()
     deadline = time.monotonic() + timeout
@@ -39,7 +39,7 @@ def call_row(product, call_id: str, timeout: float = 30) -> dict:
                 "SELECT call_id, did, caller, queue, agent_id, extension, ivr_path, disposition,"
                 " talk_ms, wait_ms, end_us FROM calls WHERE tenant = %(t)s AND call_id = %(c)s AND sign = 1"
                 " ORDER BY version DESC LIMIT 1",
-                {"t": product.tenant, "c": call_id}, with_column_types=True)
+                {"t": tenant or product.tenant, "c": call_id}, with_column_types=True)
             row = dict(zip([c for c, _ in cols], data[0])) if data else {}
             if row.get("end_us"):
                 return row
