@@ -41,6 +41,10 @@ class ApiSettings:
     # Basic-auth password FreeSWITCH's mod_xml_curl sends (user "freeswitch"); empty
     # disables the /freeswitch/xml endpoint.
     api_xml_curl_password: str = ""
+    # The FreeSWITCH nodes' recordings folder as this API sees it (shared storage; the
+    # switch's `tongdai_recordings_dir`): <dir>/<tenant>/<date>/<call id>.wav. Empty:
+    # recordings are listed, not played.
+    api_recordings_dir: str = ""
     api_sse_max_s: float = 300.0  # an SSE response ends after this; clients reconnect
     # Open event streams per user and per process (0: API_THREADS - 2, so streams never
     # take the last threads requests need).

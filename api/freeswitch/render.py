@@ -4,7 +4,9 @@
   (the password itself is never stored) and the tenant/agent variables;
 - dialplan, context `public` (the carriers'): a DID -> blocklist check -> concurrent-call
   limit -> IVR menu or queue: variables `tongdai_tenant`, `tongdai_did`, `tongdai_queue`,
-  `tongdai_region`, then answer and park (the router takes it from CHANNEL_PARK);
+  `tongdai_region`, then answer, record (the tenant's `recording` policy: file
+  `<recordings>/<tenant>/<date>/<call id>.wav`) and park (the router takes it from
+  CHANNEL_PARK);
 - dialplan, context `tongdai` or `tongdai_<tenant>` (phones): the live-monitoring feature
   codes *33/*34/*35<agent ext> (api/monitor/services.py);
 - a dialplan answer only for the context FreeSWITCH hunts in (`Hunt-Context`, else
@@ -168,6 +170,7 @@ def dialplan(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress |
     if did.data.get("region"):
         actions.append(_action("set", f"tongdai_region={did.data['region']}"))
     actions.append(_action("answer"))
+    actions += recording_actions(tenant, tdata, "inbound")
     if did.data.get("ivr"):
         actions.append(_action("ivr", f"tongdai_{tenant}_{did.data['ivr']}"))
         actions.append(_action("hangup"))
@@ -179,6 +182,32 @@ def dialplan(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress |
             actions.append(_action("set", f"hold_music={qentry.data['music_on_hold']}"))
         actions.append(_action("park"))
     return _extension(number, actions)
+
+
+#: the tenant's recordings: <recordings>/<tenant>/<date in Vietnam>/<call id>.wav, where
+#: <recordings> is the switch's `tongdai_recordings_dir` global (fs-conf/vars.xml; a channel
+#: variable lookup falls back to the globals) and the call id the caller's leg
+RECORDING_PATH = ("${tongdai_recordings_dir}/%s/${strftime_tz(Asia/Ho_Chi_Minh %%Y-%%m-%%d)}/"
+                  "${uuid}.wav")
+
+
+def records(tdata: Mapping[str, object], direction: str) -> bool:
+    """Whether the tenant's policy records a call of `direction` (inbound, outbound,
+    internal). Default: every call (what the static dialplan always did)."""
+    policy = tdata.get("recording") or {}
+    calls = policy.get("calls", "all") if isinstance(policy, Mapping) else "all"
+    return calls == "all" or calls == direction
+
+
+def recording_actions(tenant: str, tdata: Mapping[str, object], direction: str) -> list[str]:
+    """Record the caller's leg from its answer to its end, both parties (stereo: caller
+    left, the other side right), unless the tenant's policy says not to. The bridge turns
+    the switch's RECORD_START into `recording_started` (the call log's `recording`)."""
+    if not records(tdata, direction):
+        return []
+    return [_action("set", "RECORD_STEREO=true"),
+            _action("set", "tongdai_recording=" + RECORDING_PATH % tenant),
+            _action("record_session", "${tongdai_recording}")]
 
 
 def _extension(number: str, actions: list[str]) -> str:

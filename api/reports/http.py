@@ -94,6 +94,36 @@ def call_detail(who: Principal, _: None, call_id: str) -> dict:
           summary="Where a call's recording is (VIP queues: only the tenant's "
                   "vip_recording_roles); every access is audited")
 def call_recording(who: Principal, _: None, call_id: str) -> dict:
+    queue, path = _allowed_recording(who, call_id)
+    services().audit.record(who, "recording.read", f"call/{call_id}", {"queue": queue})
+    return {"call_id": call_id, "queue": queue, "path": path}
+
+
+@endpoint(bp, "/calls/<call_id>/recording/audio", "GET", roles=SUPERVISORS,
+          query=s.RecordingAudioQuery, produces=("audio/wav",),
+          summary="A call's recording (WAV), played in the browser with HTTP range requests "
+                  "or downloaded (?download=true); same roles as the recording's entry, "
+                  "every listen and download audited")
+def call_recording_audio(who: Principal, q: dict, call_id: str) -> Response:
+    from flask import request, send_file
+
+    svc = services()
+    queue, path = _allowed_recording(who, call_id)
+    file = svc.reports.recording_file(who.tenant, path, svc.settings.api_recordings_dir)
+    # A browser's player asks for the file in ranges (seeking, buffering): one listen is
+    # the request that starts at the beginning; a download is always one.
+    ranges = request.range.ranges if request.range is not None else [(0, None)]
+    if q["download"] or ranges[0][0] == 0:
+        svc.audit.record(who, "recording.download" if q["download"] else "recording.listen",
+                         f"call/{call_id}", {"queue": queue})
+    return send_file(file, mimetype="audio/wav", conditional=True, etag=True,
+                     as_attachment=q["download"], download_name=f"{call_id}.wav",
+                     max_age=0)
+
+
+def _allowed_recording(who: Principal, call_id: str) -> tuple[str, str]:
+    """(queue, path) of the call's recording if `who` may have it (VIP queues: only the
+    tenant's vip_recording_roles; a refusal is audited)."""
     svc = services()
     queue, path = svc.reports.recording(who.tenant, _call_id(call_id))
     q = svc.view.get(who.tenant, "queue", queue)
@@ -103,8 +133,7 @@ def call_recording(who: Principal, _: None, call_id: str) -> dict:
             svc.audit.record(who, "recording.denied", f"call/{call_id}", {"queue": queue})
             raise Forbidden(f"recordings of VIP queue {queue!r} are for roles: "
                             f"{', '.join(allowed)}")
-    svc.audit.record(who, "recording.read", f"call/{call_id}", {"queue": queue})
-    return {"call_id": call_id, "queue": queue, "path": path}
+    return queue, path
 
 
 def _call_id(value: str) -> str:

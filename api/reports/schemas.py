@@ -236,6 +236,11 @@ class CallDetailOut(Out):
     notes = fields.List(fields.Nested(CallNoteOut), required=True)
 
 
+class RecordingAudioQuery(Strict):
+    download = fields.Boolean(load_default=False, metadata={
+        "description": "as an attachment (`<call id>.wav`) instead of inline playback"})
+
+
 class RecordingOut(Out):
     call_id = fields.String(required=True)
     queue = fields.String(required=True)

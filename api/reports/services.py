@@ -288,6 +288,26 @@ class ReportService:
             raise Unavailable(f"call log not available: {str(exc)[:200]}") from None
         return bool(rows and int(rows[0][0]))
 
+    @staticmethod
+    def recording_file(tenant: str, path: str, recordings_dir: str) -> str:
+        """The file of a recording the switch wrote at `path`, in this API's view of the
+        recordings folder: only its last three parts count (<tenant>/<date>/<call>.wav),
+        the tenant must be the caller's, and nothing outside the folder is ever served."""
+        import os
+        import re
+
+        if not recordings_dir:
+            raise Unavailable("recordings are not served here (set TONGDAI_API_RECORDINGS_DIR)")
+        parts = path.replace("\\", "/").split("/")[-3:]
+        if (len(parts) != 3 or parts[0] != tenant
+                or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", parts[1])
+                or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,100}\.wav", parts[2])):
+            raise NotFound("no recording file for this call")
+        file = os.path.join(recordings_dir, *parts)
+        if not os.path.isfile(file):
+            raise NotFound("the recording's file is not (or no longer) there")
+        return file
+
     def recording(self, tenant: str, call_id: str) -> tuple[str, str]:
         """(queue, recording path) of a call; NotFound if it has no recording."""
         from analytics.db import DatabaseError

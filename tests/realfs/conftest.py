@@ -120,7 +120,8 @@ class Switch:
         return errors_in(self.log) if self.log.exists() else []
 
 
-def start_switch(prefix: Path, folder: Path, api_port: int, xml_curl_password: str) -> Switch:
+def start_switch(prefix: Path, folder: Path, api_port: int, xml_curl_password: str,
+                 recordings: Path | None = None) -> Switch:
     rtp_start, rtp_end = rtp_block()
     sw = Switch(prefix, folder, free_port(), secrets.token_urlsafe(18), free_port(), free_port())
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -134,7 +135,8 @@ def start_switch(prefix: Path, folder: Path, api_port: int, xml_curl_password: s
            "TONGDAI_FS_BRANCH_PORT": str(free_port()),
            "TONGDAI_FS_RTP_START": str(rtp_start), "TONGDAI_FS_RTP_END": str(rtp_end),
            "TONGDAI_FS_API_URL": f"http://127.0.0.1:{api_port}",
-           "TONGDAI_API_XML_CURL_PASSWORD": xml_curl_password}
+           "TONGDAI_API_XML_CURL_PASSWORD": xml_curl_password,
+           "TONGDAI_FS_RECORDINGS_DIR": str(recordings or folder / "recordings")}
     folder.mkdir(parents=True, exist_ok=True)
     sw.proc = subprocess.Popen(["sh", str(START)], env=env, stdin=subprocess.DEVNULL,
                                stdout=open(folder / "stdout.log", "w"), stderr=subprocess.STDOUT)
@@ -265,7 +267,10 @@ def tenant_yaml(tenant: str, domain: str, queue_did: str, ivr_did: str,
     lines = [f"tenant: {tenant}", f"settings: {{domain: {domain}, max_concurrent_calls: 20}}",
              "queues:",
              "  sales: {strategy: longest-idle-agent, offer_timeout_s: 20, wrapup_s: 1}",
-             "  support: {strategy: longest-idle-agent, offer_timeout_s: 20, wrapup_s: 1}",
+             # support is connected by the router (its agent leg parks, then uuid_bridge),
+             # sales by the switch (tongdai_connect): both paths run on the real switch.
+             "  support: {strategy: longest-idle-agent, offer_timeout_s: 20, wrapup_s: 1,"
+             " connect: router}",
              "ivrs:",
              '  main: {greeting: ivr/demo_main.wav, timeout_s: 10, options: {"1": {queue: sales},'
              ' "2": {ivr: lang}, "0": {queue: support}}}',
@@ -323,12 +328,14 @@ def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]
     sw: Switch | None = None
     try:
         tongdai(base, "db", "migrate")
+        recordings = folder / "recordings"  # the switch writes, the API plays
         procs["api"] = start_process("api", folder, {
             **base, "TONGDAI_API_PORT": str(api_port),
-            "TONGDAI_API_XML_CURL_PASSWORD": xml_curl_password})
+            "TONGDAI_API_XML_CURL_PASSWORD": xml_curl_password,
+            "TONGDAI_API_RECORDINGS_DIR": str(recordings)})
         wait_ready(procs["api"], "Listening at")
-        # FreeSWITCH after the API: its start-up configuration lookups then find it.
-        sw = start_switch(switch_prefix, folder / "freeswitch", api_port, xml_curl_password)
+        sw = start_switch(switch_prefix, folder / "freeswitch", api_port, xml_curl_password,
+                          recordings)
         app_id = f"realfs-router-{hexid}"
         procs["worker"] = start_process("worker", folder, {
             **base, "TONGDAI_APP_ID": app_id, "TONGDAI_WORKER_DATA_DIR": str(folder / "worker"),

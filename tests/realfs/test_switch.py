@@ -108,3 +108,20 @@ def wait_directory(api_port: int, product, ext: str, timeout: float = 60) -> Non
                 return
         time.sleep(0.5)
     raise AssertionError(f"the API never knew {ext}@{product.domain}")
+
+
+def test_the_switch_tells_vietnam_time(product):
+    """Business hours, holidays and recording folders use the `Asia/Ho_Chi_Minh` zone of
+    fs-conf's timezones.conf: once written as tzdata does ("<+07>-7"), which FreeSWITCH's
+    parser reads as UTC (the switch's "Vietnam time" was 7 hours early)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    esl = product.switch.esl()
+    try:
+        said = esl.api("strftime_tz Asia/Ho_Chi_Minh %Y-%m-%d %H:%M").strip()
+    finally:
+        esl.close()
+    now = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh"))
+    told = dt.datetime.strptime(said, "%Y-%m-%d %H:%M").replace(tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+    assert abs((told - now).total_seconds()) < 120, (said, now)

@@ -52,7 +52,7 @@ failing; then `continue_on_fail` decides), event (a CUSTOM event is recorded), v
 intercept, pickup, att_xfer, hash (insert/delete on the test's hash table). Any other
 application is recorded and execution goes on. An `event` and a `park` record the
 channel's data as FreeSWITCH would send it (`variable_*` headers), so tests can feed them
-to the bridge's normalizer. `${uuid}`, `${strftime(FORMAT)}`, `${hash(select/REALM/KEY)}`
+to the bridge's normalizer. `${uuid}`, `${strftime(FORMAT)}`, `${strftime_tz(ZONE FORMAT)}`, `${hash(select/REALM/KEY)}`
 and `${user_data(USER@DOMAIN var NAME)}` (from the directory) are the only API functions
 expanded.
 
@@ -349,6 +349,10 @@ class _Session:
         func, arg = fm.groups()
         if func == "strftime":
             return self.local_time().strftime(arg or "%Y-%m-%d %H:%M:%S")
+        if func == "strftime_tz":  # ZONE [FORMAT]
+            zone, _, fmt = arg.partition(" ")
+            return self.local_time().astimezone(ZoneInfo(zone)).strftime(
+                fmt or "%Y-%m-%d %H:%M:%S")
         if func == "hash":
             op, _, rest = arg.partition("/")
             if op != "select":

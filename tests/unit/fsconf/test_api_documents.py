@@ -173,3 +173,39 @@ def test_the_monitoring_feature_codes_answer_in_the_phones_contexts_only(context
     assert contexts == ([context] if answered else [])
     if not answered:
         assert root.find("./section/result").get("status") == "not found"
+
+
+def _recorded(fs, doc: ET.Element, dest: str) -> fsxml.Outcome:
+    fsxml._GLOBALS[doc] = fsxml.globals_of(fs)  # the switch's globals (vars.xml)
+    return run(doc, dest)
+
+
+@pytest.mark.parametrize("dest", ["19001234", "02873001234"])
+def test_a_did_call_is_recorded_from_its_answer_per_tenant_date_and_call(fs, dest):
+    """Issue 14: no call routed through the API was recorded. Now the tenant's policy
+    (default: every call) records the caller's leg from the answer, before the IVR or the
+    park: <recordings>/<tenant>/<date in Vietnam>/<call id>.wav."""
+    out = _recorded(fs, dialplan_doc(dest), dest)
+    apps = [s.application for s in out.steps]
+    assert apps.index("answer") < apps.index("record_session")
+    assert apps.index("record_session") < apps.index(out.end.split()[0] if out.end != "park"
+                                                     else "park")
+    recordings = fsxml.globals_of(fs)["tongdai_recordings_dir"]
+    path = out.variables["tongdai_recording"]
+    assert path == f"{recordings}/acme/2026-11-24/{out.variables['uuid']}.wav"
+    assert out.apps("record_session") == [path]
+    assert out.variables["RECORD_STEREO"] == "true"
+
+
+def test_a_tenant_that_records_no_call_gets_no_recording(fs):
+    v = view()
+    v.apply(Envelope(event_id="policy", type="config_changed", version=1, occurred_at=99,
+                     tenant="acme", source="test", seq=None, call_id=None,
+                     payload={"kind": "tenant", "entity_id": "acme",
+                              "data": {"domain": "acme.tongdai.local",
+                                       "recording": {"calls": "none"}}}))
+    doc = fsxml.parse_document(render.render(v, {
+        "section": "dialplan", "Caller-Destination-Number": "19001234",
+        "Caller-Caller-ID-Number": "+84903123456", "Caller-Context": "public"}))
+    out = _recorded(fs, doc, "19001234")
+    assert out.end == "park" and out.apps("record_session") == []
