@@ -5,7 +5,10 @@
                                              mint a token (least privilege, agent, unless
                                              --role says otherwise; the first admin's:
                                              --role admin)
-    tongdai config apply FILE.yaml [--dry-run]
+    tongdai api purge-recordings [--dry-run]
+                                             delete recordings past each tenant's
+                                             recording.retention_days (audited); run daily
+    tongdai config apply FILE.yaml [--dry-run] [--missing-only]
                                              validate every entity, then write them
 """
 from __future__ import annotations
@@ -79,6 +82,50 @@ def token(s: api_settings.ApiSettings, argv: list[str]) -> int:
     return 0
 
 
+def purge_recordings(s: api_settings.ApiSettings, argv: list[str]) -> int:
+    import datetime as dt
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    from .app import Services
+    from .auth import Principal
+    from .bus import KafkaBus
+    from .reports.retention import purge
+
+    parser = argparse.ArgumentParser(prog="tongdai api purge-recordings")
+    parser.add_argument("--dry-run", action="store_true", help="list, delete nothing")
+    parser.add_argument("--timeout-s", type=float, default=30.0)
+    args = parser.parse_args(argv)
+    if not s.api_recordings_dir:
+        print("tongdai api purge-recordings: set TONGDAI_API_RECORDINGS_DIR", file=sys.stderr)
+        return 2
+    bus = KafkaBus(s.kafka_bootstrap, client_id="tongdai-purge-recordings")
+    services = Services(s, bus, None)
+    bus.follow(s.config_topic, services.view.apply, from_start=True)
+    deadline = time.monotonic() + args.timeout_s
+    while not bus.caught_up():
+        if time.monotonic() > deadline:
+            print(f"tongdai api purge-recordings: {s.config_topic} not read in time",
+                  file=sys.stderr)
+            bus.close()
+            return 1
+        time.sleep(0.1)
+
+    def audit(p) -> None:
+        who = Principal(p.tenant, "admin", f"cli:{getpass.getuser()}", "purge-recordings",
+                        2**31)
+        services.audit.record(who, "recording.purge", f"recordings/{p.day}",
+                              {"files": p.files})
+
+    today = dt.datetime.now(ZoneInfo(s.report_timezone)).date()
+    done = purge(services.view, Path(s.api_recordings_dir), today, audit, args.dry_run)
+    for p in done:
+        print(f"{'would delete' if args.dry_run else 'deleted'} {p.tenant}/{p.day} "
+              f"({p.files} file(s))")
+    bus.close()
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """`tongdai api …`."""
     if argv and argv[0] in ("-h", "--help"):
@@ -91,7 +138,10 @@ def main(argv: list[str]) -> int:
         return serve(s)
     if argv[0] == "token":
         return token(s, argv[1:])
-    print(f"tongdai api: unknown subcommand {argv[0]!r} (serve | token)", file=sys.stderr)
+    if argv[0] == "purge-recordings":
+        return purge_recordings(s, argv[1:])
+    print(f"tongdai api: unknown subcommand {argv[0]!r} (serve | token | purge-recordings)",
+          file=sys.stderr)
     return 2
 
 

@@ -78,3 +78,46 @@ def test_agents_may_not_and_another_tenants_or_a_missing_file_is_not_found(serve
     assert client.get("/api/v1/calls/call-gone/recording/audio",
                       headers=headers("supervisor")).status_code == 404
     assert audit() == []
+
+
+def test_a_tenants_recording_policy_is_validated_and_defaults_to_every_call_kept(
+        app, client, auth):
+    h = auth("admin")
+    r = client.put("/api/v1/tenant", json={"domain": "acme.example",
+                                           "recording": {"retention_days": 90}}, headers=h)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["recording"] == {"calls": "all", "retention_days": 90}
+    bad = client.put("/api/v1/tenant", json={"recording": {"calls": "some",
+                                                           "retention_days": -1}}, headers=h)
+    assert bad.status_code == 400
+    fields = {d["field"] for d in bad.get_json()["details"]}
+    assert fields == {"recording.calls", "recording.retention_days"}, bad.get_json()
+
+
+def test_retention_deletes_the_days_past_each_tenants_policy_and_audits_them(app, client, auth,
+                                                                             tmp_path):
+    import datetime as dt
+
+    from api.reports.retention import Purged, purge
+
+    h = auth("admin")
+    assert client.put("/api/v1/tenant", json={"domain": "acme.example",
+                                              "recording": {"retention_days": 30}},
+                      headers=h).status_code == 200
+    assert client.put("/api/v1/tenant", json={"domain": "beta.example"},
+                      headers=auth("admin", tenant="beta")).status_code == 200
+    for tenant, day in [("acme", "2026-10-01"), ("acme", "2026-11-05"), ("acme", "2026-11-06"),
+                        ("beta", "2026-01-01")]:
+        (tmp_path / tenant / day).mkdir(parents=True)
+        (tmp_path / tenant / day / "call.wav").write_bytes(b"RIFF")
+    (tmp_path / "acme" / "not-a-day").mkdir()
+    view = app.extensions["tongdai"].view
+    audited: list[Purged] = []
+    today = dt.date(2026, 12, 6)  # 30 days kept: 2026-11-06 and later
+    assert purge(view, tmp_path, today, audited.append, dry_run=True) == [
+        Purged("acme", "2026-10-01", 1), Purged("acme", "2026-11-05", 1)]
+    assert audited == [] and (tmp_path / "acme" / "2026-10-01").exists()
+    purge(view, tmp_path, today, audited.append)
+    assert audited == [Purged("acme", "2026-10-01", 1), Purged("acme", "2026-11-05", 1)]
+    left = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.glob("*/*"))
+    assert left == ["acme/2026-11-06", "acme/not-a-day", "beta/2026-01-01"]
