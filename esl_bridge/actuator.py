@@ -65,6 +65,10 @@ def esl_command(envelope: Envelope) -> str:
             f"originate_timeout={int(p['timeout_s'])}",
             "ignore_early_media=true",
         ])
+        if p.get("connect") == "switch":
+            # fs-conf's tongdai_connect: the first phone to answer this call is bridged to
+            # the caller by the switch itself; any later answer hangs up (LOSE_RACE).
+            return _originate(variables, p, "connect XML tongdai_connect")
         return _originate(variables, p, "&park()")
     if kind == "originate_call":
         variables = ",".join([

@@ -277,6 +277,11 @@ def call_of_leg(h: dict[str, str], leg_id: str) -> str:
     caller = _var(h, "cc_caller_uuid")
     if caller:
         return caller
+    if h.get("Call-Direction") == "inbound":
+        # A leg that called in is its own call, whoever bridged it later: after an
+        # `intercept` (the switch connecting an agent, a pickup) the intercepting leg is the
+        # bridge's originator, and Other-Type and Channel-Call-UUID point the caller at it.
+        return leg_id
     if h.get("Other-Type") == "originator" and h.get("Other-Leg-Unique-ID"):
         return h["Other-Leg-Unique-ID"]
     return h.get("Channel-Call-UUID") or leg_id

@@ -38,6 +38,7 @@ from routing.events import (
     ExtensionBusy,
     ExtensionIdle,
     OfferAnswered,
+    OfferBridged,
     OfferRejected,
     Tick,
     WrapUpEnded,
@@ -95,7 +96,7 @@ __all__ = [
     "Event", "ConfigChanged", "ConfigRemoved", "AgentLoggedIn", "AgentLoggedOut",
     "AgentRegistered", "AgentUnregistered", "AgentPaused", "AgentReleased", "AgentResumed",
     "CallEnqueued",
-    "OfferAnswered", "OfferRejected", "CallAbandoned", "CallConnected", "CallEnded",
+    "OfferAnswered", "OfferBridged", "OfferRejected", "CallAbandoned", "CallConnected", "CallEnded",
     "WrapUpEnded", "ExtensionBusy", "ExtensionIdle", "Tick", "DecisionMade",
     # policy and decisions
     "decide", "step", "run", "explain", "effective_priority", "Decision", "Candidate", "OfferCall",

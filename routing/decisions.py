@@ -75,6 +75,7 @@ class OfferCall(_Base):
     caller: str
     expires_us: int
     attempt: int = 1
+    connect: str = "switch"  # the queue's: who bridges when the phone answers
 
 
 @dataclass(**_D)

@@ -28,6 +28,7 @@ __all__ = [
     "AgentResumed",
     "CallEnqueued",
     "OfferAnswered",
+    "OfferBridged",
     "OfferRejected",
     "CallAbandoned",
     "CallConnected",
@@ -131,6 +132,16 @@ class OfferAnswered:
     """The agent leg of an offer answered and is parked, ready to bridge."""
 
     type: ClassVar[str] = "offer_answered"
+    at_us: int
+    offer_id: str
+
+
+@dataclass(**_EV)
+class OfferBridged:
+    """The agent's phone answered and the switch bridged it to the caller at once (the
+    queue connects at the switch): answered and connected in one fact."""
+
+    type: ClassVar[str] = "offer_bridged"
     at_us: int
     offer_id: str
 
@@ -244,6 +255,7 @@ Event = Union[
     AgentResumed,
     CallEnqueued,
     OfferAnswered,
+    OfferBridged,
     OfferRejected,
     CallAbandoned,
     CallConnected,

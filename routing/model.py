@@ -341,6 +341,10 @@ class Queue:
     # Sticky agent
     sticky_wait_s: int = 0
     # Offers
+    # Who bridges the caller when an agent's phone answers: "switch" (FreeSWITCH, at once,
+    # first answer wins: no dead air for the agent) or "router" (the answered leg parks and
+    # the router orders the bridge: one more round trip through Kafka).
+    connect: str = "switch"
     offer_timeout_s: int = 20
     ring_progressive_step_s: int = 10
     wrapup_s: int = 10
@@ -356,6 +360,9 @@ class Queue:
         if self.strategy not in STRATEGIES:
             raise ValueError(f"Queue {self.id!r}: strategy must be one of {sorted(STRATEGIES)}, "
                              f"got {self.strategy!r}")
+        if self.connect not in ("switch", "router"):
+            raise ValueError(f"Queue {self.id!r}: connect must be switch or router, "
+                             f"got {self.connect!r}")
         for name in ("offer_timeout_s", "ring_progressive_step_s"):
             if getattr(self, name) < 1:
                 raise ValueError(f"Queue {self.id!r}: {name} must be ≥ 1 s")

@@ -453,7 +453,7 @@ def _match(p: _Pass, s: State, c: CallState,
             decision_id=d.make_id("offer_call", offer_id), call_id=c.id, queue_id=q.id,
             reason=reason, candidates=cands, chosen=chosen_ids, offer_id=offer_id, agent_id=aid,
             extension=cfg.extension, caller=call.caller, expires_us=p.now + timeout * US,
-            attempt=c.offers_made + i + 1,
+            attempt=c.offers_made + i + 1, connect=q.connect,
         ))
     if not adding:
         p.new_active[call.tenant] = p.new_active.get(call.tenant, 0) + 1

@@ -546,6 +546,35 @@ def _decision(tx: _Tx, ev: e.DecisionMade) -> None:
         raise TypeError(f"decision_made: unknown decision {type(dec).__name__}")
 
 
+def _offer_answered(tx: _Tx, offer_id: str, at: int) -> None:
+    o = tx.get("offers").get(offer_id)
+    if o is not None and not o.answered:
+        tx.put("offers")[o.offer_id] = replace(o, answered=True)
+        a = _agent(tx, o.agent_id)
+        if a is not None:
+            _put_agent(tx, replace(a, offer_id=None if a.offer_id == o.offer_id else a.offer_id,
+                                   calls=a.calls + (o.call_id,), failures={}), at)
+
+
+def _connected(tx: _Tx, call_id: str, at: int) -> None:
+    c = tx.get("calls").get(call_id)
+    if c is not None and c.agent_id is not None and c.status != CallStatus.CONNECTED:
+        # The bridged offer is finished business; keeping it would make decide scan it.
+        done = tuple(o for o in c.offers if (x := tx.get("offers").get(o)) is not None
+                     and x.answered and x.agent_id == c.agent_id)
+        for oid in done:
+            tx.put("offers").pop(oid)
+        _put_call(tx, replace(c, status=CallStatus.CONNECTED, connected_us=at,
+                              offers=tuple(o for o in c.offers if o not in done)), c.id)
+        a = _agent(tx, c.agent_id)
+        if a is not None:
+            _put_agent(tx, replace(a, calls_answered=a.calls_answered + 1), at)
+        if c.caller_key:
+            b = _bucket(c.caller_key)
+            tx.put("last_agent")[b] = {**tx.get("last_agent").get(b, _EMPTY),
+                                       c.caller_key: c.agent_id}
+
+
 def apply(state: State, event: e.Event) -> State:
     """Fold one event into the state and return the new state (the old one is unchanged).
 
@@ -560,13 +589,14 @@ def apply(state: State, event: e.Event) -> State:
     elif isinstance(event, e.CallEnqueued):
         _enqueue(tx, event)
     elif isinstance(event, e.OfferAnswered):
+        _offer_answered(tx, event.offer_id, at)
+    elif isinstance(event, e.OfferBridged):
         o = tx.get("offers").get(event.offer_id)
-        if o is not None and not o.answered:
-            tx.put("offers")[o.offer_id] = replace(o, answered=True)
-            a = _agent(tx, o.agent_id)
-            if a is not None:
-                _put_agent(tx, replace(a, offer_id=None if a.offer_id == o.offer_id else a.offer_id,
-                                       calls=a.calls + (o.call_id,), failures={}), at)
+        c = tx.get("calls").get(o.call_id) if o is not None else None
+        if o is not None and c is not None and c.status in _IN_QUEUE:
+            _offer_answered(tx, o.offer_id, at)
+            _put_call(tx, replace(c, status=CallStatus.CONNECTING, agent_id=o.agent_id), c.id)
+            _connected(tx, c.id, at)
     elif isinstance(event, e.OfferRejected):
         o = tx.get("offers").get(event.offer_id)
         if o is not None:
@@ -574,22 +604,7 @@ def apply(state: State, event: e.Event) -> State:
                 None if event.cause == Cause.NOT_DELIVERED else Cause.REJECTED)
             _drop_offer(tx, o, at, cause)
     elif isinstance(event, e.CallConnected):
-        c = tx.get("calls").get(event.call_id)
-        if c is not None and c.agent_id is not None and c.status != CallStatus.CONNECTED:
-            # The bridged offer is finished business; keeping it would make decide scan it.
-            done = tuple(o for o in c.offers if (x := tx.get("offers").get(o)) is not None
-                         and x.answered and x.agent_id == c.agent_id)
-            for oid in done:
-                tx.put("offers").pop(oid)
-            _put_call(tx, replace(c, status=CallStatus.CONNECTED, connected_us=at,
-                                  offers=tuple(o for o in c.offers if o not in done)), c.id)
-            a = _agent(tx, c.agent_id)
-            if a is not None:
-                _put_agent(tx, replace(a, calls_answered=a.calls_answered + 1), at)
-            if c.caller_key:
-                b = _bucket(c.caller_key)
-                tx.put("last_agent")[b] = {**tx.get("last_agent").get(b, _EMPTY),
-                                           c.caller_key: c.agent_id}
+        _connected(tx, event.call_id, at)
     elif isinstance(event, (e.CallEnded, e.CallAbandoned)):
         _end_call(tx, event.call_id, at)
     elif isinstance(event, e.Tick):

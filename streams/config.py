@@ -108,6 +108,8 @@ def entity(kind: str, tenant: str, entity_id: str, data: Mapping[str, Any]):
                 "relax": tuple(m.RelaxStep(int(r["after_s"]), int(r["min_level"]))
                                for r in data.get("relax") or ()),
             }
+            if "connect" in data:
+                fields["connect"] = str(data["connect"])
             for name in ("after_hours", "max_wait_action", "max_len_action", "no_agent_action"):
                 if data.get(name) is not None:
                     fields[name] = action(data[name], f"{where}.{name}")

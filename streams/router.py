@@ -48,6 +48,10 @@ _FAILURE_CAUSES = {
     "SUBSCRIBER_ABSENT": m.Cause.NOT_REGISTERED,
     "UNALLOCATED_NUMBER": m.Cause.NOT_REGISTERED,
     "NO_USER_RESPONSE": m.Cause.NO_ANSWER,
+    # The switch ended the leg, not the phone: another phone won the call (tongdai_connect's
+    # fence), or the caller had gone when the phone answered. Not the agent's doing.
+    "LOSE_RACE": m.Cause.NOT_DELIVERED,
+    "ORIGINATOR_CANCEL": m.Cause.NOT_DELIVERED,
     "NO_ANSWER": m.Cause.NO_ANSWER,
     "ALLOTTED_TIMEOUT": m.Cause.NO_ANSWER,
 }
@@ -154,7 +158,15 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         return []
     if kind == "channel_bridged":
         call = state.calls.get(env.call_id or "")
-        if call is not None and call.status != CallStatus.CONNECTED:
+        if call is None:
+            return []
+        for leg in (p.get("leg_id"), p.get("other_leg_id")):
+            offer = state.offers.get(leg or "")
+            if offer is not None and offer.call_id == call.id and not offer.answered:
+                # The switch connected the phone that answered (the queue connects at the
+                # switch): answered and bridged in one fact.
+                return [ev.OfferBridged(at_us=at, offer_id=offer.offer_id)]
+        if call.status != CallStatus.CONNECTED:
             return [ev.CallConnected(at_us=at, call_id=env.call_id)]
         return []
     if kind in ("channel_created", "channel_answered"):
@@ -564,9 +576,9 @@ DIRECT["node_snapshot_taken"] = reconcile
 # ---- decisions -> commands and domain facts -----------------------------------------
 
 def _out(topic: str, key: bytes, type_: str, tenant: str, at: int, call_id: str | None,
-         payload: dict[str, Any], *id_parts: object) -> Out:
+         payload: dict[str, Any], *id_parts: object, version: int = 1) -> Out:
     return Out(topic, key, Envelope(
-        event_id=deterministic_id(type_, *id_parts), type=type_, version=1, occurred_at=at,
+        event_id=deterministic_id(type_, *id_parts), type=type_, version=version, occurred_at=at,
         tenant=tenant, source="router", seq=None, call_id=call_id, payload=payload))
 
 
@@ -577,13 +589,14 @@ def _leg_node(router: TenantRouter, leg: str, call_id: str) -> str:
 
 
 def _command(router: TenantRouter, type_: str, at: int, call_id: str, command_id: str,
-             node: str | None = None, **payload: Any) -> Out:
+             node: str | None = None, version: int = 1, **payload: Any) -> Out:
     """A command for the actuator of `node` (default: the node the call is on). A command
     with no node could never run: it goes to the dead letters with the reason (counted in
     `undeliverable`), never silently nowhere."""
     node = router.call_nodes.get(call_id, "") if node is None else node
     out = _out(topics.ROUTING_DECISIONS, topics.node_key(node), type_, router.tenant, at,
-               call_id, {"command_id": command_id, "node": node, **payload}, command_id)
+               call_id, {"command_id": command_id, "node": node, **payload}, command_id,
+               version=version)
     if node:
         return out
     router.undeliverable += 1
@@ -623,10 +636,11 @@ def emit(router: TenantRouter, before: State, dec: d.Decision, at: int) -> list[
         # The agent's leg is originated on the caller's node and keeps that node until it
         # hangs up, whatever becomes of the call (a leg to release after the caller left).
         router.call_nodes[dec.offer_id] = router.call_nodes.get(dec.call_id, "")
-        out.append(_command(router, "offer_call", at, dec.call_id, dec.offer_id,
+        out.append(_command(router, "offer_call", at, dec.call_id, dec.offer_id, version=2,
                             offer_id=dec.offer_id, extension=dec.extension,
                             domain=router.sip_domain or t, caller_id_number=dec.caller or "unknown",
-                            caller_id_name="", timeout_s=max(1, math.ceil((dec.expires_us - at) / 1e6))))
+                            caller_id_name="", timeout_s=max(1, math.ceil((dec.expires_us - at) / 1e6)),
+                            connect=dec.connect))
         out.append(_out(topics.CC_EVENTS, key, "call_offered", t, at, dec.call_id,
                         {"queue": dec.queue_id, "agent_id": dec.agent_id,
                          "extension": agent.extension if agent else dec.extension,
@@ -680,6 +694,17 @@ def _facts(router: TenantRouter, before: State, fact: ev.Event, env: Envelope, n
             "queue": c.queue, "caller": c.caller, "did": c.did or None, "priority": c.priority,
             "vip": c.vip, "skills": {s.skill: s.min_level for s in c.skills},
             "language": c.language, "region": c.region}, env.event_id, n))
+    elif isinstance(fact, ev.OfferBridged):
+        offer = before.offers.get(fact.offer_id)
+        call = before.calls.get(offer.call_id) if offer is not None else None
+        if offer is not None and call is not None and call.status in (
+                CallStatus.WAITING, CallStatus.RINGING):
+            router.agent_legs[call.id] = offer.offer_id  # the leg a supervisor may monitor
+            out.append(_out(topics.CC_EVENTS, key, "call_answered", t, at, call.id,
+                            {"queue": offer.queue_id, "agent_id": offer.agent_id,
+                             "offer_id": offer.offer_id,
+                             "wait_ms": (at - call.enqueued_us) // 1000,
+                             "ring_ms": (at - offer.at_us) // 1000}, env.event_id, n))
     elif isinstance(fact, ev.CallAbandoned):
         call = before.calls.get(fact.call_id)
         if call is not None:

@@ -378,6 +378,7 @@ class Node:
         self.recordings_dir = recordings_dir
         #: Every eavesdrop that ran, by the eavesdropper's leg uuid.
         self.monitors: dict[str, Monitor] = {}
+        self.hash: dict[str, str] = {}  # mod_hash's realm_key -> value
         self.channels: dict[str, Channel] = {}
         self.agents: dict[str, Agent] = {}
         self.listeners: list[Callable[[Event], None]] = []
@@ -1012,6 +1013,11 @@ class Node:
                             prefix=[("Hangup-Cause", cause)])
 
     def _destroy(self, ch: Channel) -> None:
+        hook = ch.variables.get("api_hangup_hook", "")
+        if hook.startswith("hash delete_ifmatch/"):
+            realm, key, value = hook.split("/", 1)[1].split("/")
+            if self.hash.get(f"{realm}_{key}") == value:
+                del self.hash[f"{realm}_{key}"]
         self._channel_event("CHANNEL_DESTROY", ch, state="CS_REPORTING", number=12)
         self._state(ch, "CS_DESTROY")
         ch.gone = True
@@ -1206,13 +1212,39 @@ class Node:
 
     def _route(self, ch: Channel) -> None:
         """The dialplan for the leg's destination and context. The simulator knows the
-        tenants' outbound contexts; anywhere else the leg parks (as after uuid_transfer)."""
+        tenants' outbound contexts and tongdai_connect; anywhere else the leg parks (as
+        after uuid_transfer)."""
+        if ch.context == "tongdai_connect" and ch.dest == "connect":
+            self._connect(ch)
+            return
         m = _OUTBOUND_CONTEXT.match(ch.context)
         if m is None:
             ch.variables.update(self._dids.get(ch.dest, {}))
             self._park(ch)
             return
         self._outbound_dialplan(ch, m.group(1))
+
+    def _connect(self, ch: Channel) -> None:
+        """fs-conf's tongdai_connect (dialplan/01_shared.xml): the first answered leg of a
+        call takes mod_hash's key `tongdai_connect_<call>` (insert_ifempty, atomic) and
+        intercepts the caller (intercept_unbridged_only); any other hangs up LOSE_RACE. An
+        intercept finding no caller, or a bridged one, falls through to hangup
+        ORIGINATOR_CANCEL. The winner frees the key when it hangs up (api_hangup_hook)."""
+        call_id = ch.variables.get("tongdai_call_id", "")
+        key = f"tongdai_connect_{call_id}"
+        if key in self.hash:
+            self._hangup_app(ch, "LOSE_RACE")
+            return
+        self.hash[key] = ch.uuid
+        ch.variables["api_hangup_hook"] = f"hash delete_ifmatch/tongdai_connect/{call_id}/{ch.uuid}"
+        ch.variables["intercept_unbridged_only"] = "true"
+        target = self.channels.get(call_id)
+        if target is None or target is ch or target.gone or target.hangup_cause \
+                or target.bridged_to:
+            self._hangup_app(ch, "ORIGINATOR_CANCEL")
+            return
+        # switch_ivr_intercept_session: uuid_bridge(<this leg>, <caller>): this leg is A.
+        self._bridge(ch, target)
 
     def _outbound_dialplan(self, ch: Channel, tenant: str) -> None:
         """fs-conf's ``tongdai_<tenant>_outbound``: setup, caller-ID guard, +84 forms, one

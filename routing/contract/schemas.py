@@ -318,6 +318,15 @@ class OfferCallV1(_Command):
     timeout_s = fields.Integer(required=True, validate=validate.Range(min=1))
 
 
+class OfferCallV2(OfferCallV1):
+    """v2: `connect` says who bridges the caller when the phone answers: `switch` (the
+    agent's leg runs fs-conf's tongdai_connect: the first phone to answer the call is
+    bridged at once, by FreeSWITCH; any other answer for it hangs up) or `router` (the
+    leg parks, the router orders uuid_bridge). v1 offers were all `router`."""
+
+    connect = fields.String(required=True, validate=validate.OneOf(["switch", "router"]))
+
+
 class OriginateCallV1(_Command):
     """Click-to-call: ring the agent's extension; when it answers, send the agent's leg to
     `destination` in the dialplan `context` (the tenant's outbound rules dial the customer)."""
@@ -490,6 +499,7 @@ PAYLOADS: dict[tuple[str, int], tuple[str, type[Schema]]] = {
     ("monitor_call", 1): (topics.ROUTING_DECISIONS, MonitorCallV1),
     ("send_dtmf", 1): (topics.ROUTING_DECISIONS, SendDtmfV1),
     ("offer_call", 1): (topics.ROUTING_DECISIONS, OfferCallV1),
+    ("offer_call", 2): (topics.ROUTING_DECISIONS, OfferCallV2),
     ("connect_call", 1): (topics.ROUTING_DECISIONS, ConnectCallV1),
     ("hangup_leg", 1): (topics.ROUTING_DECISIONS, HangupLegV1),
     ("transfer_leg", 1): (topics.ROUTING_DECISIONS, TransferLegV1),

@@ -19,6 +19,8 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     # v2 adds the `periodic` reason and optional `tongdai` info per channel: a v1 snapshot
     # is a valid v2 one as it is.
     ("node_snapshot_taken", 1): lambda payload: payload,
+    # v2 says who bridges the answered phone; every v1 offer parked and the router bridged.
+    ("offer_call", 1): lambda payload: {**payload, "connect": "router"},
 }
 
 

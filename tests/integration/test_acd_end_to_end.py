@@ -107,8 +107,9 @@ def test_a_full_inbound_call(acd):
     for earlier, later in [("call_enqueued", "call_offered"), ("call_offered", "call_answered"),
                            ("call_answered", "call_ended")]:
         assert types.index(earlier) < types.index(later), types
+    # The switch bridges the phone that answered (tongdai_connect): no connect_call.
     assert [e.type for e in t.reader.envelopes(topics.ROUTING_DECISIONS)
-            if e.call_id == call] == ["offer_call", "connect_call"]
+            if e.call_id == call] == ["offer_call"]
     states = t.states(agent)
     assert states[-4:] == ["offered", "on_call", "wrap_up", "available"], states
     made = [e.payload for e in t.reader.of_type("decision_made") if e.call_id == call]
@@ -116,6 +117,20 @@ def test_a_full_inbound_call(acd):
     assert made[0]["reason"] and made[0]["candidates"]
     answered = t.reader.of_type("call_answered")[0].payload
     assert answered["agent_id"] == agent and answered["wait_ms"] > 0
+
+
+def test_a_queue_the_router_connects_bridges_after_the_agent_leg_parks(acd):
+    t = Tenant(acd, {"a1": {"answer_delay": 0.3}}, first_ext=2050, queue={"connect": "router"})
+    try:
+        call = t.call(patience=60, talk=1.0)
+        t.reader.wait_for(lambda es: any(e.type == "call_ended" and e.call_id == call
+                                         for e in es), timeout=40, what="call_ended")
+    finally:
+        t.close()
+    assert [e.type for e in t.reader.envelopes(topics.ROUTING_DECISIONS)
+            if e.call_id == call] == ["offer_call", "connect_call"]
+    assert next(e for e in t.reader.envelopes(topics.ROUTING_DECISIONS)
+                if e.type == "offer_call").payload["connect"] == "router"
 
 
 def test_ring_no_answer_penalizes_and_the_next_agent_gets_the_call(acd):

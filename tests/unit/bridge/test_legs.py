@@ -102,3 +102,24 @@ def test_decisions_are_refused_for_a_gone_caller_or_past_their_deadline():
     for kind in ("offer_call", "connect_call"):
         env, now = decision(kind, 0.1, timeout_s=15)
         assert "caller gone" in refused(env, book, now)
+
+
+def test_a_caller_intercepted_by_an_agents_leg_is_still_its_own_call():
+    """`intercept` (the switch connecting the answering phone, a pickup) bridges with the
+    intercepting leg as originator: the caller's events then name it in Other-Type and
+    Channel-Call-UUID. The caller's leg called in: it stays its own call."""
+    from esl_bridge import normalize, protocol
+
+    hangup = protocol.Event({
+        "Event-Name": "CHANNEL_HANGUP", "Unique-ID": "caller-1", "Call-Direction": "inbound",
+        "Channel-Call-UUID": "agent-leg", "Other-Type": "originator",
+        "Other-Leg-Unique-ID": "agent-leg", "Event-Date-Timestamp": "1795323217211881",
+        "Event-Sequence": "9", "Core-UUID": "core", "variable_tongdai_tenant": "acme",
+        "Hangup-Cause": "NORMAL_CLEARING"})
+    env = normalize.normalize(hangup)
+    assert env.call_id == "caller-1" and env.payload["leg"] == "a"
+    customer = protocol.Event({**hangup.headers, "Unique-ID": "customer-leg",
+                               "Call-Direction": "outbound", "Other-Leg-Unique-ID": "agent-1",
+                               "Channel-Call-UUID": "customer-leg"})
+    assert normalize.normalize(customer).call_id == "agent-1", \
+        "a leg a bridge originated still belongs to its originator (click-to-call)"

@@ -676,3 +676,39 @@ def test_a_call_with_no_channel_is_ended_and_said():
     handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
     outs = handle(r, snapshot(30, []))
     assert ("call_gone", "ended") in corrections(outs) and "call_abandoned" in types(outs)
+
+
+# ---- the switch connects the first phone to answer (queue connect: switch) -----------
+
+def test_an_offer_connected_by_the_switch_is_answered_and_talking_at_once():
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    offer = next(o for o in outs if o.envelope.type == "offer_call")
+    assert offer.envelope.version == 2 and offer.envelope.payload["connect"] == "switch"
+    oid = offer.envelope.payload["offer_id"]
+    outs = handle(r, fs("channel_bridged", 12.5, "c1", **leg("c1", oid, "b", offer_id=oid,
+                                                              other_leg_id="c1")))
+    assert "connect_call" not in types(outs), "the switch bridged it already"
+    answered = next(o for o in outs if o.envelope.type == "call_answered").envelope.payload
+    assert (answered["agent_id"], answered["wait_ms"], answered["ring_ms"]) == ("a1", 2500, 2500)
+    assert r.state.calls["c1"].status == "connected" and r.agent_legs["c1"] == oid
+    assert r.state.agents["a1"].status == "on_call"
+    outs = handle(r, fs("channel_hungup", 40, "c1", **leg("c1", "c1")))
+    assert next(o for o in outs if o.envelope.type == "call_ended").envelope.payload[
+        "talk_ms"] == 27500
+    assert r.state.agents["a1"].status == "wrap_up"
+
+
+def test_a_phone_that_lost_the_race_costs_its_agent_nothing():
+    r = setup(strategy="ring-all")
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    offers = [o.envelope.payload["offer_id"] for o in outs if o.envelope.type == "offer_call"]
+    assert len(offers) == 2
+    first, second = offers
+    handle(r, fs("channel_bridged", 12, "c1", **leg("c1", first, "b", offer_id=first,
+                                                     other_leg_id="c1")))
+    handle(r, fs("channel_hungup", 12.1, "c1", **leg("c1", second, "b", offer_id=second,
+                                                      hangup_cause="LOSE_RACE")))
+    agents = {a: r.state.agents[a] for a in ("a1", "a2")}
+    assert sorted(a.status for a in agents.values()) == ["available", "on_call"]
+    assert all(a.penalty_cause is None for a in agents.values())
