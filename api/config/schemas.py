@@ -95,10 +95,6 @@ class QueueLoad(Strict):
     skills = fields.Dict(keys=fields.String(validate=ENTITY_ID),
                          values=fields.Integer(validate=_LEVEL))
     relax = fields.List(fields.Nested(RelaxLoad), validate=validate.Length(max=20))
-    connect = fields.String(validate=validate.OneOf(["switch", "router"]), metadata={
-        "description": "who bridges the caller when an agent's phone answers: switch (at "
-                       "once, first answer wins; default) or router (after the agent leg "
-                       "parks: one more round trip)"})
     offer_timeout_s = fields.Integer(validate=validate.Range(min=1, max=600))
     ring_progressive_step_s = fields.Integer(validate=validate.Range(min=1, max=600))
     wrapup_s = fields.Integer(validate=validate.Range(min=0, max=3600))
@@ -160,6 +156,18 @@ class RegionLoad(Strict):
     region = fields.String(required=True, validate=validate.OneOf(REGIONS))
 
 
+class RecordingPolicyLoad(Strict):
+    """Which calls the switch records, and for how long the files are kept."""
+
+    calls = fields.String(validate=validate.OneOf(["all", "inbound", "none"]),
+                          load_default="all", metadata={
+        "description": "all (default), inbound (calls to the tenant's numbers) or none"})
+    retention_days = fields.Integer(validate=validate.Range(min=0, max=3650), load_default=0,
+                                    metadata={"description": "files older than this many "
+                                              "days are deleted (`tongdai api purge-"
+                                              "recordings`); 0 keeps them"})
+
+
 class WebhookLoad(Strict):
     """A subscription: signed with its own secret (generated, shown once, kept across
     PUTs of the same id unless rotated)."""
@@ -186,6 +194,8 @@ class TenantLoad(Strict):
     outbound_caller_id = Phone(allow_service=False, allow_extension=False)
     vip_recording_roles = fields.List(fields.String(validate=validate.OneOf(ROLES)),
                                       load_default=lambda: ["admin"])
+    recording = fields.Nested(RecordingPolicyLoad, metadata={
+        "description": "recording policy (default: every call, kept for ever)"})
     webhooks = fields.List(fields.Nested(WebhookLoad), validate=validate.Length(max=10))
     outbound_classes = fields.List(
         fields.String(validate=validate.OneOf(dialing.CLASSES)),
