@@ -95,6 +95,10 @@ class QueueLoad(Strict):
     skills = fields.Dict(keys=fields.String(validate=ENTITY_ID),
                          values=fields.Integer(validate=_LEVEL))
     relax = fields.List(fields.Nested(RelaxLoad), validate=validate.Length(max=20))
+    connect = fields.String(validate=validate.OneOf(["switch", "router"]), metadata={
+        "description": "who bridges the caller when an agent's phone answers: switch (at "
+                       "once, first answer wins; default) or router (after the agent leg "
+                       "parks: one more round trip)"})
     offer_timeout_s = fields.Integer(validate=validate.Range(min=1, max=600))
     ring_progressive_step_s = fields.Integer(validate=validate.Range(min=1, max=600))
     wrapup_s = fields.Integer(validate=validate.Range(min=0, max=3600))
