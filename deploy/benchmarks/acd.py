@@ -1,18 +1,22 @@
-"""ACD end to end: park-to-bridge-command latency and sustained calls/s (simulator, bridge,
-Kafka, one worker).
+"""ACD end to end: time to offer, answer-to-connect and sustained calls/s (simulator,
+bridge, Kafka, one worker).
 
 The simulated FreeSWITCH (in this process) gets Poisson calls for one tenant with 200
 agents; the real bridge and a real worker route them through the local Kafka. Measured at
-the simulator, on one clock: from the agent leg's CHANNEL_PARK (answered, parked: the
-moment the router may bridge) to `uuid_bridge` arriving back over ESL, and from the
-caller's CHANNEL_PARK to the `originate` of the first offer. Needs `tongdai stack up`.
-Options (after --): --cps N (30), --agents N (200), --seconds N (60; 15 with --quick).
+the simulator, on one clock: from the caller's CHANNEL_PARK to the `originate` of its first
+offer (time to offer), and from the agent leg's CHANNEL_ANSWER to the CHANNEL_BRIDGE that
+joins it to the caller (answer to connect: the dead air the agent hears). With
+`--connect router` the answered leg parks and the router orders `uuid_bridge`; the stages
+of that path (ingest, worker, actuator) come from Kafka record timestamps. With
+`--connect switch` (the default, as the product's queues) the switch bridges the first
+phone to answer itself (fs-conf's tongdai_connect). Needs `tongdai stack up`.
+Options (after --): --cps N (30), --agents N (200), --seconds N (60; 15 with --quick),
+--connect switch|router.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -37,6 +41,8 @@ class Probe:
         self.lock = threading.Lock()
         self.caller_park: dict[str, float] = {}
         self.agent_park: dict[str, float] = {}
+        self.agent_answer: dict[str, float] = {}  # offer id -> its leg's CHANNEL_ANSWER
+        self.connected: dict[str, float] = {}  # offer id -> CHANNEL_BRIDGE with its caller
         self.originate: dict[str, float] = {}  # call id -> first originate seen
         self.bridge: dict[str, float] = {}  # offer id -> uuid_bridge received
         self.answered_calls = 0
@@ -61,10 +67,22 @@ class Probe:
         node.originate = originate
 
     def _on_event(self, event) -> None:
-        if event.name != "CHANNEL_PARK":
-            return
         h = event.headers
         now = time.time()
+        if event.name == "CHANNEL_ANSWER":
+            offer = h.get("variable_tongdai_offer_id")
+            if offer:
+                with self.lock:
+                    self.agent_answer.setdefault(offer, now)
+            return
+        if event.name == "CHANNEL_BRIDGE":
+            with self.lock:
+                for leg in (h.get("Bridge-A-Unique-ID"), h.get("Bridge-B-Unique-ID")):
+                    if leg in self.agent_answer:
+                        self.connected.setdefault(leg, now)
+            return
+        if event.name != "CHANNEL_PARK":
+            return
         with self.lock:
             offer = h.get("variable_tongdai_offer_id")
             if offer:
@@ -73,12 +91,13 @@ class Probe:
                 self.caller_park.setdefault(h["Unique-ID"], now)
 
     def latencies(self) -> tuple[list[float], list[float]]:
+        """(answer to connect, time to offer) in ms."""
         with self.lock:
-            bridge = [(self.bridge[o] - t) * 1000 for o, t in self.agent_park.items()
-                      if o in self.bridge]
+            connect = [(self.connected[o] - t) * 1000 for o, t in self.agent_answer.items()
+                       if o in self.connected]
             offer = [(self.originate[c] - t) * 1000 for c, t in self.caller_park.items()
                      if c in self.originate]
-        return bridge, offer
+        return connect, offer
 
 
 def _send(producer, topic: str, key: bytes, tenant: str, type_: str, payload: dict) -> None:
@@ -143,6 +162,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--cps", type=float, default=30.0)
     parser.add_argument("--agents", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=15.0 if quick else 60.0)
+    parser.add_argument("--connect", choices=("switch", "router"), default="switch")
     args = parser.parse_args(argv or [])
     bootstrap = stack_settings.load().kafka_bootstrap
     tenant = f"bench-{uuid.uuid4().hex[:8]}.acd"
@@ -177,7 +197,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
         _send(producer, topics.CONFIG, topics.config_key(tenant, "queue", "support"), tenant,
               "config_changed", {"kind": "queue", "entity_id": "support",
                                  "data": {"strategy": "longest-idle-agent", "wrapup_s": 1,
-                                          "offer_timeout_s": 10}})
+                                          "offer_timeout_s": 10, "connect": args.connect}})
         for i in range(args.agents):
             _send(producer, topics.CONFIG, topics.config_key(tenant, "agent", f"a{i}"), tenant,
                   "config_changed", {"kind": "agent", "entity_id": f"a{i}",
@@ -209,14 +229,14 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
             except subprocess.TimeoutExpired:
                 proc.kill()
         sim.stop()
-    bridge_ms, offer_ms = probe.latencies()
-    stages = _stages(bootstrap, marks, tenant, probe)
+    connect_ms, offer_ms = probe.latencies()
+    stages = _stages(bootstrap, marks, tenant, probe) if args.connect == "router" else {}
     calls = len(probe.caller_park)
-    bridged = len(bridge_ms)
+    bridged = len(connect_ms)
     figures = {
-        "park_to_bridge_p50_ms": round(pct(bridge_ms, 0.50), 1),
-        "park_to_bridge_p99_ms": round(pct(bridge_ms, 0.99), 1),
-        "park_to_bridge_max_ms": round(max(bridge_ms, default=0), 1),
+        "answer_to_connect_p50_ms": round(pct(connect_ms, 0.50), 1),
+        "answer_to_connect_p99_ms": round(pct(connect_ms, 0.99), 1),
+        "answer_to_connect_max_ms": round(max(connect_ms, default=0), 1),
         "enqueue_to_offer_p50_ms": round(pct(offer_ms, 0.50), 1),
         "enqueue_to_offer_p99_ms": round(pct(offer_ms, 0.99), 1),
         "offered_calls_per_s": args.cps,
@@ -224,14 +244,15 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
         "calls_count": calls,
         "bridged_count": bridged,
         "not_bridged_count": calls - bridged,
+        "connect_by_router_count": int(args.connect == "router"),
         "worker_cpu_pct": round(cpu[worker.pid] / elapsed * 100, 1),
         "bridge_cpu_pct": round(cpu[bridge.pid] / elapsed * 100, 1),
         "agents_count": args.agents,
         **stages,
     }
-    print(f"acd: {calls} calls at {args.cps}/s, {bridged} bridged; park->bridge p50 "
-          f"{figures['park_to_bridge_p50_ms']} ms p99 {figures['park_to_bridge_p99_ms']} ms; "
+    print(f"acd: {calls} calls at {args.cps}/s, {bridged} bridged (connect: {args.connect}); "
+          f"answer->connect p50 {figures['answer_to_connect_p50_ms']} ms p99 "
+          f"{figures['answer_to_connect_p99_ms']} ms; enqueue->offer p50 "
+          f"{figures['enqueue_to_offer_p50_ms']} ms p99 {figures['enqueue_to_offer_p99_ms']} ms; "
           f"worker CPU {figures['worker_cpu_pct']}%", file=sys.stderr)
-    if bridge_ms:
-        print(f"acd: park->bridge mean {statistics.mean(bridge_ms):.1f} ms", file=sys.stderr)
     return figures
