@@ -262,58 +262,77 @@ class Actuator:
 
     # ---- consumer thread
     def _consume(self) -> None:
-        from kafka import KafkaConsumer, OffsetAndMetadata, TopicPartition
+        """Decisions from Kafka on librdkafka (confluent-kafka, as the bridge's sender).
+        kafka-python's consumer was used before: after a broker of a three-broker cluster
+        was killed it stopped receiving decisions in 3 runs of 4 while polling without an
+        error (tests/integration/test_kafka_cluster.py), and under load its group join
+        sometimes never finished (tests/realfs). librdkafka moves partitions to the new
+        leaders and rejoins by itself."""
+        from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, TopicPartition
+
+        name = f"tongdai-actuator-{self.settings.bridge_name}"
+
+        def on_assign(consumer, partitions) -> None:
+            # Pin where a new group starts: "latest" would be resolved only when fetching
+            # starts, and a decision sent meanwhile was skipped.
+            committed = {(tp.topic, tp.partition): tp.offset
+                         for tp in consumer.committed(partitions, timeout=10)}
+            for tp in partitions:
+                if committed.get((tp.topic, tp.partition), OFFSET_INVALID) < 0:
+                    tp.offset = consumer.get_watermark_offsets(tp, timeout=10)[1]
+                else:
+                    tp.offset = committed[(tp.topic, tp.partition)]
+            consumer.assign(partitions)
+            self.ready.set()
+            log.info("actuator ready: reading decisions from %d partitions", len(partitions))
 
         while not self._stop.is_set():
             try:
-                consumer = KafkaConsumer(
-                    topics.ROUTING_DECISIONS, bootstrap_servers=self.settings.kafka_bootstrap,
-                    group_id=f"tongdai-actuator-{self.settings.bridge_name}",
-                    client_id=f"tongdai-actuator-{self.settings.bridge_name}",
-                    enable_auto_commit=False, auto_offset_reset="latest",
-                    session_timeout_ms=10000, heartbeat_interval_ms=1000,
-                    max_poll_interval_ms=60000,
-                    # kafka-python keeps one fetch in flight per broker; its default 500 ms
-                    # wait on idle partitions held new decisions back (ACD bench p99).
-                    fetch_max_wait_ms=20)
+                consumer = Consumer({
+                    "bootstrap.servers": self.settings.kafka_bootstrap, "group.id": name,
+                    "client.id": name, "enable.auto.commit": False,
+                    "auto.offset.reset": "latest", "session.timeout.ms": 10000,
+                    "heartbeat.interval.ms": 1000, "max.poll.interval.ms": 60000,
+                    # One fetch in flight per broker: a long wait on idle partitions holds
+                    # new decisions back (ACD bench p99).
+                    "fetch.wait.max.ms": 20, "logger": log})
+                consumer.subscribe([topics.ROUTING_DECISIONS], on_assign=on_assign)
             except Exception as exc:
                 log.warning("decisions consumer not available (%s); retrying", exc)
                 self._stop.wait(2)
                 continue
             try:
                 while not self._stop.is_set():
-                    batch = consumer.poll(timeout_ms=200)
-                    if consumer.assignment() and not self.ready.is_set():
-                        # Pin where a new group starts ("latest" is resolved lazily, when
-                        # partitions are fetched: a decision sent meanwhile was skipped).
-                        assigned = consumer.assignment()
-                        for tp in assigned:
-                            consumer.position(tp)
-                        self.ready.set()
-                        log.info("actuator ready: reading decisions from %d partitions",
-                                 len(assigned))
-                    for tp, records in batch.items():
-                        for record in records:
-                            self._inbox.put((tp, record.offset, record.value))
-                    if batch and self._watcher is not None:
+                    got = False
+                    for msg in consumer.consume(num_messages=500, timeout=0.2):
+                        err = msg.error()
+                        if err is not None:
+                            if err.code() != KafkaError._PARTITION_EOF:
+                                log.warning("decisions consumer: %s", err)
+                            continue
+                        self._inbox.put(((msg.topic(), msg.partition()), msg.offset(),
+                                         msg.value()))
+                        got = True
+                    if got and self._watcher is not None:
                         self._watcher.send()
-                    offsets = {}
+                    offsets: dict[tuple[str, int], int] = {}
                     while True:
                         try:
                             tp, offset = self._done.get_nowait()
                         except queue.Empty:
                             break
-                        offsets[TopicPartition(tp.topic, tp.partition)] = \
-                            OffsetAndMetadata(offset + 1, "", -1)
+                        offsets[tp] = max(offset + 1, offsets.get(tp, 0))
                     if offsets:  # not waited for: a lost commit only re-reads (claims dedupe)
-                        consumer.commit_async(offsets)
+                        consumer.commit(offsets=[TopicPartition(t, p, o)
+                                                 for (t, p), o in offsets.items()],
+                                        asynchronous=True)
             except Exception as exc:
                 log.warning("decisions consumer failed (%s: %s); reconnecting",
                             type(exc).__name__, exc)
                 self._stop.wait(1)
             finally:
                 try:
-                    consumer.close(autocommit=False)
+                    consumer.close()
                 except Exception:
                     pass
 
