@@ -8,7 +8,9 @@
   `<recordings>/<tenant>/<date>/<call id>.wav`) and park (the router takes it from
   CHANNEL_PARK);
 - dialplan, context `tongdai` or `tongdai_<tenant>` (phones): the live-monitoring feature
-  codes *33/*34/*35<agent ext> (api/monitor/services.py);
+  codes *33/*34/*35<agent ext> (api/monitor/services.py); context `tongdai_<tenant>`: the
+  router's voicemail (`voicemail_<queue>`) into the queue's box `q_<queue>`, which the
+  directory lists beside the extensions;
 - a dialplan answer only for the context FreeSWITCH hunts in (`Hunt-Context`, else
   `Caller-Context`), "not found" otherwise: a document without the hunted context ends the
   call (NO_ROUTE_DESTINATION) while "not found" lets FreeSWITCH use its static files, e.g.
@@ -25,7 +27,9 @@ Adding an extension or an agent therefore needs no FreeSWITCH reload.
 """
 from __future__ import annotations
 
+import hashlib
 import re
+import secrets
 from collections.abc import Callable, Mapping
 from xml.sax.saxutils import quoteattr
 
@@ -83,6 +87,11 @@ def directory(view: ConfigView, form: Mapping[str, str]) -> str:
             f"{_var('tongdai_tenant', tenant)}{_var('tongdai_agent_id', agent_id)}"
             f"{_var('effective_caller_id_name', name)}"
             f"{_var('effective_caller_id_number', ext)}</variables></user>")
+    for queue_id, _entry in view.items(tenant, "queue"):
+        box = f"q_{queue_id}"
+        if user and box != user:
+            continue
+        users.append(_voicemail_box(box, domain, queue_id))
     if user and not users:
         return NOT_FOUND
     dial = ("{^^:sip_invite_domain=${dialed_domain}:presence_id=${dialed_user}@"
@@ -91,6 +100,43 @@ def directory(view: ConfigView, form: Mapping[str, str]) -> str:
                 f"<domain name={quoteattr(domain)}><params>{_param('dial-string', dial)}"
                 f"</params><groups><group name=\"default\"><users>{''.join(users)}"
                 f"</users></group></groups></domain>")
+
+
+def _voicemail_box(box: str, domain: str, queue_id: str) -> str:
+    """A queue's mailbox (`q_<queue>`): the router's voicemail action leaves messages in
+    it (mod_voicemail needs the box in the directory). It cannot register (its `a1-hash`
+    is of a password nobody knows) and has no mailbox password (voicemail.conf refuses an
+    empty one): it is read through the switch (`vm_list`), not from a phone."""
+    unusable = hashlib.md5(secrets.token_bytes(16)).hexdigest()
+    return (f"<user id={quoteattr(box)}><params>{_param('a1-hash', unusable)}"
+            f"{_param('vm-enabled', 'true')}</params>"
+            f"<variables>{_var('user_context', 'tongdai_reject')}"
+            f"{_var('effective_caller_id_name', 'Voicemail ' + queue_id)}"
+            f"{_var('effective_caller_id_number', box)}</variables></user>")
+
+
+def tenant_context(view: ConfigView, form: Mapping[str, str]) -> str:
+    """A call in its tenant's context `tongdai_<tenant>` that the static files do not have
+    for a tenant of the API: the router's voicemail (`uuid_transfer <call> voicemail_<queue>
+    XML tongdai_<tenant>`, its after-hours, no-agent and max-wait action) into the queue's
+    box `q_<queue>`. Anything else: not found (the static files, if any)."""
+    dest = form.get("Caller-Destination-Number") or ""
+    tenant = form.get("variable_tongdai_tenant") or ""
+    context = hunt_context(form)
+    match = re.fullmatch(r"voicemail_(.+)", dest)
+    if not tenant or context != f"tongdai_{tenant}" or match is None:
+        return NOT_FOUND
+    if view.get(tenant, "queue", match[1]) is None:
+        return NOT_FOUND
+    domain = view.domain(tenant)
+    return _context(context, dest, [
+        _action("set", f"tongdai_voicemail={match[1]}"),
+        # The queue's box has no owner to announce: no "the person at extension q_<queue>
+        # is not available" (which spells the box id), the instructions and the tone only.
+        _action("set", "skip_greeting=true"),
+        _action("answer"),
+        _action("voicemail", f"default {domain} q_{match[1]}"),
+        _action("hangup")])
 
 
 def hunt_context(form: Mapping[str, str]) -> str:
@@ -140,6 +186,8 @@ def dialplan(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress |
     dest = form.get("Caller-Destination-Number") or form.get("destination_number") or ""
     if _MONITOR.match(dest):
         return monitor(view, form, calls, audit)
+    if hunt_context(form).startswith("tongdai_"):
+        return tenant_context(view, form)
     if hunt_context(form) not in ("", "public"):
         return NOT_FOUND  # only the carriers' context is rendered for DIDs
     if _IVR_CHOICE.match(dest):

@@ -38,8 +38,22 @@ ROOT = Path(__file__).resolve().parents[2]
 START = ROOT / "fs-conf" / "bin" / "tongdai-freeswitch"
 ENV = "TONGDAI_TEST_FREESWITCH"
 ARTIFACTS = ROOT / "var" / "test-artifacts" / "realfs"
-#: kafka-python's line when the actuator's consumer has its partitions of the decisions
-ACTUATOR_ASSIGNED = "Setting newly assigned partitions {TopicPartition(topic='tongdai.routing"
+#: the bridge's line once its actuator has partitions of the decisions (or, with
+#: kafka-python as its client, that client's line)
+ACTUATOR_ASSIGNED = ("actuator ready: reading decisions from",
+                     "Setting newly assigned partitions {TopicPartition(topic='tongdai.routing")
+
+
+def wait_any(proc: subprocess.Popen, markers: tuple[str, ...], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(f"process exited {proc.returncode}")
+        text = proc.log_path.read_text(errors="replace")
+        if any(m in text for m in markers):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"none of {markers} after {timeout} s")
 
 
 def built_switch() -> Path:
@@ -199,6 +213,7 @@ class Product:
     #: and SIP domain, known to the bridge from the start; the `demo` fixture applies it
     demo_tenant: str = ""
     demo_domain: str = ""
+    closed_did: str = ""  # national form, to queue `closed` (a holiday today: voicemail)
     #: the environment the product's processes got (Kafka, ClickHouse, token secret)
     env: dict[str, str] = field(default_factory=dict)
     xml_curl_password: str = ""
@@ -220,13 +235,18 @@ class Product:
                         timeout_s=timeout_s)
 
     def call(self, did: str, digits: str = "", hold_ms: int = 8000, caller: str = "0903123456",
-             timeout_s: int = 60) -> sipp.Sipp:
-        """A carrier's call to `did` (national form) from `caller`, keys as RFC 2833."""
+             timeout_s: int = 60, speak_s: float = 0) -> sipp.Sipp:
+        """A carrier's call to `did` (national form) from `caller`, keys as RFC 2833; with
+        `speak_s`, a tone that long from half a second after the answer (a voice)."""
         name = f"caller_{uuid.uuid4().hex[:6]}"
         workdir = self.folder / "sipp"
         workdir.mkdir(parents=True, exist_ok=True)
         keys = sipp.dtmf_pcaps(workdir, digits, prefix=name)
-        return sipp.run(workdir, name, sipp.caller_scenario(keys, hold_ms=hold_ms),
+        first = 2500
+        if speak_s:
+            keys, first = [sipp.tone_pcap(workdir / f"{name}_voice.pcap", speak_s)], 500
+        return sipp.run(workdir, name, sipp.caller_scenario(keys, first_after_ms=first,
+                                                            hold_ms=hold_ms),
                         f"127.0.0.1:{self.switch.external_port}", free_port(),
                         ["-s", did, "-m", "1", "-key", "caller", caller, "-mi", "127.0.0.1",
                          "-mp", str(free_port())], timeout_s=timeout_s)
@@ -263,9 +283,16 @@ def tongdai(env: dict[str, str], *args: str, timeout: float = 120) -> str:
 
 
 def tenant_yaml(tenant: str, domain: str, queue_did: str, ivr_did: str,
-                agents: dict[str, str]) -> str:
+                agents: dict[str, str], closed_did: str = "") -> str:
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    today = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+    closed_days = ", ".join(f"'{today + dt.timedelta(days=d)}'" for d in (-1, 0, 1))
     lines = [f"tenant: {tenant}", f"settings: {{domain: {domain}, max_concurrent_calls: 20}}",
              "queues:",
+             # closed today (a holiday around today, whatever the hour): voicemail
+             f"  closed: {{schedule: {{holidays: [{closed_days}]}}, after_hours: {{kind: voicemail}}}}",
              "  sales: {strategy: longest-idle-agent, offer_timeout_s: 20, wrapup_s: 1}",
              # support is connected by the router (its agent leg parks, then uuid_bridge),
              # sales by the switch (tongdai_connect): both paths run on the real switch.
@@ -277,6 +304,7 @@ def tenant_yaml(tenant: str, domain: str, queue_did: str, ivr_did: str,
              '  lang: {greeting: ivr/demo_language.wav, timeout_s: 10, options: '
              '{"1": {queue: support}, "9": {ivr: main}}}',
              "dids:", f'  "{queue_did}": {{queue: sales}}', f'  "{ivr_did}": {{ivr: main}}',
+             *([f'  "{closed_did}": {{queue: closed}}'] if closed_did else []),
              "extensions:"]
     lines += [f'  "{ext}": {{display_name: "Agent {ext}", agent_id: {agent_id}}}'
               for agent_id, ext in agents.items()]
@@ -316,7 +344,7 @@ def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]
     tenant, domain = f"rf{hexid}", f"rf{hexid}.tongdai.test"
     demo_tenant, demo_domain = f"rfdemo{hexid}", f"rfdemo{hexid}.tongdai.test"
     rng = random.Random()
-    queue_did, ivr_did = (f"0283{rng.randrange(10**6, 10**7)}" for _ in range(2))
+    queue_did, ivr_did, closed_did = (f"0283{rng.randrange(10**6, 10**7)}" for _ in range(3))
     database = f"realfs_{hexid}"
     api_port = free_port()
     token_secret, xml_curl_password = secrets.token_hex(32), secrets.token_urlsafe(18)
@@ -350,11 +378,11 @@ def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]
         for attempt in range(3):
             procs["bridge"] = start_process("bridge", folder, bridge_env)
             wait_ready(procs["bridge"], "subscribed")
-            # Measured: under load, kafka-python's group join of the actuator sometimes
-            # never finishes (a second SyncGroup with no answer): the bridge then runs
-            # no decision at all. Wait for its partitions; start it again if they never come.
+            # Measured (with kafka-python as its client): under load the actuator's group
+            # join sometimes never finished and the bridge then ran no decision at all.
+            # Wait for its partitions; start it again if they never come.
             try:
-                wait_ready(procs["bridge"], ACTUATOR_ASSIGNED, timeout=30)
+                wait_any(procs["bridge"], ACTUATOR_ASSIGNED, timeout=30)
                 break
             except AssertionError:
                 stop_process(procs.pop("bridge"))
@@ -362,7 +390,8 @@ def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]
             raise RuntimeError("the bridge's actuator never got the decisions' partitions")
         procs["sink"] = start_process("sink", folder, {**base, "TONGDAI_DEPLOYMENT": f"realfs-{hexid}"})
         exts = {"a1": "2001", "a2": "2002"}
-        (folder / "tenant.yaml").write_text(tenant_yaml(tenant, domain, queue_did, ivr_did, exts))
+        (folder / "tenant.yaml").write_text(tenant_yaml(tenant, domain, queue_did, ivr_did, exts,
+                                                        closed_did))
         out = tongdai(base, "config", "apply", str(folder / "tenant.yaml"))
         passwords = dict(re.findall(r"^extension\s+(\S+)\s+\S+\s+sip_password=(\S+)", out, re.M))
         assert set(passwords) == set(exts.values()), "no SIP password printed for the extensions"
@@ -370,8 +399,9 @@ def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]
                   for a, ext in exts.items()}
         product = Product(sw, tenant, domain, queue_did, ivr_did, agents,
                           running_stack.kafka_bootstrap, running_stack.clickhouse_tcp_port, database,
-                          api_port, token_secret, folder, procs, demo_tenant, demo_domain,
-                          base, xml_curl_password)
+                          api_port, token_secret, folder, procs, demo_tenant=demo_tenant,
+                          demo_domain=demo_domain, closed_did=closed_did, env=base,
+                          xml_curl_password=xml_curl_password)
         reader = product.reader()
         for agent in agents.values():
             register(folder, sw, domain, agent)

@@ -209,3 +209,36 @@ def test_a_tenant_that_records_no_call_gets_no_recording(fs):
         "Caller-Caller-ID-Number": "+84903123456", "Caller-Context": "public"}))
     out = _recorded(fs, doc, "19001234")
     assert out.end == "park" and out.apps("record_session") == []
+
+
+def _tenant_view() -> ConfigView:
+    v = view()
+    v.apply(Envelope(event_id="q", type="config_changed", version=1, occurred_at=50,
+                     tenant="acme", source="test", seq=None, call_id=None,
+                     payload={"kind": "queue", "entity_id": "sales", "data": {}}))
+    return v
+
+
+def test_the_routers_voicemail_of_an_api_tenant_leaves_a_message_in_the_queues_box(fs):
+    """The router's voicemail action transfers to voicemail_<queue> XML tongdai_<tenant>,
+    a context the static files hold only for their own tenants: the API answers it for
+    its tenants, into the box `q_<queue>` its directory lists."""
+    form = {"section": "dialplan", "Caller-Destination-Number": "voicemail_sales",
+            "Hunt-Context": "tongdai_acme", "Caller-Context": "public",
+            "variable_tongdai_tenant": "acme"}
+    doc = fsxml.parse_document(render.render(_tenant_view(), form))
+    out = fsxml.run(doc, fsxml.Call(destination="voicemail_sales", caller="+84903123456",
+                                    context="tongdai_acme", at=AT,
+                                    variables={"tongdai_tenant": "acme"}))
+    assert out.end == "voicemail default acme.tongdai.local q_sales"
+    assert out.variables["tongdai_voicemail"] == "sales"
+    box = ET.fromstring(render.render(_tenant_view(), {
+        "section": "directory", "domain": "acme.tongdai.local", "user": "q_sales"}))
+    params = {p.get("name"): p.get("value") for p in box.iter("param")}
+    assert params["vm-enabled"] == "true" and len(params["a1-hash"]) == 32
+    # another tenant's call, an unknown queue, a context of another tenant: not found
+    for other in ({**form, "variable_tongdai_tenant": "beta"},
+                  {**form, "Caller-Destination-Number": "voicemail_nowhere"},
+                  {**form, "Hunt-Context": "tongdai_beta"}):
+        root = ET.fromstring(render.render(_tenant_view(), other))
+        assert root.find("./section/result").get("status") == "not found"
