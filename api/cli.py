@@ -160,6 +160,8 @@ def config_main(argv: list[str]) -> int:
     s = _settings()
     if s is None:
         return 2
+    from pathlib import Path
+
     import yaml
 
     from .auth import Principal
@@ -190,7 +192,8 @@ def config_main(argv: list[str]) -> int:
                     2**31)
     svc: ConfigService = services.config
     try:
-        outcomes = apply(svc, who, doc, dry_run=args.dry_run, missing_only=args.missing_only)
+        outcomes = apply(svc, who, doc, dry_run=args.dry_run, missing_only=args.missing_only,
+                         sounds=Path(s.api_sounds_dir) if s.api_sounds_dir else None)
     except FileError as exc:
         print(f"tongdai config: {args.file}: {exc}", file=sys.stderr)
         bus.close()
@@ -204,6 +207,9 @@ def config_main(argv: list[str]) -> int:
         for e in o.errors:
             print(f"    {e['field']}: {e['rule']}")
     bus.close()
+    if not s.api_sounds_dir:
+        print("tongdai config: sounds not checked (set TONGDAI_API_SOUNDS_DIR to the "
+              "switch's sounds folder)", file=sys.stderr)
     if invalid:
         nothing = all(o.status == "invalid" for o in invalid) and not args.dry_run
         print(f"tongdai config: {len(invalid)} entities not valid"

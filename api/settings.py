@@ -45,6 +45,9 @@ class ApiSettings:
     # switch's `tongdai_recordings_dir`): <dir>/<tenant>/<date>/<call id>.wav. Empty:
     # recordings are listed, not played.
     api_recordings_dir: str = ""
+    # The FreeSWITCH nodes' sounds folder as this API sees it (`$${sounds_dir}`): `tongdai
+    # config apply` refuses a menu or queue whose sound is not there. Empty: not checked.
+    api_sounds_dir: str = ""
     api_sse_max_s: float = 300.0  # an SSE response ends after this; clients reconnect
     # Open event streams per user and per process (0: API_THREADS - 2, so streams never
     # take the last threads requests need).

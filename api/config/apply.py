@@ -31,16 +31,22 @@ demo file at every start) only entities the configuration has never held are wri
 that exists is `kept` as it is (an admin's change through the API stays), and so is one an
 admin deleted (it is not brought back). A new entity of the file (an extension added to the
 demo in a later version) is still created on a configuration made by an earlier one.
+
+With the switch's sounds folder (`TONGDAI_API_SOUNDS_DIR`), a menu's greeting or
+invalid-entry sound and a queue's music on hold that the switch would not find make their
+entity invalid (api/config/sounds.py): a caller would hear silence.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from marshmallow import ValidationError
 
 from ..auth import Principal
 from ..errors import ApiError, flatten
+from . import sounds as sound_files
 from .services import APPLY_ORDER, KINDS, ConfigService, references
 
 WHERE = " (neither in this file nor in the configuration)"
@@ -107,9 +113,10 @@ def _comparable(kind: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 def apply(svc: ConfigService, who: Principal, doc: Any, dry_run: bool = False,
-          missing_only: bool = False) -> list[Outcome]:
+          missing_only: bool = False, sounds: Path | None = None) -> list[Outcome]:
     """Validate all, then (unless invalid or dry_run) write the changed entities; with
-    `missing_only`, only those the configuration never held (the others are `kept`)."""
+    `missing_only`, only those the configuration never held (the others are `kept`); with
+    `sounds` (the switch's sounds folder), an entity whose sound is not there is invalid."""
     tenant, entities = parse(doc)
     if tenant != who.tenant:
         raise FileError(f"the file is for tenant {tenant!r}, not {who.tenant!r}")
@@ -134,6 +141,8 @@ def apply(svc: ConfigService, who: Principal, doc: Any, dry_run: bool = False,
     for kind, entity_id, raw in entities:
         try:
             eid, data = svc.prepare(tenant, kind, entity_id, raw, exists, WHERE)
+            if sounds is not None and (absent := sound_files.missing(kind, data, sounds)):
+                raise ValidationError(absent)
         except ValidationError as exc:
             outcomes.append(Outcome(kind, entity_id, "invalid", flatten(exc.messages)))
             continue

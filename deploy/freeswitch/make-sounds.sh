@@ -17,7 +17,8 @@
 #   tongdai/acme/{ivr_main,ivr_support,closed,all_lines_busy}.wav
 #   en/us/callie/ivr/{demo_main,demo_language,ivr-that_was_an_invalid_entry}.wav
 #                                             the demo's greetings (relative to sound_prefix)
-#   en/us/callie/voicemail/vm-*.wav           the prompts of a caller leaving a message
+#   en/us/callie/voicemail/vm-*.wav           every prompt of the vanilla voicemail phrases
+#   en/us/callie/{ascii,digits}/*.wav         spelled ids and numbers
 set -euo pipefail
 
 die() { echo "make-sounds: $*" >&2; exit 2; }
@@ -105,4 +106,30 @@ speak $callie/voicemail/vm-messages.wav "" "messages"
 for d in 0 1 2 3 4 5 6 7 8 9; do
     speak $callie/digits/$d.wav "" "$d"
 done
+# Every other file the vanilla voicemail phrases (lang/en/vm/sounds.xml) play, in English
+# from its name ("vm-not_available" -> "not available"), and the ones they name by pattern
+# (vm-$1: new, saved, urgent, ...): a missing prompt ends the phrase, and mod_voicemail with
+# it (the caller hears the goodbye instead of the tone).
+for n in abort advanced change_password choose_greeting choose_greeting_choose \
+         choose_greeting_fail continue delete_recording enter_id followed_by \
+         forward_add_intro forward_enter_ext forward_to_email greeting hello listen_new \
+         listen_saved listen_to_recording mailbox_full main_menu mark-urgent message \
+         message_from message_number password_has_been_changed password_not_valid \
+         record_greeting record_name1 record_name2 rerecord return_call save_recording \
+         selected send_message_now that_was_an_invalid_ext to_forward to_record_greeting \
+         too-small new saved urgent deleted emailed marked-urgent received from \
+         in_folder listen_to_new_messages; do
+    speak $callie/voicemail/vm-$n.wav "" "$(printf '%s' "$n" | tr '_-' '  ')"
+done
+speak $callie/ivr/ivr-anonymous_caller.wav "" "an anonymous caller"
+speak $callie/1.wav "" "1"
+speak $callie/2.wav "" "2"
+# ascii/<code>.wav: a spelled name or mailbox id (say ... name_spelled), letter by letter.
+for c in 0 1 2 3 4 5 6 7 8 9 a b c d e f g h i j k l m n o p q r s t u v w x y z; do
+    speak $callie/ascii/$(printf '%d' "'$c").wav "" "$c"
+done
+speak $callie/ascii/95.wav "" "underscore"
+speak $callie/ascii/45.wav "" "dash"
+speak $callie/ascii/46.wav "" "dot"
+speak $callie/ascii/64.wav "" "at"
 echo "make-sounds: $made file(s) written under $sounds"

@@ -351,7 +351,9 @@ def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]
     base = {"TONGDAI_KAFKA_BOOTSTRAP": running_stack.kafka_bootstrap,
             **running_stack.clickhouse_environ(),
             "TONGDAI_CLICKHOUSE_DATABASE": database, "TONGDAI_API_TOKEN_SECRET": token_secret,
-            "TONGDAI_DEFAULT_TENANT": tenant, "PYTHONUNBUFFERED": "1"}
+            "TONGDAI_DEFAULT_TENANT": tenant, "PYTHONUNBUFFERED": "1",
+            # `config apply` refuses a menu or queue whose sound the switch lacks
+            "TONGDAI_API_SOUNDS_DIR": str(switch_prefix / "share" / "freeswitch" / "sounds")}
     procs: dict[str, subprocess.Popen] = {}
     sw: Switch | None = None
     try:

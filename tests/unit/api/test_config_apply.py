@@ -156,3 +156,32 @@ def test_missing_only_refuses_a_new_entity_that_refers_to_a_deleted_one(app, cli
                                 "dids": {"02873001234": {"queue": "sales"}}}, missing_only=True)
     status = {(o.kind, o.entity_id): o.status for o in outcomes}
     assert status == {("queue", "sales"): "kept", ("did", "02873001234"): "invalid"}
+
+
+def test_a_sound_the_switch_does_not_have_makes_its_entity_invalid(app, tmp_path):
+    """With the switch's sounds folder known, a missing greeting, invalid-entry sound or
+    music on hold is refused (a caller would hear silence); rate folders and absolute
+    paths count, tone streams always exist."""
+    callie = tmp_path / "en" / "us" / "callie"
+    (callie / "ivr" / "8000").mkdir(parents=True)
+    (callie / "ivr" / "main.wav").write_bytes(b"RIFF")
+    (callie / "ivr" / "8000" / "ivr-that_was_an_invalid_entry.wav").write_bytes(b"RIFF")
+    (tmp_path / "music" / "8000").mkdir(parents=True)
+    doc = {"tenant": "acme",
+           "queues": {"sales": {"music_on_hold": "local_stream://moh"},
+                      "vip": {"music_on_hold": "/nowhere/vip.wav"},
+                      "tones": {"music_on_hold": "tone_stream://%(500,500,440)"}},
+           "ivrs": {"main": {"greeting": "ivr/main.wav", "options": {"1": {"queue": "sales"}}},
+                    "bad": {"greeting": "ivr/missing.wav", "invalid_sound": "ivr/no.wav",
+                            "options": {"1": {"queue": "sales"}}}}}
+    svc = app.extensions["tongdai"].config
+    outcomes = apply(svc, WHO, doc, sounds=tmp_path)
+    invalid = {(o.kind, o.entity_id): sorted(e["field"] for e in o.errors)
+               for o in outcomes if o.status == "invalid"}
+    assert invalid == {("queue", "sales"): ["music_on_hold"],  # moh: an empty folder
+                       ("queue", "vip"): ["music_on_hold"],
+                       ("ivr", "bad"): ["greeting", "invalid_sound"]}
+    assert "ivr/missing.wav" in next(o for o in outcomes if o.entity_id == "bad").errors[0]["rule"]
+    (tmp_path / "music" / "8000" / "moh.wav").write_bytes(b"RIFF")
+    del doc["queues"]["vip"], doc["ivrs"]["bad"]
+    assert {o.status for o in apply(svc, WHO, doc, sounds=tmp_path)} == {"created"}
