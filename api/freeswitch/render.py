@@ -33,7 +33,7 @@ import secrets
 from collections.abc import Callable, Mapping
 from xml.sax.saxutils import quoteattr
 
-from routing import numbers
+from routing import dialing, numbers
 
 from ..config.view import ConfigView
 from ..monitor.services import MODES, CallsInProgress, eavesdrop_actions
@@ -116,27 +116,147 @@ def _voicemail_box(box: str, domain: str, queue_id: str) -> str:
 
 
 def tenant_context(view: ConfigView, form: Mapping[str, str]) -> str:
-    """A call in its tenant's context `tongdai_<tenant>` that the static files do not have
-    for a tenant of the API: the router's voicemail (`uuid_transfer <call> voicemail_<queue>
-    XML tongdai_<tenant>`, its after-hours, no-agent and max-wait action) into the queue's
-    box `q_<queue>`. Anything else: not found (the static files, if any)."""
+    """A call in a context of its tenant that the static files hold only for their own
+    tenants, answered for a tenant of the API (one extension for the asked destination):
+
+    `tongdai_<tenant>` (its phones' calls, through the static `tongdai` context, and the
+    router's transfers): the router's voicemail `voicemail_<queue>` into the queue's box
+    `q_<queue>`; `*8` group pickup (the tenant's extensions are one call group) and
+    `**<ext>` directed pickup; `*97` the caller's own mailbox; an extension of the tenant
+    (internal call: recorded by policy, in-call keys *1 blind / *4 attended transfer, no
+    answer in 30 s: the callee's voicemail); any other number: `tongdai_<tenant>_outbound`.
+
+    `tongdai_<tenant>_outbound` (phones, the router's forwards, click-to-call): the
+    outbound rule of routing/dialing.py with the tenant's `outbound_classes` (a caller's
+    leg the router forwards: national and mobile), caller ID the number the product chose
+    (`tongdai_outbound_caller_id`), else the tenant's `outbound_caller_id`, else its first
+    geographic number, never a 1800/1900 one; recorded by policy; the carrier gateway.
+    Anything else: not found (the static files, if any)."""
     dest = form.get("Caller-Destination-Number") or ""
-    tenant = form.get("variable_tongdai_tenant") or ""
     context = hunt_context(form)
-    match = re.fullmatch(r"voicemail_(.+)", dest)
-    if not tenant or context != f"tongdai_{tenant}" or match is None:
+    tenant = form.get("variable_tongdai_tenant") or ""
+    outbound = context.endswith("_outbound")
+    if not tenant:  # a phone's first lookup may come before the directory's variables
+        tenant = context[len("tongdai_"):-len("_outbound") if outbound else None]
+    if context != f"tongdai_{tenant}" + ("_outbound" if outbound else ""):
         return NOT_FOUND
-    if view.get(tenant, "queue", match[1]) is None:
+    if view.get(tenant, "tenant", tenant) is None:
         return NOT_FOUND
+    actions = (_outbound_actions(view, tenant, form, dest) if outbound
+               else _internal_actions(view, tenant, form, dest))
+    return _context(context, dest, actions) if actions else NOT_FOUND
+
+
+def _internal_actions(view: ConfigView, tenant: str, form: Mapping[str, str],
+                      dest: str) -> list[str]:
     domain = view.domain(tenant)
-    return _context(context, dest, [
-        _action("set", f"tongdai_voicemail={match[1]}"),
-        # The queue's box has no owner to announce: no "the person at extension q_<queue>
-        # is not available" (which spells the box id), the instructions and the tone only.
-        _action("set", "skip_greeting=true"),
-        _action("answer"),
-        _action("voicemail", f"default {domain} q_{match[1]}"),
-        _action("hangup")])
+    tdata = view.get(tenant, "tenant", tenant).data
+    match = re.fullmatch(r"voicemail_(.+)", dest)
+    if match:
+        if view.get(tenant, "queue", match[1]) is None:
+            return []
+        return [_action("set", f"tongdai_voicemail={match[1]}"),
+                # The queue's box has no owner to announce: no "the person at extension
+                # q_<queue> is not available" (which spells the box id), the instructions
+                # and the tone only.
+                _action("set", "skip_greeting=true"),
+                _action("answer"),
+                _action("voicemail", f"default {domain} q_{match[1]}"),
+                _action("hangup")]
+    if dest == "*8":
+        return [_action("answer"),
+                _action("intercept", f"${{hash(select/{domain}-last_dial/{tenant})}}")]
+    match = re.fullmatch(r"\*\*([0-9]{2,6})", dest)
+    if match:
+        return [_action("answer"),
+                _action("intercept", f"${{hash(select/{domain}-last_dial_ext/{match[1]})}}")]
+    if dest == "*97":
+        return [_action("answer"), _action("voicemail", f"check default {domain} ${{user_name}}")]
+    if view.get(tenant, "extension", dest) is not None:
+        return [_action("set", "tongdai_direction=internal"),
+                _action("export", f"tongdai_tenant={tenant}"),
+                _action("set", f"dialed_extension={dest}"),
+                _action("hash", f"insert/{domain}-last_dial_ext/{dest}/${{uuid}}"),
+                _action("hash", f"insert/{domain}-last_dial/{tenant}/${{uuid}}"),
+                _action("bind_meta_app", "1 b s execute_extension::dx XML tongdai_features"),
+                _action("bind_meta_app", "4 b s execute_extension::att_xfer XML tongdai_features"),
+                _action("set", f"force_transfer_context=tongdai_{tenant}"),
+                _action("set", "transfer_ringback=${hold_music}"),
+                _action("set", "call_timeout=30"),
+                _action("set", "hangup_after_bridge=true"),
+                _action("set", "continue_on_fail=true"),
+                *recording_actions(tenant, tdata, "internal"),
+                _action("bridge", f"user/{dest}@{domain}"),
+                _action("answer"),
+                _action("voicemail", f"default {domain} {dest}"),
+                _action("hangup")]
+    if _own_did(view, tenant, dest):
+        return [_action("transfer", f"{dest} XML public")]
+    if re.fullmatch(r"\+?[0-9]{3,16}", dest):
+        return [_action("transfer", f"{dest} XML tongdai_{tenant}_outbound")]
+    return []
+
+
+def _own_did(view: ConfigView, tenant: str, dest: str) -> bool:
+    """A phone dialing its own tenant's number gets the callers' path (the DID's menu or
+    queue) rather than the carrier."""
+    try:
+        return view.get(tenant, "did", numbers.to_e164(dest)) is not None
+    except ValueError:
+        return False
+
+
+def outbound_caller_id(view: ConfigView, tenant: str, chosen: str = "") -> str:
+    """The number an outbound call of `tenant` shows, national form: the one the product
+    chose (click-to-call), else the tenant's `outbound_caller_id`, else its first
+    geographic number; never a 1800/1900 one ("" if it has none)."""
+    tdata = view.get(tenant, "tenant", tenant).data
+    candidates = [chosen, tdata.get("outbound_caller_id") or ""]
+    candidates += sorted(n for n, e in view.items(tenant, "did")
+                         if e.data.get("kind") in ("geographic", "mobile"))
+    for number in candidates:
+        national = dialing.dialled_form(number) if number else ""
+        if re.fullmatch(r"0[2-9][0-9]{8,9}", national):
+            return national
+    return ""
+
+
+def _outbound_actions(view: ConfigView, tenant: str, form: Mapping[str, str],
+                      dest: str) -> list[str]:
+    tdata = view.get(tenant, "tenant", tenant).data
+    if _own_did(view, tenant, dest):
+        return [_action("transfer", f"{dest} XML public")]
+    inbound = form.get("variable_tongdai_direction") == "inbound"
+    if form.get("variable_tongdai_forwarded_by"):
+        allowed: tuple[str, ...] = (dialing.MOBILE,)
+    elif inbound:
+        allowed = dialing.DEFAULT_CLASSES
+    else:
+        allowed = tuple(tdata.get("outbound_classes") or dialing.DEFAULT_CLASSES)
+    verdict = dialing.check_outbound(dest, allowed)
+    cid = outbound_caller_id(view, tenant, form.get("variable_tongdai_outbound_caller_id") or "")
+    head = [_action("export", f"tongdai_tenant={tenant}"),
+            _action("set", f"tongdai_domain={view.domain(tenant)}")]
+    if not inbound:
+        head.append(_action("set", "tongdai_direction=outbound"))
+    if verdict.dest_class == dialing.EMERGENCY:  # a phone may always reach them
+        return [*head, _action("set", "tongdai_dest_class=emergency"),
+                _action("bridge", f"sofia/gateway/carrier/{verdict.destination}")]
+    if not verdict.allowed:
+        return [*head, _action("set", f"tongdai_barred={verdict.dest_class}"),
+                _action("log", f"INFO tongdai: {verdict.reason}"),
+                _action("hangup", "OUTGOING_CALL_BARRED")]
+    if not cid:
+        return [*head, _action("log", "WARNING tongdai: no caller ID to present (the tenant "
+                                      "has no geographic number or outbound_caller_id)"),
+                _action("hangup", "CALL_REJECTED")]
+    return [*head, _action("set", f"effective_caller_id_number={cid}"),
+            _action("set", f"effective_caller_id_name={tdata.get('name') or tenant}"),
+            _action("set", f"tongdai_dest_class={verdict.dest_class}"),
+            _action("set", "hangup_after_bridge=true"),
+            _action("set", "call_timeout=60"),
+            *recording_actions(tenant, tdata, "outbound"),
+            _action("bridge", f"sofia/gateway/carrier/{verdict.destination}")]
 
 
 def hunt_context(form: Mapping[str, str]) -> str:

@@ -133,12 +133,22 @@ def test_a_phone_dialing_a_did_is_not_cut_off():
     assert not_found or "tongdai_acme" in contexts
 
 
-@pytest.mark.parametrize("context", ["tongdai", "tongdai_acme", "tongdai_acme_outbound", "default"])
+@pytest.mark.parametrize("context", ["tongdai", "default"])
 def test_a_did_asked_in_another_context_than_public_is_not_found(context):
     text = render.render(view(), {"section": "dialplan", "Caller-Destination-Number": "19001234",
                                   "Caller-Caller-ID-Number": "1000", "Caller-Context": "public",
                                   "Hunt-Context": context})
     assert ET.fromstring(text).find("./section/result").get("status") == "not found"
+
+
+@pytest.mark.parametrize("context", ["tongdai_acme", "tongdai_acme_outbound"])
+def test_a_phone_dialing_its_own_tenants_number_takes_the_callers_path(context):
+    text = render.render(view(), {"section": "dialplan", "Caller-Destination-Number": "19001234",
+                                  "Caller-Caller-ID-Number": "1000", "Caller-Context": "public",
+                                  "Hunt-Context": context, "variable_tongdai_tenant": "acme"})
+    actions = [(a.get("application"), a.get("data"))
+               for a in fsxml.parse_document(text).iter("action")]
+    assert actions == [("transfer", "19001234 XML public")]
 
 
 def test_the_hunt_context_wins_over_the_callers_first_context():
@@ -242,3 +252,88 @@ def test_the_routers_voicemail_of_an_api_tenant_leaves_a_message_in_the_queues_b
                   {**form, "Hunt-Context": "tongdai_beta"}):
         root = ET.fromstring(render.render(_tenant_view(), other))
         assert root.find("./section/result").get("status") == "not found"
+
+
+def _api_tenant_view(**tenant: object) -> ConfigView:
+    v = view()
+    records = [("tenant", "acme", {"domain": "acme.tongdai.local", "max_concurrent_calls": 2,
+                                   **tenant}),
+               ("extension", "1001", {"a1_hash": "1" * 32, "display_name": "Agent 1001"}),
+               ("queue", "sales", {})]
+    for n, (kind, entity_id, data) in enumerate(records):
+        v.apply(Envelope(event_id=f"t{n}", type="config_changed", version=1,
+                         occurred_at=100 + n, tenant="acme", source="test", seq=None,
+                         call_id=None, payload={"kind": kind, "entity_id": entity_id,
+                                                "data": data}))
+    return v
+
+
+def _phone_call(fs, v: ConfigView, dest: str, context: str = "tongdai_acme",
+                variables: dict | None = None, hash_: dict | None = None) -> fsxml.Outcome:
+    form = {"section": "dialplan", "Caller-Destination-Number": dest, "Hunt-Context": context,
+            "Caller-Context": "tongdai", "variable_tongdai_tenant": "acme",
+            **{f"variable_{k}": val for k, val in (variables or {}).items()}}
+    doc = fsxml.parse_document(render.render(v, form))
+    fsxml._GLOBALS[doc] = fsxml.globals_of(fs)
+    return fsxml.run(doc, fsxml.Call(destination=dest, caller="1000", context=context, at=AT,
+                                     variables={"tongdai_tenant": "acme", "user_name": "1000",
+                                                **(variables or {})},
+                                     hash=dict(hash_ or {})))
+
+
+def test_an_api_tenants_phone_calls_another_extension_recorded_with_transfer_keys(fs):
+    out = _phone_call(fs, _api_tenant_view(), "1001")
+    assert out.end == "bridge user/1001@acme.tongdai.local"
+    assert out.variables["tongdai_direction"] == "internal"
+    assert out.variables["tongdai_recording"].endswith(f"/acme/2026-11-24/{out.variables['uuid']}.wav")
+    assert out.apps("bind_meta_app") == ["1 b s execute_extension::dx XML tongdai_features",
+                                         "4 b s execute_extension::att_xfer XML tongdai_features"]
+    assert out.variables["force_transfer_context"] == "tongdai_acme"
+    # pickup: *8 (the tenant's group) and **1001 intercept the call ringing there
+    for dest in ("*8", "**1001"):
+        picked = _phone_call(fs, _api_tenant_view(), dest, hash_=out.hash)
+        assert picked.end == f"intercept {out.variables['uuid']}", (dest, picked.end)
+
+
+def test_a_tenant_that_records_no_internal_call(fs):
+    out = _phone_call(fs, _api_tenant_view(recording={"calls": "inbound"}), "1001")
+    assert out.end == "bridge user/1001@acme.tongdai.local" and out.apps("record_session") == []
+
+
+@pytest.mark.parametrize("dest,classes,chosen,end,cid", [
+    # a mobile, default classes: the tenant's geographic number as caller ID, recorded
+    ("0903000111", None, "", "bridge sofia/gateway/carrier/0903000111", "02873001234"),
+    ("+84903000111", None, "", "bridge sofia/gateway/carrier/0903000111", "02873001234"),
+    # the number click-to-call chose; a 1900 one is never shown
+    ("02838123450", None, "02838123456", "bridge sofia/gateway/carrier/02838123450", None),
+    ("0903000111", None, "19001234", "bridge sofia/gateway/carrier/0903000111", "02873001234"),
+    ("19001111", None, "", "hangup OUTGOING_CALL_BARRED", None),
+    ("19001111", ["service"], "", "bridge sofia/gateway/carrier/19001111", "02873001234"),
+    ("+4420794600", None, "", "hangup OUTGOING_CALL_BARRED", None),
+    ("113", None, "", "bridge sofia/gateway/carrier/113", None),
+])
+def test_an_api_tenants_outbound_rules_and_caller_id(fs, dest, classes, chosen, end, cid):
+    tenant = {"outbound_classes": classes} if classes else {}
+    variables = {"tongdai_outbound_caller_id": chosen} if chosen else {}
+    first = render.render(_api_tenant_view(**tenant), {
+        "section": "dialplan", "Caller-Destination-Number": dest, "Hunt-Context": "tongdai_acme",
+        "variable_tongdai_tenant": "acme"})
+    assert [(a.get("application"), a.get("data")) for a in ET.fromstring(first).iter("action")] \
+        == [("transfer", f"{dest} XML tongdai_acme_outbound")]
+    out = _phone_call(fs, _api_tenant_view(**tenant), dest, "tongdai_acme_outbound", variables)
+    assert out.end == end
+    if cid:
+        assert out.variables["effective_caller_id_number"] == cid
+        assert out.apps("record_session")
+    if chosen == "02838123456":
+        assert out.variables["effective_caller_id_number"] == "02838123456"
+
+
+def test_a_forwarded_callers_leg_may_reach_national_and_mobile_numbers_only(fs):
+    v = _api_tenant_view(outbound_classes=["national", "mobile", "international"])
+    inbound = {"tongdai_direction": "inbound"}
+    assert _phone_call(fs, v, "+4420794600", "tongdai_acme_outbound",
+                       inbound).end == "hangup OUTGOING_CALL_BARRED"
+    out = _phone_call(fs, v, "0903000111", "tongdai_acme_outbound", inbound)
+    assert out.end == "bridge sofia/gateway/carrier/0903000111"
+    assert out.variables["tongdai_direction"] == "inbound"
