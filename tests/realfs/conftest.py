@@ -135,7 +135,7 @@ class Switch:
 
 
 def start_switch(prefix: Path, folder: Path, api_port: int, xml_curl_password: str,
-                 recordings: Path | None = None) -> Switch:
+                 recordings: Path | None = None, carrier_port: int = 0) -> Switch:
     rtp_start, rtp_end = rtp_block()
     sw = Switch(prefix, folder, free_port(), secrets.token_urlsafe(18), free_port(), free_port())
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -150,7 +150,8 @@ def start_switch(prefix: Path, folder: Path, api_port: int, xml_curl_password: s
            "TONGDAI_FS_RTP_START": str(rtp_start), "TONGDAI_FS_RTP_END": str(rtp_end),
            "TONGDAI_FS_API_URL": f"http://127.0.0.1:{api_port}",
            "TONGDAI_API_XML_CURL_PASSWORD": xml_curl_password,
-           "TONGDAI_FS_RECORDINGS_DIR": str(recordings or folder / "recordings")}
+           "TONGDAI_FS_RECORDINGS_DIR": str(recordings or folder / "recordings"),
+           **({"TONGDAI_FS_CARRIER_PROXY": f"127.0.0.1:{carrier_port}"} if carrier_port else {})}
     folder.mkdir(parents=True, exist_ok=True)
     sw.proc = subprocess.Popen(["sh", str(START)], env=env, stdin=subprocess.DEVNULL,
                                stdout=open(folder / "stdout.log", "w"), stderr=subprocess.STDOUT)
@@ -214,6 +215,7 @@ class Product:
     demo_tenant: str = ""
     demo_domain: str = ""
     closed_did: str = ""  # national form, to queue `closed` (a holiday today: voicemail)
+    carrier_port: int = 0  # the carrier gateway's address (127.0.0.1): a test's SIPp
     #: the environment the product's processes got (Kafka, ClickHouse, token secret)
     env: dict[str, str] = field(default_factory=dict)
     xml_curl_password: str = ""
@@ -250,6 +252,16 @@ class Product:
                         f"127.0.0.1:{self.switch.external_port}", free_port(),
                         ["-s", did, "-m", "1", "-key", "caller", caller, "-mi", "127.0.0.1",
                          "-mp", str(free_port())], timeout_s=timeout_s)
+
+    def phone_calls(self, agent: Agent, dest: str, hold_ms: int = 5000,
+                    timeout_s: int = 60) -> sipp.Sipp:
+        """`agent`'s phone dials `dest` (digest auth on the INVITE), holds, hangs up."""
+        name = f"phone_{agent.ext}_{uuid.uuid4().hex[:6]}"
+        return sipp.run(self.folder / "sipp", name, sipp.phone_call_scenario(hold_ms),
+                        f"127.0.0.1:{self.switch.internal_port}", free_port(),
+                        ["-s", dest, "-au", agent.ext, "-m", "1", "-key", "domain", self.domain,
+                         "-key", "user", agent.ext, "-mi", "127.0.0.1", "-mp", str(free_port())],
+                        timeout_s=timeout_s, secret=agent.password)
 
     def clickhouse(self):
         from clickhouse_driver import Client
@@ -364,8 +376,9 @@ def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]
             "TONGDAI_API_XML_CURL_PASSWORD": xml_curl_password,
             "TONGDAI_API_RECORDINGS_DIR": str(recordings)})
         wait_ready(procs["api"], "Listening at")
+        carrier_port = free_port()  # outbound calls: a test's SIPp answers as the carrier
         sw = start_switch(switch_prefix, folder / "freeswitch", api_port, xml_curl_password,
-                          recordings)
+                          recordings, carrier_port)
         app_id = f"realfs-router-{hexid}"
         procs["worker"] = start_process("worker", folder, {
             **base, "TONGDAI_APP_ID": app_id, "TONGDAI_WORKER_DATA_DIR": str(folder / "worker"),
@@ -403,6 +416,7 @@ def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]
                           running_stack.kafka_bootstrap, running_stack.clickhouse_tcp_port, database,
                           api_port, token_secret, folder, procs, demo_tenant=demo_tenant,
                           demo_domain=demo_domain, closed_did=closed_did, env=base,
+                          carrier_port=carrier_port,
                           xml_curl_password=xml_curl_password)
         reader = product.reader()
         for agent in agents.values():

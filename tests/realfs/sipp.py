@@ -302,3 +302,90 @@ def run(workdir: Path, name: str, scenario: str, remote: str | None, port: int,
     proc = subprocess.Popen(argv, cwd=workdir, stdout=open(log, "w"), stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL)
     return Sipp(name, proc, workdir / f"{name}.xml")
+
+
+# A registered phone calling out through the internal profile: every INVITE is challenged
+# (407, digest auth with -au/-ap), then the call is held for @HOLD_MS@ ms and hung up. The
+# ACK of the 407 belongs to the first INVITE's transaction ([branch-3]: the INVITE's branch,
+# three messages back): with a branch of its own the switch retransmits the 407, and the
+# BYE then carries that response's To tag (481).
+PHONE_CALL = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<scenario name="phone_call">
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[domain] SIP/2.0
+Via: SIP/2.0/UDP [local_ip]:[local_port];branch=[branch]
+From: <sip:[user]@[domain]>;tag=[pid]phone[call_number]
+To: <sip:[service]@[domain]>
+Call-ID: [call_id]
+CSeq: 1 INVITE
+Contact: <sip:[user]@[local_ip]:[local_port]>
+Max-Forwards: 70
+User-Agent: sipp-phone
+Content-Type: application/sdp
+Content-Length: [len]
+
+@SDP@]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="407" auth="true"/>
+  <send><![CDATA[
+ACK sip:[service]@[domain] SIP/2.0
+Via: SIP/2.0/UDP [local_ip]:[local_port];branch=[branch-3]
+From: <sip:[user]@[domain]>;tag=[pid]phone[call_number]
+To: <sip:[service]@[domain]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 1 ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <send retrans="500"><![CDATA[
+INVITE sip:[service]@[domain] SIP/2.0
+Via: SIP/2.0/UDP [local_ip]:[local_port];branch=[branch]
+From: <sip:[user]@[domain]>;tag=[pid]phone[call_number]
+To: <sip:[service]@[domain]>
+Call-ID: [call_id]
+CSeq: 2 INVITE
+Contact: <sip:[user]@[local_ip]:[local_port]>
+[authentication]
+Max-Forwards: 70
+User-Agent: sipp-phone
+Content-Type: application/sdp
+Content-Length: [len]
+
+@SDP@]]></send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="183" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send><![CDATA[
+ACK sip:[service]@[domain] SIP/2.0
+Via: SIP/2.0/UDP [local_ip]:[local_port];branch=[branch]
+From: <sip:[user]@[domain]>;tag=[pid]phone[call_number]
+To: <sip:[service]@[domain]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 2 ACK
+Contact: <sip:[user]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <pause milliseconds="@HOLD_MS@"/>
+  <send retrans="500"><![CDATA[
+BYE sip:[service]@[domain] SIP/2.0
+Via: SIP/2.0/UDP [local_ip]:[local_port];branch=[branch]
+From: <sip:[user]@[domain]>;tag=[pid]phone[call_number]
+To: <sip:[service]@[domain]>[peer_tag_param]
+Call-ID: [call_id]
+CSeq: 3 BYE
+Contact: <sip:[user]@[local_ip]:[local_port]>
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+  <recv response="200" crlf="true"/>
+</scenario>
+"""
+
+
+def phone_call_scenario(hold_ms: int = 5000) -> str:
+    return PHONE_CALL.replace("@SDP@", SDP).replace("@HOLD_MS@", str(hold_ms))

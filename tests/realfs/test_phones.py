@@ -1,0 +1,78 @@
+"""The phones of a tenant provisioned only through the API (issue 14): an internal call
+between its extensions and an outbound call with its caller-ID rule, on a real switch.
+
+Truth: the calling phone's SIPp (challenged INVITE, 200, BYE answered), the called phone's
+or the carrier's SIPp (the INVITE it got, its From), the switch's RECORD_STOP (the tenant's
+policy records internal and outbound calls) and the file it names.
+"""
+from __future__ import annotations
+
+import re
+import uuid
+import wave
+
+import pytest
+
+from routing import numbers
+
+from . import sipp
+from .conftest import free_port
+
+pytestmark = [pytest.mark.realfs, pytest.mark.stack]
+
+
+def recorded(esl, timeout: float = 15) -> dict:
+    stop = esl.wait_event(lambda e: e.get("Event-Name") == "RECORD_STOP", timeout)
+    assert stop is not None, "no recording of the call"
+    return stop
+
+
+def test_an_extension_calls_another_recorded(product):
+    caller, callee = product.agents["a1"], product.agents["a2"]
+    esl = product.switch.esl()
+    esl.command("event plain RECORD_STOP")
+    phone = product.agent_phone(callee, ring_ms=1000, timeout_s=40)
+    try:
+        call = product.phone_calls(caller, callee.ext, hold_ms=5000)
+        assert call.wait(40) == 0, call.messages()[-3000:]
+        assert phone.wait(20) == 0, phone.messages()[-3000:]
+        stop = recorded(esl)
+    finally:
+        phone.stop()
+        esl.close()
+    invite = phone.messages().split("INVITE sip:", 1)[1].split("\n\n", 1)[0]
+    assert re.search(rf"^From: .*<sip:{caller.ext}@", invite, re.M), invite
+    path = stop["Record-File-Path"]
+    assert f"/recordings/{product.tenant}/" in path, path
+    with wave.open(path) as w:
+        seconds = w.getnframes() / w.getframerate()
+    assert 4.0 < seconds < 7.5, seconds  # held 5 s after the answer
+
+
+def test_an_extension_calls_out_with_the_tenants_number_as_caller_id(product):
+    caller = product.agents["a1"]
+    geographic = sorted(numbers.to_e164(d) for d in
+                        (product.queue_did, product.ivr_did, product.closed_did))[0]
+    expected = "0" + geographic[3:]
+    esl = product.switch.esl()
+    esl.command("event plain RECORD_STOP")
+    carrier = sipp.run(product.folder / "sipp", f"carrier_{uuid.uuid4().hex[:6]}",
+                       sipp.agent_scenario(500), None, product.carrier_port,
+                       ["-m", "1", "-mi", "127.0.0.1", "-mp", str(free_port())], timeout_s=40)
+    try:
+        call = product.phone_calls(caller, "0903000111", hold_ms=4000)
+        assert call.wait(40) == 0, call.messages()[-3000:]
+        assert carrier.wait(20) == 0, carrier.messages()[-3000:]
+        stop = recorded(esl)
+        barred = product.phone_calls(caller, "19001111", hold_ms=1000)  # service: not allowed
+        barred.wait(30)
+    finally:
+        carrier.stop()
+        esl.close()
+    invite = carrier.messages().split("INVITE sip:", 1)[1].split("\n\n", 1)[0]
+    assert invite.startswith("0903000111@"), invite
+    assert re.search(rf"^From: .*<sip:{expected}@", invite, re.M), invite
+    assert f"/recordings/{product.tenant}/" in stop["Record-File-Path"]
+    # the barred call never reached the carrier (it took one call) and was refused
+    assert "INVITE sip:19001111" not in carrier.messages()
+    assert re.search(r"^SIP/2.0 403", barred.messages(), re.M), barred.messages()[-2000:]
