@@ -680,7 +680,7 @@ def hunt(root: ET.Element, call: Call) -> list[tuple[str, str, str, str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Trace one call: `python -m tests.unit.fsconf.fsxml fs-conf 19001234 --caller
+    """Trace one call: `python -m tests.unit.fsconf.fsxml fs-conf 19009001 --caller
     +84903123456 --at "2026-11-24 10:00" --digits 2,1` (fs-conf is rendered by its start
     script into a temporary folder with a throwaway password)."""
     import argparse

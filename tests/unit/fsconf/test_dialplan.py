@@ -26,7 +26,7 @@ TET_MON_10 = dt.datetime(2027, 2, 8, 10, 0)
 ACME = "acme.tongdai.local"
 
 
-def inbound(fs, did="19001234", caller="+84903123456", at=TUE_10, **kw) -> fsxml.Outcome:
+def inbound(fs, did="19009001", caller="+84903123456", at=TUE_10, **kw) -> fsxml.Outcome:
     return fsxml.run(fs, fsxml.Call(destination=did, caller=caller, context="public",
                                     at=at, **kw))
 
@@ -46,12 +46,12 @@ def normalized(headers: dict[str, str]):
 # ---------------------------------------------------------------- inbound: the spine
 def test_hotline_call_in_hours_reaches_the_main_menu_and_parks_in_the_chosen_queue(fs):
     out = inbound(fs, digits=["1"])
-    assert out.extensions == ["public_setup", "did_19001234", "inbound_setup", "inbound_limit",
+    assert out.extensions == ["public_setup", "did_19009001", "inbound_setup", "inbound_limit",
                               "hours_mon_fri", "inbound_route", "ivr_main", "ivr_main_1",
                               "enqueue"]
     assert out.end == "park"
     v = out.variables
-    assert (v["tongdai_tenant"], v["tongdai_queue"], v["tongdai_did"]) == ("acme", "sales", "19001234")
+    assert (v["tongdai_tenant"], v["tongdai_queue"], v["tongdai_did"]) == ("acme", "sales", "19009001")
     assert v["tongdai_direction"] == "inbound" and v["tongdai_call_id"] == "call-uuid-1"
     apps = [s.application for s in out.steps]
     # answer, record, music on hold, then park, in that order
@@ -171,10 +171,10 @@ def test_vip_callers_get_priority(fs):
     assert p["vip"] is None and p["priority"] is None
 
 
-@pytest.mark.parametrize("dialed", ["02873001234", "+842873001234", "842873001234"])
+@pytest.mark.parametrize("dialed", ["02873009001", "+842873009001", "842873009001"])
 def test_geographic_did_in_every_form(fs, dialed):
     out = inbound(fs, did=dialed, digits=["1"])
-    assert out.variables["tongdai_did"] == "02873001234" and out.variables["tongdai_region"] == "HCM"
+    assert out.variables["tongdai_did"] == "02873009001" and out.variables["tongdai_region"] == "HCM"
     assert normalized(out.parked).payload["region"] == "HCM"
 
 
@@ -240,11 +240,11 @@ def test_router_forward_to_a_mobile_presents_the_tenants_geographic_number(fs):
                    context="tongdai_acme_outbound")
     out = run_uuid_transfer(fs, line, CALLER_LEG)
     assert out.end == "bridge sofia/gateway/carrier/0987654321"
-    assert out.variables["effective_caller_id_number"] == "02873001234"
+    assert out.variables["effective_caller_id_number"] == "02873009001"
     assert out.variables["tongdai_direction"] == "inbound"  # still the customer's inbound call
 
 
-@pytest.mark.parametrize("dest", ["00441234567", "+441234567890", "19001234"])
+@pytest.mark.parametrize("dest", ["00441234567", "+441234567890", "19009001"])
 def test_router_cannot_forward_abroad_or_to_premium_numbers(fs, dest):
     out = run_uuid_transfer(fs, f"uuid_transfer x {dest} XML tongdai_acme_outbound", CALLER_LEG)
     assert out.end == "hangup OUTGOING_CALL_BARRED"
@@ -276,9 +276,9 @@ def test_click_to_call_presents_the_caller_id_the_product_chose(fs):
 
 def test_click_to_call_never_presents_a_service_number(fs):
     # Should the API ever send one, the dialplan keeps the tenant's geographic number.
-    out = run_click_to_call(fs, "19001234")
+    out = run_click_to_call(fs, "19009001")
     assert out.end == "bridge sofia/gateway/carrier/0912345678"
-    assert out.variables["effective_caller_id_number"] == "02873001234"
+    assert out.variables["effective_caller_id_number"] == "02873009001"
 
 
 # --------------------------------------------------------------------- phones
@@ -301,7 +301,7 @@ def test_an_unanswered_extension_forwards_to_its_mobile(fs, caller):
     out = from_phone(fs, caller, "1000", failing=(f"user/1000@{ACME}",))
     assert out.end == "bridge sofia/gateway/carrier/0903000111"
     assert out.variables["tongdai_forwarded_by"] == "1000"
-    assert out.variables["effective_caller_id_number"] == "02873001234"
+    assert out.variables["effective_caller_id_number"] == "02873009001"
     assert "voicemail" not in [s.application for s in out.steps]
 
 
@@ -375,7 +375,7 @@ def test_unauthenticated_calls_are_rejected(fs):
     ("1000", "84903123456", "bridge sofia/gateway/carrier/0903123456"),
     ("1000", "02439876543", "bridge sofia/gateway/carrier/02439876543"),
     ("1000", "18001090", "bridge sofia/gateway/carrier/18001090"),
-    ("1000", "+8419001234", "bridge sofia/gateway/carrier/19001234"),
+    ("1000", "+8419009001", "bridge sofia/gateway/carrier/19009001"),
     ("1000", "00441234567", "hangup OUTGOING_CALL_BARRED"),  # international: blocked by default
     ("1000", "+441234567890", "hangup OUTGOING_CALL_BARRED"),
     ("1001", "00441234567", "bridge sofia/gateway/carrier/00441234567"),  # ... unless permitted
@@ -386,7 +386,7 @@ def test_unauthenticated_calls_are_rejected(fs):
 def test_outbound_permissions(fs, ext, dest, end):
     out = from_phone(fs, ext, dest)
     assert out.end == end
-    assert out.variables["effective_caller_id_number"] == "02873001234"
+    assert out.variables["effective_caller_id_number"] == "02873009001"
     assert out.variables["tongdai_direction"] == "outbound"
 
 
