@@ -339,7 +339,8 @@ class Node:
                  answer_to_park: float = 0.02, lost_bridge_rate: float = 0.0,
                  customer_answer_delay: float = 2.0, customer_talk: float | None = 20.0,
                  carrier: str = "carrier", carrier_proxy: str = "carrier.invalid",
-                 recordings_dir: str = "/var/lib/freeswitch/recordings") -> None:
+                 recordings_dir: str = "/var/lib/freeswitch/recordings",
+                 record_inbound: bool = False) -> None:
         if fidelity not in ("core", "full"):
             raise ValueError("fidelity: must be 'core' or 'full'")
         self.clock = clock or SimClock()
@@ -376,6 +377,12 @@ class Node:
         #: fs-conf's outbound gateway (sofia/gateway/<carrier>/<number>) and its proxy.
         self.carrier, self.carrier_proxy = carrier, carrier_proxy
         self.recordings_dir = recordings_dir
+        #: The API's DID extension (api/freeswitch/render.py, a tenant recording its
+        #: calls): record_session right after the answer, before the IVR or
+        #: the park, into <recordings>/<tenant>/<date>/<call uuid>.wav, as the real switch
+        #: did in tests/realfs/test_recording.py. Off by default (the static dialplan
+        #: records at the queue instead).
+        self.record_inbound = record_inbound
         #: Every eavesdrop that ran, by the eavesdropper's leg uuid.
         self.monitors: dict[str, Monitor] = {}
         self.hash: dict[str, str] = {}  # mod_hash's realm_key -> value
@@ -804,11 +811,24 @@ class Node:
         self._channel_event("CHANNEL_ANSWER", ch, state="CS_EXECUTE", number=4)
         self._callstate(ch, "ACTIVE")
         self._app_done(ch)
+        if self.record_inbound:
+            self._record_from_answer(ch)
         spec = ch.caller
         if spec is not None and spec.ivr is not None:
             self._later(ch, spec.ivr.after, lambda: self._ivr_choice(ch))
         else:
             self._park(ch)
+
+    def _record_from_answer(self, ch: Channel) -> None:
+        tenant = ch.variables.get("tongdai_tenant") or "unknown"
+        day = datetime.fromtimestamp(self.clock.now(), self.tz).strftime("%Y-%m-%d")
+        path = f"{self.recordings_dir}/{tenant}/{day}/{ch.uuid}.wav"
+        self._set(ch, "RECORD_STEREO", "true")
+        self._set(ch, "tongdai_recording", path)
+        self._app_start(ch, "record_session", path)
+        ch.recording, ch.record_started_us = path, self.clock.now_us()
+        self._channel_event("RECORD_START", ch, suffix=[("Record-File-Path", path)])
+        self._app_done(ch)
 
     def _ivr_choice(self, ch: Channel) -> None:
         spec = ch.caller
