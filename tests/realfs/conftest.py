@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 START = ROOT / "fs-conf" / "bin" / "tongdai-freeswitch"
 ENV = "TONGDAI_TEST_FREESWITCH"
 ARTIFACTS = ROOT / "var" / "test-artifacts" / "realfs"
+DESK_EXT = "2003"  # the tenant's phone that is no agent's (pickup, transfers)
 #: the bridge's line once its actuator has partitions of the decisions (or, with
 #: kafka-python as its client, that client's line)
 ACTUATOR_ASSIGNED = ("actuator ready: reading decisions from",
@@ -216,6 +217,7 @@ class Product:
     demo_domain: str = ""
     closed_did: str = ""  # national form, to queue `closed` (a holiday today: voicemail)
     carrier_port: int = 0  # the carrier gateway's address (127.0.0.1): a test's SIPp
+    desk: Agent | None = None  # extension DESK_EXT, registered, no agent
     #: the environment the product's processes got (Kafka, ClickHouse, token secret)
     env: dict[str, str] = field(default_factory=dict)
     xml_curl_password: str = ""
@@ -320,6 +322,7 @@ def tenant_yaml(tenant: str, domain: str, queue_did: str, ivr_did: str,
              "extensions:"]
     lines += [f'  "{ext}": {{display_name: "Agent {ext}", agent_id: {agent_id}}}'
               for agent_id, ext in agents.items()]
+    lines += [f'  "{DESK_EXT}": {{display_name: "Desk {DESK_EXT}"}}']  # a phone, no agent
     lines += ["agents:"]
     lines += [f'  {agent_id}: {{extension: "{ext}", queues: {{sales: {{}}, support: {{}}}}}}'
               for agent_id, ext in agents.items()]
@@ -409,17 +412,18 @@ def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]
                                                         closed_did))
         out = tongdai(base, "config", "apply", str(folder / "tenant.yaml"))
         passwords = dict(re.findall(r"^extension\s+(\S+)\s+\S+\s+sip_password=(\S+)", out, re.M))
-        assert set(passwords) == set(exts.values()), "no SIP password printed for the extensions"
+        assert set(passwords) == {*exts.values(), DESK_EXT}, "no SIP password printed"
+        desk = Agent("", DESK_EXT, passwords[DESK_EXT], free_port(), free_port())
         agents = {a: Agent(a, ext, passwords[ext], free_port(), free_port())
                   for a, ext in exts.items()}
         product = Product(sw, tenant, domain, queue_did, ivr_did, agents,
                           running_stack.kafka_bootstrap, running_stack.clickhouse_tcp_port, database,
                           api_port, token_secret, folder, procs, demo_tenant=demo_tenant,
                           demo_domain=demo_domain, closed_did=closed_did, env=base,
-                          carrier_port=carrier_port,
+                          carrier_port=carrier_port, desk=desk,
                           xml_curl_password=xml_curl_password)
         reader = product.reader()
-        for agent in agents.values():
+        for agent in [*agents.values(), desk]:
             register(folder, sw, domain, agent)
         api = Publisher(running_stack.kafka_bootstrap, tenant)
         for agent_id in agents:

@@ -76,3 +76,25 @@ def test_an_extension_calls_out_with_the_tenants_number_as_caller_id(product):
     # the barred call never reached the carrier (it took one call) and was refused
     assert "INVITE sip:19001111" not in carrier.messages()
     assert re.search(r"^SIP/2.0 403", barred.messages(), re.M), barred.messages()[-2000:]
+
+
+@pytest.mark.parametrize("code", ["**2002", "*8"])
+def test_a_ringing_extension_is_picked_up_from_another_phone(product, code):
+    """2001 calls 2002, whose phone rings on; the desk phone (2003) dials **2002 (directed)
+    or *8 (the tenant's group) and gets the call: 2001's INVITE is answered by the pickup,
+    2002's phone stops ringing."""
+    import time
+
+    caller, ringing, desk = product.agents["a1"], product.agents["a2"], product.desk
+    phone = product.agent_phone(ringing, ring_ms=30000, timeout_s=40)
+    try:
+        call = product.phone_calls(caller, ringing.ext, hold_ms=4000)
+        time.sleep(3)  # 2002 rings
+        pickup = product.phone_calls(desk, code, hold_ms=12000, timeout_s=40)
+        assert call.wait(40) == 0, call.messages()[-3000:]
+        pickup.wait(30)
+    finally:
+        phone.stop()
+    assert re.search(r"^SIP/2.0 200 OK", pickup.messages(), re.M), pickup.messages()[-2000:]
+    assert re.search(r"^CANCEL sip:", phone.messages(), re.M), phone.messages()[-2000:]
+    assert not re.search(r"^SIP/2.0 200 OK", phone.messages().split("CANCEL", 1)[0], re.M)
