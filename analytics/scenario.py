@@ -152,7 +152,8 @@ class Scenario:
         self.fs("channel_bridged", bridge, call_id, other_leg_id=oid, offer_id=oid, **chan)
         if recording:
             self.fs("recording_started", bridge, call_id,
-                    recording_path=f"/var/lib/freeswitch/recordings/{self.tenant}/{call_id}.wav",
+                    recording_path=(f"/var/lib/freeswitch/recordings/{self.tenant}/"
+                                    f"{_vn_date(bridge)}/{call_id}.wav"),
                     **chan)
         end = leave + int((talk_s + hold_s) * S)
         if hold_s:
@@ -238,3 +239,12 @@ def random_calls(s: Scenario, n: int, start_us: int, rng, spacing_s: float = 7.0
                          hold_s=rng.choice((0, 0, 0, rng.uniform(5, 60))),
                          wrap_s=rng.uniform(0, 30))
     return ids
+
+
+def _vn_date(at_us: int) -> str:
+    """The Vietnam date of an instant: the switch files a recording under it
+    (<recordings>/<tenant>/<date>/<call>.wav, fs-conf's enqueue)."""
+    import datetime as dt
+
+    return (dt.datetime.fromtimestamp(at_us / 1e6, dt.timezone.utc)
+            + dt.timedelta(hours=7)).date().isoformat()

@@ -121,9 +121,24 @@ def env(local_stack, tmp_path_factory) -> Iterator[Env]:
     migrations.migrate(db)
     replay(db, scenario("acme").events)
     replay(db, scenario("beta").events[:6])
+    # The switch's recordings folder as the API sees it: call-a1's file where the call log
+    # says the switch wrote it (<tenant>/<date>/<call>.wav), a short real WAV.
+    recordings = tmp_path_factory.mktemp("recordings")
+    path = db.query(f"SELECT recording FROM {db.database}.calls WHERE tenant = 'acme' "
+                    "AND call_id = 'call-a1' "
+                    "AND recording != '' LIMIT 1")
+    if path:
+        import wave
+
+        file = recordings.joinpath(*path[0][0].split("/")[-3:])
+        file.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(file), "wb") as w:
+            w.setnchannels(1), w.setsampwidth(2), w.setframerate(8000)
+            w.writeframes(b"\x00\x00" * 8000)
     server = ApiServer(tmp_path_factory.mktemp("api"), {
         **topics, "TONGDAI_KAFKA_BOOTSTRAP": bootstrap,
-        **local_stack.clickhouse_environ(), "TONGDAI_CLICKHOUSE_DATABASE": db.database})
+        **local_stack.clickhouse_environ(), "TONGDAI_CLICKHOUSE_DATABASE": db.database,
+        "TONGDAI_API_RECORDINGS_DIR": str(recordings)})
     try:
         server.wait_ready()
         admin = server.token("admin")
