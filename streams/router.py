@@ -461,7 +461,10 @@ def reconcile(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.E
         info = row.get("tongdai") or {}
         if info.get("tenant") not in (None, router.tenant):
             continue
+        # Only a caller still in `park`: one sent to voicemail or an announcement keeps the
+        # queue it had, and `gone` is not kept across a worker restart.
         if (info.get("leg") == "a" and info.get("queue") and info.get("parked_us")
+                and row.get("application") == "park"
                 and leg not in state.calls and not is_gone(state, leg)):
             router.call_nodes[leg] = node
             facts.append(ev.CallEnqueued(at_us=at, call=_adopted_call(router, leg, info),

@@ -605,6 +605,16 @@ def test_a_caller_parked_in_a_gap_is_adopted_with_its_wait():
         "c7", "c7", queue="support"))))
 
 
+def test_a_caller_in_voicemail_is_not_adopted_into_its_old_queue():
+    """After a worker restart the router no longer remembers the call it sent to voicemail;
+    the switch's row says what the caller is doing now."""
+    r = setup()
+    in_voicemail = {**row("c8", 18, leg="a", call_id="c8", queue="support",
+                          parked_us=T0 + 20_000_000), "application": "voicemail"}
+    outs = handle(r, snapshot(60, [in_voicemail]))
+    assert "c8" not in r.state.calls and not corrections(outs)
+
+
 def test_a_finished_call_still_parked_is_not_adopted_again():
     r = setup()
     handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
