@@ -62,7 +62,10 @@ def esl_command(envelope: Envelope) -> str:
             f"tongdai_command_id={_clean(p['command_id'])}",
             f"origination_caller_id_number={_clean(p['caller_id_number'])}",
             f"origination_caller_id_name='{name}'",
-            f"originate_timeout={int(p['timeout_s'])}",
+            # The switch gives up ringing a second before the router's own deadline, so a
+            # phone nobody answers ends NO_ANSWER, as it lived, rather than cancelled by the
+            # router's timeout (the call log told that as 'withdrawn').
+            f"originate_timeout={max(1, int(p['timeout_s']) - 1)}",
             "ignore_early_media=true",
         ])
         if p.get("connect") == "switch":
