@@ -286,6 +286,26 @@ def register(product_folder: Path, sw: Switch, domain: str, agent: Agent) -> Non
                              f"{phone.messages()[-3000:]}")
 
 
+def bring_online(reader, folder: Path, sw: Switch, domain: str, bootstrap: str, tenant: str,
+                 agents: dict, phones: list) -> None:
+    """Register `phones` (digest auth), log `agents` in, wait until every agent is
+    available in the router's facts (bounded)."""
+    try:
+        for agent in phones:
+            register(folder, sw, domain, agent)
+        api = Publisher(bootstrap, tenant)
+        for agent_id in agents:
+            api.command("agent_login_requested", agent_id=agent_id)
+        api.flush()
+        api.close()
+        reader.wait_for(lambda es: {e.payload["agent_id"] for e in es
+                                    if e.type == "agent_state_changed"
+                                    and e.payload["state"] == "available"} >= set(agents),
+                        timeout=60, what=f"every agent of {tenant} available")
+    finally:
+        reader.close()
+
+
 def tongdai(env: dict[str, str], *args: str, timeout: float = 120) -> str:
     done = subprocess.run([sys.executable, "-m", "deploy.cli", *args], env={**os.environ, **env},
                           capture_output=True, text=True, timeout=timeout,
@@ -422,19 +442,8 @@ def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]
                           demo_domain=demo_domain, closed_did=closed_did, env=base,
                           carrier_port=carrier_port, desk=desk,
                           xml_curl_password=xml_curl_password)
-        reader = product.reader()
-        for agent in [*agents.values(), desk]:
-            register(folder, sw, domain, agent)
-        api = Publisher(running_stack.kafka_bootstrap, tenant)
-        for agent_id in agents:
-            api.command("agent_login_requested", agent_id=agent_id)
-        api.flush()
-        api.close()
-        reader.wait_for(lambda es: {e.payload["agent_id"] for e in es
-                                    if e.type == "agent_state_changed"
-                                    and e.payload["state"] == "available"} >= set(agents),
-                        timeout=60, what="every agent available")
-        reader.close()
+        bring_online(product.reader(), folder, sw, domain, running_stack.kafka_bootstrap,
+                     tenant, agents, [*agents.values(), desk])
         yield product
     finally:
         for name in ("bridge", "worker", "sink", "api"):
@@ -502,17 +511,7 @@ def demo(product) -> Iterator[Demo]:
     passwords = sip_passwords(out)
     agents = {a: Agent(a, ext, passwords.get(ext, ""), free_port(), free_port())
               for a, ext in (("lan", "1000"), ("hoa", "1002"))}
-    reader = product.reader(product.demo_tenant)
-    for agent in agents.values():
-        register(product.folder, product.switch, product.demo_domain, agent)
-    api = Publisher(product.bootstrap, product.demo_tenant)
-    for agent_id in agents:
-        api.command("agent_login_requested", agent_id=agent_id)
-    api.flush()
-    api.close()
-    reader.wait_for(lambda es: {e.payload["agent_id"] for e in es
-                                if e.type == "agent_state_changed"
-                                and e.payload["state"] == "available"} >= set(agents),
-                    timeout=60, what="the demo's agents available")
-    reader.close()
+    bring_online(product.reader(product.demo_tenant), product.folder, product.switch,
+                 product.demo_domain, product.bootstrap, product.demo_tenant, agents,
+                 list(agents.values()))
     yield Demo(product.demo_tenant, product.demo_domain, dids, passwords, out, agents)
