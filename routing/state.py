@@ -14,7 +14,7 @@ for unknown ids — ``apply`` records what it can and never raises for them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from routing import decisions as d
 from routing import events as e
@@ -367,6 +367,26 @@ def _put_call(tx: _Tx, new: CallState | None, call_id: str) -> None:
         tx.put("calls")[call_id] = new
 
 
+# ------------------------------------------------------------------------------ dispatch ---
+# One small function per event type, found by the event's exact type: the event and
+# decision unions are closed and flat (no subclassing), so a table says the whole shape.
+
+_Handler = Callable[..., None]
+_ON_EVENT: dict[type, _Handler] = {}
+_ON_DECISION: dict[type, _Handler] = {}
+
+
+def _on(table: dict[type, _Handler], *types: type) -> Callable[[_Handler], _Handler]:
+    def register(fn: _Handler) -> _Handler:
+        for t in types:
+            if t in table:  # pragma: no cover - a programming error caught at import
+                raise TypeError(f"two handlers for {t.__name__}")
+            table[t] = fn
+        return fn
+
+    return register
+
+
 # ----------------------------------------------------------------------------- reducers ---
 
 
@@ -440,6 +460,7 @@ def _end_call(tx: _Tx, call_id: str, at_us: int) -> None:
     _bury(tx, call_id, at_us)
 
 
+@_on(_ON_EVENT, e.ConfigChanged)
 def _config(tx: _Tx, ev: e.ConfigChanged) -> None:
     ent = ev.entity
     if isinstance(ent, Tenant):
@@ -464,6 +485,7 @@ def _config(tx: _Tx, ev: e.ConfigChanged) -> None:
         raise TypeError(f"config_changed: unknown entity type {type(ent).__name__}")
 
 
+@_on(_ON_EVENT, e.ConfigRemoved)
 def _config_removed(tx: _Tx, ev: e.ConfigRemoved) -> None:
     name = {"tenant": "tenants", "queue": "queues", "did": "dids", "agent": "agent_cfg"}.get(ev.kind)
     if name is None:
@@ -478,6 +500,7 @@ def _config_removed(tx: _Tx, ev: e.ConfigRemoved) -> None:
         tx.put(name).pop(ev.id)
 
 
+@_on(_ON_EVENT, e.CallEnqueued)
 def _enqueue(tx: _Tx, ev: e.CallEnqueued) -> None:
     call = ev.call
     if call.id in tx.get("calls") or call.id in tx.get("gone").get(_bucket(call.id), _EMPTY):
@@ -495,55 +518,70 @@ def _enqueue(tx: _Tx, ev: e.CallEnqueued) -> None:
                             caller_key=caller_key(call.caller) if call.caller else ""), call.id)
 
 
-def _decision(tx: _Tx, ev: e.DecisionMade) -> None:
-    dec, at = ev.decision, ev.at_us
-    if isinstance(dec, d.OfferCall):
-        if dec.offer_id in tx.get("offers"):
-            return
-        tx.put("offers")[dec.offer_id] = Offer(dec.offer_id, dec.call_id, dec.agent_id, dec.queue_id,
-                                              at, dec.expires_us)
-        a = _agent(tx, dec.agent_id)
-        if a is not None:
-            _put_agent(tx, replace(a, offer_id=dec.offer_id, last_offer_us=at), at)
-        c = tx.get("calls").get(dec.call_id)
-        if c is not None:
-            status = CallStatus.RINGING if c.status == CallStatus.WAITING else c.status
-            _put_call(tx, replace(c, status=status, offers=c.offers + (dec.offer_id,),
-                                  offers_made=c.offers_made + 1, last_offer_us=at), c.id)
-        tx.put("rr")[dec.queue_id] = dec.agent_id
-    elif isinstance(dec, d.CancelOffer):
-        o = tx.get("offers").get(dec.offer_id)
-        if o is not None:
-            _drop_offer(tx, o, at, dec.cause if dec.cause in CAUSES else None)
-    elif isinstance(dec, d.ConnectCall):
-        o = tx.get("offers").get(dec.offer_id)
-        c = tx.get("calls").get(dec.call_id)
-        if o is not None:
-            tx.put("offers")[o.offer_id] = replace(o, connect_ordered=True)
-        if c is not None and c.status in _IN_QUEUE:
-            _put_call(tx, replace(c, status=CallStatus.CONNECTING, agent_id=dec.agent_id), c.id)
-    elif isinstance(dec, d.ForwardToMobile):
-        # The agent is busy on the mobile leg until call_ended, like on an extension call.
-        c = tx.get("calls").get(dec.call_id)
-        a = _agent(tx, dec.agent_id)
-        if c is not None and c.status in _IN_QUEUE:
-            _put_call(tx, replace(c, status=CallStatus.CONNECTING, agent_id=dec.agent_id), c.id)
-            if a is not None and dec.call_id not in a.calls:
-                _put_agent(tx, replace(a, calls=a.calls + (dec.call_id,)), at)
-    elif isinstance(dec, (d.RunAfterHoursAction, d.OverflowCall)):
-        c = tx.get("calls").get(dec.call_id)
-        target = dec.action.target if dec.action.kind == ActionKind.QUEUE else None
-        _put_call(tx, None, dec.call_id)
-        if c is not None and target and target in tx.get("queues") and target != c.call.queue:
-            # Overflow to another queue stays inside routing: the caller is still parked, so
-            # the call just joins the target queue (its wait there starts now; priority kept).
-            moved = replace(c, call=replace(c.call, queue=target), enqueued_us=at,
-                            status=CallStatus.WAITING, offers=(), agent_id=None)
-            _put_call(tx, moved, c.id)
-        elif c is not None:
-            _bury(tx, c.id, at)
-    else:  # pragma: no cover
-        raise TypeError(f"decision_made: unknown decision {type(dec).__name__}")
+# ----------------------------------------------------------------------------- decisions ---
+
+
+@_on(_ON_DECISION, d.OfferCall)
+def _offer_call(tx: _Tx, dec: d.OfferCall, at: int) -> None:
+    if dec.offer_id in tx.get("offers"):
+        return
+    tx.put("offers")[dec.offer_id] = Offer(dec.offer_id, dec.call_id, dec.agent_id, dec.queue_id,
+                                          at, dec.expires_us)
+    a = _agent(tx, dec.agent_id)
+    if a is not None:
+        _put_agent(tx, replace(a, offer_id=dec.offer_id, last_offer_us=at), at)
+    c = tx.get("calls").get(dec.call_id)
+    if c is not None:
+        status = CallStatus.RINGING if c.status == CallStatus.WAITING else c.status
+        _put_call(tx, replace(c, status=status, offers=c.offers + (dec.offer_id,),
+                              offers_made=c.offers_made + 1, last_offer_us=at), c.id)
+    tx.put("rr")[dec.queue_id] = dec.agent_id
+
+
+@_on(_ON_DECISION, d.CancelOffer)
+def _cancel_offer(tx: _Tx, dec: d.CancelOffer, at: int) -> None:
+    o = tx.get("offers").get(dec.offer_id)
+    if o is not None:
+        _drop_offer(tx, o, at, dec.cause if dec.cause in CAUSES else None)
+
+
+@_on(_ON_DECISION, d.ConnectCall)
+def _connect_call(tx: _Tx, dec: d.ConnectCall, at: int) -> None:
+    o = tx.get("offers").get(dec.offer_id)
+    c = tx.get("calls").get(dec.call_id)
+    if o is not None:
+        tx.put("offers")[o.offer_id] = replace(o, connect_ordered=True)
+    if c is not None and c.status in _IN_QUEUE:
+        _put_call(tx, replace(c, status=CallStatus.CONNECTING, agent_id=dec.agent_id), c.id)
+
+
+@_on(_ON_DECISION, d.ForwardToMobile)
+def _forward_to_mobile(tx: _Tx, dec: d.ForwardToMobile, at: int) -> None:
+    # The agent is busy on the mobile leg until call_ended, like on an extension call.
+    c = tx.get("calls").get(dec.call_id)
+    a = _agent(tx, dec.agent_id)
+    if c is not None and c.status in _IN_QUEUE:
+        _put_call(tx, replace(c, status=CallStatus.CONNECTING, agent_id=dec.agent_id), c.id)
+        if a is not None and dec.call_id not in a.calls:
+            _put_agent(tx, replace(a, calls=a.calls + (dec.call_id,)), at)
+
+
+@_on(_ON_DECISION, d.RunAfterHoursAction, d.OverflowCall)
+def _leave_queue(tx: _Tx, dec: d.RunAfterHoursAction | d.OverflowCall, at: int) -> None:
+    c = tx.get("calls").get(dec.call_id)
+    target = dec.action.target if dec.action.kind == ActionKind.QUEUE else None
+    _put_call(tx, None, dec.call_id)
+    if c is not None and target and target in tx.get("queues") and target != c.call.queue:
+        # Overflow to another queue stays inside routing: the caller is still parked, so
+        # the call just joins the target queue (its wait there starts now; priority kept).
+        moved = replace(c, call=replace(c.call, queue=target), enqueued_us=at,
+                        status=CallStatus.WAITING, offers=(), agent_id=None)
+        _put_call(tx, moved, c.id)
+    elif c is not None:
+        _bury(tx, c.id, at)
+
+
+# ------------------------------------------------------------------------------- events ---
 
 
 def _offer_answered(tx: _Tx, offer_id: str, at: int) -> None:
@@ -575,6 +613,130 @@ def _connected(tx: _Tx, call_id: str, at: int) -> None:
                                        c.caller_key: c.agent_id}
 
 
+@_on(_ON_EVENT, e.DecisionMade)
+def _decision_made(tx: _Tx, ev: e.DecisionMade) -> None:
+    handler = _ON_DECISION.get(type(ev.decision))
+    if handler is None:  # pragma: no cover - the decision union is closed
+        raise TypeError(f"decision_made: unknown decision {type(ev.decision).__name__}")
+    handler(tx, ev.decision, ev.at_us)
+
+
+@_on(_ON_EVENT, e.OfferAnswered)
+def _on_offer_answered(tx: _Tx, ev: e.OfferAnswered) -> None:
+    _offer_answered(tx, ev.offer_id, ev.at_us)
+
+
+@_on(_ON_EVENT, e.OfferBridged)
+def _offer_bridged(tx: _Tx, ev: e.OfferBridged) -> None:
+    o = tx.get("offers").get(ev.offer_id)
+    c = tx.get("calls").get(o.call_id) if o is not None else None
+    if o is not None and c is not None and c.status in _IN_QUEUE:
+        _offer_answered(tx, o.offer_id, ev.at_us)
+        _put_call(tx, replace(c, status=CallStatus.CONNECTING, agent_id=o.agent_id), c.id)
+        _connected(tx, c.id, ev.at_us)
+
+
+@_on(_ON_EVENT, e.OfferRejected)
+def _offer_rejected(tx: _Tx, ev: e.OfferRejected) -> None:
+    o = tx.get("offers").get(ev.offer_id)
+    if o is not None:
+        cause = ev.cause if ev.cause in CAUSES else (
+            None if ev.cause == Cause.NOT_DELIVERED else Cause.REJECTED)
+        _drop_offer(tx, o, ev.at_us, cause)
+
+
+@_on(_ON_EVENT, e.CallConnected)
+def _call_connected(tx: _Tx, ev: e.CallConnected) -> None:
+    _connected(tx, ev.call_id, ev.at_us)
+
+
+@_on(_ON_EVENT, e.CallEnded, e.CallAbandoned)
+def _call_left(tx: _Tx, ev: e.CallEnded | e.CallAbandoned) -> None:
+    _end_call(tx, ev.call_id, ev.at_us)
+
+
+@_on(_ON_EVENT, e.Tick)
+def _tick(tx: _Tx, ev: e.Tick) -> None:
+    for aid, until in list(tx.get("timers").items()):
+        if until <= ev.at_us:
+            a = _agent(tx, aid)
+            if a is not None:
+                _put_agent(tx, replace(a, wrap_until_us=None, penalty_until_us=None,
+                                       penalty_cause=None), ev.at_us)
+
+
+@_on(_ON_EVENT, e.WrapUpEnded)
+def _wrap_up_ended(tx: _Tx, ev: e.WrapUpEnded) -> None:
+    a = _agent(tx, ev.agent_id)
+    if a is not None and a.wrap_until_us is not None:
+        _put_agent(tx, replace(a, wrap_until_us=None), ev.at_us)
+
+
+@_on(_ON_EVENT, e.AgentLoggedIn)
+def _logged_in(tx: _Tx, ev: e.AgentLoggedIn) -> None:
+    a, at = _agent(tx, ev.agent_id), ev.at_us
+    if a is not None and not a.logged_in:
+        _put_agent(tx, replace(a, logged_in=True, idle_since_us=at, mark_us=at, failures={},
+                               calls_answered=0, talk_us=0, busy_us=0, idle_us=0,
+                               pause_reason=None), at)
+
+
+@_on(_ON_EVENT, e.AgentLoggedOut)
+def _logged_out(tx: _Tx, ev: e.AgentLoggedOut) -> None:
+    a = _agent(tx, ev.agent_id)
+    if a is not None and a.logged_in:
+        _put_agent(tx, replace(a, logged_in=False, pause_reason=None, wrap_until_us=None,
+                               penalty_until_us=None, penalty_cause=None), ev.at_us)
+
+
+@_on(_ON_EVENT, e.AgentRegistered, e.AgentUnregistered)
+def _registration(tx: _Tx, ev: e.AgentRegistered | e.AgentUnregistered) -> None:
+    a = _agent(tx, ev.agent_id)
+    reg = isinstance(ev, e.AgentRegistered)
+    if a is not None and a.registered != reg:
+        _put_agent(tx, replace(a, registered=reg), ev.at_us)
+
+
+@_on(_ON_EVENT, e.ExtensionBusy)
+def _extension_busy(tx: _Tx, ev: e.ExtensionBusy) -> None:
+    a = _agent(tx, ev.agent_id)
+    if a is not None and ev.leg_id not in a.other_legs:
+        _put_agent(tx, replace(a, other_legs=a.other_legs + (ev.leg_id,)), ev.at_us)
+
+
+@_on(_ON_EVENT, e.ExtensionIdle)
+def _extension_idle(tx: _Tx, ev: e.ExtensionIdle) -> None:
+    a = _agent(tx, ev.agent_id)
+    if a is not None and ev.leg_id in a.other_legs:
+        _put_agent(tx, replace(a, other_legs=tuple(x for x in a.other_legs
+                                                   if x != ev.leg_id)), ev.at_us)
+
+
+@_on(_ON_EVENT, e.AgentReleased)
+def _released(tx: _Tx, ev: e.AgentReleased) -> None:
+    a = _agent(tx, ev.agent_id)
+    if a is not None:
+        calls = tuple(c for c in a.calls if c != ev.call_id) if ev.call_id else a.calls
+        offer = None if ev.offer_id and a.offer_id == ev.offer_id else a.offer_id
+        if calls != a.calls or offer != a.offer_id:
+            _put_agent(tx, replace(a, calls=calls, offer_id=offer, idle_since_us=ev.at_us),
+                       ev.at_us)
+
+
+@_on(_ON_EVENT, e.AgentPaused)
+def _paused(tx: _Tx, ev: e.AgentPaused) -> None:
+    a = _agent(tx, ev.agent_id)
+    if a is not None and a.logged_in:
+        _put_agent(tx, replace(a, pause_reason=ev.reason), ev.at_us)
+
+
+@_on(_ON_EVENT, e.AgentResumed)
+def _resumed(tx: _Tx, ev: e.AgentResumed) -> None:
+    a = _agent(tx, ev.agent_id)
+    if a is not None and a.pause_reason is not None:
+        _put_agent(tx, replace(a, pause_reason=None, failures={}), ev.at_us)
+
+
 def apply(state: State, event: e.Event) -> State:
     """Fold one event into the state and return the new state (the old one is unchanged).
 
@@ -582,89 +744,12 @@ def apply(state: State, event: e.Event) -> State:
     and offers are ignored, because duplicated and out-of-order events are normal on an
     at-least-once log.
     """
-    tx = _Tx(state)
-    at = event.at_us
-    if isinstance(event, e.DecisionMade):
-        _decision(tx, event)
-    elif isinstance(event, e.CallEnqueued):
-        _enqueue(tx, event)
-    elif isinstance(event, e.OfferAnswered):
-        _offer_answered(tx, event.offer_id, at)
-    elif isinstance(event, e.OfferBridged):
-        o = tx.get("offers").get(event.offer_id)
-        c = tx.get("calls").get(o.call_id) if o is not None else None
-        if o is not None and c is not None and c.status in _IN_QUEUE:
-            _offer_answered(tx, o.offer_id, at)
-            _put_call(tx, replace(c, status=CallStatus.CONNECTING, agent_id=o.agent_id), c.id)
-            _connected(tx, c.id, at)
-    elif isinstance(event, e.OfferRejected):
-        o = tx.get("offers").get(event.offer_id)
-        if o is not None:
-            cause = event.cause if event.cause in CAUSES else (
-                None if event.cause == Cause.NOT_DELIVERED else Cause.REJECTED)
-            _drop_offer(tx, o, at, cause)
-    elif isinstance(event, e.CallConnected):
-        _connected(tx, event.call_id, at)
-    elif isinstance(event, (e.CallEnded, e.CallAbandoned)):
-        _end_call(tx, event.call_id, at)
-    elif isinstance(event, e.Tick):
-        for aid, until in list(tx.get("timers").items()):
-            if until <= at:
-                a = _agent(tx, aid)
-                if a is not None:
-                    _put_agent(tx, replace(a, wrap_until_us=None, penalty_until_us=None,
-                                           penalty_cause=None), at)
-    elif isinstance(event, e.WrapUpEnded):
-        a = _agent(tx, event.agent_id)
-        if a is not None and a.wrap_until_us is not None:
-            _put_agent(tx, replace(a, wrap_until_us=None), at)
-    elif isinstance(event, e.AgentLoggedIn):
-        a = _agent(tx, event.agent_id)
-        if a is not None and not a.logged_in:
-            _put_agent(tx, replace(a, logged_in=True, idle_since_us=at, mark_us=at, failures={},
-                                   calls_answered=0, talk_us=0, busy_us=0, idle_us=0,
-                                   pause_reason=None), at)
-    elif isinstance(event, e.AgentLoggedOut):
-        a = _agent(tx, event.agent_id)
-        if a is not None and a.logged_in:
-            _put_agent(tx, replace(a, logged_in=False, pause_reason=None, wrap_until_us=None,
-                                   penalty_until_us=None, penalty_cause=None), at)
-    elif isinstance(event, (e.AgentRegistered, e.AgentUnregistered)):
-        a = _agent(tx, event.agent_id)
-        reg = isinstance(event, e.AgentRegistered)
-        if a is not None and a.registered != reg:
-            _put_agent(tx, replace(a, registered=reg), at)
-    elif isinstance(event, e.ExtensionBusy):
-        a = _agent(tx, event.agent_id)
-        if a is not None and event.leg_id not in a.other_legs:
-            _put_agent(tx, replace(a, other_legs=a.other_legs + (event.leg_id,)), at)
-    elif isinstance(event, e.ExtensionIdle):
-        a = _agent(tx, event.agent_id)
-        if a is not None and event.leg_id in a.other_legs:
-            _put_agent(tx, replace(a, other_legs=tuple(x for x in a.other_legs
-                                                       if x != event.leg_id)), at)
-    elif isinstance(event, e.AgentReleased):
-        a = _agent(tx, event.agent_id)
-        if a is not None:
-            calls = tuple(c for c in a.calls if c != event.call_id) if event.call_id else a.calls
-            offer = None if event.offer_id and a.offer_id == event.offer_id else a.offer_id
-            if calls != a.calls or offer != a.offer_id:
-                _put_agent(tx, replace(a, calls=calls, offer_id=offer, idle_since_us=at), at)
-    elif isinstance(event, e.AgentPaused):
-        a = _agent(tx, event.agent_id)
-        if a is not None and a.logged_in:
-            _put_agent(tx, replace(a, pause_reason=event.reason), at)
-    elif isinstance(event, e.AgentResumed):
-        a = _agent(tx, event.agent_id)
-        if a is not None and a.pause_reason is not None:
-            _put_agent(tx, replace(a, pause_reason=None, failures={}), at)
-    elif isinstance(event, e.ConfigChanged):
-        _config(tx, event)
-    elif isinstance(event, e.ConfigRemoved):
-        _config_removed(tx, event)
-    else:
+    handler = _ON_EVENT.get(type(event))
+    if handler is None:
         raise TypeError(f"apply: unknown event type {type(event).__name__}")
-    return tx.done(at)
+    tx = _Tx(state)
+    handler(tx, event)
+    return tx.done(event.at_us)
 
 
 def replay(events: Iterable[e.Event], state: State | None = None) -> State:

@@ -207,3 +207,21 @@ def test_a_busy_phone_is_not_offered_queue_calls_until_it_is_idle() -> None:
     before = w.state.agents["a1"]
     w.ev(ExtensionIdle(at_us=w.at(5), agent_id="a1", leg_id="leg-9"))
     assert w.state.agents["a1"] == before
+
+
+def test_every_event_and_decision_type_has_one_reducer() -> None:
+    """``apply`` dispatches on the event's type: a type added to the union without a reducer
+    fails here rather than at run time, and a stranger is refused by name."""
+    from typing import get_args
+
+    from routing import Decision, Event, State, apply
+    from routing.state import _ON_DECISION, _ON_EVENT
+
+    assert set(_ON_EVENT) == set(get_args(Event))
+    assert set(_ON_DECISION) == set(get_args(Decision))
+
+    class Stranger:
+        at_us = T0
+
+    with pytest.raises(TypeError, match="unknown event type Stranger"):
+        apply(State(), Stranger())  # type: ignore[arg-type]
