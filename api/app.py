@@ -62,7 +62,7 @@ class Services:
         self.recent_calls = RecentCalls()
         self.agents = AgentService(self.view, bus, settings.commands_topic, self.live,
                                    self.recent_calls, self.audit, settings.api_publish_wait_s)
-        self.popup = PopupService(self.view)
+        self.popup = PopupService(self.view, self.live)
         self.notes = Notes(bus, settings.notes_topic)
         self.calls = CallsInProgress()
         self.monitor = MonitorService(self.view, self.calls, self.live, self.audit, bus,

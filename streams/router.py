@@ -20,6 +20,7 @@ from typing import Any
 import routing
 from routing import decisions as d
 from routing import dialing
+from routing import ewt as routing_ewt
 from routing import events as ev
 from routing import model as m
 from routing import numbers
@@ -810,21 +811,38 @@ def handle(router: TenantRouter, env: Envelope) -> list[Out]:
     return out
 
 
+def _ewt_inputs(e: routing_ewt.QueueEstimate) -> dict[str, Any]:
+    """What a queue's estimated wait was computed from (explained by its output)."""
+    return {"position": e.position, "agents_serving": e.agents_serving,
+            "agents_free": e.agents_free, "agents_shared": e.agents_shared,
+            "talk_s": e.talk_s, "wrapup_s": e.wrapup_s, "ring_s": e.ring_s,
+            "samples": e.samples, "reason": e.reason}
+
+
+def _call_ewt(e: routing_ewt.CallEstimate | None) -> dict[str, Any]:
+    return {"position": e.position if e is not None else None,
+            "ewt_s": e.ewt_s if e is not None else None}
+
+
 def live_view(router: TenantRouter, now_us: int) -> dict[str, Any]:
     """What a supervisor sees now (payload of `live_state_published`)."""
     state = router.state
+    estimates = routing_ewt.estimate(state, now_us)
     queues = []
     for qid in sorted(set(state.queues) | set(state.queue_calls)):
         cids = state.queue_calls.get(qid, ())
         calls = [state.calls[c] for c in cids if c in state.calls]
         members = state.members.get(qid, frozenset())
         statuses = [state.agents[a].status for a in members if a in state.agents]
+        ewt = estimates.queues.get(qid)
         queues.append({
             "queue": qid, "waiting": len(calls),
             "ringing": sum(1 for c in calls if c.status == CallStatus.RINGING),
             "longest_wait_ms": max(((now_us - c.enqueued_us) // 1000 for c in calls), default=0),
             "agents_logged_in": sum(1 for st in statuses if st != "logged_out"),
-            "agents_available": sum(1 for st in statuses if st == "available")})
+            "agents_available": sum(1 for st in statuses if st == "available"),
+            "ewt_s": ewt.ewt_s if ewt is not None else None,
+            "ewt": _ewt_inputs(ewt) if ewt is not None else None})
     agents = []
     for agent_id in sorted(state.agent_cfg):
         a = state.agents.get(agent_id)
@@ -839,7 +857,8 @@ def live_view(router: TenantRouter, now_us: int) -> dict[str, Any]:
                                                     a.other_legs[0] if a.other_legs else None)})
     calls = [{"call_id": cid, "queue": c.call.queue, "caller": c.call.caller,
               "status": c.status, "enqueued_us": c.enqueued_us, "agent_id": c.agent_id,
-              "connected_us": c.connected_us, "vip": c.call.vip}
+              "connected_us": c.connected_us, "vip": c.call.vip,
+              **_call_ewt(estimates.calls.get(cid))}
              for cid, c in sorted(state.calls.items(), key=lambda kv: kv[1].enqueued_us)]
     return {"as_of_us": now_us, "queues": queues, "agents": agents, "calls": calls,
             "recent": list(router.recent)}

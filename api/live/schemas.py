@@ -6,6 +6,18 @@ from marshmallow import fields
 from ..rest import Out
 
 
+class LiveEwtOut(Out):
+    position = fields.Integer(required=True)
+    agents_serving = fields.Integer(required=True)
+    agents_free = fields.Integer(required=True)
+    agents_shared = fields.Integer(required=True)
+    talk_s = fields.Integer(required=True)
+    wrapup_s = fields.Integer(required=True)
+    ring_s = fields.Integer(required=True)
+    samples = fields.Integer(required=True)
+    reason = fields.String(required=True)
+
+
 class LiveQueueOut(Out):
     queue = fields.String(required=True)
     waiting = fields.Integer(required=True)
@@ -13,6 +25,10 @@ class LiveQueueOut(Out):
     longest_wait_ms = fields.Integer(required=True)
     agents_logged_in = fields.Integer(required=True)
     agents_available = fields.Integer(required=True)
+    ewt_s = fields.Integer(allow_none=True, metadata={
+        "description": "estimated wait of a caller entering now, seconds (null: no agent serves)"})
+    ewt = fields.Nested(LiveEwtOut, allow_none=True, metadata={
+        "description": "what the estimate was computed from"})
 
 
 class LiveAgentOut(Out):
@@ -34,6 +50,10 @@ class LiveCallOut(Out):
     agent_id = fields.String(allow_none=True)
     connected_us = fields.Integer(allow_none=True)
     vip = fields.Boolean()
+    position = fields.Integer(allow_none=True, metadata={
+        "description": "place in line: 1 = next, 0 = a phone rings for it; null when not in queue"})
+    ewt_s = fields.Integer(allow_none=True, metadata={
+        "description": "estimated wait left, seconds"})
 
 
 class LiveDecisionOut(Out):

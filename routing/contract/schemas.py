@@ -395,6 +395,20 @@ class SetVariableV1(_Command):
 
 # ---- tongdai.live.v1: what a supervisor sees now, per tenant (compacted) -----------
 
+class LiveEwtV1(_Strict):
+    """What a queue's estimated wait was computed from (routing/ewt.py)."""
+
+    position = fields.Integer(required=True)  # a caller entering now: waiting ahead + 1
+    agents_serving = fields.Integer(required=True)  # logged in, registered, not paused
+    agents_free = fields.Integer(required=True)
+    agents_shared = fields.Integer(required=True)  # also serving other waiting queues
+    talk_s = fields.Integer(required=True)
+    wrapup_s = fields.Integer(required=True)
+    ring_s = fields.Integer(required=True)
+    samples = fields.Integer(required=True)  # recent calls behind talk_s (0: a default)
+    reason = fields.String(required=True)
+
+
 class LiveQueueV1(_Strict):
     queue = fields.String(required=True)
     waiting = fields.Integer(required=True)  # callers in queue, ringing ones included
@@ -402,6 +416,10 @@ class LiveQueueV1(_Strict):
     longest_wait_ms = fields.Integer(required=True)
     agents_logged_in = fields.Integer(required=True)
     agents_available = fields.Integer(required=True)
+    # Added fields, optional so older records still read: the wait a caller entering now
+    # would have (None: no agent serves the queue) and its inputs.
+    ewt_s = fields.Integer(load_default=None, allow_none=True)
+    ewt = fields.Nested(LiveEwtV1, load_default=None, allow_none=True)
 
 
 class LiveAgentV1(_Strict):
@@ -422,6 +440,9 @@ class LiveCallV1(_Strict):
     agent_id = fields.String(load_default=None, allow_none=True)
     connected_us = fields.Integer(load_default=None, allow_none=True)
     vip = fields.Boolean(load_default=False)
+    # In queue: place in line (1 = next; 0 = a phone rings for it) and estimated wait left.
+    position = fields.Integer(load_default=None, allow_none=True)
+    ewt_s = fields.Integer(load_default=None, allow_none=True)
 
 
 class LiveDecisionV1(_Strict):
