@@ -5,8 +5,9 @@ is not running, the ClickHouse migrations, the product's topics, a FreeSWITCH ES
 simulator (in this process) with the demo tenant's 12 agents, the bridge, a routing
 worker, the ClickHouse sink and the API (gunicorn), each its own process with its log in
 var/up/logs/; then it applies the demo configuration (deploy/local/demo/demo.yaml), logs
-the agents in, prints the wallboard and reports URLs with a supervisor token and the
-agent page's URL with the token of agent `lan`, and places demo calls.
+the agents in, prints the wallboard and reports URLs with a supervisor token, the
+agent page's URL with the token of agent `lan` and the admin console's with an admin
+token, and places demo calls.
 
 The demo configuration is applied with `--missing-only` at every start: what the
 configuration never held is created (on a first run, everything; later, what a newer
@@ -319,11 +320,14 @@ class Up:
                              "--role", "supervisor").strip()
         agent_token = self.tongdai("api", "token", "--tenant", DEMO_TENANT, "--user", DEMO_AGENT,
                                    "--role", "agent").strip()
+        admin_token = self.tongdai("api", "token", "--tenant", DEMO_TENANT, "--user", "demo-admin",
+                                   "--role", "admin").strip()
         base = f"http://127.0.0.1:{api_port}"
         print(f"\n  Wallboard:  {base}/web/static/wallboard.html#token={token}\n"
               f"  Reports:    {base}/web/static/reports.html#token={token}\n"
               f"  Agent page: {base}/web/static/agent.html#token={agent_token}   "
               f"(agent {DEMO_AGENT})\n"
+              f"  Admin:      {base}/web/static/admin.html#token={admin_token}\n"
               f"  API token (supervisor, tenant {DEMO_TENANT}):\n    {token}\n"
               f"  Logs: {self.root / 'logs'}   (run {run_id}; Ctrl-C stops)\n", flush=True)
         if self.args.freeswitch:

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "var" / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PRINTED = {"wallboard": r"Wallboard:\s+(\S+)", "reports": r"Reports:\s+(\S+)",
-           "agent": r"Agent page:\s+(\S+)"}
+           "agent": r"Agent page:\s+(\S+)", "admin": r"Admin:\s+(\S+)"}
 
 
 SHARED = frozenset({"product", "browser", "context"})
@@ -50,6 +50,7 @@ class Product:
     wallboard: str
     reports: str
     agent: str
+    admin: str
 
     @property
     def base(self) -> str:
@@ -63,6 +64,10 @@ class Product:
     @property
     def agent_token(self) -> str:
         return self.agent.split("#token=", 1)[1]
+
+    @property
+    def admin_token(self) -> str:
+        return self.admin.split("#token=", 1)[1]
 
 
 @pytest.fixture(scope="session")
