@@ -290,14 +290,215 @@ def _strategy_why(q: Queue, s: State, cfg: Agent, p: _Pass) -> str:
     return "random draw"
 
 
-def _match(p: _Pass, s: State, c: CallState,
-           box: list[tuple[str, tuple[d.Candidate, ...]]] | None = None) -> None:
+_Scored = tuple[tuple[float, ...], str, d.Candidate]
+"""An eligible agent: (sort key, agent id, candidate record); lower key is better."""
+_Box = list[tuple[str, tuple[d.Candidate, ...]]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Needs:
+    """What a call asks of an agent now: the rules that loosen while the caller waits."""
+
+    wait: int  # seconds waited
+    geo_only: bool  # held to agents of its own region
+    any_agent: bool  # skills and language waived
+    relaxed_to: int | None  # skill levels capped at this by the queue's relax steps
+    skills: tuple[tuple[str, int], ...]  # (skill, level needed now)
+    max_level: int | None  # highest tier open to it
+    sticky: str | None  # the agent the caller is reserved for
+
+    def signature(self, q: Queue, c: CallState) -> tuple[object, ...]:
+        """Calls of a queue that ask for the same thing have the same eligible agents, and
+        agents only get taken during a pass: once a signature found nobody, its twins are
+        skipped. This keeps decide fast when many callers wait for what nobody ready has."""
+        return (q.id, c.region if self.geo_only else None, self.sticky, self.max_level,
+                None if self.any_agent else self.skills,
+                None if self.any_agent else c.call.language)
+
+
+def _needs(s: State, q: Queue, c: CallState, wait: int, geo_only: bool) -> _Needs:
+    relaxed_to: int | None = None
+    for r in q.relax:
+        if wait >= r.after_s and (relaxed_to is None or r.min_level < relaxed_to):
+            relaxed_to = r.min_level
+    max_level = None
+    if q.tier_wait_s is not None:
+        max_level = 1 + (wait // q.tier_wait_s if q.tier_wait_s > 0 else 10**9)
+    sticky = sticky_agent(s, c.caller_key) if (q.sticky_wait_s and c.caller_key) else None
+    if sticky is not None:
+        sa = s.agents.get(sticky)
+        if (wait >= q.sticky_wait_s or sa is None or not sa.logged_in
+                or sticky not in s.members.get(q.id, ())):
+            sticky = None
+    return _Needs(
+        wait=wait, geo_only=geo_only,
+        any_agent=q.any_agent_after_s is not None and wait >= q.any_agent_after_s,
+        relaxed_to=relaxed_to,
+        skills=tuple((r.skill, r.min_level if relaxed_to is None else min(r.min_level, relaxed_to))
+                     for r in q.skills + c.call.skills),
+        max_level=max_level, sticky=sticky,
+    )
+
+
+def _at_plan_limit(p: _Pass, s: State, c: CallState, box: _Box | None) -> bool:
+    """The tenant already has as many calls ringing or talking as its plan allows."""
+    tenant = s.tenants.get(c.call.tenant)
+    if tenant is None or not tenant.max_concurrent_calls:
+        return False
+    active = s.tenant_active.get(c.call.tenant, 0) + p.new_active.get(c.call.tenant, 0)
+    if active < tenant.max_concurrent_calls:
+        return False
+    if box is not None:
+        box.append((f"tenant {c.call.tenant} is at its plan limit of "
+                    f"{tenant.max_concurrent_calls} simultaneous calls", ()))
+    return True
+
+
+def _rr_last(s: State, q: Queue) -> tuple[int, str] | None:
+    """Round robin: (position, id) of the agent this queue offered last, if still a member."""
+    if q.strategy != Strategy.ROUND_ROBIN:
+        return None
+    last = s.rr.get(q.id)
+    lcfg = s.agent_cfg.get(last) if last else None
+    if lcfg is not None and q.id in lcfg.queues:
+        return (lcfg.queues[q.id].position, lcfg.id)
+    return None
+
+
+def _refusal(p: _Pass, q: Queue, cfg: Agent, c: CallState, n: _Needs) -> tuple[str, int]:
+    """The rule that keeps this ready agent from the call ("" if none), and its skill score."""
+    if cfg.id in p.taken:
+        return "offered another call in this pass", 0
+    if cfg.shift is not None and not cfg.shift.is_open(p.lt):
+        return "out of shift", 0
+    if n.sticky is not None and cfg.id != n.sticky:
+        return f"caller reserved for sticky agent {n.sticky} for {q.sticky_wait_s} s", 0
+    skill_score = 0
+    for skill, need in n.skills:
+        have = cfg.skills.get(skill, 0)
+        if have < need and not n.any_agent:
+            return f"skill {skill} {have} < {need}", 0
+        skill_score += have
+    language = c.call.language
+    if language and language not in cfg.languages and not n.any_agent:
+        return f"does not speak {language}", 0
+    return "", skill_score
+
+
+def _score(p: _Pass, s: State, q: Queue, cfg: Agent, c: CallState, skill_score: int,
+           rr_last: tuple[int, str] | None) -> _Scored:
+    """Rank an agent for the call: tier, same region, best skill (if asked), strategy."""
+    level = cfg.queues[q.id].level
+    geo = 1 if (c.region is not None and cfg.region == c.region) else 0
+    skill_part = skill_score if q.prefer_best_skill else 0
+    key = (float(level), float(-geo), float(-skill_part),
+           *_strategy_key(q, s, cfg, c, rr_last, p.now))
+    why = (f"tier {level}, {'same region' if geo else 'region ' + str(cfg.region)}, "
+           f"skill {skill_score}, {_strategy_why(q, s, cfg, p)}")
+    return (key, cfg.id, d.Candidate(cfg.id, tuple(0.0 - x for x in key), why))
+
+
+def _screen(p: _Pass, s: State, q: Queue, c: CallState,
+            n: _Needs) -> tuple[list[_Scored], list[tuple[str, str]]]:
+    """Split the queue's ready agents into eligible (scored) and rejected (agent, rule)."""
+    eligible: list[_Scored] = []
+    later_tiers: list[_Scored] = []
+    rejected: list[tuple[str, str]] = []  # Candidates built only if they are shown
+    pool = s.ready.get(q.id, frozenset())
+    if n.geo_only:
+        # Other-region agents are not candidates yet; note them in one line, not one each.
+        same = s.ready_region.get((q.id, c.region), frozenset())
+        others = len(pool) - len(same)
+        pool = same
+        if others:
+            rejected.append(("*", f"{others} agent(s) of other regions: caller held to "
+                             f"{c.region} until {q.geo_widen_after_s} s"))
+    rr_last = _rr_last(s, q)
+    for aid in pool:
+        cfg = s.agent_cfg.get(aid)
+        if cfg is None:
+            continue
+        rule, skill_score = _refusal(p, q, cfg, c, n)
+        if rule:
+            rejected.append((aid, rule))
+            continue
+        scored = _score(p, s, q, cfg, c, skill_score, rr_last)
+        tier_closed = n.max_level is not None and cfg.queues[q.id].level > n.max_level
+        (later_tiers if tier_closed else eligible).append(scored)
+    if not eligible and later_tiers and q.tier_no_agent_no_wait:
+        # tier-rule-no-agent-no-wait: nobody ready in the open tiers, so do not make the
+        # caller wait for the tier timer; the lowest level present wins by the sort below.
+        eligible, later_tiers = later_tiers, []
+    rejected.extend((aid, f"tier {int(k[0])} not reached after {n.wait} s")
+                    for k, aid, _ in later_tiers)
+    # Sorted: the ready pool is a set, whose order differs between processes (hash seeds),
+    # and a replay elsewhere must produce equal decisions, candidate lists included.
+    eligible.sort(key=lambda t: (t[0], t[1]))
+    rejected.sort()
+    return eligible, rejected
+
+
+def _choose(q: Queue, eligible: list[_Scored]) -> list[_Scored]:
+    """Ring-all rings every agent of the best tier present; other strategies the best one."""
+    if q.strategy == Strategy.RING_ALL:
+        top_level = eligible[0][0][0]
+        return [t for t in eligible if t[0][0] == top_level]
+    return eligible[:1]
+
+
+def _candidates(eligible: list[_Scored], rejected: list[tuple[str, str]]) -> tuple[d.Candidate, ...]:
+    """The decision's candidate list: eligible best first, then rejected, MAX_CANDIDATES in all."""
+    return tuple(t[2] for t in eligible[:MAX_CANDIDATES]) + tuple(
+        d.Candidate(aid, (), why, False)
+        for aid, why in rejected[:max(0, MAX_CANDIDATES - len(eligible))])
+
+
+def _reason(p: _Pass, s: State, q: Queue, c: CallState, n: _Needs, eligible: list[_Scored],
+            chosen: list[_Scored], adding: bool) -> str:
+    """The decision's explanation: who was chosen and why, then what shaped the choice."""
+    call = c.call
+    eff = effective_priority(q, c, p.now)
+    notes = [f"priority {eff} (base {call.priority}{', VIP' if call.vip else ''}), waited {n.wait} s"]
+    if n.sticky is not None:
+        notes.append(f"sticky agent {n.sticky} served this caller before")
+    if n.any_agent:
+        notes.append(f"skills waived after {q.any_agent_after_s} s")
+    elif n.relaxed_to is not None:
+        notes.append(f"skills relaxed to level {n.relaxed_to}")
+    if c.region is not None and q.geo_widen_after_s is not None:
+        notes.append("same-region agents only" if n.geo_only else "region widened")
+    head = (f"{q.strategy}: ring {len(chosen)} agent(s) at tier {int(chosen[0][0][0])}"
+            if q.strategy == Strategy.RING_ALL else
+            f"{q.strategy}: {'add' if adding else 'offer to'} {chosen[0][1]} ({chosen[0][2].why})")
+    return (f"{head} among {len(eligible)} eligible of {len(s.ready.get(q.id, ()))} ready; "
+            + "; ".join(notes))
+
+
+def _offer(p: _Pass, s: State, q: Queue, c: CallState, chosen: list[_Scored],
+           cands: tuple[d.Candidate, ...], reason: str, adding: bool) -> None:
+    """Offer the call to the chosen agent(s) and book them for the rest of this pass."""
+    chosen_ids = tuple(t[1] for t in chosen)
+    for i, aid in enumerate(chosen_ids):
+        cfg = s.agent_cfg[aid]
+        offer_id = d.make_id("offer", c.id, c.offers_made + i)
+        timeout = cfg.offer_timeout_s if cfg.offer_timeout_s is not None else q.offer_timeout_s
+        p.taken.add(aid)
+        p.out.append(d.OfferCall(
+            decision_id=d.make_id("offer_call", offer_id), call_id=c.id, queue_id=q.id,
+            reason=reason, candidates=cands, chosen=chosen_ids, offer_id=offer_id, agent_id=aid,
+            extension=cfg.extension, caller=c.call.caller, expires_us=p.now + timeout * US,
+            attempt=c.offers_made + i + 1, connect=q.connect,
+        ))
+    if not adding:
+        p.new_active[c.call.tenant] = p.new_active.get(c.call.tenant, 0) + 1
+
+
+def _match(p: _Pass, s: State, c: CallState, box: _Box | None = None) -> None:
     """Choose and offer agent(s) for one call among its queue's ready agents.
 
     With ``box`` (see :func:`explain`), record what would happen and why instead of offering.
     """
     q = s.queues[c.call.queue]
-    call = c.call
     wait = _wait_s(p, c)
     geo_only = (c.region is not None and q.geo_widen_after_s is not None
                 and wait < q.geo_widen_after_s)
@@ -308,155 +509,27 @@ def _match(p: _Pass, s: State, c: CallState,
                         f"(waited {wait} s); none of them is free", ()))
         return
     adding = c.status == CallStatus.RINGING and _still_ringing(p, c)  # ring-progressively
-    if not adding:
-        tenant = s.tenants.get(call.tenant)
-        if tenant is not None and tenant.max_concurrent_calls:
-            active = s.tenant_active.get(call.tenant, 0) + p.new_active.get(call.tenant, 0)
-            if active >= tenant.max_concurrent_calls:
-                if box is not None:
-                    box.append((f"tenant {call.tenant} is at its plan limit of "
-                                f"{tenant.max_concurrent_calls} simultaneous calls", ()))
-                return  # plan limit reached: the call waits, nothing to decide
-    any_agent = q.any_agent_after_s is not None and wait >= q.any_agent_after_s
-    relaxed_to: int | None = None
-    for r in q.relax:
-        if wait >= r.after_s and (relaxed_to is None or r.min_level < relaxed_to):
-            relaxed_to = r.min_level
-    reqs = q.skills + call.skills
-    max_level = None
-    if q.tier_wait_s is not None:
-        max_level = 1 + (wait // q.tier_wait_s if q.tier_wait_s > 0 else 10**9)
-    sticky = sticky_agent(s, c.caller_key) if (q.sticky_wait_s and c.caller_key) else None
-    if sticky is not None:
-        sa = s.agents.get(sticky)
-        if (wait >= q.sticky_wait_s or sa is None or not sa.logged_in
-                or sticky not in s.members.get(q.id, ())):
-            sticky = None
-    # Calls of a queue that ask for the same thing have the same eligible agents, and agents
-    # only get taken during a pass: once a requirement found nobody, skip its twins. This is
-    # what keeps decide fast when many callers wait for a skill or region nobody ready has.
-    sig = (q.id, c.region if geo_only else None, sticky, max_level,
-           None if any_agent else tuple((r.skill, r.min_level if relaxed_to is None
-                                         else min(r.min_level, relaxed_to)) for r in reqs),
-           None if any_agent else call.language)
+    if not adding and _at_plan_limit(p, s, c, box):
+        return  # plan limit reached: the call waits, nothing to decide
+    n = _needs(s, q, c, wait, geo_only)
+    sig = n.signature(q, c)
     if sig in p.dead and box is None:
         return
-    rr_last: tuple[int, str] | None = None
-    if q.strategy == Strategy.ROUND_ROBIN:
-        last = s.rr.get(q.id)
-        lcfg = s.agent_cfg.get(last) if last else None
-        if lcfg is not None and q.id in lcfg.queues:
-            rr_last = (lcfg.queues[q.id].position, lcfg.id)
-
-    eligible: list[tuple[tuple[float, ...], str, d.Candidate]] = []
-    later_tiers: list[tuple[tuple[float, ...], str, d.Candidate]] = []
-    rejected: list[tuple[str, str]] = []  # (agent, rule) — Candidates built only if we offer
-    pool = s.ready.get(q.id, frozenset())
-    if geo_only:
-        # Other-region agents are not candidates yet; note them in one line, not one each.
-        same = s.ready_region.get((q.id, c.region), frozenset())
-        others = len(pool) - len(same)
-        pool = same
-        if others:
-            rejected.append(("*", f"{others} agent(s) of other regions: caller held to "
-                             f"{c.region} until {q.geo_widen_after_s} s"))
-    for aid in pool:
-        cfg = s.agent_cfg.get(aid)
-        if cfg is None:
-            continue
-        if aid in p.taken:
-            rejected.append((aid, "offered another call in this pass"))
-            continue
-        if cfg.shift is not None and not cfg.shift.is_open(p.lt):
-            rejected.append((aid, "out of shift"))
-            continue
-        if sticky is not None and aid != sticky:
-            rejected.append((aid, f"caller reserved for sticky agent {sticky} "
-                                  f"for {q.sticky_wait_s} s"))
-            continue
-        level = cfg.queues[q.id].level
-        tier_closed = max_level is not None and level > max_level
-        skill_score = 0
-        miss = ""
-        for r in reqs:
-            have = cfg.skills.get(r.skill, 0)
-            need = r.min_level if relaxed_to is None else min(r.min_level, relaxed_to)
-            if have < need and not any_agent:
-                miss = f"skill {r.skill} {have} < {need}"
-                break
-            skill_score += have
-        if not miss and call.language and call.language not in cfg.languages and not any_agent:
-            miss = f"does not speak {call.language}"
-        if miss:
-            rejected.append((aid, miss))
-            continue
-        geo = 1 if (c.region is not None and cfg.region == c.region) else 0
-        skill_part = skill_score if q.prefer_best_skill else 0
-        strat = _strategy_key(q, s, cfg, c, rr_last, p.now)
-        key = (float(level), float(-geo), float(-skill_part), *strat)
-        why = (f"tier {level}, {'same region' if geo else 'region ' + str(cfg.region)}, "
-               f"skill {skill_score}, {_strategy_why(q, s, cfg, p)}")
-        cand = (key, aid, d.Candidate(aid, tuple(0.0 - x for x in key), why))
-        if tier_closed:
-            later_tiers.append(cand)
-        else:
-            eligible.append(cand)
-    if not eligible and later_tiers and q.tier_no_agent_no_wait:
-        # tier-rule-no-agent-no-wait: nobody ready in the open tiers, so do not make the
-        # caller wait for the tier timer; the lowest level present wins by the sort below.
-        eligible, later_tiers = later_tiers, []
-    rejected.extend((aid, f"tier {int(k[0])} not reached after {wait} s") for k, aid, _ in later_tiers)
+    eligible, rejected = _screen(p, s, q, c, n)
     if not eligible:
         p.dead.add(sig)
         if box is not None:
-            rejected.sort()
             box.append((f"none of {len(s.ready.get(q.id, ()))} ready agent(s) of {q.id} may "
                         f"take it now (waited {wait} s)",
                         tuple(d.Candidate(aid, (), why, False) for aid, why in rejected)))
         return
-    eligible.sort(key=lambda t: (t[0], t[1]))
-    if q.strategy == Strategy.RING_ALL:
-        top_level = eligible[0][0][0]
-        chosen = [t for t in eligible if t[0][0] == top_level]
-    else:
-        chosen = eligible[:1]
-    # Sorted: the ready pool is a set, whose order differs between processes (hash seeds),
-    # and a replay elsewhere must produce equal decisions, candidate lists included.
-    rejected.sort()
-    cands = tuple(t[2] for t in eligible[:MAX_CANDIDATES]) + tuple(
-        d.Candidate(aid, (), why, False) for aid, why in rejected[:max(0, MAX_CANDIDATES - len(eligible))])
-    eff = effective_priority(q, c, p.now)
-    notes = [f"priority {eff} (base {call.priority}{', VIP' if call.vip else ''}), waited {wait} s"]
-    if sticky is not None:
-        notes.append(f"sticky agent {sticky} served this caller before")
-    if any_agent:
-        notes.append(f"skills waived after {q.any_agent_after_s} s")
-    elif relaxed_to is not None:
-        notes.append(f"skills relaxed to level {relaxed_to}")
-    if c.region is not None and q.geo_widen_after_s is not None:
-        notes.append("same-region agents only" if geo_only else "region widened")
-    head = (f"{q.strategy}: ring {len(chosen)} agent(s) at tier {int(chosen[0][0][0])}"
-            if q.strategy == Strategy.RING_ALL else
-            f"{q.strategy}: {'add' if adding else 'offer to'} {chosen[0][1]} ({chosen[0][2].why})")
-    reason = (f"{head} among {len(eligible)} eligible of {len(s.ready.get(q.id, ()))} ready; "
-              + "; ".join(notes))
+    chosen = _choose(q, eligible)
+    reason = _reason(p, s, q, c, n, eligible, chosen, adding)
+    cands = _candidates(eligible, rejected)
     if box is not None:
         box.append((reason, cands))
         return
-    chosen_ids = tuple(t[1] for t in chosen)
-    for i, (_, aid, _) in enumerate(chosen):
-        cfg = s.agent_cfg[aid]
-        offer_id = d.make_id("offer", c.id, c.offers_made + i)
-        timeout = cfg.offer_timeout_s if cfg.offer_timeout_s is not None else q.offer_timeout_s
-        p.taken.add(aid)
-        p.out.append(d.OfferCall(
-            decision_id=d.make_id("offer_call", offer_id), call_id=c.id, queue_id=q.id,
-            reason=reason, candidates=cands, chosen=chosen_ids, offer_id=offer_id, agent_id=aid,
-            extension=cfg.extension, caller=call.caller, expires_us=p.now + timeout * US,
-            attempt=c.offers_made + i + 1, connect=q.connect,
-        ))
-    if not adding:
-        p.new_active[call.tenant] = p.new_active.get(call.tenant, 0) + 1
+    _offer(p, s, q, c, chosen, cands, reason, adding)
 
 
 def explain(state: State, call_id: str, now_us: int) -> tuple[str, tuple[d.Candidate, ...]]:
