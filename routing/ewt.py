@@ -128,20 +128,43 @@ def _ring_us(state: State) -> tuple[int, int]:
     return (sum(rings) // len(rings), len(rings)) if rings else (DEFAULT_RING_S * US, 0)
 
 
-def _free_at(state: State, aid: str, fig: _Figures, now_us: int) -> int:
-    """When this serving agent can next be offered a caller (µs)."""
-    a = state.agents[aid]
-    if a.offer_id is not None:
-        o = state.offers.get(a.offer_id)
-        rang = now_us - o.at_us if o is not None else 0
-        return now_us + max(0, fig.ring_us - rang) + fig.talk_us + fig.wrap_us
-    if a.calls or a.other_legs:
-        started = [c.connected_us for cid in a.calls
-                   if (c := state.calls.get(cid)) is not None and c.connected_us is not None]
-        elapsed = now_us - min(started) if started else 0
-        return now_us + fig.residual_us(elapsed) + fig.wrap_us
-    until = max(a.wrap_until_us or 0, a.penalty_until_us or 0)
-    return max(now_us, until)
+def _free_times(state: State, agent_queues: Mapping[str, list[str]],
+                figures: Mapping[str, _Figures], now_us: int) -> dict[str, int]:
+    """When each serving agent can next be offered a caller (µs).
+
+    Known exactly for a ready agent (now) and one in wrap-up or held out (its end). For
+    agents talking or ringing, projecting each one's expected end and taking the earliest
+    would be far too late: the first of twenty calls to end comes much sooner than the
+    expected end of any one of them. Their ends are taken instead as the expected order
+    statistics of independent exponential remainders with their mean expected remainder m:
+    the j-th of n ends after m·(1/n + 1/(n−1) + … + 1/(n−j+1)); the agent with the shortest
+    expected remainder is taken to end first.
+    """
+    out: dict[str, int] = {}
+    busy: list[tuple[int, str, int]] = []  # (expected remainder, agent, wrap-up after)
+    for aid, qs in agent_queues.items():
+        fig = figures[qs[0]]  # an agent of several queues is judged by its first queue's
+        a = state.agents[aid]
+        if a.offer_id is not None:
+            o = state.offers.get(a.offer_id)
+            rang = now_us - o.at_us if o is not None else 0
+            busy.append((max(0, fig.ring_us - rang) + fig.talk_us, aid, fig.wrap_us))
+        elif a.calls or a.other_legs:
+            started = [c.connected_us for cid in a.calls
+                       if (c := state.calls.get(cid)) is not None and c.connected_us is not None]
+            elapsed = now_us - min(started) if started else 0
+            busy.append((fig.residual_us(elapsed), aid, fig.wrap_us))
+        else:
+            out[aid] = max(now_us, a.wrap_until_us or 0, a.penalty_until_us or 0)
+    if busy:
+        busy.sort()
+        n = len(busy)
+        m = sum(r for r, _, _ in busy) // n
+        acc = 0
+        for j, (_, aid, wrap) in enumerate(busy):
+            acc += m // (n - j)
+            out[aid] = now_us + acc + wrap
+    return out
 
 
 def estimate(state: State, now_us: int) -> Estimates:
@@ -176,12 +199,9 @@ def estimate(state: State, now_us: int) -> Estimates:
     for qid, members in serving.items():
         for aid in members:
             agent_queues.setdefault(aid, []).append(qid)
-    heap: list[tuple[int, str]] = []
-    for aid, qs in sorted(agent_queues.items()):
-        # An agent serving several queues: its next call is judged by its first queue's figures.
-        heapq.heappush(heap, (_free_at(state, aid, figures[qs[0]], now_us), aid))
-    free_now = {aid for aid, qs in agent_queues.items() if _free_at(
-        state, aid, figures[qs[0]], now_us) <= now_us}
+    free_at = _free_times(state, agent_queues, figures, now_us)
+    heap = sorted((t, aid) for aid, t in free_at.items())
+    free_now = {aid for aid, t in free_at.items() if t <= now_us}
 
     heads = {qid: 0 for qid in queue_ids}
     newcomer: dict[str, int] = {}  # queue -> when its first agent with no caller left frees

@@ -40,13 +40,14 @@ def test_callers_wait_for_the_agents_projected_free_times():
     w = busy_world()
     est = estimate(w.state, T0 + 130 * S)
     # Talk 60 s (the last two calls), ring 2 s (the calls connected now), wrap-up 10 s.
-    # Both agents are 28 s into a call: 32 s left + 10 s wrap-up = free at +42 s.
+    # Both agents are 28 s into a call, 32 s expected left each: the first of the two ends
+    # after 32/2 = 16 s, the second 32/1 later (exponential order statistics); + wrap-up.
     assert [(est.calls[c].position, est.calls[c].ewt_s) for c in ("c5", "c6", "c7")] == \
-        [(1, 44), (2, 44), (3, 42 + 2 + 60 + 10 + 2)]
+        [(1, 26 + 2), (2, 58 + 2), (3, 26 + 2 + 60 + 10 + 2)]
     q = est.queues["q"]
     assert (q.position, q.waiting, q.agents_serving, q.agents_free) == (4, 3, 2, 0)
     assert (q.talk_s, q.wrapup_s, q.ring_s, q.samples) == (60, 10, 2, 2)
-    assert q.ewt_s == 116, "a newcomer gets the second agent's next free moment"
+    assert q.ewt_s == 58 + 72 + 2, "a newcomer gets the second agent's next free moment"
     assert "3 caller(s) ahead" in q.reason and "talk 60" in q.reason
     assert estimate(w.state, T0 + 130 * S) == est, "same state and time, same estimate"
 
@@ -87,7 +88,7 @@ def test_a_vip_goes_first_in_line():
     w.call("vip", at=131, vip=True)
     est = estimate(w.state, T0 + 131 * S)
     assert est.calls["vip"].position == 1 and est.calls["c5"].position == 2
-    assert est.calls["vip"].ewt_s == 43
+    assert est.calls["vip"].ewt_s == 28  # 31 s left each: 15.5 + 10 + 2, rounded up
 
 
 def test_an_agent_of_two_queues_takes_the_oldest_caller_of_either():
