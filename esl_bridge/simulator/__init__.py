@@ -16,9 +16,11 @@ from typing import Any
 
 from .clock import ManualClock, SimClock
 from .model import AgentSpec, CallerSpec, Distribution, IvrSpec, NumberSpec
-from .node import Monitor, Node, parse_dtmf, parse_originate
+from .node import Node
 from .scenario import LoadGenerator, LoadSpec, Scenario, apply_scenario, load_scenario
 from .server import EslServer, Session
+from .state import Monitor
+from .syntax import parse_dtmf, parse_originate
 
 __all__ = [
     "AgentSpec",

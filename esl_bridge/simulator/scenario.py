@@ -184,7 +184,7 @@ class LoadGenerator:
         spec = self.spec
         number = "09" + "".join(str(self.rng.randrange(10)) for _ in range(8))
         did = self.rng.choice(spec.dids)
-        variables = dict(self.node._dids.get(did, {}))
+        variables = dict(self.node.dids.get(did, {}))
         variables.update(spec.variables)
         ivr = None
         if spec.ivr_ratio and self.rng.random() < spec.ivr_ratio:

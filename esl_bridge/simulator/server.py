@@ -303,8 +303,8 @@ class Session:
             event_uuid = node.new_uuid()
             given = [(k, v) for k, v in pairs if k != "Content-Length"]
             subclass = dict(given).get("Event-Subclass")
-            core = node._core(name.upper() or "CUSTOM", "CUSTOM" if subclass else None,
-                              subclass=subclass)
+            core = node.core_pairs(name.upper() or "CUSTOM", "CUSTOM" if subclass else None,
+                                   subclass=subclass)
             names = {k for k, _ in core}
             extra = [(k, v) for k, v in given if k not in names]
             node.emit(core + [("Event-UUID", event_uuid)] + extra, body)
@@ -337,7 +337,7 @@ class Session:
         def done(body: str) -> None:
             node = self.node
             with node.lock:
-                pairs = node._core("BACKGROUND_JOB")
+                pairs = node.core_pairs("BACKGROUND_JOB")
                 pairs += [("Job-UUID", job), ("Job-Command", command)]
                 if arg:
                     pairs.append(("Job-Command-Arg", arg))

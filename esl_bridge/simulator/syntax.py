@@ -1,0 +1,84 @@
+"""FreeSWITCH's small text formats that commands carry: originate strings, DTMF strings,
+``&app(args)`` and switch_true. Pure functions."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+#: ``&app(args)``, ``&app`` or ``app(args)`` as an originate or a dialplan writes them.
+APP = re.compile(r"^&?([A-Za-z_][\w]*)\((.*)\)$|^&?([A-Za-z_]\w*)$")
+#: What switch_channel_queue_dtmf_string accepts (is_dtmf: digits, A-D, *, #, w/W, f/F).
+_DTMF_CHARS = frozenset("0123456789ABCDabcd*#wWfF")
+#: FreeSWITCH's default / minimum / maximum DTMF durations, in 8 kHz samples.
+DTMF_DEFAULT_SAMPLES, DTMF_MIN_SAMPLES, DTMF_MAX_SAMPLES = 2000, 400, 192000
+
+
+def parse_originate(arg: str) -> tuple[dict[str, str], str, str]:
+    """``{a=1,b='x y'}user/1000@dom &park()`` → (variables, target, application)."""
+    text = arg.strip()
+    variables: dict[str, str] = {}
+    while text[:1] in ("{", "[", "<"):
+        close = {"{": "}", "[": "]", "<": ">"}[text[0]]
+        end = text.find(close)
+        if end < 0:
+            raise ValueError("unterminated variable block")
+        for item in _split_vars(text[1:end]):
+            key, _, value = item.partition("=")
+            value = value.strip()
+            if len(value) >= 2 and value[0] == value[-1] == "'":
+                value = value[1:-1]
+            variables[key.strip()] = value
+        text = text[end + 1:]
+    target, _, app = text.partition(" ")
+    return variables, target.strip(), app.strip()
+
+
+def name_of(app: str) -> str:
+    """The application of an originate's ``&app(args)``; "" for an extension."""
+    m = APP.match(app) if app.startswith("&") else None
+    return (m.group(1) or m.group(3)) if m else ""
+
+
+def switch_true(value: str | None) -> bool:
+    """FreeSWITCH's switch_true: yes/on/true/t/enabled/active/allow or a non-zero number."""
+    if not value:
+        return False
+    text = value.strip().lower()
+    if text in ("yes", "on", "true", "t", "enabled", "active", "allow"):
+        return True
+    return text.lstrip("+-").isdigit() and int(text) != 0
+
+
+def parse_dtmf(text: str) -> list[tuple[str, int]]:
+    """``uuid_recv_dtmf`` data → (digit, duration in 8 kHz samples) as
+    switch_channel_queue_dtmf_string queues them: an optional leading ``~``, groups joined
+    by ``+``, each ``digits[@ms]``; characters that are not DTMF are skipped."""
+    out: list[tuple[str, int]] = []
+    for group in text.removeprefix("~").split("+"):
+        digits, at, ms = group.partition("@")
+        samples = DTMF_DEFAULT_SAMPLES
+        if at:
+            lead = re.match(r"^[0-9]+", ms)
+            duration = int(lead.group()) if lead else 0
+            if duration > DTMF_MIN_SAMPLES // 8:
+                samples = duration * 8
+        samples = min(max(samples, DTMF_MIN_SAMPLES), DTMF_MAX_SAMPLES)
+        out += [(d, samples) for d in digits if d in _DTMF_CHARS]
+    return out
+
+
+def _split_vars(block: str) -> Iterable[str]:
+    item, quoted = "", False
+    for ch in block:
+        if ch == "'":
+            quoted = not quoted
+        if ch == "," and not quoted:
+            if item:
+                yield item
+            item = ""
+        else:
+            item += ch
+    if item:
+        yield item
+
