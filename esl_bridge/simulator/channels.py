@@ -31,6 +31,8 @@ class Channels(NodeCore):
                                   "send_bye" if disposition == "recv_bye" else "recv_bye")
             if partner is not None:
                 a, b = (ch, partner) if ch.bridge_a else (partner, ch)
+                for leg in (a, b):  # the hangup told bridge_to; the completion does not
+                    leg.variables.pop("bridge_to", None)
                 self._complete(b)
                 self._unbridge(a, b)
                 self._destroy(b)
@@ -66,6 +68,14 @@ class Channels(NodeCore):
         self._state(ch, "CS_HANGUP")
         self._callstate(ch, "HANGUP")
 
+    @staticmethod
+    def _bridged_vars(a: Channel, b: Channel) -> None:
+        """What switch_ivr_bridge sets on both legs once bridged (after CHANNEL_BRIDGE:
+        the real event does not carry them; uuid_dump and the hangup do); bridge_to is
+        cleared when they part. A snapshot tells a bridged leg by bridge_to."""
+        for leg, other in ((a, b), (b, a)):
+            leg.variables.update({"bridge_to": other.uuid, "last_bridge_to": other.uuid})
+
     def _unbridge(self, a: Channel, b: Channel) -> None:
         for leg, other, role in ((a, b, "originator"), (b, a, "originatee")):
             leg.variables.update({"last_bridge_to": other.uuid,
@@ -79,6 +89,8 @@ class Channels(NodeCore):
         self._channel_event("CHANNEL_UNBRIDGE", a, state="CS_SOFT_EXECUTE", number=10, prefix=[
             ("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)])
         a.bridged_to = b.bridged_to = None
+        a.variables.pop("bridge_to", None)
+        b.variables.pop("bridge_to", None)
 
     def _complete(self, ch: Channel) -> None:
         self._state(ch, "CS_REPORTING")
@@ -134,6 +146,7 @@ class Channels(NodeCore):
                                   "signal_bond": other.uuid})
         self._channel_event("CHANNEL_BRIDGE", a, prefix=[
             ("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)])
+        self._bridged_vars(a, b)
         inbound = a if a.caller is not None else (b if b.caller is not None else None)
         if inbound is not None and inbound.caller is not None and inbound.caller.talk is not None:
             spec = inbound.caller

@@ -267,6 +267,7 @@ class Originate(NodeCore):
         a.variables.update({"originate_disposition": "SUCCESS", "DIALSTATUS": "SUCCESS"})
         self._channel_event("CHANNEL_BRIDGE", a, prefix=[
             ("Bridge-A-Unique-ID", a.uuid), ("Bridge-B-Unique-ID", b.uuid)])
+        self._bridged_vars(a, b)
         if spec.talk is not None:
             who = b if spec.hangup_by == "customer" else a
             self._later(b, spec.talk, lambda: self.hangup(who.uuid, "NORMAL_CLEARING",
