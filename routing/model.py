@@ -355,6 +355,9 @@ class Queue:
     max_len_action: Action = Action(ActionKind.ANNOUNCEMENT, "queue_full")
     no_agent_action: Action | None = None  # when no member is logged in
     forward_to_mobile: bool = False  # when no member's extension is online
+    # Waiting callers hear their position and estimated wait (routing/announce.py): on
+    # entry, then every announce_every_s (0: on entry only; None: never).
+    announce_every_s: int | None = None
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -367,7 +370,8 @@ class Queue:
             if getattr(self, name) < 1:
                 raise ValueError(f"Queue {self.id!r}: {name} must be ≥ 1 s")
         for name in ("wrapup_s", "vip_boost", "sticky_wait_s", "tier_wait_s", "geo_widen_after_s",
-                     "any_agent_after_s", "max_wait_s", "max_queue_len", "load_window_s"):
+                     "any_agent_after_s", "max_wait_s", "max_queue_len", "load_window_s",
+                     "announce_every_s"):
             v = getattr(self, name)
             if v is not None and v < 0:
                 raise ValueError(f"Queue {self.id!r}: {name} must be ≥ 0, got {v}")

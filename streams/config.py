@@ -118,7 +118,7 @@ def entity(kind: str, tenant: str, entity_id: str, data: Mapping[str, Any]):
                 if name in data:
                     fields[name] = int(data[name])
             for name in ("any_agent_after_s", "tier_wait_s", "geo_widen_after_s", "aging_s",
-                         "load_window_s", "max_wait_s", "max_queue_len"):
+                         "load_window_s", "max_wait_s", "max_queue_len", "announce_every_s"):
                 if name in data:
                     fields[name] = _optional_int(data[name])
             for name in ("prefer_best_skill", "tier_no_agent_no_wait", "forward_to_mobile"):

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import routing
+from routing import announce
 from routing import decisions as d
 from routing import dialing
 from routing import ewt as routing_ewt
@@ -475,6 +476,13 @@ def reconcile(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.E
                       f"the router: adopted", leg_id=leg)
             continue
         offer_id = info.get("offer_id")
+        if offer_id and offer_id == leg and _connected_unseen(router, leg, info, at, facts):
+            o = state.offers.get(leg)
+            corrected("offer_bridged_unseen", "connected", info.get("call_id") or None,
+                      "agent leg bridged to its caller on the switch, the router had not "
+                      "heard it answer: connected", agent_id=o.agent_id if o else None,
+                      leg_id=leg)
+            continue
         if not offer_id or offer_id != leg or _age_us(row, at) < SNAPSHOT_GRACE_US:
             continue
         call_id = str(info.get("call_id") or "")
@@ -546,6 +554,28 @@ def reconcile(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.E
         del router.leg_since[key]
     facts += _reconcile_registrations(router, p, node, at)
     return outs, facts
+
+
+def _connected_unseen(router: TenantRouter, leg: str,
+                      info: dict[str, Any], at: int, facts: list[ev.Event]) -> bool:
+    """An offer's leg the switch shows bridged to its caller while the router still waits
+    for its answer (the answer and the bridge were lost in a gap): the call is connected.
+    Without this the offer's ring time would run out and the router would hang up a
+    talking agent. Told again by a late event, the same facts change nothing."""
+    offer = router.state.offers.get(leg)
+    if offer is None or not info.get("bridged") or \
+            info.get("bridge_to") not in (None, offer.call_id):
+        return False
+    call = router.state.calls.get(offer.call_id)
+    if call is None:
+        return False
+    if not offer.answered:
+        facts.append(ev.OfferBridged(at_us=at, offer_id=leg))
+        return True
+    if call.status != CallStatus.CONNECTED:
+        facts.append(ev.CallConnected(at_us=at, call_id=call.id))
+        return True
+    return False
 
 
 def _reconcile_registrations(router: TenantRouter, p: dict[str, Any], node: str,
@@ -784,6 +814,7 @@ def handle(router: TenantRouter, env: Envelope) -> list[Out]:
     if _is_duplicate(router, env):
         router.duplicates += 1
         return []
+    clock_before = router.state.clock_us
     out: list[Out] = []
     direct = DIRECT.get(env.type)
     if env.type == "channel_parked" and env.payload.get("offer_id"):
@@ -808,6 +839,41 @@ def handle(router: TenantRouter, env: Envelope) -> list[Out]:
                                      "reason": dec.reason})
         del router.recent[RECENT_DECISIONS:]
         out += _agent_changes(router, before, env, fact.type)
+    out += announcements(router, clock_before)
+    return out
+
+
+def announcements(router: TenantRouter, before_us: int) -> list[Out]:
+    """Waiting callers whose announcement moment (routing/announce.py) fell between the
+    router's clock before the record just handled and after it: play them their position
+    and estimated wait (`uuid_broadcast`, nested in the waiting music by the switch)."""
+    state = router.state
+    now = state.clock_us
+    if now <= before_us:
+        return []
+    due_calls: list[tuple[str, int]] = []
+    for qid, cids in state.queue_calls.items():
+        q = state.queues.get(qid)
+        if q is None or q.announce_every_s is None:
+            continue
+        for cid in cids:
+            c = state.calls.get(cid)
+            if c is None or c.status != CallStatus.WAITING:
+                continue  # a phone rings for it: the next thing it hears is a person
+            moment = announce.due(c.enqueued_us, q.announce_every_s, before_us, now)
+            if moment is not None:
+                due_calls.append((cid, moment))
+    if not due_calls:
+        return []
+    estimates = routing_ewt.estimate(state, now)
+    out: list[Out] = []
+    for cid, moment in due_calls:
+        e = estimates.calls.get(cid)
+        if e is None or e.position < 1:
+            continue
+        out.append(_command(router, "play_announcement", now, cid,
+                            deterministic_id("announce", router.tenant, cid, moment),
+                            leg_id=cid, path=announce.prompt(e.position, e.ewt_s)))
     return out
 
 

@@ -118,6 +118,10 @@ class QueueLoad(Strict):
     vip = fields.Boolean(metadata={"description": "recordings only for the tenant's "
                                                   "vip_recording_roles"})
     music_on_hold = fields.String(validate=validate.Length(max=300))
+    announce_every_s = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=3600),
+                                      metadata={"description": (
+        "waiting callers hear their position and estimated wait (Vietnamese, then English) "
+        "2 s after entering, then every this many seconds; 0: on entry only; null: never")})
 
 
 class MembershipLoad(Strict):

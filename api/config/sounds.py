@@ -13,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from routing.announce import PROMPT_FILES
+
 #: fs-conf's sound_prefix below the sounds folder
 PREFIX = Path("en") / "us" / "callie"
 #: the ivr.conf default the API renders when a menu names no invalid-entry sound
@@ -28,6 +30,9 @@ def references(kind: str, data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
         yield "invalid_sound", data.get("invalid_sound") or DEFAULT_INVALID
     if kind == "queue" and data.get("music_on_hold"):
         yield "music_on_hold", data["music_on_hold"]
+    if kind == "queue" and data.get("announce_every_s") is not None:
+        for ref in PROMPT_FILES:  # position and wait announcements (routing/announce.py)
+            yield "announce_every_s", ref
 
 
 def exists(sounds: Path, ref: str) -> bool:
@@ -47,5 +52,11 @@ def exists(sounds: Path, ref: str) -> bool:
 
 def missing(kind: str, data: Mapping[str, Any], sounds: Path) -> dict[str, list[str]]:
     """{field: [error]} for each sound of the entity the switch would not find."""
-    return {field: [f"no sound {ref!r} under {sounds} (the switch would play silence)"]
-            for field, ref in references(kind, data) if ref and not exists(sounds, ref)}
+    found: dict[str, list[str]] = {}
+    for field, ref in references(kind, data):
+        if ref and not exists(sounds, ref):
+            found.setdefault(field, []).append(ref)
+    return {field: [f"no sound {refs[0]!r} under {sounds} (the switch would play silence)"
+                    + (f" and {len(refs) - 1} more (deploy/freeswitch/make-sounds.sh makes "
+                       "them)" if len(refs) > 1 else "")]
+            for field, refs in found.items()}

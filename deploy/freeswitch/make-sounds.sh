@@ -19,6 +19,7 @@
 #                                             the demo's greetings (relative to sound_prefix)
 #   en/us/callie/voicemail/vm-*.wav           every prompt of the vanilla voicemail phrases
 #   en/us/callie/{ascii,digits}/*.wav         spelled ids and numbers
+#   en/us/callie/tongdai/ewt/{vi,en}/...      position and estimated-wait announcements
 set -euo pipefail
 
 die() { echo "make-sounds: $*" >&2; exit 2; }
@@ -132,4 +133,22 @@ speak $callie/ascii/95.wav "" "underscore"
 speak $callie/ascii/45.wav "" "dash"
 speak $callie/ascii/46.wav "" "dot"
 speak $callie/ascii/64.wav "" "at"
+# Position and estimated-wait announcements (routing/announce.py, PROMPT_FILES): short
+# phrases and the numbers 1-60, each language alone (the router strings them together,
+# Vietnamese first, in one file_string://).
+ewt=$callie/tongdai/ewt
+speak $ewt/vi/position.wav "Quý khách đang ở vị trí số" ""
+speak $ewt/vi/wait.wav "Thời gian chờ dự kiến khoảng" ""
+speak $ewt/vi/minutes.wav "phút" ""
+speak $ewt/vi/under_a_minute.wav "Thời gian chờ dự kiến dưới một phút" ""
+speak $ewt/vi/more_than.wav "hơn" ""
+speak $ewt/en/position.wav "" "You are number"
+speak $ewt/en/wait.wav "" "Your estimated wait is about"
+speak $ewt/en/minutes.wav "" "minutes"
+speak $ewt/en/under_a_minute.wav "" "Your estimated wait is under a minute"
+speak $ewt/en/more_than.wav "" "more than"
+for n in $(seq 1 60); do
+    speak $ewt/vi/n/$n.wav "$n" ""
+    speak $ewt/en/n/$n.wav "" "$n"
+done
 echo "make-sounds: $made file(s) written under $sounds"
