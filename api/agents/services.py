@@ -14,6 +14,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
+from marshmallow import ValidationError
+
 from routing import dialing, numbers
 from routing.contract import Envelope, click_to_call_leg, topics
 
@@ -164,12 +166,22 @@ class AgentService:
         return out
 
     def command(self, who: Principal, agent_id: str, action: str, reason: str) -> dict:
+        """An agent's own command, or a supervisor's (admin's) on an agent's behalf: that
+        one needs a reason and is audited (`agent.state.<action>`, target `agent/<id>`), so
+        the agent and the tenant's admins can see who paused or logged out whom, and why."""
         self.check_may_act(who, agent_id)
+        on_behalf = who.role != AGENT and self.own_agent(who) != agent_id
+        if on_behalf and not reason.strip():
+            raise ValidationError({"reason": ["required when a supervisor or an admin changes "
+                                              "another agent's state (it is audited)"]})
         type_ = COMMANDS[action]
         env = envelope(type_, who.tenant, {"agent_id": agent_id, "reason": reason},
                        source=f"api:{who.user}")
         stored = self.bus.publish(self.topic, topics.tenant_key(who.tenant), env,
                                   wait_s=self.publish_wait_s)
+        if on_behalf and self.audit is not None:
+            self.audit.record(who, f"agent.state.{action}", f"agent/{agent_id}",
+                              {"reason": reason.strip(), "command_id": env.event_id})
         # `pending`: Kafka has not confirmed it yet; it is queued and applies when Kafka
         # takes it (the agent's state shows when). Never reported as failed meanwhile.
         return {"command_id": env.event_id, "type": type_, "agent_id": agent_id,

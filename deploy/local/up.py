@@ -210,6 +210,10 @@ class Up:
             behaviour = {"answer": "no_answer"} if ext == SLOW_AGENT else \
                 {"answer": "answer", "answer_delay": round(random.uniform(0.8, 3.0), 1)}
             self.sim.add_agent(AgentSpec.parse({"ext": ext, "domain": DEMO_DOMAIN, **behaviour}))
+        # The supervisor's phone answers: monitoring from the wallboard (listen / whisper /
+        # barge) joins it to an agent's call, as a real desk phone would be.
+        self.sim.add_agent(AgentSpec.parse({"ext": SUPERVISOR_EXT, "domain": DEMO_DOMAIN,
+                                            "answer": "answer", "answer_delay": 1.0}))
         return f"127.0.0.1:{self.sim.port}:{self._secrets['esl_password']}"
 
     def login_agents(self) -> None:

@@ -77,7 +77,7 @@ def _setup(client, auth):
 def test_agent_commands_are_records_for_the_worker(client, auth, bus):
     h = _setup(client, auth)
     for action in ("login", "pause", "resume", "ready", "logout"):
-        body = {"reason": "lunch"} if action == "pause" else {}
+        body = {"reason": "lunch" if action == "pause" else "start of shift"}
         r = client.post(f"/api/v1/agents/lan/{action}", json=body, headers=h)
         assert r.status_code == 202, r.get_json()
     sent = bus.records[topics.CC_COMMANDS]
@@ -93,7 +93,37 @@ def test_agent_commands_are_records_for_the_worker(client, auth, bus):
     me = auth("agent", user="lan")
     assert client.post("/api/v1/agents/lan/pause", json={}, headers=me).status_code == 202
     assert client.post("/api/v1/agents/binh/pause", json={}, headers=me).status_code == 403
-    assert client.post("/api/v1/agents/ghost/login", json={}, headers=h).status_code == 404
+    assert client.post("/api/v1/agents/ghost/login", json={"reason": "x"},
+                       headers=h).status_code == 404
+
+
+def test_a_supervisor_changes_an_agents_state_with_a_reason_audited(client, auth, bus):
+    h = _setup(client, auth)
+    sup = auth("supervisor", user="mai")
+    r = client.post("/api/v1/agents/lan/pause", json={}, headers=sup)
+    assert r.status_code == 400
+    assert r.get_json()["details"][0]["field"] == "reason"
+    r = client.post("/api/v1/agents/lan/pause", json={"reason": "  "}, headers=sup)
+    assert r.status_code == 400
+    assert not bus.records.get(topics.CC_COMMANDS)  # nothing was sent
+    r = client.post("/api/v1/agents/lan/pause", json={"reason": "coaching"}, headers=sup)
+    assert r.status_code == 202
+    command_id = r.get_json()["command_id"]
+    entries = client.get("/api/v1/audit?action=agent.state.", headers=h).get_json()["items"]
+    assert [(e["user"], e["role"], e["action"], e["target"], e["detail"]) for e in entries] == [
+        ("mai", "supervisor", "agent.state.pause", "agent/lan",
+         {"reason": "coaching", "command_id": command_id})]
+    # an agent's own command needs no reason and is not audited
+    me = auth("agent", user="lan")
+    assert client.post("/api/v1/agents/lan/resume", json={}, headers=me).status_code == 202
+    assert client.get("/api/v1/audit?action=agent.state.", headers=h).get_json()["total"] == 1
+    # another tenant's supervisor: no such agent, nothing audited there or here
+    other = auth("supervisor", tenant="beta", user="mai")
+    assert client.post("/api/v1/agents/lan/pause", json={"reason": "x"},
+                       headers=other).status_code == 404
+    assert client.get("/api/v1/audit?action=agent.state.",
+                      headers=auth("admin", "beta")).get_json()["total"] == 0
+    assert client.get("/api/v1/audit?action=agent.state.", headers=h).get_json()["total"] == 1
 
 
 def test_click_to_call_never_presents_a_service_number(client, auth, bus):
