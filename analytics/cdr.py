@@ -599,20 +599,52 @@ def _is_offer_leg(f: _Fold, leg: Leg) -> bool:
 
 
 def _finish(f: _Fold) -> CallFacts:
+    """Derive the call's rows from what the handlers collected, one named step at a time.
+
+    Order matters: offers are joined before the answer is found, offers are judged before
+    the visits are settled (a visit reads its offers' results), and the orphan check sees
+    the park visit `_settle_visits` may add."""
     root = f.legs.get(f.call_id)
     if root is None:
         root = Leg(f.call_id)
-    ended_fact = f.ended_fact
-    end_us = root.ended_us
-    if not end_us and ended_fact is not None:
-        end_us = ended_fact[0]
+    end_us = _end_us(f, root)
+    offer_legs = _join_offers(f)
+    ans = _answer(f, end_us)
+    offers = _judge_offers(f, root, ans.others, end_us)
+    visits = _settle_visits(f, root, ans, bool(offer_legs), offers, end_us)
+    hold_ms, talk_ms = _hold_and_talk(f, ans, end_us)
+    answered_visit = next((v for v in visits if v.outcome == "answered"), None)
+    agent_id, extension = _who_answered(f, root, ans, answered_visit)
+    wrap_ms, wrap_end = _wrap_up(f, agent_id, ans.answer_us)
+    direction = _direction(f, root, visits, offers, ans.others)
+    caller, callee, did = _parties(f, root, visits, ans, direction)
+    c = _Call(
+        root=root, end_us=end_us, ans=ans, offers=offers, visits=visits,
+        answered_visit=answered_visit, agent_id=agent_id, extension=extension,
+        hold_ms=hold_ms, talk_ms=talk_ms, wrap_ms=wrap_ms, direction=direction,
+        caller=caller, callee=callee, did=did,
+        disposition=_disposition(f, root, visits, ans.bridge, bool(end_us), direction),
+        final=_is_final(f, end_us, agent_id, wrap_end),
+    )
+    if root.leg_id and _orphan_offer_leg(f, root):
+        return CallFacts(None, (), ())
+    return CallFacts(_cdr_row(f, c), _visit_rows(f, c), _offer_rows(f, c))
+
+
+def _end_us(f: _Fold, root: Leg) -> int:
+    """When the call ended (0: not yet): the caller's hangup, else the router's word."""
+    if root.ended_us:
+        return root.ended_us
+    if f.ended_fact is not None and f.ended_fact[0]:
+        return f.ended_fact[0]
     abandoned_visit = next((v for v in reversed(f.visits)
                             if v.outcome == "abandoned" and v.source == "router"), None)
-    if not end_us and abandoned_visit is not None:
-        end_us = abandoned_visit.left_us
-    ended = bool(end_us)
+    return abandoned_visit.left_us if abandoned_visit is not None else 0
 
-    # ---- offers: the router's, mod_callcenter's and the legs that rang agents
+
+def _join_offers(f: _Fold) -> list[Leg]:
+    """Offers: the router's, mod_callcenter's and the legs that rang agents, one per offer.
+    Returns the legs that rang agents."""
     offer_legs = [leg for leg in f.legs.values() if _is_offer_leg(f, leg)]
     for leg in offer_legs:
         key = leg.offer_id if leg.offer_id in f.offers else leg.leg_id
@@ -641,12 +673,28 @@ def _finish(f: _Fold) -> CallFacts:
                      and not o.cause), key=lambda o: o.at_us, default=None)
         if match is not None:
             match.cause, match.ended_us = cause, match.ended_us or at
+    return offer_legs
 
-    # ---- the bridge to a person: the answer
+
+@dataclass(frozen=True)
+class _Answer:
+    """The caller's bridges to a person: the first is the answer, the others transfers."""
+
+    bridge: Bridge | None  # the first bridge (None: nobody answered)
+    talk_us: int  # over all the bridges, hold included
+    others: list[str]  # the legs bridged to the caller, in order, each once
+    answered_offer: Offer | None  # the offer whose leg was bridged first
+    answering_leg: Leg | None
+    last_leg: Leg | None
+
+    @property
+    def answer_us(self) -> int:
+        return self.bridge.at_us if self.bridge else 0
+
+
+def _answer(f: _Fold, end_us: int) -> _Answer:
     root_bridges = sorted((br for br in f.bridges if f.call_id in (br.a, br.b)),
                           key=lambda br: br.at_us)
-    answer = root_bridges[0] if root_bridges else None
-    answer_us = answer.at_us if answer else 0
     talk_us = 0
     for i, br in enumerate(root_bridges):
         stop = br.end_us or end_us
@@ -654,64 +702,86 @@ def _finish(f: _Fold) -> CallFacts:
             stop = min(stop or root_bridges[i + 1].at_us, root_bridges[i + 1].at_us)
         if stop:
             talk_us += max(0, stop - br.at_us)
-    others = []
+    others: list[str] = []
     for br in root_bridges:
         other = br.b if br.a == f.call_id else br.a
         if other not in others:
             others.append(other)
-    answering_leg = f.legs.get(others[0]) if others else None
-    last_leg = f.legs.get(others[-1]) if others else None
     answered_offer = None
     if others:
         answered_offer = next((o for o in f.offers.values()
                                if o.leg_id == others[0] or o.key == others[0]), None)
+    return _Answer(
+        bridge=root_bridges[0] if root_bridges else None, talk_us=talk_us, others=others,
+        answered_offer=answered_offer,
+        answering_leg=f.legs.get(others[0]) if others else None,
+        last_leg=f.legs.get(others[-1]) if others else None,
+    )
 
-    # ---- offer results
+
+def _judge_offers(f: _Fold, root: Leg, bridged: list[str], end_us: int) -> list[Offer]:
+    """Each offer's result; the offers in time order."""
     for o in f.offers.values():
-        o.result = _offer_result(f, o, others, root, end_us)
+        o.result = _offer_result(f, o, bridged, root, end_us)
     for o in f.offers.values():
         o.at_us = o.at_us or root.created_us or f.first_us  # never 0: rows are by time
-    offers = sorted(f.offers.values(), key=lambda o: (o.at_us, o.key))
+    return sorted(f.offers.values(), key=lambda o: (o.at_us, o.key))
 
-    # ---- visits: the router's and mod_callcenter's, else the park
+
+def _settle_visits(f: _Fold, root: Leg, ans: _Answer, rang_agents: bool, offers: list[Offer],
+                   end_us: int) -> list[Visit]:
+    """The visits: the router's and mod_callcenter's, else the park; each settled."""
+    ended = bool(end_us)
     visits = f.visits
-    if not visits and root.parked_us and (root.queue or offer_legs or f.offers
-                                          or (ended and not answer)):
+    if not visits and root.parked_us and (root.queue or rang_agents or f.offers
+                                          or (ended and not ans.bridge)):
         visits.append(Visit(root.queue or root.callee or "", root.parked_us, root.caller,
                             root.did, source="park"))
     for v in visits:
-        _settle_visit(f, v, answer, answered_offer, offers, end_us, ended)
+        _settle_visit(f, v, ans.bridge, ans.answered_offer, offers, end_us, ended)
+    return visits
 
-    # ---- hold, talk
+
+def _hold_and_talk(f: _Fold, ans: _Answer, end_us: int) -> tuple[int, int]:
+    """(hold ms, talk ms without hold); an unanswered call has neither."""
+    if ans.bridge is None:
+        return 0, 0
     hold_us = f.hold_us
     if end_us:
         hold_us += sum(max(0, end_us - t) for t in f.held_since.values())
     hold_ms = _ms(hold_us)
-    talk_ms = max(0, _ms(talk_us) - hold_ms) if answer else 0
-    if answer and not end_us and not answer.end_us:
-        talk_ms = 0  # still talking
+    if not end_us and not ans.bridge.end_us:
+        return hold_ms, 0  # still talking
+    return hold_ms, max(0, _ms(ans.talk_us) - hold_ms)
 
-    # ---- who answered
-    answered_visit = next((v for v in visits if v.outcome == "answered"), None)
+
+def _who_answered(f: _Fold, root: Leg, ans: _Answer,
+                  answered_visit: Visit | None) -> tuple[str, str]:
+    """(agent id, extension) of who answered; for a call nobody answered, whom it was for."""
     agent_id = extension = ""
-    if answered_visit is not None and answer is not None:
+    if answered_visit is not None and ans.bridge is not None:
         agent_id, extension = answered_visit.agent_id, answered_visit.extension
-    if answer is not None:
-        if answered_offer is not None:
-            agent_id = agent_id or answered_offer.agent_id
-            extension = extension or answered_offer.extension
-        if answering_leg is not None:
-            extension = extension or answering_leg.extension
-            if answering_leg is not None and _is_offer_leg(f, answering_leg):
-                agent_id = agent_id or answering_leg.agent_id or answering_leg.extension
+    if ans.bridge is not None:
+        if ans.answered_offer is not None:
+            agent_id = agent_id or ans.answered_offer.agent_id
+            extension = extension or ans.answered_offer.extension
+        leg = ans.answering_leg
+        if leg is not None:
+            extension = extension or leg.extension
+            if _is_offer_leg(f, leg):
+                agent_id = agent_id or leg.agent_id or leg.extension
     if not agent_id and (root.click_to_call or root.agent_id) and root.fs_direction == "outbound":
         agent_id, extension = root.agent_id or root.extension, extension or root.extension
-    if not agent_id and ended_fact is not None:
-        agent_id = ended_fact[1].get("agent_id") or ""
-    if not agent_id and answer is None and f.router_answer is not None:
+    if not agent_id and f.ended_fact is not None:
+        agent_id = f.ended_fact[1].get("agent_id") or ""
+    if not agent_id and ans.bridge is None and f.router_answer is not None:
         agent_id = f.router_answer["agent_id"]
+    return agent_id, extension
 
-    # ---- wrap-up: the answering agent's wrap_up state until that agent's next state
+
+def _wrap_up(f: _Fold, agent_id: str, answer_us: int) -> tuple[int, int]:
+    """(wrap-up ms, its end or 0): the answering agent's wrap_up state until that agent's
+    next state."""
     wrap_start = wrap_end = 0
     for e in f.agent_events:
         if agent_id and e.payload.get("agent_id") != agent_id:
@@ -723,97 +793,142 @@ def _finish(f: _Fold) -> CallFacts:
         elif wrap_start and e.payload.get("state") != "wrap_up":
             wrap_end = e.occurred_at
             break
-    wrap_ms = _ms(wrap_end - wrap_start) if wrap_end else 0
+    return (_ms(wrap_end - wrap_start) if wrap_end else 0), wrap_end
 
-    # ---- direction, parties
-    direction = _direction(f, root, visits, offers, others)
+
+def _parties(f: _Fold, root: Leg, visits: list[Visit], ans: _Answer,
+             direction: str) -> tuple[str, str, str]:
+    """(caller, callee, did) as a person reads them: on an outbound call the callee is the
+    customer, not the agent's phone."""
+    last_leg = ans.last_leg
     caller = root.caller or (visits[0].caller if visits else "") or f.first_caller
     callee = root.callee
     if direction == "outbound" and last_leg is not None and last_leg.callee:
-        callee = last_leg.callee  # the customer, not the agent's phone
+        callee = last_leg.callee
     if root.click_to_call and root.fs_direction == "outbound":
         # The agent's phone rang first, showing the customer's number.
         if not (last_leg is not None and last_leg.callee):
             callee = root.caller or callee
         caller = root.extension or caller
     did = root.did or (visits[0].did if visits else "")
+    return caller, callee, did
 
-    # ---- disposition
-    disposition = _disposition(f, root, visits, answer, ended, direction)
 
-    # ---- final: ended, and the answering agent done with it (router calls have wrap-up)
-    routed = f.router_answer is not None or (ended_fact is not None
-                                             and ended_fact[1].get("agent_id"))
-    final = ended and (not routed or not agent_id or bool(wrap_end)
-                       or _agent_moved_on(f.agent_events, agent_id, end_us))
+def _is_final(f: _Fold, end_us: int, agent_id: str, wrap_end: int) -> bool:
+    """Ended, and the answering agent done with it (router calls have wrap-up)."""
+    routed = f.router_answer is not None or (f.ended_fact is not None
+                                             and f.ended_fact[1].get("agent_id"))
+    return bool(end_us) and (not routed or not agent_id or bool(wrap_end)
+                             or _agent_moved_on(f.agent_events, agent_id, end_us))
 
-    # ---- not a call of its own: an agent leg nothing tied to a caller
-    if root.leg_id and _orphan_offer_leg(f, root):
-        return CallFacts(None, (), ())
 
-    hangup_cause = root.cause or (ended_fact[1].get("hangup_cause") if ended_fact else "") or ""
+@dataclass(frozen=True)
+class _Call:
+    """What `_finish` derived, for the row builders."""
+
+    root: Leg
+    end_us: int
+    ans: _Answer
+    offers: list[Offer]
+    visits: list[Visit]
+    answered_visit: Visit | None
+    agent_id: str
+    extension: str
+    hold_ms: int
+    talk_ms: int
+    wrap_ms: int
+    direction: str
+    caller: str
+    callee: str
+    did: str
+    disposition: str
+    final: bool
+
+    @property
+    def counted(self) -> list[Visit]:
+        """Visits that count as stays in a queue (a closed queue is not one)."""
+        return [v for v in self.visits if v.outcome != "closed"]
+
+    @property
+    def last_queue(self) -> str:
+        return self.visits[-1].queue if self.visits else ""
+
+
+_NOT_ANSWERED = ("no_answer", "busy", "declined")
+
+
+def _cdr_row(f: _Fold, c: _Call) -> dict[str, Any]:
+    root, ans, visits, offers = c.root, c.ans, c.visits, c.offers
+    hangup_cause = root.cause or (f.ended_fact[1].get("hangup_cause")
+                                  if f.ended_fact else "") or ""
     # The last menu's event names the whole path; the first channel event that carried
     # a path may have named only the first menu of it.
     ivr_path = (f.ivr_paths[-1] if f.ivr_paths else root.ivr_path) \
-        or ">".join(c for c in f.ivr_choices if c)
-    transfers = max(0, len(others) - 1)
+        or ">".join(ch for ch in f.ivr_choices if ch)
+    transfers = max(0, len(ans.others) - 1)
     notes = []
     if transfers:
         notes.append(f"transferred {transfers}x")
     if any(v.outcome == "overflowed" for v in visits):
         notes.append("overflow " + ", ".join(f"{v.queue}->{v.overflow_target}"
                                              for v in visits if v.outcome == "overflowed"))
-    counted = [v for v in visits if v.outcome != "closed"]
-    first_visit = visits[0] if visits else None
+    counted = c.counted
     ring_ms = 0
-    if answered_offer is not None and answered_offer.answered_us:
-        ring_ms = _ms(answered_offer.answered_us - answered_offer.at_us)
-    elif answered_visit is not None:
-        ring_ms = answered_visit.ring_ms
-    rna = sum(1 for o in offers if o.result in ("no_answer", "busy", "declined"))
-    last = visits[-1] if visits else None
-    cdr = {
+    if ans.answered_offer is not None and ans.answered_offer.answered_us:
+        ring_ms = _ms(ans.answered_offer.answered_us - ans.answered_offer.at_us)
+    elif c.answered_visit is not None:
+        ring_ms = c.answered_visit.ring_ms
+    return {
         "tenant": f.tenant, "call_id": f.call_id,
-        "start_us": root.created_us or f.first_us, "direction": direction,
-        "did": did, "caller": caller, "callee": callee or "",
-        "queue": last.queue if last else (root.queue or ""),
-        "agent_id": agent_id, "extension": extension, "ivr_path": ivr_path,
-        "enqueue_us": first_visit.enqueue_us if first_visit else 0,
-        "offer_us": offers[0].at_us if offers else 0, "answer_us": answer_us,
-        "end_us": end_us, "wait_ms": sum(v.wait_ms for v in counted), "ring_ms": ring_ms,
-        "talk_ms": talk_ms, "hold_ms": hold_ms if answer else 0, "wrap_ms": wrap_ms,
-        "disposition": disposition, "hangup_cause": hangup_cause, "recording": f.recording,
+        "start_us": root.created_us or f.first_us, "direction": c.direction,
+        "did": c.did, "caller": c.caller, "callee": c.callee or "",
+        "queue": c.last_queue if visits else (root.queue or ""),
+        "agent_id": c.agent_id, "extension": c.extension, "ivr_path": ivr_path,
+        "enqueue_us": visits[0].enqueue_us if visits else 0,
+        "offer_us": offers[0].at_us if offers else 0, "answer_us": ans.answer_us,
+        "end_us": c.end_us, "wait_ms": sum(v.wait_ms for v in counted), "ring_ms": ring_ms,
+        "talk_ms": c.talk_ms, "hold_ms": c.hold_ms, "wrap_ms": c.wrap_ms,
+        "disposition": c.disposition, "hangup_cause": hangup_cause, "recording": f.recording,
         "notes": "; ".join(notes), "queues_visited": len(counted), "offers": len(offers),
-        "ring_no_answer": rna, "transfers": transfers, "final": 1 if final else 0,
-        "hangup_side": _hangup_side(root, last_leg if answer else None, direction, ended),
+        "ring_no_answer": sum(1 for o in offers if o.result in _NOT_ANSWERED),
+        "transfers": transfers, "final": 1 if c.final else 0,
+        "hangup_side": _hangup_side(root, ans.last_leg if ans.bridge else None, c.direction,
+                                    bool(c.end_us)),
     }
-    visit_rows = []
+
+
+def _visit_rows(f: _Fold, c: _Call) -> tuple[dict[str, Any], ...]:
+    counted = c.counted
+    rows = []
     for i, v in enumerate(counted):
-        handled = v is answered_visit and answer is not None
-        mine = [o for o in offers if _offer_in_visit(o, v, counted)]
-        visit_rows.append({
+        handled = v is c.answered_visit and c.ans.bridge is not None
+        mine = [o for o in c.offers if _offer_in_visit(o, v, counted)]
+        rows.append({
             "tenant": f.tenant, "call_id": f.call_id, "visit": i, "queue": v.queue,
-            "enqueue_us": v.enqueue_us, "caller": v.caller or caller, "did": v.did or did,
+            "enqueue_us": v.enqueue_us, "caller": v.caller or c.caller, "did": v.did or c.did,
             "outcome": v.outcome, "short_abandon": 1 if v.short_abandon else 0,
             "agent_id": v.agent_id if v.outcome == "answered" else "",
             "wait_ms": v.wait_ms, "ring_ms": v.ring_ms if v.outcome == "answered" else 0,
-            "talk_ms": talk_ms if handled else 0, "hold_ms": hold_ms if handled else 0,
-            "wrap_ms": wrap_ms if handled else 0, "offers": len(mine),
-            "ring_no_answer": sum(1 for o in mine if o.result in ("no_answer", "busy",
-                                                                   "declined")),
-            "overflow_target": v.overflow_target, "final": 1 if final else 0,
+            "talk_ms": c.talk_ms if handled else 0, "hold_ms": c.hold_ms if handled else 0,
+            "wrap_ms": c.wrap_ms if handled else 0, "offers": len(mine),
+            "ring_no_answer": sum(1 for o in mine if o.result in _NOT_ANSWERED),
+            "overflow_target": v.overflow_target, "final": 1 if c.final else 0,
         })
-    offer_rows = []
-    for i, o in enumerate(offers):
-        stop = o.answered_us or o.ended_us or (end_us if o.result != "ringing" else 0)
-        offer_rows.append({
+    return tuple(rows)
+
+
+def _offer_rows(f: _Fold, c: _Call) -> tuple[dict[str, Any], ...]:
+    rows = []
+    for i, o in enumerate(c.offers):
+        stop = o.answered_us or o.ended_us or (c.end_us if o.result != "ringing" else 0)
+        rows.append({
             "tenant": f.tenant, "call_id": f.call_id, "offer": i, "leg_id": o.leg_id,
-            "queue": o.queue or (last.queue if last else ""), "agent_id": o.agent_id,
+            "queue": o.queue or c.last_queue, "agent_id": o.agent_id,
             "extension": o.extension, "offered_us": o.at_us, "answered_us": o.answered_us,
             "ended_us": o.ended_us, "ring_ms": _ms(stop - o.at_us) if stop else 0,
-            "result": o.result, "hangup_cause": o.cause, "final": 1 if final else 0,
+            "result": o.result, "hangup_cause": o.cause, "final": 1 if c.final else 0,
         })
-    return CallFacts(cdr, tuple(visit_rows), tuple(offer_rows))
+    return tuple(rows)
 
 
 def _offer_in_visit(o: Offer, v: Visit, visits: list[Visit]) -> bool:
