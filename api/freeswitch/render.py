@@ -345,11 +345,39 @@ def dialplan(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress |
     else:
         queue = did.data["queue"]
         actions.append(_action("set", f"tongdai_queue={queue}"))
-        qentry = view.get(tenant, "queue", queue)
-        if qentry and qentry.data.get("music_on_hold"):
-            actions.append(_action("set", f"hold_music={qentry.data['music_on_hold']}"))
+        actions += hold_music(view.get(tenant, "queue", queue))
         actions.append(_action("park"))
     return _extension(number, actions)
+
+
+#: what a caller waiting in a queue hears when the queue names no music of its own
+#: (fs-conf: the `hold_music` global, local_stream.conf's `moh` folder)
+DEFAULT_MOH = "local_stream://moh"
+#: what the scheduled music plays once the caller has left the queue
+_NO_MUSIC = "silence_stream://1"
+
+
+def hold_music(queue: object | None) -> list[str]:
+    """The queue's music (`music_on_hold`, else DEFAULT_MOH) for a caller about to park.
+
+    `hold_music` is what the switch plays when the caller is held later on. The waiting
+    music itself is a broadcast scheduled a second ahead (`sched_broadcast`): one queued
+    before `park` would run first, and the call would never park for the router. A
+    scheduled task is not cancelled when the caller leaves the park, and a broadcast
+    that arrives in a bridge unbridges the caller and plays on (local_stream never ends:
+    the caller would hear music instead of the agent who answered within that second);
+    one that arrives in voicemail plays inside it. So the broadcast names the variable
+    `tongdai_waiting_music` (`\\$`: expanded when it plays, not when it is scheduled), and
+    whatever takes the caller out of the park, a bridge (uuid_bridge, intercept) or a
+    transfer (uuid_transfer, a REFER), first turns it into a millisecond of silence."""
+    data = getattr(queue, "data", None) or {}
+    music = data.get("music_on_hold") or DEFAULT_MOH
+    silence = f"set tongdai_waiting_music={_NO_MUSIC}"
+    return [_action("set", f"hold_music={music}"),
+            _action("set", f"tongdai_waiting_music={music}"),
+            _action("set", f"execute_on_pre_bridge_tongdai_moh={silence}"),
+            _action("set", f"execute_on_blind_transfer_tongdai_moh={silence}"),
+            _action("sched_broadcast", "+1 \\${tongdai_waiting_music} aleg")]
 
 
 #: the tenant's recordings: <recordings>/<tenant>/<date in Vietnam>/<call id>.wav, where
@@ -422,9 +450,7 @@ def ivr_choice(view: ConfigView, form: Mapping[str, str], dest: str) -> str:
     actions = [_action("set", f"tongdai_ivr_choice={digits}"),
                _action("set", f"tongdai_ivr_path={path}"),
                _action("set", f"tongdai_queue={queue}")]
-    qentry = view.get(tenant, "queue", queue)
-    if qentry and qentry.data.get("music_on_hold"):
-        actions.append(_action("set", f"hold_music={qentry.data['music_on_hold']}"))
+    actions += hold_music(view.get(tenant, "queue", queue))
     actions.append(_action("event", f"Event-Subclass=tongdai::ivr,Event-Name=CUSTOM,"
                                     f"IVR-Menu={menu},IVR-Choice={digits},IVR-Path={path}"))
     actions.append(_action("park"))

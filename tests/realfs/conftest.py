@@ -231,17 +231,19 @@ class Product:
                       lambda e: e.tenant == tenant)
 
     def agent_phone(self, agent: Agent, calls: int = 1, ring_ms: int = 1000,
-                    timeout_s: int = 90) -> sipp.Sipp:
-        """The agent's phone answering `calls` calls after `ring_ms` of ringing."""
+                    timeout_s: int = 90, then: str = "") -> sipp.Sipp:
+        """The agent's phone answering `calls` calls after `ring_ms` of ringing, then
+        doing `then` in the call (sipp.hold_then_resume, sipp.refer)."""
         return sipp.run(self.folder / "sipp", f"agent_{agent.ext}_{uuid.uuid4().hex[:6]}",
-                        sipp.agent_scenario(ring_ms), None, agent.uas_port,
+                        sipp.agent_scenario(ring_ms, then), None, agent.uas_port,
                         ["-m", str(calls), "-mi", "127.0.0.1", "-mp", str(agent.media_port)],
                         timeout_s=timeout_s)
 
     def call(self, did: str, digits: str = "", hold_ms: int = 8000, caller: str = "0903123456",
-             timeout_s: int = 60, speak_s: float = 0) -> sipp.Sipp:
+             timeout_s: int = 60, speak_s: float = 0, hears: int = 0) -> sipp.Sipp:
         """A carrier's call to `did` (national form) from `caller`, keys as RFC 2833; with
-        `speak_s`, a tone that long from half a second after the answer (a voice)."""
+        `speak_s`, a tone that long from half a second after the answer (a voice); with
+        `hears`, the switch sends the call's audio to that port (a sipp.RtpCounter)."""
         name = f"caller_{uuid.uuid4().hex[:6]}"
         workdir = self.folder / "sipp"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -249,8 +251,8 @@ class Product:
         first = 2500
         if speak_s:
             keys, first = [sipp.tone_pcap(workdir / f"{name}_voice.pcap", speak_s)], 500
-        return sipp.run(workdir, name, sipp.caller_scenario(keys, first_after_ms=first,
-                                                            hold_ms=hold_ms),
+        scenario = sipp.caller_scenario(keys, first_after_ms=first, hold_ms=hold_ms)
+        return sipp.run(workdir, name, sipp.media_at(scenario, hears) if hears else scenario,
                         f"127.0.0.1:{self.switch.external_port}", free_port(),
                         ["-s", did, "-m", "1", "-key", "caller", caller, "-mi", "127.0.0.1",
                          "-mp", str(free_port())], timeout_s=timeout_s)

@@ -241,9 +241,146 @@ def tone_pcap(path: Path, seconds: float, hz: int = 440) -> Path:
     return path
 
 
-def agent_scenario(ring_ms: int = 1000) -> str:
-    """An agent's phone: rings for `ring_ms` (SIPp's pause takes no keyword), answers."""
-    return AGENT.replace("@SDP@", SDP).replace("@RING_MS@", str(ring_ms))
+# An answering phone's own requests in its dialog (it is the UAS of the call): the switch's
+# From (with its tag) becomes the To, the INVITE's To with the phone's tag the From, and the
+# switch's Contact the request URI. SIPp's ereg keeps a header's value with its leading blank.
+DIALOG_CAPTURE = """  <recv request="INVITE" crlf="true">
+    <action>
+      <ereg regexp="[^ ].*" search_in="hdr" header="From:" check_it="true" assign_to="peer"/>
+      <ereg regexp="[^ ].*" search_in="hdr" header="To:" check_it="true" assign_to="me"/>
+      <ereg regexp="sip:[^>]*" search_in="hdr" header="Contact:" check_it="true"
+            assign_to="target"/>
+    </action>
+  </recv>
+"""
+DIALOG_REQUEST = """  <send retrans="500"><![CDATA[
+{method} [$target] SIP/2.0
+Via: SIP/2.0/UDP [local_ip]:[local_port];branch=[branch]
+From: [$me];tag=[pid]agent[call_number]
+To: [$peer]
+Call-ID: [call_id]
+CSeq: {cseq} {method}
+Contact: <sip:[local_ip]:[local_port]>
+Max-Forwards: 70
+{headers}Content-Length: [len]
+
+{body}]]></send>
+"""
+DIALOG_ACK = """  <send><![CDATA[
+ACK [$target] SIP/2.0
+Via: SIP/2.0/UDP [local_ip]:[local_port];branch=[branch]
+From: [$me];tag=[pid]agent[call_number]
+To: [$peer]
+Call-ID: [call_id]
+CSeq: {cseq} ACK
+Max-Forwards: 70
+Content-Length: 0
+
+]]></send>
+"""
+OK_TO_REQUEST = """  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+"""
+
+
+def _reinvite(cseq: int, direction: str) -> str:
+    sdp = SDP.replace("a=fmtp:101 0-15\n", f"a=fmtp:101 0-15\na={direction}\n")
+    return (DIALOG_REQUEST.format(method="INVITE", cseq=cseq, body=sdp,
+                                  headers="Content-Type: application/sdp\n")
+            + '  <recv response="100" optional="true"/>\n  <recv response="200"/>\n'
+            + DIALOG_ACK.format(cseq=cseq))
+
+
+def hold_then_resume(after_ms: int, hold_ms: int) -> str:
+    """`after_ms` after its answer the phone puts the other party on hold (re-INVITE,
+    a=sendonly, as a phone's hold key does), and takes it back `hold_ms` later."""
+    return (f'  <pause milliseconds="{after_ms}"/>\n' + _reinvite(10, "sendonly")
+            + f'  <pause milliseconds="{hold_ms}"/>\n' + _reinvite(11, "sendrecv"))
+
+
+def refer(after_ms: int, to_uri: str, by_uri: str) -> str:
+    """`after_ms` after its answer the phone transfers the other party to `to_uri` (a
+    blind transfer: REFER, as a phone's transfer key does), then takes the switch's
+    NOTIFY and its BYE in either order."""
+    return (f'  <pause milliseconds="{after_ms}"/>\n'
+            + DIALOG_REQUEST.format(method="REFER", cseq=10, body="",
+                                    headers=f"Refer-To: <{to_uri}>\nReferred-By: <{by_uri}>\n")
+            + '  <recv response="202"/>\n'
+            + '  <label id="refer_wait"/>\n'
+            + '  <recv request="NOTIFY" optional="true" next="refer_notify"/>\n'
+            + '  <recv request="BYE" next="refer_bye"/>\n'
+            + '  <label id="refer_notify"/>\n' + OK_TO_REQUEST
+            + '  <nop next="refer_wait"/>\n'
+            + '  <label id="refer_bye"/>\n' + OK_TO_REQUEST
+            + '  <pause milliseconds="500"/>\n  <nop next="end"/>\n')
+
+
+def agent_scenario(ring_ms: int = 1000, then: str = "") -> str:
+    """An agent's phone: rings for `ring_ms` (SIPp's pause takes no keyword), answers;
+    `then` (hold_then_resume, refer) runs after the answer, in the call's dialog."""
+    text = AGENT
+    if then:
+        text = text.replace('  <recv request="INVITE" crlf="true"/>\n', DIALOG_CAPTURE, 1)
+        text = text.replace('  <recv request="ACK" crlf="true"/>\n',
+                            '  <recv request="ACK" crlf="true"/>\n' + then, 1)
+    return text.replace("@SDP@", SDP).replace("@RING_MS@", str(ring_ms))
+
+
+def media_at(scenario: str, port: int) -> str:
+    """`scenario` with its SDP offering `port` for audio: the switch sends the call's RTP
+    there (an RtpCounter's port) instead of to SIPp's own media socket."""
+    return scenario.replace("m=audio [media_port] ", f"m=audio {port} ")
+
+
+class RtpCounter:
+    """Counts the RTP packets the switch sends to 127.0.0.1:`port`, with their arrival
+    times (time.time()) and whether each carries sound (G.711 u-law: silence is 0xFF or
+    0x7F, near it a few codes off)."""
+
+    def __init__(self, port: int) -> None:
+        import socket
+        import threading
+
+        self.port = port
+        self.packets: list[tuple[float, bool]] = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.settimeout(0.2)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        import time
+
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(2048)
+            except OSError:
+                continue
+            if len(data) < 12 or data[0] >> 6 != 2:
+                continue
+            payload = data[12 + 4 * (data[0] & 0x0F):]
+            loud = sum(1 for b in payload if (b & 0x7F) < 0x70) > len(payload) // 4
+            self.packets.append((time.time(), loud))
+
+    def between(self, start: float, end: float, loud: bool = False) -> int:
+        """Packets (with sound, if `loud`) that arrived in [start, end)."""
+        return sum(1 for at, is_loud in list(self.packets)
+                   if start <= at < end and (is_loud or not loud))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
 
 
 def caller_scenario(pcaps: list[Path], first_after_ms: int = 2500, between_ms: int = 1500,

@@ -334,11 +334,15 @@ class _Session:
         return ""
 
     def expand(self, text: str) -> str:
-        """`${var}` and the few `${api(args)}` functions, innermost first."""
+        """`${var}` and the few `${api(args)}` functions, innermost first; `\\$` is a `$`
+        left for later (switch_channel_expand_variables: e.g. a scheduled broadcast's path,
+        expanded when it plays)."""
+        escaped = "\x00"
+        text = text.replace("\\$", escaped)
         for _ in range(50):
             m = re.search(r"\$\{([^${}]*)\}", text)
             if not m:
-                return text
+                return text.replace(escaped, "$")
             text = text[:m.start()] + self._value(m.group(1)) + text[m.end():]
         raise ConfigError(f"too deep ${{}} nesting in {text!r}")
 

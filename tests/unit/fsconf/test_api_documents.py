@@ -76,6 +76,21 @@ def test_a_did_with_a_queue_sets_the_products_variables_and_parks():
     assert "answer" in [s.application for s in out.steps]
 
 
+def test_a_queue_caller_hears_music_from_a_second_after_the_park_and_only_while_parked():
+    """The default music (the queue names none), scheduled before the park so that it starts
+    inside it; scheduled through a variable expanded when it plays, which a bridge or a
+    transfer turns into a millisecond of silence first (a realfs test shows why)."""
+    out = run(dialplan_doc("19001234"), "19001234")
+    names = [s.application for s in out.steps]
+    assert names.index("sched_broadcast") == len(names) - 2 and out.end == "park"
+    assert out.apps("sched_broadcast") == ["+1 ${tongdai_waiting_music} aleg"]
+    v = out.variables
+    assert v["hold_music"] == v["tongdai_waiting_music"] == render.DEFAULT_MOH
+    silence = "set tongdai_waiting_music=silence_stream://1"
+    assert v["execute_on_pre_bridge_tongdai_moh"] == silence
+    assert v["execute_on_blind_transfer_tongdai_moh"] == silence
+
+
 def test_a_blocklisted_caller_is_rejected():
     out = run(dialplan_doc("19001234", caller="0912345678"), "19001234", caller="0912345678")
     assert out.end == "hangup CALL_REJECTED" and out.parked is None
