@@ -11,7 +11,9 @@ of that path (ingest, worker, actuator) come from Kafka record timestamps. With
 `--connect switch` (the default, as the product's queues) the switch bridges the first
 phone to answer itself (fs-conf's tongdai_connect). Needs `tongdai stack up`.
 Options (after --): --cps N (30), --agents N (200), --seconds N (60; 15 with --quick),
---connect switch|router.
+--connect switch|router. With `--freeswitch [PREFIX]`: the same on a real FreeSWITCH with
+SIPp phones, beside a mod_callcenter queue on the same switch (deploy/benchmarks/
+_acd_realfs.py; --rates, --ring-ms, --talk-ms, --patience-s, --wrapup-s).
 """
 from __future__ import annotations
 
@@ -160,10 +162,38 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
 
     parser = argparse.ArgumentParser(prog="tongdai bench acd")
     parser.add_argument("--cps", type=float, default=30.0)
-    parser.add_argument("--agents", type=int, default=200)
-    parser.add_argument("--seconds", type=float, default=15.0 if quick else 60.0)
+    parser.add_argument("--agents", type=int, default=None,
+                        help="agents (per side with --freeswitch); default 200, "
+                             "--freeswitch 160 (40 with --quick)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="seconds of calls (per rate and side with --freeswitch); "
+                             "default 60 (15 with --quick), --freeswitch 20 (4 with --quick)")
     parser.add_argument("--connect", choices=("switch", "router"), default="switch")
+    parser.add_argument("--freeswitch", nargs="?", metavar="PREFIX",
+                        const=os.environ.get("TONGDAI_TEST_FREESWITCH") or "var/freeswitch",
+                        help="on a real FreeSWITCH built at PREFIX (default "
+                             "$TONGDAI_TEST_FREESWITCH, else var/freeswitch) beside a "
+                             "mod_callcenter queue (deploy/benchmarks/_acd_realfs.py)")
+    parser.add_argument("--rates", default="10" if quick else "10,30",
+                        help="--freeswitch: calls/s, comma separated (default 10,30; "
+                             "10 with --quick)")
+    parser.add_argument("--ring-ms", type=int, default=1000,
+                        help="--freeswitch: an agent's phone rings this long, then answers")
+    parser.add_argument("--talk-ms", type=int, default=2000,
+                        help="--freeswitch: and hangs up this long after answering")
+    parser.add_argument("--patience-s", type=float, default=30.0,
+                        help="--freeswitch: a caller not connected by then hangs up")
+    parser.add_argument("--wrapup-s", type=int, default=1,
+                        help="--freeswitch: agents' wrap-up on both sides")
     args = parser.parse_args(argv or [])
+    if args.freeswitch:
+        from . import _acd_realfs
+
+        args.agents = args.agents or (40 if quick else 160)
+        args.seconds = args.seconds or (4.0 if quick else 20.0)
+        return _acd_realfs.run(args, quick)
+    args.agents = args.agents or 200
+    args.seconds = args.seconds or (15.0 if quick else 60.0)
     bootstrap = stack_settings.load().kafka_bootstrap
     tenant = f"bench-{uuid.uuid4().hex[:8]}.acd"
     tmp = tempfile.mkdtemp(prefix="tongdai-bench-acd-")
