@@ -405,7 +405,7 @@ class Actuator:
             return
         try:
             line = esl_command(envelope)
-            reply = link.connection.send(f"bgapi {line}").reply
+            reply = link.connection.send(f"bgapi {line}")
         except Exception as exc:  # node dropped mid-command, bad payload
             self._outcome(envelope, False, f"-ERR {type(exc).__name__}: {exc}")
             return

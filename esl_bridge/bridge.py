@@ -1,6 +1,6 @@
 """`tongdai bridge`: FreeSWITCH events into Kafka, routing decisions back over ESL.
 
-One process, gevent inside (greenswitch), never Faust. Per FreeSWITCH node a NodeLink
+One process, gevent inside (our own ESL client), never Faust. Per FreeSWITCH node a NodeLink
 connects, authenticates, subscribes to what the product uses (not ALL), takes a snapshot,
 and turns every event frame into an envelope appended to the disk spool, in the reading
 greenlet. The Publisher thread drains the spool to Kafka. On silence (no HEARTBEAT nor any
@@ -21,7 +21,7 @@ import orjson
 from routing.contract import Envelope, deterministic_id, encode, topics
 
 from . import normalize, protocol
-from .connection import Connection
+from .connection import AuthenticationFailed, Connection
 from .legs import LegBook, from_dump
 from .normalize import NormalizerConfig, Skipped
 from .protocol import Frame, ProtocolError
@@ -180,14 +180,14 @@ class NodeLink:
         self.connection = conn
         try:
             conn.connect()
-        except ValueError:
+        except AuthenticationFailed:
             raise ConnectionError("FreeSWITCH refused the ESL password") from None
         self.connects += 1
         names = " ".join(normalize.SUBSCRIBED_EVENTS)
         subclasses = " ".join(normalize.SUBSCRIBED_SUBCLASSES)
         reply = conn.send(f"event {self.settings.event_format} {names} CUSTOM {subclasses}")
-        if not reply.data.startswith("+OK"):
-            raise ConnectionError(f"subscription refused: {reply.data}")
+        if not reply.text.startswith("+OK"):
+            raise ConnectionError(f"subscription refused: {reply.text}")
         core = conn.api("global_getvar core_uuid")
         if core.ok or (core.text and not core.text.startswith("-ERR")):
             self.core_uuid = core.text.strip() or self.core_uuid

@@ -1,10 +1,13 @@
-"""greenswitch's inbound ESL connection, reading frames with tongdai's parser.
+"""An inbound ESL client of our own (gevent), reading frames with tongdai's parser.
 
-greenswitch gives the connection, `auth`, and the command/reply correlation of `send()`.
-Its own reader is replaced: it URL-decodes a whole event before splitting it into lines
-(a value holding an encoded newline is mangled), reads line by line, and swallows handler
-exceptions. Ours reads raw bytes into `protocol.FrameParser` and hands every event frame
-to one callback, in the reading greenlet, in wire order.
+greenswitch's InboundESL was the base until its reader had to be replaced: it URL-decodes a
+whole event before splitting it into lines (a value holding an encoded newline is mangled),
+reads line by line, and swallows handler exceptions; replacing it meant reaching into its
+private fields (the pending commands, the auth-request event, the run flag). What is left
+is a few lines, owned here: connect, wait for ``auth/request``, ``auth``, send a command and
+wait for its reply (replies come in the order commands were sent), and one reading greenlet
+that feeds raw bytes to `protocol.FrameParser` and hands every event frame to one callback,
+in wire order.
 
 This module imports gevent: only the bridge process (`tongdai bridge`) may import it.
 """
@@ -14,44 +17,98 @@ import logging
 from collections.abc import Callable
 
 import gevent
-from greenswitch.esl import InboundESL, NotConnectedError
+import gevent.event
+import gevent.socket
 
 from . import protocol
-from .protocol import Frame, FrameParser, ProtocolError
+from .protocol import CommandReply, Frame, FrameParser, ProtocolError
 
 log = logging.getLogger("tongdai.bridge.esl")
 
 EVENT_TYPES = (protocol.EVENT_PLAIN, protocol.EVENT_JSON, protocol.EVENT_XML)
+RUDE_REJECTION = "text/rude-rejection"
 
 
-class _Reply:
-    """What greenswitch's `send()` returns: `.headers` and `.data` (Reply-Text or body)."""
-
-    def __init__(self, reply: protocol.CommandReply) -> None:
-        self.headers = reply.headers
-        self.data = reply.text
-        self.reply = reply
+class NotConnectedError(ConnectionError):
+    """The socket is not (or no longer) connected: the command was not answered."""
 
 
-class Connection(InboundESL):
-    """One inbound ESL socket to one FreeSWITCH node."""
+class AuthenticationFailed(ValueError):
+    """FreeSWITCH refused the ESL password."""
+
+
+class Connection:
+    """One inbound ESL socket to one FreeSWITCH node.
+
+    ``on_event`` gets every event frame and ``on_protocol_error`` a framing error, in the
+    reading greenlet; ``closed`` is set once the socket is done with (pending commands then
+    fail with NotConnectedError)."""
 
     def __init__(self, host: str, port: int, password: str, *,
                  on_event: Callable[[Frame], None],
                  on_protocol_error: Callable[[ProtocolError], None],
                  timeout: float = 5) -> None:
-        super().__init__(host, port, password, timeout)
+        self.host, self.port, self.password = host, port, password
+        self.timeout = timeout
         self.on_event = on_event
         self.on_protocol_error = on_protocol_error
         self.parser = FrameParser()
         self.closed = gevent.event.Event()
+        self.connected = False
         self.bytes_received = 0
+        self.sock: gevent.socket.socket | None = None
+        self._run = False
+        self._auth_request = gevent.event.Event()
+        self._pending: list[gevent.event.AsyncResult] = []
+        self._reader: gevent.Greenlet | None = None
 
-    def start_event_handlers(self) -> None:
-        # Only the reader: events are handled in it, in order (no second queue).
-        self._receive_events_greenlet = gevent.spawn(self.receive_events)
+    def connect(self) -> None:
+        """Connect and authenticate. Raises NotConnectedError (no answer, or the socket
+        closed before asking for the password) or AuthenticationFailed."""
+        try:
+            sock = gevent.socket.create_connection((self.host, self.port),
+                                                   timeout=self.timeout)
+        except OSError as exc:
+            raise NotConnectedError(f"cannot connect to {self.host}:{self.port}: {exc}") \
+                from None
+        sock.settimeout(None)
+        self.sock, self.connected, self._run = sock, True, True
+        self._reader = gevent.spawn(self.receive_events)
+        if not self._auth_request.wait(timeout=self.timeout):
+            self.close()
+            raise NotConnectedError(f"no auth/request within {self.timeout} s")
+        if not self.connected:
+            raise NotConnectedError("FreeSWITCH closed the connection, check its ACL")
+        reply = self.send(f"auth {self.password}")
+        if reply.text != "+OK accepted":
+            raise AuthenticationFailed(f"FreeSWITCH refused the password: {reply.text}")
+
+    def send(self, command: str, *, timeout: float | None = None) -> CommandReply:
+        """Send one command and wait (in this greenlet) for its reply; with ``timeout``,
+        no reply by then closes the connection (a late reply would answer the next
+        command) and raises NotConnectedError."""
+        if not self.connected or self.sock is None:
+            raise NotConnectedError("not connected")
+        result: gevent.event.AsyncResult = gevent.event.AsyncResult()
+        self._pending.append(result)
+        try:
+            self.sock.sendall(f"{command}\n\n".encode())
+        except OSError as exc:
+            self._pending.remove(result)
+            raise NotConnectedError(f"cannot send: {exc}") from None
+        try:
+            reply: CommandReply = result.get(timeout=timeout)
+        except gevent.Timeout:
+            self.close()
+            raise NotConnectedError(f"no reply within {timeout} s") from None
+        return reply
+
+    def api(self, command: str) -> CommandReply:
+        """A blocking `api` command (in this greenlet); raises NotConnectedError."""
+        return self.send(f"api {command}")
 
     def receive_events(self) -> None:
+        assert self.sock is not None
         try:
             while self._run:
                 try:
@@ -73,8 +130,8 @@ class Connection(InboundESL):
         finally:
             self._run = False
             self.connected = False
-            self._auth_request_event.set()
-            pending, self._commands_sent = self._commands_sent, []
+            self._auth_request.set()
+            pending, self._pending = self._pending, []
             for result in pending:
                 result.set_exception(NotConnectedError("FreeSWITCH closed the connection"))
             self.closed.set()
@@ -84,25 +141,35 @@ class Connection(InboundESL):
         if ctype in EVENT_TYPES:
             self.on_event(frame)
         elif ctype in (protocol.COMMAND_REPLY, protocol.API_RESPONSE):
-            if self._commands_sent:
-                self._commands_sent.pop(0).set(_Reply(protocol.parse_reply(frame)))
+            if self._pending:
+                self._pending.pop(0).set(protocol.parse_reply(frame))
             else:
                 log.warning("reply with no command waiting: %s", frame.get("Reply-Text"))
         elif ctype == protocol.AUTH_REQUEST:
-            self._auth_request_event.set()
-        elif ctype in (protocol.DISCONNECT_NOTICE, "text/rude-rejection"):
+            self._auth_request.set()
+        elif ctype in (protocol.DISCONNECT_NOTICE, RUDE_REJECTION):
             if frame.get("Content-Disposition") != "linger":
                 self.connected = False
                 self._run = False
         # log/data and unknown content types: not ours to handle
 
-    def api(self, command: str) -> protocol.CommandReply:
-        """A blocking `api` command (in this greenlet); raises NotConnectedError."""
-        return self.send(f"api {command}").reply
+    def stop(self) -> None:
+        """Say ``exit``, wait (bounded) for FreeSWITCH to close, then close the socket."""
+        if self.connected:
+            try:
+                self.send("exit", timeout=self.timeout)
+            except NotConnectedError:
+                pass
+        self._run = False
+        if self._reader is not None and self._reader is not gevent.getcurrent():
+            self.closed.wait(timeout=self.timeout)
+        self.close()
 
     def close(self) -> None:
+        """Close the socket now; the reading greenlet ends and pending commands fail."""
         self._run = False
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass

@@ -1,0 +1,227 @@
+"""The bridge's own ESL client (`esl_bridge.connection`) on real sockets: against a server
+that replays the real FreeSWITCH captures byte for byte, and against the ESL simulator."""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import gevent
+import gevent.event
+import pytest
+
+from esl_bridge.connection import AuthenticationFailed, Connection, NotConnectedError
+from esl_bridge.protocol import (
+    API_RESPONSE,
+    COMMAND_REPLY,
+    EVENT_JSON,
+    EVENT_PLAIN,
+    EVENT_XML,
+    CommandReply,
+    Frame,
+    FrameParser,
+    ProtocolError,
+    parse_event,
+    parse_reply,
+)
+from esl_bridge.simulator import AgentSpec, CallerSpec, Simulator
+
+pytestmark = pytest.mark.bridge
+
+FIXTURES = Path(__file__).resolve().parents[3] / "tests" / "fixtures" / "esl"
+MARKER = re.compile(rb"^===== [0-9.]+ (<<< RECV|>>> SENT) ([0-9]+) bytes", re.M)
+EVENT_TYPES = (EVENT_PLAIN, EVENT_JSON, EVENT_XML)
+
+
+def script_of(name: str) -> list[tuple[str, bytes]]:
+    """The capture as the server lived it: ("recv", bytes FreeSWITCH sent) and ("sent",
+    bytes the client sent), in the transcript's order."""
+    received = (FIXTURES / f"{name}.txt").read_bytes()
+    sent = (FIXTURES / f"{name}.sent.txt").read_bytes()
+    script: list[tuple[str, bytes]] = []
+    at = {"recv": 0, "sent": 0}
+    for way, size in MARKER.findall((FIXTURES / f"{name}.transcript.txt").read_bytes()):
+        kind = "recv" if way.startswith(b"<<<") else "sent"
+        data = received if kind == "recv" else sent
+        script.append((kind, data[at[kind]:at[kind] + int(size)]))
+        at[kind] += int(size)
+    assert at == {"recv": len(received), "sent": len(sent)}
+    return script
+
+
+class Replay:
+    """A one-connection TCP server that plays FreeSWITCH's side of a capture: it sends what
+    FreeSWITCH sent and, where the client spoke, reads and keeps what this client sends."""
+
+    def __init__(self, script: list[tuple[str, bytes]]) -> None:
+        self.script = script
+        self.heard: list[bytes] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        conn, _ = self.listener.accept()
+        conn.settimeout(10)
+        with conn:
+            for kind, data in self.script:
+                if kind == "recv":
+                    conn.sendall(data)
+                    continue
+                got = b""
+                while len(got) < len(data):
+                    chunk = conn.recv(len(data) - len(got))
+                    if not chunk:
+                        return
+                    got += chunk
+                self.heard.append(got)
+        self.listener.close()
+
+
+class Recorder:
+    """on_event / on_protocol_error of a Connection, waited on with a bound."""
+
+    def __init__(self) -> None:
+        self.frames: list[Frame] = []
+        self.errors: list[ProtocolError] = []
+        self.changed = gevent.event.Event()
+
+    def on_event(self, frame: Frame) -> None:
+        self.frames.append(frame)
+        self.changed.set()
+
+    def on_protocol_error(self, exc: ProtocolError) -> None:
+        self.errors.append(exc)
+
+    def wait_for(self, predicate, timeout: float = 10) -> None:
+        with gevent.Timeout(timeout, AssertionError(f"not seen within {timeout} s")):
+            while not predicate(self.frames):
+                self.changed.clear()
+                self.changed.wait()
+
+
+def connection(port: int, password: str, recorder: Recorder) -> Connection:
+    return Connection("127.0.0.1", port, password, on_event=recorder.on_event,
+                      on_protocol_error=recorder.on_protocol_error)
+
+
+@pytest.mark.parametrize("name", ["misc_api_bgapi", "plain_inbound_park_bridge",
+                                  "json_registration_agents"])
+def test_replayed_capture_gives_every_reply_and_event_in_wire_order(name: str) -> None:
+    script = script_of(name)
+    commands = [data for kind, data in script if kind == "sent"]
+    password = commands[0].decode().removeprefix("auth ").strip()
+    frames = FrameParser().feed((FIXTURES / f"{name}.txt").read_bytes())
+    replies = [parse_reply(f) for f in frames if f.content_type in (COMMAND_REPLY, API_RESPONSE)]
+    events = [f for f in frames if f.content_type in EVENT_TYPES]
+    server, recorder = Replay(script), Recorder()
+    conn = connection(server.port, password, recorder)
+    conn.connect()
+    got: list[CommandReply] = []
+    for command in commands[1:]:
+        text = command.decode().removesuffix("\n\n")
+        if text == "exit":
+            conn.stop()
+            break
+        got.append(conn.send(text))
+    assert conn.closed.wait(timeout=10)
+    assert server.heard == commands  # the client said what the recorded client said
+    assert got == replies[1:len(got) + 1]  # each command got its own reply
+    assert [f.headers for f in recorder.frames] == [f.headers for f in events]
+    assert [f.body for f in recorder.frames] == [f.body for f in events]
+    assert recorder.errors == []
+    for frame in recorder.frames:
+        parse_event(frame)
+
+
+def test_refused_password_from_the_capture() -> None:
+    server = Replay(script_of("misc_auth_failure"))
+    conn = connection(server.port, "WrongPassword", Recorder())
+    with pytest.raises(AuthenticationFailed, match="-ERR invalid"):
+        conn.connect()
+    assert conn.closed.wait(timeout=10)
+    with pytest.raises(NotConnectedError):
+        conn.send("api status")
+
+
+def test_broken_framing_is_reported_and_ends_the_connection() -> None:
+    script = [("recv", b"Content-Type: auth/request\n\n"), ("sent", b"auth ClueCon\n\n"),
+              ("recv", b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n"),
+              ("recv", b"Content-Type: text/event-plain\nContent-Length: nope\n\n")]
+    recorder = Recorder()
+    conn = connection(Replay(script).port, "ClueCon", recorder)
+    conn.connect()
+    assert conn.closed.wait(timeout=10)
+    assert len(recorder.errors) == 1 and not conn.connected
+
+
+def test_nothing_listening_is_not_connected() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    with pytest.raises(NotConnectedError, match="cannot connect"):
+        connection(port, "ClueCon", Recorder()).connect()
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(speed=20, seed=3, heartbeat=None) as simulator:
+        yield simulator
+
+
+def test_simulated_call_events_in_order_with_commands_between(sim: Simulator) -> None:
+    recorder = Recorder()
+    conn = connection(sim.port, sim.password, recorder)
+    conn.connect()
+    assert conn.send("event plain CHANNEL_CREATE CHANNEL_PARK BACKGROUND_JOB").ok
+    sim.add_agent(AgentSpec(ext="1000"))
+    # A value holding a newline survives (decoded per value, after the split into lines).
+    call = sim.place_call(CallerSpec(number="0903123456", did="19001234",
+                                     variables={"tongdai_note": "line 1\nline 2"}))
+    recorder.wait_for(lambda fs: any(parse_event(f).name == "CHANNEL_PARK" for f in fs))
+    job = conn.send("bgapi originate {origination_uuid=offer-1}user/1000@127.0.0.1 &park()")
+    assert job.ok and job.job_uuid
+    recorder.wait_for(lambda fs: any(parse_event(f).name == "BACKGROUND_JOB" for f in fs))
+    assert conn.api("uuid_exists offer-1").text == "true"
+    events = [parse_event(f) for f in recorder.frames]
+    assert [e.name for e in events][:2] == ["CHANNEL_CREATE", "CHANNEL_PARK"]
+    assert events[1]["Unique-ID"] == call and events[1]["variable_tongdai_note"] == "line 1\nline 2"
+    seqs = [int(e["Event-Sequence"]) for e in events]
+    assert seqs == sorted(seqs)
+    background = [e for e in events if e.name == "BACKGROUND_JOB"]
+    assert background[0]["Job-UUID"] == job.job_uuid and background[0].body == "+OK offer-1\n"
+    conn.stop()
+    assert conn.closed.is_set() and not conn.connected
+    with pytest.raises(NotConnectedError):
+        conn.api("status")
+
+
+def test_server_gone_fails_the_waiting_command() -> None:
+    """FreeSWITCH reads the command and closes without answering it."""
+    script = [("recv", b"Content-Type: auth/request\n\n"), ("sent", b"auth ClueCon\n\n"),
+              ("recv", b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n"),
+              ("sent", b"api status\n\n")]
+    conn = connection(Replay(script).port, "ClueCon", Recorder())
+    conn.connect()
+    with pytest.raises(NotConnectedError, match="closed the connection"):
+        conn.api("status")
+    assert conn.closed.wait(timeout=10)
+
+
+def test_no_reply_within_the_timeout_closes_the_connection() -> None:
+    script = [("recv", b"Content-Type: auth/request\n\n"), ("sent", b"auth ClueCon\n\n"),
+              ("recv", b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n"),
+              ("sent", b"api status\n\n"), ("sent", b"never sent\n\n")]
+    conn = connection(Replay(script).port, "ClueCon", Recorder())
+    conn.connect()
+    with pytest.raises(NotConnectedError, match="no reply within 0.2 s"):
+        conn.send("api status", timeout=0.2)
+    assert conn.closed.wait(timeout=10) and not conn.connected
+
+
+def test_wrong_password_on_the_simulator(sim: Simulator) -> None:
+    with pytest.raises(AuthenticationFailed):
+        connection(sim.port, "nope", Recorder()).connect()
