@@ -42,6 +42,8 @@ from .notes.http import bp as notes_bp
 from .notes.services import Notes
 from .monitor.http import bp as monitor_bp
 from .monitor.services import CallsInProgress, MonitorService
+from .softphone.http import bp as softphone_bp
+from .softphone.services import SoftphoneService, live_a1_hash
 
 log = logging.getLogger("tongdai.api")
 
@@ -67,6 +69,10 @@ class Services:
         self.calls = CallsInProgress()
         self.monitor = MonitorService(self.view, self.calls, self.live, self.audit, bus,
                                       settings.commands_topic)
+        self.softphone = SoftphoneService(self.view, self.config, bus, settings.config_topic,
+                                          self.audit, self.agents.own_agent,
+                                          settings.api_softphone_wss_url,
+                                          settings.api_softphone_ttl_s)
         self.reports = ReportService(connect_db, self.view, settings.report_timezone, self.notes)
         self.streams = StreamSlots(settings.api_sse_max_per_user, settings.sse_max_streams)
         self.webhook_log = DeliveryLog(bus, settings.webhooks_topic)
@@ -121,6 +127,12 @@ class Services:
         self.audit.record(who, f"call.monitor.{mode}", f"call/{call_id}",
                           {"agent_id": agent_id, "extension": extension, "via": "phone"})
 
+    def softphone_a1(self, tenant: str, extension: str) -> str | None:
+        """The a1-hash of the extension's live browser softphone session (mod_xml_curl)."""
+        import time
+
+        return live_a1_hash(self.view, tenant, extension, time.time(), self.config.allowed)
+
     def lookup(self, tenant: str, number: str) -> list[dict[str, Any]]:
         return lookup(self.view, tenant, number)
 
@@ -156,7 +168,7 @@ def create_app(settings: ApiSettings, bus: Bus | None = None,
     errors.register(app)
 
     for bp in (config_bp, agents_bp, live_bp, reports_bp, notes_bp, audit_bp, freeswitch_bp,
-               popup_bp, monitor_bp, streams_bp, webhooks_bp, openapi_bp, web_bp):
+               popup_bp, monitor_bp, softphone_bp, streams_bp, webhooks_bp, openapi_bp, web_bp):
         app.register_blueprint(bp)
 
     @app.get("/api/v1/health")

@@ -48,6 +48,12 @@ class ApiSettings:
     # The FreeSWITCH nodes' sounds folder as this API sees it (`$${sounds_dir}`): `tongdai
     # config apply` refuses a menu or queue whose sound is not there. Empty: not checked.
     api_sounds_dir: str = ""
+    # The browser softphone's SIP over secure WebSocket: FreeSWITCH's wss binding as the
+    # agents' browsers reach it (e.g. wss://pbx.example.vn:7443; fs-conf's
+    # TONGDAI_FS_WSS_PORT). Empty: no softphone (POST /softphone answers 404).
+    api_softphone_wss_url: str = ""
+    # How long a softphone session's SIP credentials live at most (never past its token).
+    api_softphone_ttl_s: int = 12 * 3600
     api_sse_max_s: float = 300.0  # an SSE response ends after this; clients reconnect
     # Open event streams per user and per process (0: API_THREADS - 2, so streams never
     # take the last threads requests need).
@@ -95,7 +101,7 @@ class ApiSettings:
                      "api_sse_max_s", "api_page_max", "api_export_max_rows",
                      "api_sse_max_per_user", "api_webhook_attempts",
                      "api_webhook_backoff_s", "api_webhook_timeout_s", "api_report_timeout_s",
-                     "api_probe_timeout_s", "api_publish_wait_s"):
+                     "api_probe_timeout_s", "api_publish_wait_s", "api_softphone_ttl_s"):
             positive(name, getattr(self, name))
         if self.api_token_ttl_s > 30 * 86400:
             raise SettingsError(f"{env_name('api_token_ttl_s')}={self.api_token_ttl_s}: at "
@@ -104,6 +110,10 @@ class ApiSettings:
             raise SettingsError(f"{env_name('api_token_secret')}: required, at least "
                                 f"{MIN_SECRET_CHARS} characters (e.g. `openssl rand -hex 32`)")
         port("clickhouse_port", self.clickhouse_port)
+        if self.api_softphone_wss_url and not re.match(r"^wss?://[^\s/]+(/\S*)?$",
+                                                       self.api_softphone_wss_url):
+            raise SettingsError(f"{env_name('api_softphone_wss_url')}="
+                                f"{self.api_softphone_wss_url!r}: must be a wss:// (or ws://) URL")
         if not _IDENT.match(self.clickhouse_database):
             raise SettingsError(f"{env_name('clickhouse_database')}={self.clickhouse_database!r}: "
                                 f"must be a plain identifier (letters, digits, _)")

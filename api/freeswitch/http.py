@@ -25,5 +25,5 @@ def xml_curl(_who: None, _: None) -> Response:
             or not hmac.compare_digest((auth.password or "").encode(), password.encode())):
         raise Unauthorized("mod_xml_curl credentials required (basic auth)")
     svc = services()
-    return Response(render(svc.view, request.form, svc.calls, svc.audit_monitoring),
-                    mimetype="text/xml")
+    return Response(render(svc.view, request.form, svc.calls, svc.audit_monitoring,
+                           svc.softphone_a1), mimetype="text/xml")

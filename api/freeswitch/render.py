@@ -67,7 +67,12 @@ def _action(app: str, data: object = "") -> str:
     return f"<action application={quoteattr(app)} data={quoteattr(str(data))}/>"
 
 
-def directory(view: ConfigView, form: Mapping[str, str]) -> str:
+#: (tenant, extension) -> the a1-hash of its live browser softphone session, or None
+SoftphoneA1 = Callable[[str, str], "str | None"]
+
+
+def directory(view: ConfigView, form: Mapping[str, str],
+              softphone_a1: SoftphoneA1 | None = None) -> str:
     domain = form.get("domain") or form.get("key_value") or ""
     tenant = view.tenant_of_domain(domain)
     if tenant is None:
@@ -81,8 +86,14 @@ def directory(view: ConfigView, form: Mapping[str, str]) -> str:
             continue
         agent_id = entry.data.get("agent_id") or agents_by_ext.get(ext, "")
         name = entry.data.get("display_name") or ext
+        a1 = entry.data["a1_hash"]
+        if (form.get("sip_via_protocol") or "").lower() in ("ws", "wss"):
+            # Over WebSocket only the browser softphone's live session (api/softphone);
+            # without one, a hash of a password nobody knows.
+            live = softphone_a1(tenant, ext) if softphone_a1 is not None else None
+            a1 = live or hashlib.md5(secrets.token_bytes(16)).hexdigest()
         users.append(
-            f"<user id={quoteattr(ext)}><params>{_param('a1-hash', entry.data['a1_hash'])}"
+            f"<user id={quoteattr(ext)}><params>{_param('a1-hash', a1)}"
             f"</params><variables>{_var('user_context', 'tongdai')}"
             f"{_var('tongdai_tenant', tenant)}{_var('tongdai_agent_id', agent_id)}"
             f"{_var('effective_caller_id_name', name)}"
@@ -526,10 +537,10 @@ def ivr_menus(view: ConfigView, form: Mapping[str, str]) -> str:
 
 
 def render(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress | None = None,
-           audit: Audit | None = None) -> str:
+           audit: Audit | None = None, softphone_a1: SoftphoneA1 | None = None) -> str:
     section = form.get("section")
     if section == "directory":
-        return directory(view, form)
+        return directory(view, form, softphone_a1)
     if section == "dialplan":
         return dialplan(view, form, calls, audit)
     if section == "configuration":
