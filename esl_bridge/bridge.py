@@ -94,6 +94,7 @@ class NodeLink:
         self.legs = LegBook()
         self.legs.tenants_seen.add(settings.default_tenant)
         self.snapshots = 0
+        self._opaque: set[str] = set()  # legs uuid_dump said are none of ours
         self._stopping = False
         self._greenlet: gevent.Greenlet | None = None
         # The actuator's correlation of bgapi jobs: (job uuid, result body).
@@ -246,17 +247,33 @@ class NodeLink:
         registrations = _json_rows(conn.api("show registrations as json").text)
         by_tenant: dict[str, dict[str, list]] = {
             t: {"channels": [], "registrations": []} for t in self.legs.tenants_seen}
+        unowned: list[tuple[str, str]] = []
+        present = {str(ch.get("uuid") or "") for ch in channels}
+        self._opaque &= present
         for ch in channels:
             uuid = str(ch.get("uuid") or "")
             info = self.legs.info(uuid)
-            if info is None and ch.get("application") == "park" and uuid:
+            if info is None and uuid and uuid not in self._opaque:
+                # A leg the bridge never heard of (it was away): its variables say whose
+                # it is and whether it is bridged. Asked once: the book keeps the answer,
+                # and a leg that is none of the product's is not asked again.
                 info = self._dump(uuid)
+                if info is None:
+                    self._opaque.add(uuid)
             if info is not None:
                 ch = {**ch, "tongdai": info}
             tenant = (info or {}).get("tenant") or normalize.tenant_of_domain(
                 (ch.get("presence_id") or "").rpartition("@")[2], self.config)
+            if info is None and uuid:
+                unowned.append((tenant, uuid))
             by_tenant.setdefault(tenant, {"channels": [], "registrations": []})
             by_tenant[tenant]["channels"].append(ch)
+        # A channel whose variables could not be read has a tenant guessed from its
+        # presence only; it may be one another tenant's router believes in. It exists, so
+        # no tenant's snapshot may say it is gone: the others get its uuid, nothing more.
+        for tenant, content in by_tenant.items():
+            content["channels"].extend({"uuid": u, "unowned": True}
+                                       for t, u in unowned if t != tenant)
         for reg in registrations:
             tenant = normalize.tenant_of_domain(reg.get("realm") or reg.get("reg_domain"),
                                                 self.config)

@@ -122,6 +122,8 @@ def from_dump(dump: dict[str, str], config: NormalizerConfig) -> dict[str, Any] 
             info[name] = p[name]
     if info.get("offer_id"):
         info["bridged"] = bridged
+    if bridged:
+        info["bridge_to"] = dump["variable_bridge_to"]
     parked = dump.get("variable_current_application") == "park"
     if parked and not bridged and p.get("leg") == "a" and p.get("queue") and not p.get("offer_id"):
         info.update({k: p.get(k) for k in _QUEUE_FIELDS})

@@ -236,9 +236,9 @@ class StateCorrectedV1(_Strict):
     node = fields.String(required=True)
     what = fields.String(required=True, validate=validate.OneOf([
         "caller_unknown", "agent_leg_orphaned", "offer_gone", "call_gone",
-        "extension_leg_gone", "agent_busy_without_channel"]))
+        "extension_leg_gone", "agent_busy_without_channel", "offer_bridged_unseen"]))
     action = fields.String(required=True, validate=validate.OneOf([
-        "enqueued", "hung_up", "freed", "ended"]))
+        "enqueued", "hung_up", "freed", "ended", "connected"]))
     agent_id = fields.String(load_default=None, allow_none=True)
     leg_id = fields.String(load_default=None, allow_none=True)
     detail = fields.String(load_default="")

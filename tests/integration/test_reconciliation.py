@@ -135,3 +135,45 @@ def test_an_agent_leg_left_while_the_bridge_was_down_is_found_and_hung_up(healin
     kills = [e for e in t.reader.envelopes(topics.ROUTING_DECISIONS)
              if e.type == "hangup_leg" and e.payload["leg_id"] == leg]
     assert kills and all(k.payload["node"] for k in kills)
+
+
+def test_a_call_answered_while_the_bridge_was_down_talks_on_and_is_told_answered(healing):
+    """The agent's phone answered and the switch bridged the caller while no bridge was
+    connected: the answer and the bridge were never heard. After the restart the snapshot
+    shows the caller bridged to the offer's leg (uuid_dump's bridge_to): the router takes
+    the call as connected and says so; it never ends the call nor hangs up the talking
+    agent when the offer's ring time runs out."""
+    t = Tenant(healing, {"a1": {"answer_delay": 1.5}}, first_ext=3300,
+               queue={"offer_timeout_s": 6})
+    try:
+        call = t.call(patience=120, talk=20.0)
+        t.reader.wait_for(lambda es: any(e.type == "offer_call" and e.call_id == call
+                                         for e in es), timeout=30, what="the offer")
+        offer = next(e.payload["offer_id"] for e in t.reader.of_type("offer_call")
+                     if e.call_id == call)
+        deadline = time.monotonic() + 10
+        while offer not in healing.channels() and time.monotonic() < deadline:
+            time.sleep(0.02)  # the phone rings: the bridge goes down before it answers
+        healing.kill_bridge()
+        deadline = time.monotonic() + 10
+        node = healing.sim.node
+        while time.monotonic() < deadline:
+            with node.lock:
+                ch = node.channels.get(call)
+                if ch is not None and ch.bridged_to == offer:
+                    break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the switch never bridged the caller to the agent")
+        healing.restart_bridge()
+        t.reader.wait_for(lambda es: any(e.type == "call_ended" and e.call_id == call
+                                         for e in es), timeout=60, what="the call's end")
+    finally:
+        t.close()
+    kills = [e.payload for e in t.reader.envelopes(topics.ROUTING_DECISIONS)
+             if e.type == "hangup_leg" and e.call_id == call]
+    assert kills == [], f"the router hung up a talking call: {kills}"
+    assert [c["action"] for c in _corrections(t, "offer_bridged_unseen")] == ["connected"]
+    assert not _corrections(t, "call_gone") and not _corrections(t, "offer_gone")
+    answered = [e.payload for e in t.reader.of_type("call_answered") if e.call_id == call]
+    assert [a["agent_id"] for a in answered] == ["a1"]

@@ -688,6 +688,39 @@ def test_a_call_with_no_channel_is_ended_and_said():
     assert ("call_gone", "ended") in corrections(outs) and "call_abandoned" in types(outs)
 
 
+def test_an_offer_bridged_in_a_gap_is_taken_as_connected_never_timed_out():
+    """The phone answered and the switch bridged the caller while the bridge was away: the
+    snapshot's row says the offer's leg is bridged to its caller. The call is connected;
+    the offer's ring time running out later must not hang up a talking agent."""
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    oid = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload["offer_id"]
+    outs = handle(r, snapshot(13, [row("c1", 9, leg="a", call_id="c1", queue="support"),
+                                   row(oid, 10, leg="b", call_id="c1", offer_id=oid,
+                                       bridged=True, bridge_to="c1")]))
+    assert corrections(outs) == [("offer_bridged_unseen", "connected")]
+    assert "hangup_leg" not in types(outs) and "call_answered" in types(outs)
+    assert r.state.calls["c1"].status == "connected"
+    assert r.state.agents["a1"].status == "on_call"
+    for o in outs:
+        assert RecordSchema().validate(o.envelope.to_dict()) == {}, o.envelope.type
+    later = handle(r, fs("tick", 60, None))
+    assert "hangup_leg" not in types(later)
+    # the lost bridge event arriving late changes nothing
+    assert types(handle(r, fs("channel_bridged", 13.5, "c1", **leg(
+        "c1", oid, "b", offer_id=oid, other_leg_id="c1")))) == []
+
+
+def test_a_leg_bridged_elsewhere_or_not_bridged_is_not_taken_as_connected():
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    oid = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload["offer_id"]
+    outs = handle(r, snapshot(11, [row("c1", 9, leg="a", call_id="c1", queue="support"),
+                                   row(oid, 10.5, leg="b", call_id="c1", offer_id=oid,
+                                       bridged=True, bridge_to="someone-else")]))
+    assert not corrections(outs) and r.state.calls["c1"].status != "connected"
+
+
 # ---- the switch connects the first phone to answer (queue connect: switch) -----------
 
 def test_an_offer_connected_by_the_switch_is_answered_and_talking_at_once():
