@@ -56,6 +56,14 @@ def interval_report(who: Principal, q: dict) -> Any:
     return _answer("intervals", q, services().reports.minutes(who.tenant, q))
 
 
+@endpoint(bp, "/reports/staffing", "GET", roles=SUPERVISORS, query=s.StaffingQuery,
+          response=s.StaffingRows, produces=FILE_TYPES,
+          summary="Agents needed per queue and 15-minute interval for a target service "
+                  "level (Erlang C and Erlang A with abandonment), next to the agents staffed")
+def staffing_report(who: Principal, q: dict) -> Any:
+    return _answer("staffing", q, services().reports.staffing(who.tenant, q))
+
+
 @endpoint(bp, "/reports/heatmap", "GET", roles=SUPERVISORS, query=s.HeatmapQuery,
           response=s.HeatRows, produces=FILE_TYPES,
           summary="Calls per day of week and hour")

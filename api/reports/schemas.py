@@ -61,6 +61,14 @@ class MinutesQuery(PeriodQuery):
     queue = fields.List(fields.String(validate=ENTITY_ID), validate=validate.Length(max=100))
 
 
+class StaffingQuery(PeriodQuery):
+    queue = fields.List(fields.String(validate=ENTITY_ID), validate=validate.Length(max=100))
+    target = fields.Float(load_default=0.8, validate=validate.Range(min=0.01, max=0.99),
+                          metadata={"description": "service level to staff for (0.8 = 80 %)"})
+    target_s = fields.Integer(load_default=20, validate=validate.Range(min=1, max=3600),
+                              metadata={"description": "answered within this many seconds"})
+
+
 class HeatmapQuery(PeriodQuery):
     direction = fields.String(load_default="inbound",
                               validate=validate.OneOf(["inbound", "outbound"]))
@@ -138,6 +146,28 @@ class MinuteOut(KpiOut):
     minute = fields.String(required=True)
 
 
+class StaffingOut(Out):
+    queue = fields.String(required=True)
+    interval = fields.String(required=True, metadata={"description": "15-minute start, local"})
+    offered = fields.Integer(required=True)
+    answered = fields.Integer(required=True)
+    abandoned = fields.Integer(required=True)
+    calls_per_hour = fields.Float(required=True)
+    aht_s = fields.Float(required=True)
+    aht_from = fields.String(required=True, metadata={
+        "description": "interval, period (no call answered in the interval) or default"})
+    patience_s = fields.Float(allow_none=True, metadata={
+        "description": "mean patience of the queue's callers over the period (null: nobody "
+                       "gave up)"})
+    service_level = fields.Float(allow_none=True)
+    agents_erlang_c = fields.Integer(allow_none=True)
+    agents_erlang_a = fields.Integer(allow_none=True)
+    agents_staffed = fields.Float(required=True, metadata={
+        "description": "the queue's agents logged in and not paused, on average"})
+    target = fields.Float(required=True)
+    target_s = fields.Integer(required=True)
+
+
 class MissedOut(Out):
     number = fields.String(required=True)
     missed_calls = fields.Integer(required=True)
@@ -155,6 +185,7 @@ AgentRows = rows_of(AgentPerfOut, "AgentRows")
 HeatRows = rows_of(HeatOut, "HeatRows")
 MinuteRows = rows_of(MinuteOut, "MinuteRows")
 MissedRows = rows_of(MissedOut, "MissedRows")
+StaffingRows = rows_of(StaffingOut, "StaffingRows")
 
 
 class CallOut(Out):

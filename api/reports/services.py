@@ -118,6 +118,23 @@ class ReportService:
             rows = [r for r in rows if r["queue"] in q["queue"]]
         return rows
 
+    def staffing(self, tenant: str, q: dict[str, Any]) -> list[dict[str, Any]]:
+        from analytics import staffing
+
+        members: dict[str, list[str]] = {}
+        for agent_id, entry in self.view.items(tenant, "agent"):
+            for qid in (entry.data.get("queues") or {}):
+                members.setdefault(qid, []).append(agent_id)
+        # A tenant with no agent configured here (its configuration not read yet) counts
+        # every agent seen in the call log, rather than none.
+        rows = self._call(staffing.staffing, tenant, q["start"], q["end"],
+                          q.get("tz") or self.tz, q["target"], q["target_s"],
+                          members if any(True for _ in self.view.items(tenant, "agent"))
+                          else None)
+        if q.get("queue"):
+            rows = [r for r in rows if r["queue"] in q["queue"]]
+        return rows
+
     def missed(self, tenant: str, q: dict[str, Any]) -> list[dict[str, Any]]:
         return self._call(self._reports.missed_calls, tenant, q["start"], q["end"],
                           q.get("tz") or self.tz, q["include_short"], q["limit"])

@@ -64,3 +64,40 @@ def test_another_tenant_sees_none_of_it(loaded):
 def test_a_bad_target_is_refused_by_name(loaded):
     with pytest.raises(ValueError, match="target"):
         staffing.staffing(loaded, "staff", START, END, target=80)
+
+
+def test_the_reports_api_serves_it_to_the_tenant_supervisors_only(loaded):
+    from api import settings as api_settings
+    from api.app import create_app
+    from api.bus import MemoryBus
+
+    app = create_app(api_settings.load({"TONGDAI_API_TOKEN_SECRET": "s" * 40,
+                                        "TONGDAI_API_XML_CURL_PASSWORD": "p"}),
+                     MemoryBus(), lambda: loaded)
+    client, tokens = app.test_client(), app.extensions["tongdai"].tokens
+
+    def auth(role, tenant="staff"):
+        return {"Authorization": f"Bearer {tokens.mint(tenant, role, role + '-user')[0]}"}
+
+    admin = auth("admin")
+    assert client.put("/api/v1/queues/support", json={}, headers=admin).status_code == 200
+    for a, ext in (("a1", "1001"), ("a2", "1002")):
+        r = client.put(f"/api/v1/agents/{a}", json={"extension": ext,
+                                                  "queues": {"support": {}}}, headers=admin)
+        assert r.status_code == 200, r.get_json()
+    period = {"start": START, "end": END, "target": 0.8, "target_s": 20}
+    body = client.get("/api/v1/reports/staffing", query_string=period,
+                      headers=auth("supervisor")).get_json()
+    (row,) = body["items"]
+    assert row["agents_staffed"] == pytest.approx(1.5), "a1 and a2 are support's members"
+    assert row["agents_erlang_a"] <= row["agents_erlang_c"]
+    assert client.get("/api/v1/reports/staffing", query_string=period,
+                      headers=auth("supervisor", "other")).get_json()["items"] == []
+    assert client.get("/api/v1/reports/staffing", query_string=period,
+                      headers=auth("agent")).status_code == 403
+    bad = client.get("/api/v1/reports/staffing", query_string={**period, "target": 80},
+                     headers=auth("supervisor"))
+    assert bad.status_code == 400 and "target" in bad.get_data(as_text=True)
+    csv = client.get("/api/v1/reports/staffing", query_string={**period, "format": "csv"},
+                     headers=auth("supervisor"))
+    assert csv.status_code == 200 and b"agents_erlang_c" in csv.data
