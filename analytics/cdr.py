@@ -380,6 +380,25 @@ def _on_hangup(f: _Fold, e: Envelope) -> None:
     leg = _channel_leg(f, e)
     if leg is not None and not leg.ended_us:
         leg.ended_us = e.occurred_at
+    _bridge_told_by_hangup(f, e)
+
+
+def _bridge_told_by_hangup(f: _Fold, e: Envelope) -> None:
+    """A leg's hangup says when it was last bridged and to whom (Caller-Channel-Bridged-
+    Time, last_bridge_to). When the bridge's own event was lost (no ESL client connected
+    at that moment), this is the only word of it: without it an answered call would be
+    told abandoned. A bridge already seen between the two legs is not told twice."""
+    h = e.payload.get("headers") or {}
+    at = _us(h.get("Caller-Channel-Bridged-Time"))
+    other = h.get("variable_last_bridge_to") or ""
+    me = e.payload.get("leg_id") or ""
+    if not at or not other or not me or other == me:
+        return
+    if any({br.a, br.b} == {me, other} for br in f.bridges):
+        return
+    a, b = (me, other) if me == f.call_id or other != f.call_id else (other, me)
+    br = _add_bridge(f, a, b, at)
+    br.end_us = br.end_us or _us(h.get("Caller-Channel-Hangup-Time")) or e.occurred_at
 
 
 def _on_recording(f: _Fold, e: Envelope) -> None:

@@ -1,6 +1,7 @@
 """The call-log fold: cases by hand, and invariants (order, duplicates) by Hypothesis."""
 from __future__ import annotations
 
+import dataclasses
 import random
 
 import pytest
@@ -98,6 +99,30 @@ def test_bridge_without_the_routers_answer_still_answers_the_visit():
     assert f.cdr["disposition"] == "answered" and f.cdr["agent_id"] == "agent-7"
     # Until the bridge (the scenario's agent picks up 20 ms before it).
     assert f.visits[0]["wait_ms"] == 10000 and f.cdr["answer_us"] == T0 + 12 * S
+
+
+def test_a_bridge_whose_event_was_lost_is_told_by_the_hangup():
+    """No ESL client was connected when the agent answered and the switch bridged (and the
+    router, which heard nothing either, never said answered): the caller's hangup still says
+    when it was bridged and to which leg, as FreeSWITCH's hangup headers do."""
+    s = Scenario()
+    s.queue_call("c", T0, "support", "+84911", wait_s=10, ring_s=2, talk_s=30)
+    offer = next(e.payload["offer_id"] for e in s.events if e.type == "call_offered")
+    lost = {"channel_bridged", "call_answered", "call_ended", "agent_state_changed"}
+    evs = [e for e in events_of(s, "c") if e.type not in lost
+           and not (e.type == "channel_answered" and e.payload["leg_id"] == offer)]
+    assert fold_call(evs).cdr["disposition"] != "answered"  # what the events alone say
+    plain = next(e for e in evs if e.type == "channel_hangup_completed")
+    told = {**plain.payload["headers"], "Caller-Channel-Bridged-Time": str(T0 + 12 * S),
+            "variable_last_bridge_to": offer}
+    hangup = dataclasses.replace(plain, payload={**plain.payload, "headers": told})
+    c = fold_call([hangup if e is plain else e for e in evs]).cdr
+    assert (c["disposition"], c["agent_id"]) == ("answered", "agent-7")
+    assert c["answer_us"] == T0 + 12 * S and c["talk_ms"] == 30000
+    # told by both the bridge event and the hangup: one bridge, the same row
+    everything = events_of(s, "c", "agent-7")
+    assert fold_call([hangup if e is plain else e for e in everything]).cdr == \
+        fold_call(everything).cdr
 
 
 @pytest.mark.parametrize("after, cause, direction, expected", [
