@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 from typing import ClassVar, Union
 
+from routing.ids import uuid5_of
 from routing.model import Action
 
 __all__ = [
@@ -31,8 +32,10 @@ NAMESPACE = uuid.UUID("6f1f4a52-7c1e-5d0b-9a8e-2b7d0c3e4a11")
 
 
 def make_id(*parts: object) -> str:
-    """A deterministic id (uuid5 string) from the given parts."""
-    return str(uuid.uuid5(NAMESPACE, ":".join(str(p) for p in parts)))
+    """A deterministic id (uuid5 string) from the given parts: over their ":"-join wherever
+    that is unambiguous (so the ids made before stay the same), else over an encoding that
+    is (see `routing.ids`)."""
+    return uuid5_of(NAMESPACE, parts, ":")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,11 @@ every consumer can deduplicate (`event_id`), order (`seq` per `source`) and upca
 """
 from __future__ import annotations
 
-import hashlib
 import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from routing.ids import uuid5_of
 
 # Namespace for deterministic ids (uuid5): a replayed input yields the same id.
 TONGDAI_NAMESPACE = uuid.UUID("5b0c7a52-3f0e-4f5b-9a57-8d1f2e6c4a10")
@@ -58,24 +59,16 @@ class Envelope:
         return replace(self, payload=payload, version=version)
 
 
-_NAMESPACE_BYTES = TONGDAI_NAMESPACE.bytes
-
-
 def deterministic_id(*parts: object) -> str:
     """A uuid5 over `parts`: the same inputs always give the same id.
 
     Used for ids that must survive a replay, e.g. a FreeSWITCH event's id from
     (Core-UUID, Event-Sequence) so a re-read after reconnect deduplicates, or a
     routing command id from (call id, attempt). Equal to
-    `uuid.uuid5(TONGDAI_NAMESPACE, "\x1f".join(map(str, parts)))`, computed without the
-    UUID object (the bridge makes one per event).
+    `uuid.uuid5(TONGDAI_NAMESPACE, "\x1f".join(map(str, parts)))` wherever no part holds
+    "\x1f"; see `routing.ids` for the rest.
     """
-    name = "\x1f".join(map(str, parts)).encode("utf-8")
-    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name).digest()[:16])
-    digest[6] = (digest[6] & 0x0F) | 0x50  # version 5
-    digest[8] = (digest[8] & 0x3F) | 0x80  # RFC 4122 variant
-    h = digest.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid5_of(TONGDAI_NAMESPACE, parts, "\x1f")
 
 
 def click_to_call_leg(tenant: str, request_id: str) -> str:
