@@ -47,6 +47,13 @@ def _is_contract(path: Path) -> bool:
     return path.is_relative_to(ROOT / "routing" / "contract")
 
 
+# The contract's edge helpers (clock, dead letters, JSON logs) read the clock and configure
+# logging: the one impure module under routing/, a leaf that no routing module imports.
+EDGE = ROOT / "routing" / "contract" / "edge.py"
+EDGE_MODULE = "routing.contract.edge"
+EDGE_STDLIB = {"logging", "time"}
+
+
 def test_routing_imports_only_pure_standard_library():
     bad = []
     for path in modules("routing"):
@@ -54,12 +61,14 @@ def test_routing_imports_only_pure_standard_library():
             top = name.split(".")[0]
             where = f"{path.relative_to(ROOT)}:{line} imports {name}"
             if top == "routing":
-                if name.startswith("routing.contract") and not _is_contract(path):
+                if name == EDGE_MODULE or name.startswith(EDGE_MODULE + "."):
+                    bad.append(where + " (the edge helpers are for the deployables only)")
+                elif name.startswith("routing.contract") and not _is_contract(path):
                     bad.append(where + " (the policy must not depend on the wire contract)")
                 continue
             if top in OURS:
                 bad.append(where + " (routing imports nothing of ours)")
-            elif top in IMPURE_STDLIB:
+            elif top in IMPURE_STDLIB and not (path == EDGE and top in EDGE_STDLIB):
                 bad.append(where + " (I/O, clock or environment)")
             elif top not in sys.stdlib_module_names:
                 if not (_is_contract(path) and top in CONTRACT_THIRD_PARTY):
@@ -70,6 +79,8 @@ def test_routing_imports_only_pure_standard_library():
 def test_routing_never_reads_the_clock():
     bad = []
     for path in modules("routing"):
+        if path == EDGE:
+            continue  # its now_us() is the deployables' clock; no routing module imports it
         for node in ast.walk(ast.parse(path.read_text())):
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr in CLOCK_CALLS):
@@ -110,5 +121,16 @@ def test_the_rule_checker_catches_a_violation(tmp_path: Path):
             test_routing_imports_only_pure_standard_library()
         with pytest.raises(AssertionError):
             test_routing_never_reads_the_clock()
+    finally:
+        sample.unlink()
+
+
+@pytest.mark.parametrize("where", ["routing", "routing/contract"])
+def test_the_checker_refuses_the_edge_helpers_inside_routing(where: str):
+    sample = ROOT / where / "_dependency_probe_tmp.py"
+    sample.write_text("from routing.contract.edge import now_us\n")
+    try:
+        with pytest.raises(AssertionError, match="for the deployables only"):
+            test_routing_imports_only_pure_standard_library()
     finally:
         sample.unlink()

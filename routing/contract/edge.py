@@ -1,0 +1,109 @@
+"""What every deployable does at its edges around the contract, written once: the clock in
+the contract's unit, dead-letter records, and logs as JSON lines that carry the envelope's
+``tenant``, ``call_id`` and ``event_id`` as fields. Ids are the contract's
+`deterministic_id` (one implementation with the decisions' ids: `routing.ids`).
+
+Why here: every process (bridge, worker, sink, api, simulator) already imports
+`routing.contract`, and these helpers are about its records. It is the one module under
+`routing/` that reads the clock and configures logging, so nothing under `routing/` may
+import it (tests/unit/test_dependencies.py): ``import routing.contract`` stays pure and the
+policy never sees it. The deployables import it by name.
+
+Logging: ``log.info("offer rang no one", extra=fields(envelope))``, never the ids pasted
+into the text, so a log search by call or tenant is a field match.
+"""
+from __future__ import annotations
+
+import logging
+import logging.config
+import time
+import traceback
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from .envelope import Envelope, deterministic_id
+
+#: The tenant of facts that belong to no tenant: a node's heartbeats and snapshots, a
+#: record nobody could read.
+SYSTEM_TENANT = "_system"
+#: How much of a refused record's bytes its dead-letter id is derived from.
+_ID_BYTES = 4096
+
+
+def now_us() -> int:
+    """Now, in the contract's unit: integer microseconds since the Unix epoch (UTC)."""
+    return time.time_ns() // 1000
+
+
+def dead_letter(topic: str, reason: str, raw: bytes, *, source: str,
+                position: tuple[int, int] | None = None, at: int | None = None,
+                tenant: str = SYSTEM_TENANT) -> Envelope:
+    """The record for the dead-letter topic: the refused bytes (latin-1, lossless), where
+    they were read from or meant to go (``topic``) and why.
+
+    The id comes from what was refused, so the same refusal again is the same record:
+    the record's (partition, offset) in ``topic`` when it was read from Kafka
+    (``position``), else its bytes as ``source`` saw them."""
+    ident = (topic, *position) if position is not None else (source, topic, raw[:_ID_BYTES])
+    return Envelope(event_id=deterministic_id("dead", *ident), type="dead_lettered",
+                    version=1, occurred_at=now_us() if at is None else at, tenant=tenant,
+                    source=source, seq=None, call_id=None,
+                    payload={"topic": topic, "reason": reason, "raw": raw.decode("latin-1")})
+
+
+def fields(envelope: Envelope, **more: Any) -> dict[str, Any]:
+    """The log fields of a record (``extra=`` of a logging call): its tenant, call and id."""
+    return {"tenant": envelope.tenant, "call_id": envelope.call_id,
+            "event_id": envelope.event_id, **more}
+
+
+# What every LogRecord has: anything else on a record came from ``extra=`` and is a field.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time (UTC, µs), level, logger, message, then the fields
+    given with ``extra=`` (tenant, call_id, event_id, ...), then the error's traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.created % 1 * 1_000_000):06d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and not key.startswith("_") and value is not None:
+                line[key] = value
+        if record.exc_info:
+            line["error"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        if record.stack_info:
+            line["stack"] = record.stack_info
+        return orjson.dumps(line, default=str).decode()
+
+
+def logging_config(level: str | int, *, quiet: Iterable[str] = ("kafka",)) -> dict[str, Any]:
+    """The `logging.config.dictConfig` of a deployable: JSON lines on stderr at ``level``;
+    the ``quiet`` libraries' loggers at WARNING or above. Faust's worker takes it as its
+    ``logging_config`` (it replaces whatever was set before it starts)."""
+    number = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    if not isinstance(number, int):
+        raise ValueError(f"log level {level!r}: must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,  # module-level loggers exist before this runs
+        "formatters": {"json": {"()": JsonFormatter}},
+        "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                                "stream": "ext://sys.stderr"}},
+        "root": {"level": number, "handlers": ["stderr"]},
+        "loggers": {name: {"level": max(logging.WARNING, number)} for name in quiet},
+    }
+
+
+def setup_logging(level: str | int, *, quiet: Iterable[str] = ("kafka",)) -> None:
+    """Configure this process's logging (see `logging_config`): call once, at start."""
+    logging.config.dictConfig(logging_config(level, quiet=quiet))

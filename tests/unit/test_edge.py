@@ -1,0 +1,114 @@
+"""The deployables' edge helpers (routing/contract/edge.py): clock, dead letters, JSON logs."""
+from __future__ import annotations
+
+import io
+import logging
+import time
+
+import orjson
+import pytest
+
+from routing.contract import Envelope, decode, encode
+from routing.contract.edge import (
+    SYSTEM_TENANT,
+    JsonFormatter,
+    dead_letter,
+    fields,
+    logging_config,
+    now_us,
+)
+from routing.contract.schemas import PAYLOADS
+
+pytestmark = pytest.mark.contract
+
+
+def test_now_us_is_the_contracts_unit() -> None:
+    before = time.time_ns() // 1000
+    now = now_us()
+    assert before <= now <= time.time_ns() // 1000
+
+
+def test_a_dead_letter_is_a_valid_record_of_what_was_refused() -> None:
+    raw = b"Content-Length: abc\n\n\xff"
+    env = dead_letter("tongdai.fs.events.v1", "ProtocolError: bad Content-Length", raw,
+                      source="node-1", at=1763800000123456)
+    assert decode(encode(env)) == env
+    assert PAYLOADS[("dead_lettered", 1)][1]().validate(env.payload) == {}
+    assert env.payload["raw"].encode("latin-1") == raw  # lossless
+    assert (env.type, env.tenant, env.source, env.occurred_at) == (
+        "dead_lettered", SYSTEM_TENANT, "node-1", 1763800000123456)
+
+
+def test_a_dead_letter_id_names_what_was_refused() -> None:
+    topic = "tongdai.cc.events.v1"
+
+    def again(raw: bytes, **kw) -> str:
+        return dead_letter(topic, "later, another reason", raw, source="s", **kw).event_id
+
+    first = dead_letter(topic, "not JSON", b"x", source="s").event_id
+    assert again(b"x") == first != again(b"y")
+    assert again(b"x", position=(3, 17)) == again(b"z", position=(3, 17)) != \
+        again(b"x", position=(3, 18))
+
+
+def _line(record_kw: dict, **extra) -> dict:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    log = logging.getLogger("tests.edge")
+    log.addHandler(handler)
+    log.propagate, log.level = False, logging.DEBUG
+    try:
+        log.warning(*record_kw["args"], extra=extra or None, exc_info=record_kw.get("exc"))
+    finally:
+        log.removeHandler(handler)
+    return orjson.loads(stream.getvalue())
+
+
+def test_log_lines_are_json_with_the_records_ids_as_fields() -> None:
+    env = Envelope(event_id="e-1", type="channel_parked", version=1, occurred_at=1,
+                   tenant="acme", source="n", call_id="call-1")
+    line = _line({"args": ("offer %s rang no one", "o-1")}, **fields(env, node="n1"))
+    assert line["message"] == "offer o-1 rang no one"
+    assert (line["tenant"], line["call_id"], line["event_id"], line["node"]) == (
+        "acme", "call-1", "e-1", "n1")
+    assert (line["level"], line["logger"]) == ("WARNING", "tests.edge")
+    assert line["time"].endswith("Z") and len(line["time"]) == len("2026-01-01T00:00:00.000000Z")
+
+
+def test_a_field_left_empty_is_left_out_and_an_error_keeps_its_traceback() -> None:
+    try:
+        raise KeyError("queue")
+    except KeyError as err:
+        line = _line({"args": ("cannot route",), "exc": err}, call_id=None, tenant="acme")
+    assert "call_id" not in line and line["tenant"] == "acme"
+    assert "KeyError: 'queue'" in line["error"]
+
+
+def test_logging_config_keeps_existing_loggers_and_quiets_libraries() -> None:
+    config = logging_config("info")
+    assert config["disable_existing_loggers"] is False
+    assert config["root"]["level"] == logging.INFO
+    assert config["loggers"]["kafka"]["level"] == logging.WARNING
+    assert logging_config("ERROR")["loggers"]["kafka"]["level"] == logging.ERROR
+    with pytest.raises(ValueError, match="log level 'loud'"):
+        logging_config("loud")
+
+
+def test_setup_logging_in_a_process_of_its_own() -> None:
+    import subprocess
+    import sys
+
+    script = ("import logging\n"
+              "early = logging.getLogger('tongdai.early')  # made before the set-up\n"
+              "from routing.contract.edge import setup_logging\n"
+              "setup_logging('INFO')\n"
+              "early.info('connected', extra={'tenant': 'acme', 'call_id': 'c-1'})\n"
+              "logging.getLogger('kafka.conn').info('chatter')\n"
+              "logging.getLogger('kafka.conn').warning('broker down')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, check=True)
+    lines = [orjson.loads(x) for x in done.stderr.splitlines()]
+    assert [(x["logger"], x["message"]) for x in lines] == [
+        ("tongdai.early", "connected"), ("kafka.conn", "broker down")]
+    assert (lines[0]["tenant"], lines[0]["call_id"]) == ("acme", "c-1")
