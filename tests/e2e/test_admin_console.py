@@ -268,3 +268,139 @@ def test_an_ivr_built_in_the_console_routes_a_simulated_call_to_the_queue_chosen
         _delete(product, "dids", did_e164)
         _delete(product, "ivrs", menu)
         _delete(product, "queues", qid)
+
+
+def test_the_blocklist_and_tenant_settings_made_in_the_console_reach_the_switch(
+        product, context, local_stack):
+    from api.freeswitch.render import render
+
+    h = {"Authorization": f"Bearer {product.admin_token}"}
+    before = requests.get(f"{product.base}/api/v1/tenant", headers=h, timeout=10).json()
+    blocked = f"0909{random.randrange(10**5, 10**6)}"
+    blocked_e164 = "+84" + blocked[1:]
+    page = _open(context, product, "blocklist")
+    try:
+        page.fill("#f-blocklist [data-field=id] input", blocked)
+        page.fill("#f-blocklist [data-field=reason] input", "Gọi quấy rối")
+        _save(page, "#f-blocklist")
+        page.wait_for_selector(f"[data-list=blocklist] tr[data-id='{blocked_e164}']")
+
+        page.click("#tab-tenant")
+        page.wait_for_function("document.getElementById('tn-domain').value !== ''")
+        assert page.input_value("#tn-domain") == "demo.tongdai.local"
+        page.fill("#tn-max", "-1")  # refused beside the field
+        _save(page, "#f-tenant")
+        assert "greater than or equal to 0" in page.inner_text(
+            "#f-tenant [data-field=max_concurrent_calls] .field-error")
+        page.fill("#tn-max", "25")
+        page.select_option("#tn-rec", "inbound")
+        page.fill("#tn-cid", "028 7300 1234")
+        page.uncheck("input[name=classes][value=mobile]")
+        _save(page, "#f-tenant")
+        page.wait_for_selector("#f-tenant [data-saved=tenant]")
+        after = requests.get(f"{product.base}/api/v1/tenant", headers=h, timeout=10).json()
+        assert (after["max_concurrent_calls"], after["recording"]["calls"],
+                after["outbound_caller_id"], after["outbound_classes"]) == (
+            25, "inbound", "+842873001234", ["national"])
+        assert after.get("region_prefixes") == before.get("region_prefixes")  # kept
+        page.screenshot(path=str(ARTIFACTS / "admin-6-tenant.png"), full_page=True)
+
+        # What FreeSWITCH is told about a call to the demo's number: a blocked caller is
+        # rejected; another one is limited to 25 calls and recorded (inbound calls).
+        view = _config_view(local_stack.kafka_bootstrap)
+        ask = {"section": "dialplan", "Hunt-Context": "public",
+               "Caller-Destination-Number": "02873001234"}
+        rejected = _actions(render(view, {**ask, "Caller-Caller-ID-Number": blocked}))
+        assert ("hangup", "CALL_REJECTED") in rejected and ("answer", "") not in rejected
+        allowed = _actions(render(view, {**ask, "Caller-Caller-ID-Number": "0903555111"}))
+        assert ("limit", "hash tongdai demo 25 !USER_BUSY") in allowed
+        assert any(app == "record_session" for app, _ in allowed)
+        internal = _actions(render(view, {"section": "dialplan", "Hunt-Context": "tongdai_demo",
+                                          "Caller-Destination-Number": "1001",
+                                          "variable_tongdai_tenant": "demo"}))
+        assert internal and not any(app == "record_session" for app, _ in internal)
+    finally:
+        _delete(product, "blocklist", blocked_e164)
+        restore = {k: v for k, v in before.items()
+                   if k not in ("id", "changed_at_us", "webhook_secrets")}
+        if "webhooks" in restore:
+            restore["webhooks"] = [{k: w[k] for k in ("id", "url", "events") if k in w}
+                                   for w in restore["webhooks"]]
+        r = requests.put(f"{product.base}/api/v1/tenant", json=restore, headers=h, timeout=10)
+        assert r.status_code == 200, r.text
+
+
+def test_an_agent_and_a_user_made_in_the_console_work_in_the_product(product, context):
+    h = {"Authorization": f"Bearer {product.admin_token}"}
+    run = uuid.uuid4().hex[:5]
+    ext, agent, user = f"18{random.randrange(10, 100)}", f"e2e-ag-{run}", f"e2e-sup-{run}"
+    page = _open(context, product, "agents")
+    try:
+        page.fill("#f-extensions [data-field=id] input", ext)
+        page.fill("#f-extensions [data-field=display_name] input", "Thử nghiệm")
+        page.fill("#f-extensions [data-field=agent_id] input", agent)
+        _save(page, "#f-extensions")
+        secret = page.inner_text("#f-extensions [data-secret=sip_password]")
+        assert len(secret) >= 24  # shown once, here
+
+        page.fill("#f-agents [data-field=id] input", agent)
+        page.fill("#f-agents [data-field=extension] input", ext)
+        page.fill("#f-agents [data-field=skills] input", "vi:4, en:11")  # refused: 11
+        page.check("#f-agents [data-field=queues] input[value=sales]")
+        _save(page, "#f-agents")
+        assert "less than or equal to 10" in page.inner_text(
+            "#f-agents [data-field=skills] .field-error")
+        page.fill("#f-agents [data-field=skills] input", "vi:4, en:2")
+        _save(page, "#f-agents")
+        page.wait_for_selector(f"#f-agents [data-saved='{agent}']")
+        assert f"{agent} (4)" in page.inner_text("#skills-overview tr[data-skill=vi]")
+        saved = requests.get(f"{product.base}/api/v1/agents/{agent}", headers=h, timeout=10).json()
+        assert (saved["extension"], saved["skills"], list(saved["queues"])) == (
+            ext, {"vi": 4, "en": 2}, ["sales"])
+
+        # The router takes it: logged in (a supervisor's command, with a reason), it shows
+        # on the wallboard (offline: its phone is not registered).
+        r = requests.post(f"{product.base}/api/v1/agents/{agent}/login", headers=h, timeout=10,
+                          json={"reason": "e2e"})
+        assert r.status_code == 202, r.text
+        board = context.new_page()
+        board.goto(product.wallboard)
+        board.wait_for_selector(f"#agents [data-agent='{agent}']", timeout=60_000)
+
+        # A supervisor made and given a token here opens the wallboard with it; disabled
+        # here, that token stops working.
+        page.click("#tab-users")
+        page.wait_for_selector("#f-users")
+        page.fill("#f-users [data-field=id] input", user)
+        page.select_option("#f-users [data-field=role] select", "supervisor")
+        _save(page, "#f-users")
+        page.wait_for_selector(f"#f-users [data-saved='{user}']")
+        page.fill("#tok-user", user)
+        page.select_option("#tok-role", "admin")  # the user's role is supervisor: refused
+        _save(page, "#f-token")
+        assert "has role 'supervisor'" in page.inner_text("#f-token [data-field=role] .field-error")
+        page.select_option("#tok-role", "supervisor")
+        _save(page, "#f-token")
+        token = page.inner_text("#f-token [data-secret=token]")
+        wall = context.new_page()
+        wall.goto(f"{product.base}/web/static/wallboard.html#token={token}")
+        wall.wait_for_function("document.body.dataset.ageMs !== undefined && "
+                               "document.body.dataset.ageMs !== ''", timeout=60_000)
+        assert wall.is_hidden("#login")
+        page.click(f"[data-list=users] [data-edit='{user}']")
+        page.check("#f-users [data-field=disabled] input")
+        _save(page, "#f-users")
+        wall.reload()
+        wall.wait_for_selector("#login:not(.hidden)", timeout=30_000)
+        page.click("#tab-audit")
+        page.fill("#au-target", f"user/{user}")
+        page.click("#f-audit button[type=submit]")
+        page.wait_for_selector("#audit-list tr[data-action='user.put']")
+        assert page.locator("#audit-list tr[data-action='token.create']").count() == 1
+        page.screenshot(path=str(ARTIFACTS / "admin-7-audit.png"), full_page=True)
+    finally:
+        requests.post(f"{product.base}/api/v1/agents/{agent}/logout", headers=h, timeout=10,
+                      json={"reason": "e2e done"})
+        _delete(product, "agents", agent)
+        _delete(product, "extensions", ext)
+        _delete(product, "users", user)
