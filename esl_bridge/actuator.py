@@ -25,6 +25,7 @@ import gevent
 import gevent.event
 
 from routing.contract import DecodeError, Envelope, decode, deterministic_id, topics
+from routing.contract.edge import dead_letter, fields, now_us
 from routing.contract.schemas import PAYLOADS
 
 from .legs import LegBook
@@ -221,10 +222,10 @@ class ClaimLog:
 
 
 class Actuator:
-    def __init__(self, settings: BridgeSettings, links: list, sink: Any) -> None:
+    def __init__(self, settings: BridgeSettings, links: list, outbox: Any) -> None:
         self.settings = settings
         self.links = links
-        self.sink = sink
+        self.outbox = outbox
         self.claims = ClaimLog(settings.actuator_state_dir)
         self.ready = threading.Event()  # the consumer has its partitions
         self.executed = 0
@@ -384,13 +385,14 @@ class Actuator:
         refusal = refused(envelope, link.legs, time.time())
         if refusal:
             self.refused += 1
-            log.info("call %s: %s %s not run: %s", envelope.call_id, envelope.type, command_id,
-                     refusal)
+            log.info("%s %s not run: %s", envelope.type, command_id, refusal,
+                     extra=fields(envelope))
             self._outcome(envelope, False, refusal)
             return
         if not self.claims.claim(command_id):
             self.duplicates += 1
-            log.info("command %s already executed; not repeating it", command_id)
+            log.info("command %s already executed; not repeating it", command_id,
+                     extra=fields(envelope))
             return
         if not link.connected.wait(timeout=5):
             self._outcome(envelope, False, "-ERR node not connected")
@@ -418,15 +420,13 @@ class Actuator:
         if early is not None:
             self.on_job(reply.job_uuid, early)
             return
-        log.info("call %s: %s %s -> job %s", envelope.call_id, envelope.type, command_id,
-                 reply.job_uuid)
+        log.info("%s %s -> job %s", envelope.type, command_id, reply.job_uuid,
+                 extra=fields(envelope))
 
     def _dead_letter(self, raw: bytes, reason: str) -> None:
-        from .bridge import dead_letter
-
         self.dead += 1
         log.warning("decision dead-lettered: %s", reason)
-        self.sink.put(dead_letter(topics.ROUTING_DECISIONS, reason, raw, "actuator"))
+        self.outbox.put(dead_letter(topics.ROUTING_DECISIONS, reason, raw, source="actuator"))
 
     def on_job(self, job_uuid: str, body: str) -> None:
         """A BACKGROUND_JOB arrived on some node: close the command it belongs to."""
@@ -442,8 +442,8 @@ class Actuator:
     def _outcome(self, envelope: Envelope, ok: bool, result: str,
                  job_uuid: str | None = None) -> None:
         command_id = str(envelope.payload.get("command_id") or envelope.event_id)
-        at = time.time_ns() // 1000
-        self.sink.put(Envelope(
+        at = now_us()
+        self.outbox.put(Envelope(
             event_id=deterministic_id("outcome", command_id), type="command_executed",
             version=1, occurred_at=at, tenant=envelope.tenant,
             source=str(envelope.payload.get("node") or "actuator"), seq=None,

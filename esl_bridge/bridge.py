@@ -19,6 +19,7 @@ import gevent.event
 import orjson
 
 from routing.contract import Envelope, deterministic_id, encode, topics
+from routing.contract.edge import SYSTEM_TENANT, dead_letter, now_us
 
 from . import normalize, protocol
 from .connection import AuthenticationFailed, Connection
@@ -32,20 +33,8 @@ from .spool import Spool, SpoolFull
 log = logging.getLogger("tongdai.bridge")
 
 
-def now_us() -> int:
-    return time.time_ns() // 1000
-
-
-def dead_letter(topic: str, reason: str, raw: bytes, source: str) -> Envelope:
-    """A record for the dead-letter topic: the original bytes and why they were refused."""
-    return Envelope(event_id=deterministic_id("dead", source, raw[:4096], now_us()),
-                    type="dead_lettered", version=1, occurred_at=now_us(),
-                    tenant=normalize.SYSTEM_TENANT, source=source, seq=None, call_id=None,
-                    payload={"topic": topic, "reason": reason, "raw": raw.decode("latin-1")})
-
-
-class Sink:
-    """Where envelopes go: the spool (append never blocks on Kafka)."""
+class Outbox:
+    """Where the bridge's envelopes go: the spool (append never blocks on Kafka)."""
 
     def __init__(self, spool: Spool) -> None:
         self.spool = spool
@@ -75,11 +64,11 @@ class Sink:
 class NodeLink:
     """The life of one FreeSWITCH node's connection: connect, subscribe, snapshot, read."""
 
-    def __init__(self, node: Node, settings: BridgeSettings, sink: Sink,
+    def __init__(self, node: Node, settings: BridgeSettings, outbox: Outbox,
                  config: NormalizerConfig, memory: NodeMemory | None = None) -> None:
         self.node = node
         self.settings = settings
-        self.sink = sink
+        self.outbox = outbox
         self.config = config
         self.core_uuid: str | None = None
         self.connection: Connection | None = None
@@ -141,7 +130,7 @@ class NodeLink:
             if self.memory is not None and self.core_uuid:
                 self.memory.served(self.node.address, envelope.tenant)
         self.events += 1
-        self.sink.put(envelope)
+        self.outbox.put(envelope)
         if envelope.type == "background_job_completed" and self.job_listener is not None:
             self.job_listener(envelope.payload["job_uuid"], event.body or "")
 
@@ -154,8 +143,8 @@ class NodeLink:
 
     def _dead(self, reason: str, raw: bytes) -> None:
         self.dead += 1
-        log.warning("node %s: dead-lettering a frame: %s", self.node.address, reason)
-        self.sink.put(dead_letter(topics.FS_EVENTS, reason, raw, self.name))
+        log.warning("dead-lettering a frame: %s", reason, extra={"node": self.node.address})
+        self.outbox.put(dead_letter(topics.FS_EVENTS, reason, raw, source=self.name))
 
     # ---- connection life
     def _run(self) -> None:
@@ -165,7 +154,8 @@ class NodeLink:
             try:
                 self._session()
             except Exception as exc:  # any failure of a session ends in a reconnect
-                log.warning("node %s: %s: %s", self.node.address, type(exc).__name__, exc)
+                log.warning("%s: %s", type(exc).__name__, exc,
+                            extra={"node": self.node.address})
             self.connected.clear()
             if self._stopping:
                 break
@@ -197,8 +187,8 @@ class NodeLink:
         self.snapshot("connected" if self.connects == 1 else "reconnected")
         self._status("up", f"connected to {self.node.address}")
         self.connected.set()
-        log.info("node %s (%s): connected, subscribed (%s)", self.node.address, self.name,
-                 self.settings.event_format)
+        log.info("connected, subscribed (%s)", self.settings.event_format,
+                 extra={"node": self.node.address, "core_uuid": self.name})
         next_snapshot = time.monotonic() + self.settings.snapshot_interval_s
         while not conn.closed.wait(timeout=1.0):
             if time.monotonic() >= next_snapshot:
@@ -209,7 +199,8 @@ class NodeLink:
             silent = time.monotonic() - self.last_seen
             if silent > self.settings.heartbeat_timeout_s:
                 self._status("silent", f"no HEARTBEAT nor event for {silent:.0f} s")
-                log.warning("node %s: silent for %.0f s, reconnecting", self.node.address, silent)
+                log.warning("silent for %.0f s, reconnecting", silent,
+                            extra={"node": self.node.address})
                 conn.close()
                 conn.closed.wait(timeout=5)
                 return
@@ -223,11 +214,11 @@ class NodeLink:
         old, tenants = self.memory.swap(self.node.address, self.core_uuid)
         if old is None or old == self.core_uuid:
             return
-        log.warning("node %s restarted (Core-UUID %s -> %s): its calls are gone",
-                    self.node.address, old, self.core_uuid)
+        log.warning("restarted (Core-UUID %s -> %s): its calls are gone", old, self.core_uuid,
+                    extra={"node": self.node.address})
         at = now_us()
         for tenant in sorted(tenants):
-            self.sink.put(Envelope(
+            self.outbox.put(Envelope(
                 event_id=deterministic_id("snapshot", old, tenant, at), type="node_snapshot_taken",
                 version=2, occurred_at=at, tenant=tenant, source=old, seq=None, call_id=None,
                 payload={"node": old, "reason": "node_restarted", "channels": [],
@@ -281,7 +272,7 @@ class NodeLink:
             by_tenant[tenant]["registrations"].append(reg)
         self.snapshots += 1
         for tenant, content in sorted(by_tenant.items()):
-            self.sink.put(Envelope(
+            self.outbox.put(Envelope(
                 event_id=deterministic_id("snapshot", self.name, tenant, at), type="node_snapshot_taken",
                 version=2, occurred_at=at, tenant=tenant, source=self.name, seq=None,
                 call_id=None, payload={"node": self.name, "reason": reason, **content}))
@@ -296,16 +287,17 @@ class NodeLink:
         info = from_dump(dump, self.config) if isinstance(dump, dict) else None
         if info is not None:
             self.legs.learn(uuid, info)
-            log.info("node %s: learnt leg %s from uuid_dump (tenant %s, call %s%s)",
-                     self.node.address, uuid, info["tenant"], info["call_id"],
-                     ", parked for queue " + str(info["queue"]) if info.get("parked_us") else "")
+            log.info("learnt a leg from uuid_dump%s",
+                     ", parked for queue " + str(info["queue"]) if info.get("parked_us") else "",
+                     extra={"node": self.node.address, "leg": uuid, "tenant": info["tenant"],
+                            "call_id": info["call_id"]})
         return info
 
     def _status(self, status: str, detail: str) -> None:
         at = now_us()
-        self.sink.put(Envelope(
+        self.outbox.put(Envelope(
             event_id=deterministic_id("status", self.name, status, at), type="node_status_changed",
-            version=1, occurred_at=at, tenant=normalize.SYSTEM_TENANT, source=self.name,
+            version=1, occurred_at=at, tenant=SYSTEM_TENANT, source=self.name,
             seq=None, call_id=None, payload={"node": self.name, "status": status,
                                              "detail": detail}))
 
@@ -368,7 +360,7 @@ class Bridge:
     def __init__(self, settings: BridgeSettings) -> None:
         self.settings = settings
         self.spool = Spool(settings.spool_dir, settings.spool_max_mb << 20)
-        self.sink = Sink(self.spool)
+        self.outbox = Outbox(self.spool)
         self.publisher = Publisher(self.spool, settings.kafka_bootstrap,
                                    linger_ms=settings.linger_ms,
                                    client_id=f"tongdai-{settings.bridge_name}",
@@ -379,12 +371,13 @@ class Bridge:
 
         os.makedirs(settings.actuator_state_dir, exist_ok=True)
         memory = NodeMemory(os.path.join(settings.actuator_state_dir, "nodes.json"))
-        self.links = [NodeLink(n, settings, self.sink, config, memory) for n in settings.nodes]
+        self.links = [NodeLink(n, settings, self.outbox, config, memory)
+                      for n in settings.nodes]
         self.actuator = None
         if settings.actuator:
             from .actuator import Actuator
 
-            self.actuator = Actuator(settings, self.links, self.sink)
+            self.actuator = Actuator(settings, self.links, self.outbox)
 
     def start(self) -> None:
         self.publisher.start()

@@ -14,6 +14,7 @@ from typing import Any
 
 from routing import numbers
 from routing.contract import Envelope, deterministic_id
+from routing.contract.edge import SYSTEM_TENANT
 
 from .protocol import Event
 
@@ -51,8 +52,6 @@ CALLCENTER_TYPE = "callcenter_event_received"
 _CALLCENTER_CALL_ACTIONS = frozenset({
     "member-queue-start", "member-queue-resume", "member-queue-end", "agent-offering",
     "bridge-agent-start", "bridge-agent-end", "bridge-agent-fail"})
-
-SYSTEM_TENANT = "_system"  # node-level facts (heartbeats, snapshots, unknown jobs)
 
 # The product's own channel variables (set by fs-conf's dialplan and the actuator).
 PRODUCT_VARIABLES = tuple(f"variable_tongdai_{n}" for n in (
