@@ -65,6 +65,12 @@ def _bench(argv: list[str]) -> int:
     return bench.main(argv)
 
 
+def _whatif(argv: list[str]) -> int:
+    from deploy import whatif
+
+    return whatif.main(argv)
+
+
 COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
     "stack": ("start, stop or check the local Kafka + ClickHouse (up|down|status|install|"
               "users|env; up --brokers 3: a Kafka cluster)", _stack),
@@ -78,6 +84,8 @@ COMMANDS: dict[str, tuple[str, Callable[[list[str]], int]]] = {
             _api),
     "config": ("apply configuration: tongdai config apply FILE.yaml", _config),
     "up": ("run the whole product locally with simulated calls and the wallboard", _up),
+    "whatif": ("replay a past period through the router with another configuration: "
+               "tongdai whatif --tenant T --from ISO --to ISO --config FILE.yaml", _whatif),
 }
 
 

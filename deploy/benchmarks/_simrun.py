@@ -42,6 +42,9 @@ class SimRun:
         self.node.start()
         #: Called after each record the router handled, with that record.
         self.after: list[Callable[[Envelope], None]] = []
+        #: What a worker's topics would hold: (topic, record) of every command fed (ticks
+        #: aside) and every fact the router emitted, in order.
+        self.log: list[tuple[str, Envelope]] = []
         self.commands = 0
 
     @property
@@ -52,8 +55,11 @@ class SimRun:
     def command(self, type_: str, payload: dict[str, Any]) -> None:
         """A record on the commands topic (configuration, agent login), as the API sends."""
         at = self.now_us
-        self.feed(Envelope(deterministic_id("simrun", type_, next(self._ids)), type_, 1, at,
-                           self.tenant, "api", None, None, payload))
+        env = Envelope(deterministic_id("simrun", self.tenant, type_, next(self._ids)), type_, 1,
+                       at, self.tenant, "api", None, None, payload)
+        if type_ != "tick":
+            self.log.append((topics.CC_COMMANDS, env))
+        self.feed(env)
 
     def config(self, kind: str, entity_id: str, data: dict[str, Any]) -> None:
         self.command("config_changed", {"kind": kind, "entity_id": entity_id, "data": data})
@@ -73,6 +79,8 @@ class SimRun:
         for out in handle(self.router, env):
             if out.topic == topics.ROUTING_DECISIONS:
                 self._execute(out.envelope)
+            elif out.topic == topics.CC_EVENTS:
+                self.log.append((out.topic, out.envelope))
         for fn in self.after:
             fn(env)
 
