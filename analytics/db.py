@@ -5,8 +5,12 @@ stack runs ClickHouse 18.16); `ChdbDatabase` runs the current engine in-process 
 Migrations, the sink's writer and the report queries only use `Database`, so the same SQL
 is exercised on both ends of the supported range.
 
-Parameters are rendered client-side by `render` (18.16 has no server-side query
-parameters); rows to insert are always passed as data, never formatted into SQL text.
+Queries name their parameters `%(name)s`. On a server, clickhouse-driver binds them
+(it escapes each value itself; 18.16 has no server-side parameters, so the driver does
+it client-side). chdb binds only typed `{name:Type}` placeholders, which 18.16 does not
+know, so for chdb the same SQL is rendered by `render`; a test checks both forms give
+equal results on the same data. Rows to insert are always passed as data, never
+formatted into SQL text.
 """
 from __future__ import annotations
 
@@ -43,7 +47,8 @@ _PARAM = re.compile(r"%\((\w+)\)s")
 
 
 def quote(value: Any) -> str:
-    """A SQL literal for `value` (strings escaped; datetimes as UTC epoch seconds)."""
+    """A SQL literal for `value` (strings escaped; datetimes as UTC epoch seconds).
+    For chdb only (see the module's docstring); a server gets `bind`'s values."""
     if value is None:
         return "NULL"
     if isinstance(value, bool):
@@ -82,6 +87,48 @@ def render(sql: str, params: Mapping[str, Any] | None = None) -> str:
     return _PARAM.sub(sub, sql)
 
 
+# clickhouse-driver substitutes with Python's `%` operator: every other `%` of the SQL
+# must be doubled to reach the server as written (as `render` leaves it).
+_OTHER_PERCENT = re.compile(r"%(?!\(\w+\)s)")
+
+
+def bind(sql: str, params: Mapping[str, Any] | None) -> tuple[str, dict[str, Any] | None]:
+    """The SQL and values to hand to clickhouse-driver, which escapes the values itself.
+
+    Values are given the meaning `quote` gives them, in types the driver binds: a set
+    becomes a sorted tuple (for `x IN %(xs)s`), a bool 0 or 1, a timezone-aware datetime
+    its UTC epoch seconds. A name the SQL uses but `params` lacks raises KeyError, a naive
+    datetime or an empty set ValueError, as `render` does."""
+    if not params:
+        return sql, None
+    names = set(_PARAM.findall(sql))
+    for name in sorted(names):
+        if name not in params:
+            raise KeyError(f"query parameter {name!r} not given")
+    return _OTHER_PERCENT.sub("%%", sql), {n: _driver_value(params[n]) for n in names}
+
+
+def _driver_value(value: Any) -> Any:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValueError("datetimes given to queries must be timezone-aware")
+        return int(value.timestamp())
+    if isinstance(value, (tuple, set, frozenset)):
+        items = sorted(value) if isinstance(value, (set, frozenset)) else value
+        if not items:
+            raise ValueError("an empty set cannot be used with IN")
+        return tuple(_driver_value(v) for v in items)
+    if isinstance(value, list):
+        return [_driver_value(v) for v in value]
+    raise TypeError(f"cannot bind {type(value).__name__} as a query parameter")
+
+
 def split_statements(sql: str) -> list[str]:
     """Statements of a script separated by `;` at line ends (migrations never quote ';')."""
     return [s.strip() for s in re.split(r";\s*(?:\n|$)", sql) if s.strip()]
@@ -111,6 +158,7 @@ class NativeDatabase:
         return client
 
     def _run(self, sql: str, data: Any = None, columnar: bool = False) -> Any:
+        """`data`: rows to insert, or the values `bind` made for a query's placeholders."""
         from clickhouse_driver import errors
 
         try:
@@ -124,10 +172,10 @@ class NativeDatabase:
             raise DatabaseError(f"ClickHouse {self.address}: {text}") from exc
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None) -> None:
-        self._run(render(sql, params))
+        self._run(*bind(sql, params))
 
     def query(self, sql: str, params: Mapping[str, Any] | None = None) -> list[tuple]:
-        return [tuple(r) for r in self._run(render(sql, params))]
+        return [tuple(r) for r in self._run(*bind(sql, params))]
 
     def insert(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
         if rows:

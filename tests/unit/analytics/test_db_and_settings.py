@@ -7,7 +7,7 @@ import re
 import pytest
 
 from analytics import migrations, reports
-from analytics.db import quote, render, split_statements
+from analytics.db import bind, quote, render, split_statements
 from analytics.settings import AnalyticsSettings, load
 from routing.contract.environ import SettingsError
 
@@ -32,6 +32,27 @@ def test_render_rejects_missing_names_naive_times_and_empty_sets():
         quote(dt.datetime(2026, 1, 1))
     with pytest.raises(ValueError):
         quote(())
+
+
+def test_bind_gives_the_driver_values_of_quote_s_meaning():
+    """A server binds through clickhouse-driver; these are the values it is handed (its
+    escaping is checked against `render` on a server in test_query_params.py)."""
+    aware = dt.datetime(2026, 11, 22, 7, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+    sql, params = bind("SELECT %(a)s, '%%', n % 2, %(b)s, %(c)s, %(d)s FROM t WHERE x IN %(e)s",
+                       {"a": {"b", "a"}, "b": True, "c": aware, "d": ["x", 1],
+                        "e": {("c", 1, -1)}, "unused": object()})
+    assert sql == "SELECT %(a)s, '%%%%', n %% 2, %(b)s, %(c)s, %(d)s FROM t WHERE x IN %(e)s"
+    assert params == {"a": ("a", "b"), "b": 1, "c": 1795305600, "d": ["x", 1],
+                      "e": (("c", 1, -1),)}
+    assert bind("SELECT 5 % 2", None) == ("SELECT 5 % 2", None)
+    with pytest.raises(KeyError, match="'b'"):
+        bind("SELECT %(b)s", {"a": 1})
+    with pytest.raises(ValueError, match="timezone-aware"):
+        bind("SELECT %(t)s", {"t": dt.datetime(2026, 1, 1)})
+    with pytest.raises(ValueError, match="empty set"):
+        bind("SELECT %(s)s", {"s": frozenset()})
+    with pytest.raises(TypeError, match="cannot bind dict"):
+        bind("SELECT %(m)s", {"m": {"k": 1}})
 
 
 def test_migrations_are_ordered_and_portable_to_18_16():
