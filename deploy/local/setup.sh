@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's set-up command: everything tongdai needs on a fresh Debian machine.
-#   Debian packages: Java 17, Maven, clickhouse-server 18.16, python3-venv, chromium
+#   Debian packages: Java 17, Maven, clickhouse-server 18.16, python3-venv, chromium, npm
+#   the web pages' browser libraries from npm (api/web/node_modules: SIP.js)
 #   .venv/ with tongdai and its Python dependencies (incl. chdb, pytest)
 #   the Apache Kafka broker jars, from Maven Central (var/stack/kafka-dist/)
 # Safe to run again: it only installs what is missing.
@@ -17,6 +18,7 @@ command -v mvn >/dev/null 2>&1 || missing+=(maven)
   || missing+=(clickhouse-server clickhouse-client)
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)  # the end-to-end browser tests
+command -v npm >/dev/null 2>&1 || missing+=(npm)  # the agent page's softphone library
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
@@ -38,4 +40,6 @@ fi
 echo "setup: installing Python dependencies into .venv/"
 .venv/bin/python -m pip install -q -e '.[test]'
 .venv/bin/tongdai stack install
+echo "setup: installing the web pages' browser libraries into api/web/node_modules/"
+npm ci --prefix api/web --no-audit --no-fund --loglevel=error
 echo "setup: done. Next: .venv/bin/tongdai up   (tests: .venv/bin/pytest)"
