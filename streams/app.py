@@ -33,6 +33,7 @@ from typing import Any
 import faust
 
 from routing.contract import DecodeError, Envelope, UpcastError, decode, deterministic_id, encode, topics, upcast
+from routing.contract.edge import SYSTEM_TENANT, dead_letter as dead_letter_record, fields, now_us
 
 from .router import TenantRouter, handle, live_view
 from .snapshot import SnapshotError
@@ -40,7 +41,6 @@ from .store import RouterStore
 from .settings import WorkerSettings
 
 log = logging.getLogger("tongdai.worker")
-SYSTEM_TENANT = "_system"
 LIVE_REFRESH_S = 5  # a live view is republished at least this often while nothing changes
 SAVE_EVERY = 500  # records of one tenant at most between two saves of its router
 
@@ -180,8 +180,8 @@ def create_app(settings: WorkerSettings) -> faust.App:
             except SnapshotError as exc:
                 # Never guess at state we cannot read: fold the tenant's log again (what
                 # routing is a pure function of); its outputs were sent long ago.
-                log.warning("tenant %s: stored router unreadable (%s); rebuilding it from "
-                            "the log", tenant, exc)
+                log.warning("stored router unreadable (%s); rebuilding it from the log", exc,
+                            extra={"tenant": tenant})
                 router = rebuild_from_log(settings.kafka_bootstrap, settings.topic_partitions,
                                           tenant)
                 unsaved.setdefault(tenant, (_partition_of(tenant, settings.topic_partitions),
@@ -230,21 +230,19 @@ def create_app(settings: WorkerSettings) -> faust.App:
             for earlier in entry[1]:
                 handle(router, earlier)
         except Exception:  # they applied before; handling is deterministic
-            log.exception("rebuilding %s from %d records failed; it continues from its "
-                          "last saved state", tenant, len(entry[1]))
+            log.exception("rebuilding from %d records failed; it continues from its last "
+                          "saved state", len(entry[1]), extra={"tenant": tenant})
             cache.pop(tenant, None)
             store.forget(tenant)
             return
         unsaved[tenant] = entry
 
-    async def dead_letter(raw_value: bytes, reason: str, topic: str) -> None:
+    async def dead_letter(raw_value: bytes, reason: str, topic: str,
+                          about: Envelope | None = None) -> None:
         stats["dead"] += 1
-        log.warning("dead-lettering a record of %s: %s", topic, reason)
-        env = Envelope(event_id=deterministic_id("dead", topic, raw_value[:4096]),
-                       type="dead_lettered", version=1, occurred_at=time.time_ns() // 1000,
-                       tenant=SYSTEM_TENANT, source=settings.app_id, seq=None, call_id=None,
-                       payload={"topic": topic, "reason": reason,
-                                "raw": raw_value.decode("latin-1")})
+        log.warning("dead-lettering a record of %s: %s", topic, reason,
+                    extra=fields(about) if about is not None else None)
+        env = dead_letter_record(topic, reason, raw_value, source=settings.app_id)
         await outputs[topics.DEAD_LETTERS].send(key=topic.encode(), value=encode(env))
 
     @app.agent(source, name="route")
@@ -269,7 +267,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
                 except Exception as exc:  # a record the router cannot apply: never crash
                     rebuild(env.tenant)  # without the half-applied changes
                     await dead_letter(value, f"{type(exc).__name__}: {exc} (call "
-                                             f"{env.call_id}, event {env.event_id})", topic)
+                                             f"{env.call_id}, event {env.event_id})", topic, env)
                     continue
                 entry = unsaved.setdefault(env.tenant, (event.message.partition, []))
                 entry[1].append(env)
@@ -277,18 +275,18 @@ def create_app(settings: WorkerSettings) -> faust.App:
                     await outputs[out.topic].send(key=out.key, value=encode(out.envelope))
                     stats["sent"] += 1
                     if out.envelope.type in ("offer_call", "connect_call", "hangup_leg"):
-                        log.info("call %s: %s %s (event %s)", out.envelope.call_id,
-                                 out.envelope.type, out.envelope.payload.get("command_id"),
-                                 env.event_id)
+                        log.info("%s %s", out.envelope.type,
+                                 out.envelope.payload.get("command_id"),
+                                 extra=fields(env, call_id=out.envelope.call_id))
                     elif out.envelope.type == "dead_lettered":
                         stats["undeliverable"] += 1
-                        log.error("call %s: command not sent: %s", out.envelope.call_id,
-                                  out.envelope.payload["reason"])
+                        log.error("command not sent: %s", out.envelope.payload["reason"],
+                                  extra=fields(env, call_id=out.envelope.call_id))
                     elif out.envelope.type == "state_corrected":
                         stats["corrections"] += 1
                         p = out.envelope.payload
-                        log.warning("tenant %s: corrected against node %s: %s -> %s (%s)",
-                                    env.tenant, p["node"], p["what"], p["action"], p["detail"])
+                        log.warning("corrected against the node: %s -> %s (%s)", p["what"],
+                                    p["action"], p["detail"], extra=fields(env, node=p["node"]))
                 if len(entry[1]) >= SAVE_EVERY:
                     save(env.tenant)
             finally:
@@ -342,7 +340,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
     async def live_changes() -> None:
         """Views of the tenants that changed since their last view (at most one per
         interval per tenant, however many records changed it)."""
-        now = time.time_ns() // 1000
+        now = now_us()
         for tenant, router in list(cache.items()):
             published = live_marks.get(tenant)
             if published is None or published[0] != router.version:
@@ -356,7 +354,7 @@ def create_app(settings: WorkerSettings) -> faust.App:
             # later. Before, one took up to 70 ms of a routing stall (ACD bench).
             started["gc_frozen"] = True
             gc.freeze()
-        now = time.time_ns() // 1000
+        now = now_us()
         tenants = set(cache) | store.tenants()
         for tenant in tenants:
             router = router_of(tenant)
@@ -436,7 +434,7 @@ def replay(tenant: str, records: Iterator[Envelope]) -> TenantRouter:
         try:
             handle(router, upcast(env))
         except Exception:  # the live worker dead-lettered it then: skip it the same way
-            log.exception("rebuilding %s: record %s skipped", tenant, env.event_id)
+            log.exception("rebuilding: a record skipped", extra=fields(env))
     return router
 
 
@@ -474,8 +472,8 @@ def rebuild_from_log(bootstrap: str, partitions: int, tenant: str) -> TenantRout
                 continue
 
     router = replay(tenant, records())
-    log.info("tenant %s rebuilt from %d records of the log in %.1f s", tenant, len(rows),
-             time.monotonic() - started)
+    log.info("rebuilt from %d records of the log in %.1f s", len(rows),
+             time.monotonic() - started, extra={"tenant": tenant})
     return router
 
 
