@@ -31,8 +31,9 @@ from typing import Any, Protocol
 
 import orjson
 
-from routing.contract import DecodeError, Envelope, UpcastError, decode, deterministic_id, upcast
+from routing.contract import DecodeError, Envelope, UpcastError, decode, upcast
 from routing.contract import topics
+from routing.contract.edge import dead_letter
 
 from .agents import INTERVAL_COLUMNS, AgentKey, AgentTracker, OpenState
 from .cdr import CDR_COLUMNS, FOLDED_TYPES, OFFER_COLUMNS, VISIT_COLUMNS, CallFacts, fold_call
@@ -290,8 +291,8 @@ class CallLog:
                                   call_id=call.call_id or key[1])
             except Exception:  # a fact the fold cannot read must not stop the sink
                 self.fold_errors += 1
-                log.exception("cannot fold call %s/%s (%d events); its raw events are kept",
-                              key[0], key[1], len(call.events))
+                log.exception("cannot fold a call (%d events); its raw events are kept",
+                              len(call.events), extra={"tenant": key[0], "call_id": key[1]})
                 continue
             self._emit(call, facts, batch, key)
         self._evict()
@@ -556,15 +557,6 @@ def check_payload(envelope: Envelope) -> None:
             raise ValueError(f"{envelope.type} payload: {errors}")
 
 
-def dead_letter(topic: str, partition: int, offset: int, raw: bytes, reason: str) -> Envelope:
-    """The dead-letter record of an unreadable input record."""
-    return Envelope(
-        event_id=deterministic_id("sink-dead-letter", topic, partition, offset),
-        type="dead_lettered", version=1, occurred_at=int(time.time() * 1_000_000),
-        tenant="unknown", source="analytics-sink", payload={
-            "topic": topic, "reason": reason, "raw": raw.decode("latin-1")})
-
-
 @dataclass
 class SinkStats:
     records: int = 0
@@ -740,8 +732,9 @@ class Sink:
             envelope = upcast(decode(message.value))
             check_payload(envelope)
         except (DecodeError, UpcastError, TypeError, ValueError) as exc:
-            self._dead_letter(dead_letter(tp.topic, tp.partition, message.offset,
-                                          bytes(message.value or b""), str(exc)))
+            self._dead_letter(dead_letter(tp.topic, str(exc), bytes(message.value or b""),
+                                          source="analytics-sink",
+                                          position=(tp.partition, message.offset)))
             return
         if not self._buffer:
             self._first_at = time.monotonic()
