@@ -294,6 +294,11 @@ class Actuator:
             try:
                 consumer = Consumer({
                     "bootstrap.servers": self.settings.kafka_bootstrap, "group.id": name,
+                    # Static membership: a bridge restarted after a crash takes its
+                    # partitions back at once. As a new member it waited for the dead
+                    # one's session to time out (10 s) before executing any decision,
+                    # while callers parked in the gap waited in silence.
+                    "group.instance.id": name,
                     "client.id": name, "enable.auto.commit": False,
                     "auto.offset.reset": "latest", "session.timeout.ms": 10000,
                     "heartbeat.interval.ms": 1000, "max.poll.interval.ms": 60000,
