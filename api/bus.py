@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable
 from typing import Protocol
 
-from routing.contract import DecodeError, Envelope, decode, deterministic_id, encode
+from routing.contract import DecodeError, Envelope, decode, deterministic_id, edge, encode
 
 from .errors import Unavailable
 
@@ -26,7 +26,7 @@ Handler = Callable[[Envelope], None]
 def envelope(type_: str, tenant: str, payload: dict, call_id: str | None = None,
              source: str = "api", now_us: int | None = None) -> Envelope:
     """A new record from the API: a fresh id, the current time in µs."""
-    at = now_us if now_us is not None else time.time_ns() // 1000
+    at = now_us if now_us is not None else edge.now_us()
     return Envelope(event_id=deterministic_id(type_, tenant, at, uuid.uuid4().hex),
                     type=type_, version=1, occurred_at=at, tenant=tenant, source=source,
                     seq=None, call_id=call_id, payload=payload)

@@ -11,7 +11,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from routing.contract import Envelope
+from routing.contract import Envelope, edge
 
 
 class LiveView:
@@ -33,7 +33,7 @@ class LiveView:
         """The tenant's live view with agents counted by state and the view's age."""
         with self._lock:
             env = self._latest.get(tenant)
-        now = now_us if now_us is not None else time.time_ns() // 1000
+        now = now_us if now_us is not None else edge.now_us()
         if env is None:
             return {"as_of_us": None, "age_ms": None, "queues": [], "agents": [], "calls": [],
                     "recent": [], "agents_by_state": {}, "calls_waiting": 0,

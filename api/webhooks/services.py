@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from routing.contract import DecodeError, Envelope, decode, deterministic_id, topics
+from routing.contract.edge import fields
 
 from ..bus import Bus, envelope
 from ..config.view import ConfigView
@@ -196,8 +197,8 @@ class WebhookSender:
             "webhook_id": hid, "url": hook["url"], "status": status, "attempts": attempt,
             "http_status": code, "error": error})
         if status != "delivered":
-            log.warning("webhook %s of tenant %s: %s after %d attempts (%s)", hid, env.tenant,
-                        status, attempt, error)
+            log.warning("webhook %s: %s after %d attempts (%s)", hid, status, attempt, error,
+                        extra=fields(env, webhook_id=hid))
         return status
 
 
