@@ -6,7 +6,11 @@ a simulator ESL server then pushes them as fast as the socket takes them to a re
 `tongdai bridge` process, which normalizes, spools and publishes them to the local Kafka.
 Measured: events/s from first byte sent to the last event read back from Kafka, the bridge
 process's CPU seconds per event (from /proc), and the cost of each in-process stage on one
-core (parse, normalize, encode, spool append) to show where the time goes.
+core (parse, normalize, encode, spool append) to show where the time goes. In the same
+run, greenswitch's own reader (InboundESL, a handler that only counts) gets the same plain
+events from a simulator in a process of its own: the bridge's events per CPU second over
+greenswitch's is `{plain,json}_vs_greenswitch_per_core_ratio` (greenswitch reads no JSON,
+so the json ratio compares the bridge's JSON path with greenswitch's plain parse).
 Needs the local stack running (`tongdai stack up`).
 """
 from __future__ import annotations
@@ -162,6 +166,70 @@ def run_once(fmt: str, events: list[protocol.Event], core_uuid: str,
             f"{fmt}_duplicate_events": duplicates}
 
 
+def greenswitch_once(events: list[protocol.Event], core_uuid: str) -> dict[str, float]:
+    """The same plain events through greenswitch's own reader (InboundESL: it reads the
+    frames line by line, URL-decodes and splits every event's headers, hands each to a
+    handler), in a process of its own with a handler that only counts: what greenswitch
+    costs to parse an event, the bar the bridge is held to per core."""
+    sim = Simulator(port=0, password="bench", heartbeat=None, core_uuid=core_uuid)
+    sim.start()
+    child = subprocess.Popen([sys.executable, "-m", "deploy.benchmarks.bridge", "greenswitch",
+                              str(sim.port), "bench", str(len(events))],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(s.listening for s in sim.server.sessions):
+            if time.monotonic() > deadline or child.poll() is not None:
+                child.kill()
+                raise RuntimeError(f"greenswitch did not subscribe: {child.stderr.read()[-2000:]}")
+            time.sleep(0.05)
+        session = next(s for s in sim.server.sessions if s.listening)
+        ready = child.stdout.readline().split()  # "ready <cpu s>"
+        wire = [protocol.encode_event("plain", e.pairs, e.body) for e in events]
+        blobs = [b"".join(wire[i:i + 500]) for i in range(0, len(wire), 500)]
+        t0 = time.perf_counter()
+        for blob in blobs:
+            session.send(blob)
+        done = child.stdout.readline().split()  # "done <events> <cpu s>"
+        elapsed = time.perf_counter() - t0
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(timeout=30)
+        sim.stop()
+    if len(done) != 3 or len(ready) != 2:
+        raise RuntimeError(f"greenswitch run ended early: {ready} {done} "
+                           f"{child.stderr.read()[-2000:]}")
+    seen, cpu = int(done[1]), float(done[2]) - float(ready[1])
+    return {"greenswitch_plain_events_per_s": round(seen / elapsed),
+            "greenswitch_plain_cpu_per_event_us": round(cpu / seen * 1e6, 1),
+            "greenswitch_plain_events_per_cpu_s": round(seen / cpu) if cpu else 0,
+            "greenswitch_plain_lost_events": len(events) - seen}
+
+
+def _greenswitch_main(port: int, password: str, expected: int) -> None:
+    """The child of `greenswitch_once`: count events until `expected`, print CPU seconds."""
+    import gevent.event
+    from greenswitch.esl import InboundESL
+
+    seen = 0
+    finished = gevent.event.Event()
+
+    def count(_event) -> None:
+        nonlocal seen
+        seen += 1
+        if seen >= expected:
+            finished.set()
+
+    esl = InboundESL("127.0.0.1", port, password)
+    esl.connect()
+    esl.register_handle("*", count)
+    esl.send("event plain ALL")
+    print(f"ready {time.process_time()}", flush=True)
+    finished.wait(timeout=300)
+    print(f"done {seen} {time.process_time()}", flush=True)
+
+
 def run(quick: bool = False) -> dict[str, float]:
     from deploy.local import settings as stack_settings
 
@@ -176,6 +244,23 @@ def run(quick: bool = False) -> dict[str, float]:
         print(f"bridge {fmt}: {figures[f'{fmt}_events_per_s']} events/s end to end, "
               f"{figures[f'{fmt}_cpu_per_event_us']} µs CPU per event in the bridge, "
               f"lost {figures[f'{fmt}_lost_events']}", file=sys.stderr)
+        if fmt == "plain":
+            # greenswitch parses the same events (plain: it reads no JSON) in the same run
+            figures.update(greenswitch_once(events, str(uuid.uuid4())))
+    per_core = figures["greenswitch_plain_events_per_cpu_s"]
+    for fmt in ("plain", "json"):
+        figures[f"{fmt}_vs_greenswitch_per_core_ratio"] = \
+            round(figures[f"{fmt}_events_per_cpu_s"] / per_core, 2) if per_core else 0.0
+    print(f"bridge / greenswitch's parse of the same events, events per CPU second: plain "
+          f"{figures['plain_vs_greenswitch_per_core_ratio']}, json "
+          f"{figures['json_vs_greenswitch_per_core_ratio']} (greenswitch "
+          f"{per_core} events/s per core, {figures['greenswitch_plain_events_per_s']} events/s)",
+          file=sys.stderr)
     figures["events_count"] = len(events)
     figures["calls_count"] = calls
     return figures
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["greenswitch"]:
+        _greenswitch_main(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]))
