@@ -26,6 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from routing.contract.edge import now_us
+
 # Ring failures and how long the product's default penalties hold an agent out of
 # routing (routing.model.DEFAULT_PENALTIES: busy 60 s, no answer / reject 10 s). An agent
 # is not counted available before these have passed: configuration, not belief.
@@ -147,7 +149,7 @@ class Ledger:
             return
         h = event.headers
         uid = h.get("Unique-ID", "")
-        t = int(h.get("Event-Date-Timestamp") or time.time_ns() // 1000) / 1e6
+        t = int(h.get("Event-Date-Timestamp") or now_us()) / 1e6
         with self.lock:
             if name == "CHANNEL_CREATE":
                 ext = h.get("variable_dialed_user", "")

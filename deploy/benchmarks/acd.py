@@ -30,6 +30,7 @@ from esl_bridge.simulator import Simulator
 from esl_bridge.simulator.model import Distribution
 from esl_bridge.simulator.scenario import LoadGenerator, LoadSpec
 from routing.contract import Envelope, deterministic_id, encode, topics
+from routing.contract.edge import now_us
 
 from ._common import cpu_s, end_offsets, pct, wait_log
 
@@ -103,7 +104,7 @@ class Probe:
 
 
 def _send(producer, topic: str, key: bytes, tenant: str, type_: str, payload: dict) -> None:
-    now = time.time_ns() // 1000
+    now = now_us()
     env = Envelope(deterministic_id(type_, tenant, now, uuid.uuid4()), type_, 1, now, tenant,
                    "bench", None, None, payload)
     producer.send(topic, key=key, value=encode(env))

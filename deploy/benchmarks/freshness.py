@@ -432,6 +432,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
     from esl_bridge.simulator import Simulator
     from esl_bridge.simulator.model import AgentSpec, CallerSpec
     from routing.contract import Envelope, deterministic_id, encode, topics
+    from routing.contract.edge import now_us
 
     parser = argparse.ArgumentParser(prog="tongdai bench freshness")
     parser.add_argument("--seconds", type=float, default=20.0 if quick else 120.0)
@@ -487,7 +488,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
     ext = {a: str(3000 + i) for i, a in enumerate(registered + pausing)}
 
     def send(topic: str, key: bytes, type_: str, payload: dict) -> None:
-        now = time.time_ns() // 1000
+        now = now_us()
         env = Envelope(deterministic_id(type_, tenant, now, uuid.uuid4()), type_, 1, now,
                        tenant, "bench", None, None, payload)
         producer.send(topic, key=key, value=encode(env))
@@ -614,7 +615,7 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
                                     sim.unregister(ext[agent], tenant)
                                 at = probe.last_registration(ext[agent])
                             else:
-                                at = time.time_ns() // 1000
+                                at = now_us()
                                 action = "pause" if to == "paused" else "resume"
                                 status, _ = _http(api_port, "POST",
                                                   f"/api/v1/agents/{agent}/{action}", token,

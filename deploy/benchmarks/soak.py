@@ -241,8 +241,9 @@ class CallLogJudge:
 
 def _send(producer, topic: str, key: bytes, tenant: str, type_: str, payload: dict) -> None:
     from routing.contract import Envelope, deterministic_id, encode
+    from routing.contract.edge import now_us
 
-    now = time.time_ns() // 1000
+    now = now_us()
     env = Envelope(deterministic_id(type_, tenant, now, uuid.uuid4()), type_, 1, now, tenant,
                    "soak", None, None, payload)
     producer.send(topic, key=key, value=encode(env))

@@ -220,13 +220,14 @@ class Up:
         from kafka import KafkaProducer
 
         from routing.contract import Envelope, deterministic_id, encode, topics
+        from routing.contract.edge import now_us
 
         producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all")
         for agent in DEMO_AGENTS.values():
             # Logged in and not paused: the demo starts with everyone at work, whatever a
             # previous run left (agent state survives restarts, as it should).
             for command in ("agent_login_requested", "agent_resume_requested"):
-                now = time.time_ns() // 1000
+                now = now_us()
                 env = Envelope(deterministic_id("up", command, agent, now), command, 1, now,
                                DEMO_TENANT, "tongdai-up", None, None,
                                {"agent_id": agent, "reason": ""})
