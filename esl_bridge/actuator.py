@@ -124,7 +124,14 @@ def esl_command(envelope: Envelope) -> str:
         return (f"uuid_transfer {_clean(p['leg_id'])} {_clean(p['destination'])} XML "
                 f"{_clean(p.get('context') or 'default')}")
     if kind == "play_announcement":
-        return f"uuid_broadcast {_clean(p['leg_id'])} {_clean(p['path'])} aleg"
+        path = _clean(p["path"])
+        if p.get("then_music"):
+            # The waiting music the dialplan chose (api/freeswitch/render.py sets it, and
+            # turns it to silence before a bridge), expanded when the broadcast plays.
+            path += "!${tongdai_waiting_music}"
+        return f"uuid_broadcast {_clean(p['leg_id'])} {path} aleg"
+    if kind == "break_playback":
+        return f"uuid_break {_clean(p['leg_id'])}"
     if kind == "set_variable":
         return f"uuid_setvar {_clean(p['leg_id'])} {_clean(p['name'])} {_clean(p['value'])}"
     raise ValueError(f"not a routing command: {kind}")

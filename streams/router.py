@@ -846,7 +846,14 @@ def handle(router: TenantRouter, env: Envelope) -> list[Out]:
 def announcements(router: TenantRouter, before_us: int) -> list[Out]:
     """Waiting callers whose announcement moment (routing/announce.py) fell between the
     router's clock before the record just handled and after it: play them their position
-    and estimated wait (`uuid_broadcast`, nested in the waiting music by the switch)."""
+    and estimated wait, then their waiting music again.
+
+    The music is a broadcast that never ends and holds the channel's event lock: a prompt
+    broadcast behind it waits for ever (measured on the real switch: accepted, never
+    played), and would play once the music stops — over the agent, after the bridge. So
+    the music is stopped first (`uuid_break`) and the prompt brings it back. The two
+    commands may run in either order: a prompt queued first plays as the break ends the
+    music."""
     state = router.state
     now = state.clock_us
     if now <= before_us:
@@ -871,9 +878,13 @@ def announcements(router: TenantRouter, before_us: int) -> list[Out]:
         e = estimates.calls.get(cid)
         if e is None or e.position < 1:
             continue
+        out.append(_command(router, "break_playback", now, cid,
+                            deterministic_id("announce-break", router.tenant, cid, moment),
+                            leg_id=cid))
         out.append(_command(router, "play_announcement", now, cid,
                             deterministic_id("announce", router.tenant, cid, moment),
-                            leg_id=cid, path=announce.prompt(e.position, e.ewt_s)))
+                            version=2, leg_id=cid, path=announce.prompt(e.position, e.ewt_s),
+                            then_music=True))
     return out
 
 

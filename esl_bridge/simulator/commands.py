@@ -108,11 +108,20 @@ class Commands(NodeCore):
                                   rest[3] if len(rest) > 3 else None, leg)
 
     def _uuid_broadcast(self, args: list[str], arg: str) -> str:
+        # mod_commands' uuid_broadcast_function: the same usage and replies.
         if len(args) < 2:
-            return "-USAGE: <uuid> <path> [aleg|bleg|both]\n"
+            return "-USAGE: <uuid> <path> [aleg|bleg|holdb|both]\n"
+        if args[0] not in self.channels:
+            return "-ERR invalid uuid\n"
+        return "+OK Message sent\n"
+
+    def _uuid_break(self, args: list[str], arg: str) -> str:
+        # mod_commands' break_function (what plays is not modelled: nothing to stop).
+        if not args:
+            return "-USAGE: <uuid> [all]\n"
         if args[0] not in self.channels:
             return "-ERR No such channel!\n"
-        return "+OK Message sent\n"
+        return "+OK\n"
 
     def _uuid_setvar(self, args: list[str], arg: str) -> str:
         if len(args) < 2:
@@ -161,7 +170,8 @@ class Commands(NodeCore):
         "status": _status, "version": _version, "uptime": _uptime_seconds,
         "global_getvar": _global_getvar, "show": _show, "uuid_bridge": _uuid_bridge,
         "uuid_kill": _uuid_kill, "uuid_transfer": _uuid_transfer,
-        "uuid_broadcast": _uuid_broadcast, "uuid_setvar": _uuid_setvar,
+        "uuid_broadcast": _uuid_broadcast, "uuid_break": _uuid_break,
+        "uuid_setvar": _uuid_setvar,
         "uuid_getvar": _uuid_getvar, "uuid_hold": _uuid_hold, "uuid_record": _uuid_record,
         "uuid_recv_dtmf": _uuid_recv_dtmf, "uuid_exists": _uuid_exists,
         "uuid_dump": _uuid_dump, "hupall": _hupall,

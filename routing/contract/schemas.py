@@ -387,6 +387,20 @@ class PlayAnnouncementV1(_Command):
     path = fields.String(required=True)
 
 
+class PlayAnnouncementV2(PlayAnnouncementV1):
+    # After the prompt, the caller's waiting music again (the dialplan's
+    # tongdai_waiting_music): a prompt breaks into the music and must give it back.
+    then_music = fields.Boolean(load_default=False)
+
+
+class BreakPlaybackV1(_Command):
+    """Stop what the leg is playing (uuid_break): the waiting music holds the channel's
+    event lock, and a broadcast queued behind it would wait for ever, or play over the
+    agent once the caller is bridged."""
+
+    leg_id = fields.String(required=True)
+
+
 class SetVariableV1(_Command):
     leg_id = fields.String(required=True)
     name = fields.String(required=True)
@@ -525,6 +539,8 @@ PAYLOADS: dict[tuple[str, int], tuple[str, type[Schema]]] = {
     ("hangup_leg", 1): (topics.ROUTING_DECISIONS, HangupLegV1),
     ("transfer_leg", 1): (topics.ROUTING_DECISIONS, TransferLegV1),
     ("play_announcement", 1): (topics.ROUTING_DECISIONS, PlayAnnouncementV1),
+    ("play_announcement", 2): (topics.ROUTING_DECISIONS, PlayAnnouncementV2),
+    ("break_playback", 1): (topics.ROUTING_DECISIONS, BreakPlaybackV1),
     ("set_variable", 1): (topics.ROUTING_DECISIONS, SetVariableV1),
     ("request_snapshot", 1): (topics.ROUTING_DECISIONS, RequestSnapshotV1),
     ("config_changed", 1): (topics.CONFIG, ConfigChangedV1),

@@ -62,6 +62,12 @@ def test_monitoring_rings_the_supervisor_into_eavesdrop_on_the_agents_leg(mode, 
      "uuid_transfer call-1 vm_100 XML acme"),
     ("play_announcement", {"leg_id": "call-1", "path": "/s/closed.wav"},
      "uuid_broadcast call-1 /s/closed.wav aleg"),
+    ("play_announcement", {"leg_id": "call-1", "path": "file_string://a.wav!b.wav",
+                           "then_music": True},
+     "uuid_broadcast call-1 file_string://a.wav!b.wav!${tongdai_waiting_music} aleg"),
+    ("play_announcement", {"leg_id": "call-1", "path": "a.wav${x}", "then_music": False},
+     "uuid_broadcast call-1 a.wav$x aleg"),  # no variable slips in through the path
+    ("break_playback", {"leg_id": "call-1"}, "uuid_break call-1"),
     ("set_variable", {"leg_id": "call-1", "name": "tongdai_queue", "value": "sales"},
      "uuid_setvar call-1 tongdai_queue sales"),
 ])

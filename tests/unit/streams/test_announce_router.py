@@ -30,7 +30,7 @@ def test_waiting_callers_hear_position_and_wait_on_entry_and_every_interval():
     assert path.startswith("file_string://tongdai/ewt/vi/position.wav!tongdai/ewt/vi/n/1.wav")
     assert "tongdai/ewt/en/position.wav" in path
     assert RecordSchema().validate(first.to_dict()) == {}
-    assert esl_command(first) == f"uuid_broadcast c2 {path} aleg"
+    assert esl_command(first) == f"uuid_broadcast c2 {path}!${{tongdai_waiting_music}} aleg"
     assert plays(handle(r, cmd("tick", 14))) == []
     # a1 never answered (ring-no-answer at 25 s, then held out): c1 waits again too, and
     # hears its minute-mark (entered at 10: 12, 72, ...); c2's comes at 73.
@@ -38,6 +38,19 @@ def test_waiting_callers_hear_position_and_wait_on_entry_and_every_interval():
     (again,) = plays(handle(r, cmd("tick", 73.1)))
     assert again.call_id == "c2" and again.payload["command_id"] != first.payload["command_id"]
     assert "tongdai/ewt/vi/n/2.wav" in again.payload["path"], "c1 is ahead of c2 now"
+
+
+def test_the_music_is_broken_into_first_and_comes_back_after_the_prompt():
+    r = setup(agents=("a1",), announce_every_s=60)
+    handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    handle(r, fs("channel_parked", 11, "c2", **leg("c2", "c2", queue="support")))
+    outs = [o.envelope for o in handle(r, cmd("tick", 13.2))
+            if o.envelope.type in ("break_playback", "play_announcement")]
+    assert [(e.type, e.version) for e in outs] == [("break_playback", 1),
+                                                  ("play_announcement", 2)]
+    assert esl_command(outs[0]) == "uuid_break c2"
+    assert outs[1].payload["then_music"] is True
+    assert all(RecordSchema().validate(e.to_dict()) == {} for e in outs)
 
 
 def test_no_announcements_unless_the_queue_asks_and_none_to_a_ringing_caller():

@@ -33,3 +33,4 @@ def test_a_waiting_caller_hears_position_and_wait_and_a_ringing_one_does_not():
     assert said[0].startswith("file_string://tongdai/ewt/vi/position.wav!tongdai/ewt/vi/n/1.wav")
     assert all(r == "+OK Message sent" for c, r in results if c == "play_announcement")
     assert sum(1 for c, _ in results if c == "play_announcement") == 3
+    assert [r for c, r in results if c == "break_playback"] == ["+OK"] * 3
