@@ -25,7 +25,9 @@ switch's events for both, so every figure is on the switch's clock (Event-Date-T
 - lost bridges: an agent leg that answered while its caller was still waiting and was
   never bridged; orphaned legs: an answered agent leg bridged to nobody that stayed up
   more than `ORPHAN_S` (or was still up at the end).
-The product's stages come from Kafka record timestamps (same machine, same clock).
+The product's stages come from Kafka record timestamps (same machine, same clock). Kafka
+and ClickHouse are the run's own (`--stack private`, the default: on the shared broker any
+other deployment's worker routes the run's calls too) or the local stack (`--stack shared`).
 The run holds /tmp/tongdai-freeswitch.lock (one switch at a time on the machine), unless a
 process it descends from already holds it (`flock /tmp/tongdai-freeswitch.lock ...`).
 """
@@ -52,7 +54,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._common import pct, wait_log
+from ._common import bench_stack, pct, wait_log
 
 ROOT = Path(__file__).resolve().parents[2]
 FS_CONF = ROOT / "fs-conf"
@@ -763,8 +765,6 @@ def wait_idle(esl: EventSocket, timeout: float) -> int:
 
 
 def run(args: argparse.Namespace, quick: bool) -> dict[str, float]:
-    from deploy.local import settings as stack_settings
-
     prefix = Path(args.freeswitch)
     prefix = prefix if prefix.is_absolute() else ROOT / prefix
     if not (prefix / "bin" / "freeswitch").is_file():
@@ -772,11 +772,22 @@ def run(args: argparse.Namespace, quick: bool) -> dict[str, float]:
                          f"(build it: deploy/freeswitch/build-from-source.sh)")
     if shutil.which("sipp") is None:
         raise SystemExit("bench acd: SIPp is not installed (Debian package sip-tester)")
-    rates = [float(r) for r in args.rates.split(",")]
     lock = switch_lock()
-    stack = stack_settings.load()
-    bootstrap = stack.kafka_bootstrap
     folder = Path(tempfile.mkdtemp(prefix="tongdai-bench-acd-fs-"))
+    load_start = round(load1(), 2)
+    try:
+        with bench_stack(args.stack, folder, lambda m: print(m, file=sys.stderr)) \
+                as (stack, _health):
+            figures = _run(args, prefix, stack, folder)
+    finally:
+        if lock is not None:
+            os.close(lock)
+    return {"load1_start_cores": load_start, **figures, "load1_end_cores": round(load1(), 2)}
+
+
+def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[str, float]:
+    rates = [float(r) for r in args.rates.split(",")]
+    bootstrap = stack.kafka_bootstrap
     hexid = uuid.uuid4().hex[:8]
     tenant, domain = f"bench{hexid}", f"bench{hexid}.tongdai.test"
     did = f"0283{random.randrange(10**6, 10**7)}"
@@ -791,9 +802,8 @@ def run(args: argparse.Namespace, quick: bool) -> dict[str, float]:
             "PYTHONUNBUFFERED": "1", "TONGDAI_LOG_LEVEL": "WARNING"}
     procs: dict[str, subprocess.Popen] = {}
     esl = None
-    figures: dict[str, float] = {"load1_start_cores": round(load1(), 2)}
-    print(f"bench acd --freeswitch: run folder {folder}; load1 {figures['load1_start_cores']}",
-          file=sys.stderr)
+    figures: dict[str, float] = {}
+    print(f"bench acd --freeswitch: run folder {folder}; load1 {load1():.2f}", file=sys.stderr)
     try:
         procs["api"] = start("api", folder, {**base, "TONGDAI_API_PORT": str(api_port),
                                              "TONGDAI_API_XML_CURL_PASSWORD": xml_curl_password,
@@ -906,9 +916,6 @@ def run(args: argparse.Namespace, quick: bool) -> dict[str, float]:
             esl.close()
         for name in ("bridge", "worker", "freeswitch", "api"):
             stop(procs.get(name))
-        if lock is not None:
-            os.close(lock)
-        figures["load1_end_cores"] = round(load1(), 2)
     return figures
 
 

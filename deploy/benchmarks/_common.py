@@ -1,10 +1,15 @@
 """Helpers the benchmarks share (a module name starting with `_` is not a benchmark)."""
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import os
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 
 def pct(values: list[float], q: float) -> float:
@@ -57,3 +62,39 @@ def end_offsets(bootstrap: str, names: list[str]) -> dict:
     ends = consumer.end_offsets(tps)
     consumer.close()
     return ends
+
+
+@contextlib.contextmanager
+def bench_stack(kind: str, folder: Path, say: Callable[[str], None]) -> Iterator[tuple[Any, list]]:
+    """The Kafka and ClickHouse a benchmark runs on, with their healths (pids).
+
+    "private": servers of this run alone, in folder/stack, stopped at the end. Topic names
+    are fixed and every worker routes every tenant it sees, so a worker of another
+    deployment on a shared broker routes the run's calls too (measured: another
+    engineer's worker, started during `bench acd --quick`, hung up 199 of its 471 callers
+    with "queue support is not configured"). "shared": the running local stack (started
+    if it is not running)."""
+    from deploy.local import settings as stack_settings
+    from deploy.local import stack
+
+    shared = stack_settings.load()
+    if kind == "shared":
+        health = stack.status(shared)
+        if not all(h.healthy for h in health):
+            say("starting the local stack (Kafka, ClickHouse) ...")
+            health = stack.up(shared, log=lambda m: say("  " + m))
+        yield shared, health
+        return
+    (folder / "stack").mkdir(parents=True)
+    if (shared.root / "kafka-dist").exists():  # the jars, not a second download
+        os.symlink(shared.root / "kafka-dist", folder / "stack" / "kafka-dist")
+    settings = dataclasses.replace(
+        shared, stack_dir=str(folder / "stack"), kafka_port=free_port(),
+        kafka_controller_port=free_port(), clickhouse_tcp_port=free_port(),
+        clickhouse_http_port=free_port(), kafka_heap_mb=512)
+    say(f"starting a private Kafka and ClickHouse in {folder / 'stack'} ...")
+    try:
+        health = stack.up(settings, log=lambda m: say("  " + m))
+        yield settings, health
+    finally:
+        stack.down(settings, log=lambda m: say("  " + m))  # ours: nothing left running

@@ -9,7 +9,11 @@ joins it to the caller (answer to connect: the dead air the agent hears). With
 `--connect router` the answered leg parks and the router orders `uuid_bridge`; the stages
 of that path (ingest, worker, actuator) come from Kafka record timestamps. With
 `--connect switch` (the default, as the product's queues) the switch bridges the first
-phone to answer itself (fs-conf's tongdai_connect). Needs `tongdai stack up`.
+phone to answer itself (fs-conf's tongdai_connect). Kafka is the run's own (`--stack
+private`, the default; `--stack shared`: the local stack, where another deployment's worker
+routes the run's calls too). The stages of the time to offer (the caller's park -> its
+record on the routing topic -> the worker's offer_call record -> the originate) are
+reported in both modes.
 Options (after --): --cps N (30), --agents N (200), --seconds N (60; 15 with --quick),
 --connect switch|router. With `--freeswitch [PREFIX]`: the same on a real FreeSWITCH with
 SIPp phones, beside a mod_callcenter queue on the same switch (deploy/benchmarks/
@@ -25,6 +29,7 @@ import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 
 from esl_bridge.simulator import Simulator
 from esl_bridge.simulator.model import Distribution
@@ -32,7 +37,7 @@ from esl_bridge.simulator.scenario import LoadGenerator, LoadSpec
 from routing.contract import Envelope, deterministic_id, encode, topics
 from routing.contract.edge import now_us
 
-from ._common import cpu_s, end_offsets, pct, wait_log
+from ._common import bench_stack, cpu_s, end_offsets, pct, wait_log
 
 
 
@@ -129,6 +134,8 @@ def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe) -> dict[str,
     ends = consumer.end_offsets(list(start))
     parked_at_kafka: dict[str, float] = {}
     decided_at_kafka: dict[str, float] = {}
+    caller_parked_at_kafka: dict[str, float] = {}  # call id -> its CHANNEL_PARK's record
+    offered_at_kafka: dict[str, float] = {}  # call id -> its first offer_call
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in start):
         for _tp, batch in consumer.poll(timeout_ms=500, max_records=20000).items():
@@ -139,6 +146,10 @@ def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe) -> dict[str,
                 p = env["payload"]
                 if env["type"] == "channel_parked" and p.get("offer_id"):
                     parked_at_kafka[p["offer_id"]] = r.timestamp / 1000
+                elif env["type"] == "channel_parked" and env["call_id"]:
+                    caller_parked_at_kafka.setdefault(env["call_id"], r.timestamp / 1000)
+                elif env["type"] == "offer_call":
+                    offered_at_kafka.setdefault(env["call_id"], r.timestamp / 1000)
                 elif env["type"] == "connect_call":
                     decided_at_kafka[p["offer_id"]] = r.timestamp / 1000
     consumer.close()
@@ -148,7 +159,21 @@ def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe) -> dict[str,
             ingest.append((parked_at_kafka[offer] - parked) * 1000)
             route.append((decided_at_kafka[offer] - parked_at_kafka[offer]) * 1000)
             actuate.append((probe.bridge[offer] - decided_at_kafka[offer]) * 1000)
-    return {"stage_bridge_ingest_p50_ms": round(pct(ingest, 0.5), 1),
+    # Time to offer: the caller's park -> its record on the routing topic (bridge) ->
+    # the offer_call record (worker) -> the originate at the simulator (actuator).
+    o_ingest, o_route, o_actuate = [], [], []
+    for call, parked in probe.caller_park.items():
+        if call in caller_parked_at_kafka and call in offered_at_kafka and \
+                call in probe.originate:
+            o_ingest.append((caller_parked_at_kafka[call] - parked) * 1000)
+            o_route.append((offered_at_kafka[call] - caller_parked_at_kafka[call]) * 1000)
+            o_actuate.append((probe.originate[call] - offered_at_kafka[call]) * 1000)
+    offer_stages = {}
+    for name, values in (("ingest", o_ingest), ("worker", o_route), ("actuator", o_actuate)):
+        offer_stages[f"offer_stage_{name}_p50_ms"] = round(pct(values, 0.5), 1)
+        offer_stages[f"offer_stage_{name}_p99_ms"] = round(pct(values, 0.99), 1)
+    return {**offer_stages,
+            "stage_bridge_ingest_p50_ms": round(pct(ingest, 0.5), 1),
             "stage_bridge_ingest_p99_ms": round(pct(ingest, 0.99), 1),
             "stage_worker_p50_ms": round(pct(route, 0.5), 1),
             "stage_worker_p99_ms": round(pct(route, 0.99), 1),
@@ -157,10 +182,6 @@ def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe) -> dict[str,
 
 
 def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
-    from kafka import KafkaProducer
-
-    from deploy.local import settings as stack_settings
-
     parser = argparse.ArgumentParser(prog="tongdai bench acd")
     parser.add_argument("--cps", type=float, default=30.0)
     parser.add_argument("--agents", type=int, default=None,
@@ -186,7 +207,11 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
                         help="--freeswitch: a caller not connected by then hangs up")
     parser.add_argument("--wrapup-s", type=int, default=1,
                         help="--freeswitch: agents' wrap-up on both sides")
-    args = parser.parse_args(argv or [])
+    parser.add_argument("--stack", choices=("private", "shared"), default="private",
+                        help="private (default): a Kafka and ClickHouse of this run alone "
+                             "(another deployment's worker on a shared broker routes the "
+                             "run's calls too); shared: the running local stack")
+    args = parser.parse_args([a for a in argv or [] if a != "--"])
     if args.freeswitch:
         from . import _acd_realfs
 
@@ -195,9 +220,16 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
         return _acd_realfs.run(args, quick)
     args.agents = args.agents or 200
     args.seconds = args.seconds or (15.0 if quick else 60.0)
-    bootstrap = stack_settings.load().kafka_bootstrap
-    tenant = f"bench-{uuid.uuid4().hex[:8]}.acd"
     tmp = tempfile.mkdtemp(prefix="tongdai-bench-acd-")
+    say = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    with bench_stack(args.stack, Path(tmp), say) as (stack, _health):
+        return _run(args, stack.kafka_bootstrap, tmp)
+
+
+def _run(args: argparse.Namespace, bootstrap: str, tmp: str) -> dict[str, float]:
+    from kafka import KafkaProducer
+
+    tenant = f"bench-{uuid.uuid4().hex[:8]}.acd"
 
     sim = Simulator(port=0, password="bench", heartbeat=3600, seed=42, domain=tenant)
     sim.start()
@@ -261,7 +293,9 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
                 proc.kill()
         sim.stop()
     connect_ms, offer_ms = probe.latencies()
-    stages = _stages(bootstrap, marks, tenant, probe) if args.connect == "router" else {}
+    stages = _stages(bootstrap, marks, tenant, probe)
+    if args.connect == "switch":  # no connect_call: only the time to offer's stages
+        stages = {k: v for k, v in stages.items() if k.startswith("offer_stage_")}
     calls = len(probe.caller_park)
     bridged = len(connect_ms)
     figures = {
