@@ -358,6 +358,10 @@ class Queue:
     # Waiting callers hear their position and estimated wait (routing/announce.py): on
     # entry, then every announce_every_s (0: on entry only; None: never).
     announce_every_s: int | None = None
+    # Callbacks that keep the caller's place (routing/callbacks.py): the key a waiting
+    # caller presses (None: no callbacks) and how many times the customer is dialled.
+    callback_key: str | None = None
+    callback_attempts: int = 3
 
     def __post_init__(self) -> None:
         if self.strategy not in STRATEGIES:
@@ -375,6 +379,11 @@ class Queue:
             v = getattr(self, name)
             if v is not None and v < 0:
                 raise ValueError(f"Queue {self.id!r}: {name} must be ≥ 0, got {v}")
+        if self.callback_key is not None and self.callback_key not in "0123456789*#":
+            raise ValueError(f"Queue {self.id!r}: callback_key must be one key of 0-9, * or #, "
+                             f"got {self.callback_key!r}")
+        if self.callback_attempts < 1:
+            raise ValueError(f"Queue {self.id!r}: callback_attempts must be ≥ 1")
         if self.aging_s is not None and self.aging_s < 1:
             raise ValueError(f"Queue {self.id!r}: aging_s must be ≥ 1 s or None")
 

@@ -110,6 +110,10 @@ def entity(kind: str, tenant: str, entity_id: str, data: Mapping[str, Any]):
             }
             if "connect" in data:
                 fields["connect"] = str(data["connect"])
+            if data.get("callback_key") is not None:
+                fields["callback_key"] = str(data["callback_key"])
+            if "callback_attempts" in data:
+                fields["callback_attempts"] = int(data["callback_attempts"])
             for name in ("after_hours", "max_wait_action", "max_len_action", "no_agent_action"):
                 if data.get(name) is not None:
                     fields[name] = action(data[name], f"{where}.{name}")

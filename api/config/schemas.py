@@ -118,6 +118,12 @@ class QueueLoad(Strict):
     vip = fields.Boolean(metadata={"description": "recordings only for the tenant's "
                                                   "vip_recording_roles"})
     music_on_hold = fields.String(validate=validate.Length(max=300))
+    callback_key = fields.String(allow_none=True, validate=validate.Regexp(
+        r"^[0-9*#]$", error="must be one key: 0-9, * or #"), metadata={"description": (
+        "the key a waiting caller presses to be called back keeping their place (null: no "
+        "callbacks)")})
+    callback_attempts = fields.Integer(validate=validate.Range(min=1, max=10), metadata={
+        "description": "times the customer is dialled before the callback fails (3)"})
     announce_every_s = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=3600),
                                       metadata={"description": (
         "waiting callers hear their position and estimated wait (Vietnamese, then English) "

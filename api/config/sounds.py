@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from routing.announce import PROMPT_FILES
+from routing.callbacks import PROMPT_FILES as CALLBACK_PROMPTS
 
 #: fs-conf's sound_prefix below the sounds folder
 PREFIX = Path("en") / "us" / "callie"
@@ -33,6 +34,9 @@ def references(kind: str, data: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
     if kind == "queue" and data.get("announce_every_s") is not None:
         for ref in PROMPT_FILES:  # position and wait announcements (routing/announce.py)
             yield "announce_every_s", ref
+    if kind == "queue" and data.get("callback_key") is not None:
+        for ref in CALLBACK_PROMPTS:  # the callback's questions (routing/callbacks.py)
+            yield "callback_key", ref
 
 
 def exists(sounds: Path, ref: str) -> bool:

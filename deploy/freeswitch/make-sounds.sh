@@ -20,6 +20,7 @@
 #   en/us/callie/voicemail/vm-*.wav           every prompt of the vanilla voicemail phrases
 #   en/us/callie/{ascii,digits}/*.wav         spelled ids and numbers
 #   en/us/callie/tongdai/ewt/{vi,en}/...      position and estimated-wait announcements
+#   en/us/callie/tongdai/callback/{vi,en}/... the callback's questions and its digits
 set -euo pipefail
 
 die() { echo "make-sounds: $*" >&2; exit 2; }
@@ -150,5 +151,21 @@ speak $ewt/en/more_than.wav "" "more than"
 for n in $(seq 1 60); do
     speak $ewt/vi/n/$n.wav "$n" ""
     speak $ewt/en/n/$n.wav "" "$n"
+done
+# Callbacks that keep the caller's place (routing/callbacks.py, PROMPT_FILES).
+cb=$callie/tongdai/callback
+speak $cb/vi/offer.wav "Để được gọi lại mà vẫn giữ vị trí, vui lòng nhấn phím 1." ""
+speak $cb/en/offer.wav "" "To be called back and keep your place, press 1."
+speak $cb/vi/confirm_number.wav "Chúng tôi sẽ gọi lại cho quý khách theo số" ""
+speak $cb/en/confirm_number.wav "" "We will call you back at"
+speak $cb/vi/confirm_keys.wav "Nhấn phím 1 để xác nhận, phím 2 để hủy." ""
+speak $cb/en/confirm_keys.wav "" "Press 1 to confirm, 2 to cancel."
+speak $cb/vi/confirmed.wav "Cảm ơn quý khách. Chúng tôi sẽ gọi lại khi đến lượt quý khách." ""
+speak $cb/en/confirmed.wav "" "Thank you. We will call you back when it is your turn."
+speak $cb/vi/cancelled.wav "Đã hủy yêu cầu gọi lại." ""
+speak $cb/en/cancelled.wav "" "Your callback is cancelled."
+for d in 0 1 2 3 4 5 6 7 8 9; do
+    speak $cb/vi/d/$d.wav "$d" ""
+    speak $cb/en/d/$d.wav "" "$d"
 done
 echo "make-sounds: $made file(s) written under $sounds"

@@ -176,6 +176,34 @@ class CallEnqueuedV1(_Strict):
     region = fields.String(load_default=None, allow_none=True)
 
 
+class CallbackRequestedV1(_Strict):
+    """The waiting caller confirmed a callback: the call keeps its place in the queue."""
+
+    queue = fields.String(required=True)
+    number = fields.String(required=True)  # E.164, what will be dialled
+    position = fields.Integer(load_default=None, allow_none=True)
+    ewt_s = fields.Integer(load_default=None, allow_none=True)
+
+
+class CallbackAttemptedV1(_Strict):
+    """An agent's leg dialled the customer, who did not answer: back to its place."""
+
+    queue = fields.String(required=True)
+    number = fields.String(required=True)
+    attempt = fields.Integer(required=True)
+    agent_id = fields.String(load_default=None, allow_none=True)
+    result = fields.String(required=True)  # the leg's hangup cause
+
+
+class CallbackCompletedV1(_Strict):
+    queue = fields.String(required=True)
+    number = fields.String(required=True)
+    outcome = fields.String(required=True, validate=validate.OneOf(
+        ["connected", "failed", "cancelled"]))
+    attempts = fields.Integer(required=True)
+    agent_id = fields.String(load_default=None, allow_none=True)
+
+
 class CallOfferedV1(_Strict):
     queue = fields.String(required=True)
     agent_id = fields.String(required=True)
@@ -513,6 +541,9 @@ PAYLOADS: dict[tuple[str, int], tuple[str, type[Schema]]] = {
     ("command_executed", 1): (topics.FS_EVENTS, CommandOutcomeV1),
     ("call_enqueued", 1): (topics.CC_EVENTS, CallEnqueuedV1),
     ("call_offered", 1): (topics.CC_EVENTS, CallOfferedV1),
+    ("callback_requested", 1): (topics.CC_EVENTS, CallbackRequestedV1),
+    ("callback_attempted", 1): (topics.CC_EVENTS, CallbackAttemptedV1),
+    ("callback_completed", 1): (topics.CC_EVENTS, CallbackCompletedV1),
     ("call_answered", 1): (topics.CC_EVENTS, CallAnsweredV1),
     ("call_abandoned", 1): (topics.CC_EVENTS, CallAbandonedV1),
     ("call_overflowed", 1): (topics.CC_EVENTS, CallOverflowedV1),

@@ -10,6 +10,7 @@ import pytest
 from api.auth import Principal
 from api.config.apply import apply
 from routing.announce import PROMPT_FILES
+from routing.callbacks import PROMPT_FILES as CALLBACK_PROMPTS
 
 pytestmark = pytest.mark.api
 WHO = Principal("acme", "admin", "cli:test", "t", 2**31)
@@ -45,4 +46,18 @@ def test_make_sounds_speaks_every_announcement_prompt(tmp_path):
     subprocess.run(["bash", str(ROOT / "deploy/freeswitch/make-sounds.sh"), str(tmp_path)],
                    check=True, capture_output=True, timeout=300)
     callie = tmp_path / "en" / "us" / "callie"
-    assert [ref for ref in PROMPT_FILES if not (callie / ref).is_file()] == []
+    assert [ref for ref in PROMPT_FILES + CALLBACK_PROMPTS if not (callie / ref).is_file()] == []
+
+
+def test_a_queue_offering_callbacks_needs_their_prompts(app, tmp_path):
+    svc = app.extensions["tongdai"].config
+    doc = {"tenant": "acme", "queues": {"support": {"callback_key": "1"}}}
+    (o,) = apply(svc, WHO, doc, sounds=tmp_path)
+    assert o.status == "invalid" and [e["field"] for e in o.errors] == ["callback_key"]
+    callie = tmp_path / "en" / "us" / "callie"
+    for ref in CALLBACK_PROMPTS:
+        (callie / ref).parent.mkdir(parents=True, exist_ok=True)
+        (callie / ref).write_bytes(b"RIFF")
+    assert {o.status for o in apply(svc, WHO, doc, sounds=tmp_path)} == {"created"}
+    (bad,) = apply(svc, WHO, {"tenant": "acme", "queues": {"q": {"callback_key": "12"}}})
+    assert bad.status == "invalid" and "one key" in bad.errors[0]["rule"]
