@@ -558,6 +558,7 @@ _HANDLERS: dict[str, Callable[[_Fold, Envelope], None]] = {
     "channel_hungup": _on_hangup,
     "channel_hangup_completed": _on_hangup,
     "channel_destroyed": _on_hangup,
+    "channel_vanished": _on_hangup,  # ended unheard: dated when the node was last heard
     "recording_started": _on_recording,
     "recording_stopped": _on_recording,
     "ivr_choice_made": _on_ivr_choice,

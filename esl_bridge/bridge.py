@@ -10,6 +10,8 @@ publishes a fresh snapshot so consumers reconcile what changed meanwhile.
 from __future__ import annotations
 
 import logging
+import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -84,6 +86,14 @@ class NodeLink:
         self.legs.tenants_seen.add(settings.default_tenant)
         self.snapshots = 0
         self._opaque: set[str] = set()  # legs uuid_dump said are none of ours
+        # The legs known up, kept on disk across a crash; and when the node was last
+        # heard from (the earliest a leg that vanished unheard can have ended).
+        self.journal = LegJournal(os.path.join(
+            settings.actuator_state_dir,
+            "legs-" + re.sub(r"[^A-Za-z0-9._-]", "_", node.address) + ".jsonl"))
+        restored, self.heard_us = self.journal.load()
+        self.legs.restore(restored)
+        self._lost_at = self.heard_us
         self._stopping = False
         self._greenlet: gevent.Greenlet | None = None
         # The actuator's correlation of bgapi jobs: (job uuid, result body).
@@ -110,6 +120,7 @@ class NodeLink:
     # ---- event path (runs in the connection's reading greenlet)
     def on_event(self, frame: Frame) -> None:
         self.last_seen = time.monotonic()
+        self.heard_us = now_us()
         try:
             event = protocol.parse_event(frame)
         except ProtocolError as exc:
@@ -137,6 +148,13 @@ class NodeLink:
     def _remember(self, envelope: Envelope) -> None:
         self.legs.observe(envelope)
         self.legs.tenants_seen.add(envelope.tenant)
+        leg = envelope.payload.get("leg_id")
+        if leg:
+            info = self.legs.info(leg)
+            if info is not None:
+                self.journal.note(leg, info, envelope.occurred_at)
+            elif self.legs.is_gone(leg):
+                self.journal.gone(leg, envelope.occurred_at)
 
     def on_protocol_error(self, exc: ProtocolError) -> None:
         self._dead(f"ESL framing error: {exc}", exc.raw)
@@ -166,6 +184,7 @@ class NodeLink:
             delay = min(delay * 2, self.settings.reconnect_max_s)
 
     def _session(self) -> None:
+        self._lost_at = self.heard_us  # what ended from here on until the snapshot was unheard
         conn = Connection(self.node.host, self.node.port, self.node.password,
                           on_event=self.on_event, on_protocol_error=self.on_protocol_error)
         self.connection = conn
@@ -241,14 +260,17 @@ class NodeLink:
         unowned: list[tuple[str, str]] = []
         present = {str(ch.get("uuid") or "") for ch in channels}
         self._opaque &= present
+        if reason != "periodic":
+            self._tell_vanished(present, at)
         for ch in channels:
             uuid = str(ch.get("uuid") or "")
             info = self.legs.info(uuid)
-            if info is None and uuid and uuid not in self._opaque:
-                # A leg the bridge never heard of (it was away): its variables say whose
-                # it is and whether it is bridged. Asked once: the book keeps the answer,
-                # and a leg that is none of the product's is not asked again.
-                info = self._dump(uuid)
+            if (info is None or info.get("restored")) and uuid and uuid not in self._opaque:
+                # A leg the bridge never heard of (it was away), or knows only from its
+                # journal: its variables say whose it is and whether it is bridged now.
+                # Asked once: the book keeps the answer, and a leg that is none of the
+                # product's is not asked again.
+                info = self._dump(uuid) or info
                 if info is None:
                     self._opaque.add(uuid)
             if info is not None:
@@ -271,11 +293,30 @@ class NodeLink:
             by_tenant.setdefault(tenant, {"channels": [], "registrations": []})
             by_tenant[tenant]["registrations"].append(reg)
         self.snapshots += 1
+        self.journal.rewrite(at)
         for tenant, content in sorted(by_tenant.items()):
             self.outbox.put(Envelope(
                 event_id=deterministic_id("snapshot", self.name, tenant, at), type="node_snapshot_taken",
                 version=2, occurred_at=at, tenant=tenant, source=self.name, seq=None,
                 call_id=None, payload={"node": self.name, "reason": reason, **content}))
+
+    def _tell_vanished(self, present: set[str], at: int) -> None:
+        """Legs known up when the bridge lost the node (or was killed) that the node no
+        longer has: their hangup was never heard. Each is told once, `channel_vanished`,
+        dated when the node was last heard from (the earliest it can have ended), so the
+        router and the call log end them as the hangup would have."""
+        for leg, info in self.legs.vanished(present, before_us=at):
+            self.journal.gone(leg, at)
+            lost = min(self._lost_at or at, at)
+            payload = {"leg_id": leg, "leg": info.get("leg") or "a",
+                       "offer_id": info.get("offer_id"), "extension": info.get("extension"),
+                       "last_heard_us": lost, "noticed_us": at}
+            self.outbox.put(Envelope(
+                event_id=deterministic_id("vanished", self.name, leg), type="channel_vanished",
+                version=1, occurred_at=lost, tenant=info["tenant"], source=self.name,
+                seq=None, call_id=info.get("call_id") or leg, payload=payload))
+            log.warning("leg %s (call %s) ended while no bridge was connected: told as "
+                        "vanished", leg, info.get("call_id"), extra={"node": self.node.address})
 
     def _dump(self, uuid: str) -> dict[str, Any] | None:
         """What a leg the bridge never saw is, from its channel variables."""
@@ -312,6 +353,82 @@ def _json_rows(text: str) -> list[dict[str, Any]]:
         return []
     rows = data.get("rows", []) if isinstance(data, dict) else []
     return [r for r in rows if isinstance(r, dict)]
+
+
+class LegJournal:
+    """The legs a bridge knows are up on one node, on disk: a bridge restarted after a
+    crash still knows them, so a leg that ended while no bridge was connected is told
+    (`channel_vanished`) instead of never. Append-only lines (a leg's identity when it
+    changes, its end), rewritten whole at each snapshot; a torn last line is skipped."""
+
+    _KEYS = ("tenant", "call_id", "leg", "offer_id", "extension")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._known: dict[str, tuple] = {}
+
+    def load(self) -> tuple[dict[str, dict[str, Any]], int]:
+        """The legs up when the journal was last written, and when that was (µs)."""
+        legs: dict[str, dict[str, Any]] = {}
+        last = 0
+        try:
+            with open(self.path, "rb") as f:
+                data = f.read()
+            lines = data.splitlines()
+        except OSError:
+            return legs, 0
+        if data and not data.endswith(b"\n"):
+            self._append_raw(b"\n")  # a torn last line stays alone: later lines are whole
+        for line in lines:
+            try:
+                rec = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            last = max(last, int(rec.get("t") or 0))
+            leg = rec.get("u")
+            if not leg:
+                continue
+            if rec.get("g"):
+                legs.pop(leg, None)
+            elif isinstance(rec.get("i"), dict) and rec["i"].get("tenant"):
+                legs[leg] = rec["i"]
+        self._known = {leg: tuple(i.get(k) for k in self._KEYS) for leg, i in legs.items()}
+        return legs, last
+
+    def note(self, leg: str, info: dict[str, Any], at: int) -> None:
+        key = tuple(info.get(k) for k in self._KEYS)
+        if self._known.get(leg) != key:
+            self._known[leg] = key
+            self._append({"u": leg, "i": {k: v for k, v in zip(self._KEYS, key) if v},
+                          "t": at})
+
+    def gone(self, leg: str, at: int) -> None:
+        if self._known.pop(leg, None) is not None:
+            self._append({"u": leg, "g": 1, "t": at})
+
+    def rewrite(self, at: int) -> None:
+        tmp = self.path + ".tmp"
+        try:
+            with open(tmp, "wb") as f:
+                f.write(orjson.dumps({"t": at}) + b"\n")
+                for leg, key in self._known.items():
+                    f.write(orjson.dumps({"u": leg, "i": {k: v for k, v in zip(self._KEYS, key)
+                                                          if v}, "t": at}) + b"\n")
+            os.replace(tmp, self.path)
+        except OSError as exc:
+            log.warning("cannot write the legs journal %s: %s", self.path, exc)
+
+    def _append(self, rec: dict[str, Any]) -> None:
+        self._append_raw(orjson.dumps(rec) + b"\n")
+
+    def _append_raw(self, data: bytes) -> None:
+        # Not fsynced: a killed process's writes are in the page cache already; only a
+        # machine crash loses the last lines (and the switch's calls with it).
+        try:
+            with open(self.path, "ab") as f:
+                f.write(data)
+        except OSError as exc:
+            log.warning("cannot append to the legs journal %s: %s", self.path, exc)
 
 
 class NodeMemory:

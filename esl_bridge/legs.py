@@ -65,7 +65,9 @@ class LegBook:
                 self._legs.popitem(last=False)
         # The latest event knows best: a caller's first event may come before the
         # dialplan set its tenant (the SIP domain's tenant, or the default, until then).
-        info.update(tenant=envelope.tenant, call_id=envelope.call_id or leg, leg=p.get("leg"))
+        info.update(tenant=envelope.tenant, call_id=envelope.call_id or leg, leg=p.get("leg"),
+                    seen_us=envelope.occurred_at)
+        info.pop("restored", None)
         for name in ("offer_id", "extension"):
             if p.get(name):
                 info[name] = p[name]
@@ -91,6 +93,27 @@ class LegBook:
         info["bridged"] = bridged
         if bridged:
             info.pop("parked_us", None)  # talking: no longer a caller waiting in a queue
+
+    def restore(self, legs: dict[str, dict[str, Any]]) -> None:
+        """Legs a previous run of the bridge knew were up (its journal)."""
+        for leg, info in legs.items():
+            if leg not in self._gone and leg not in self._legs:
+                self._legs[leg] = {**info, "restored": True}
+                self.tenants_seen.add(info["tenant"])
+
+    def vanished(self, present: set[str], before_us: int) -> list[tuple[str, dict[str, Any]]]:
+        """Legs the book holds as up, last heard of before `before_us`, that the node no
+        longer has (`present`: its channels at `before_us`): they ended unheard. They are
+        marked gone. A leg first heard of after `before_us` is not judged (it may have
+        been created after the listing)."""
+        out = [(leg, info) for leg, info in self._legs.items()
+               if leg not in present and info.get("seen_us", 0) < before_us]
+        for leg, _ in out:
+            self._legs.pop(leg, None)
+            self._gone[leg] = None
+        while len(self._gone) > GONE_KEPT:
+            self._gone.popitem(last=False)
+        return out
 
     def learn(self, leg: str, info: dict[str, Any]) -> None:
         """Remember what `from_dump` found for a leg the bridge never saw."""

@@ -178,7 +178,9 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         router.call_nodes[p["leg_id"]] = env.source
         router.leg_since.setdefault(p["leg_id"], at)
         return [ev.ExtensionBusy(at_us=at, agent_id=agent_id, leg_id=p["leg_id"])]
-    if kind == "channel_hungup":
+    if kind in ("channel_hungup", "channel_vanished"):
+        # A leg that vanished (it ended while no bridge was connected) ends as its hangup
+        # would have; why it ended is unknown, so an offer's leg costs its agent nothing.
         leg = p.get("leg_id")
         if leg != env.call_id:
             router.call_nodes.pop(leg or "", None)  # an agent leg: nothing more to send it
@@ -196,12 +198,13 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
             # Not answered, or answered but gone before the bridge was confirmed: the call
             # goes back to the queue.
             return [ev.OfferRejected(at_us=at, offer_id=leg,
-                                     cause=failure_cause(p.get("hangup_cause")))]
+                                     cause=failure_cause(p.get("hangup_cause"))
+                                     if kind == "channel_hungup" else m.Cause.NOT_DELIVERED)]
         if p.get("leg") == "a":
             call = state.calls.get(env.call_id or "")
             if call is None:
                 return []
-            if call.status == CallStatus.CONNECTED:
+            if call.status in TALKING:
                 return [ev.CallEnded(at_us=at, call_id=env.call_id)]
             return [ev.CallAbandoned(at_us=at, call_id=env.call_id)]
         return []

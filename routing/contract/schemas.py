@@ -72,6 +72,19 @@ class ChannelEventV1(_Strict):
     headers = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
 
 
+class ChannelVanishedV1(_Strict):
+    """A leg the bridge knew was up is no longer on the switch and its hangup was never
+    heard (it ended while no bridge was connected). The envelope's occurred_at is when the
+    node was last heard from: the earliest the leg can have ended; `noticed_us` the latest."""
+
+    leg_id = fields.String(required=True, validate=_NON_EMPTY)
+    leg = fields.String(required=True, validate=validate.OneOf(["a", "b"]))
+    offer_id = fields.String(load_default=None, allow_none=True)
+    extension = fields.String(load_default=None, allow_none=True)
+    last_heard_us = fields.Integer(required=True, strict=True)
+    noticed_us = fields.Integer(required=True, strict=True)
+
+
 class CallcenterEventV1(_Strict):
     """A mod_callcenter queue fact (`CUSTOM callcenter::info`) about a member's call: the
     envelope's call_id is the member's session (CC-Member-Session-UUID)."""
@@ -529,6 +542,7 @@ _CHANNEL_TYPES = ("channel_created", "channel_answered", "channel_parked", "chan
 # (type, version) -> (topic, payload schema class)
 PAYLOADS: dict[tuple[str, int], tuple[str, type[Schema]]] = {
     **{(t, 1): (topics.FS_EVENTS, ChannelEventV1) for t in _CHANNEL_TYPES},
+    ("channel_vanished", 1): (topics.FS_EVENTS, ChannelVanishedV1),
     ("callcenter_event_received", 1): (topics.FS_EVENTS, CallcenterEventV1),
     ("sip_registered", 1): (topics.FS_EVENTS, RegistrationV1),
     ("sip_unregistered", 1): (topics.FS_EVENTS, RegistrationV1),

@@ -54,8 +54,9 @@ def config_key(tenant: str, kind: str, entity_id: str) -> bytes:
 
 # The FreeSWITCH facts the router uses: published to FS_ROUTING as well as FS_EVENTS.
 ROUTING_TYPES = frozenset({
-    "channel_parked", "channel_bridged", "channel_hungup", "sip_registered",
+    "channel_parked", "channel_bridged", "channel_hungup", "channel_vanished", "sip_registered",
     "sip_unregistered", "sip_registration_expired", "command_executed", "node_snapshot_taken",
+    "dtmf_received",  # a waiting caller's keys: callbacks (streams/callbacks.py)
 })
 
 

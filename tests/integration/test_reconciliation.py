@@ -166,10 +166,13 @@ def test_a_call_answered_while_the_bridge_was_down_talks_on_and_is_told_answered
         else:
             raise AssertionError("the switch never bridged the caller to the agent")
         healing.restart_bridge()
-        t.reader.wait_for(lambda es: any(e.type == "call_ended" and e.call_id == call
-                                         for e in es), timeout=60, what="the call's end")
+        t.reader.wait_for(lambda es: any(e.type in ("call_ended", "call_abandoned")
+                                         and e.call_id == call for e in es),
+                          timeout=60, what="the call's end")
     finally:
         t.close()
+    assert [e.type for e in t.reader.envelopes() if e.call_id == call
+            and e.type in ("call_ended", "call_abandoned")] == ["call_ended"]
     kills = [e.payload for e in t.reader.envelopes(topics.ROUTING_DECISIONS)
              if e.type == "hangup_leg" and e.call_id == call]
     assert kills == [], f"the router hung up a talking call: {kills}"
@@ -177,3 +180,27 @@ def test_a_call_answered_while_the_bridge_was_down_talks_on_and_is_told_answered
     assert not _corrections(t, "call_gone") and not _corrections(t, "offer_gone")
     answered = [e.payload for e in t.reader.of_type("call_answered") if e.call_id == call]
     assert [a["agent_id"] for a in answered] == ["a1"]
+
+
+def test_a_caller_who_left_while_the_bridge_was_down_is_told_vanished_and_ends(healing):
+    """The bridge knew the caller waiting (nobody free to answer); the caller hung up while
+    the bridge was killed, so the hangup was never heard. The restarted bridge reads its
+    journal of the legs it knew, finds the caller gone from the switch and says so; the
+    router ends the call as abandoned (no correction needed)."""
+    t = Tenant(healing, {"a1": {"answer": "busy"}}, first_ext=3400,
+               queue={"offer_timeout_s": 3})
+    try:
+        call = t.call(patience=3.0)
+        t.reader.wait_for(lambda es: any(e.type == "call_enqueued" and e.call_id == call
+                                         for e in es), timeout=30, what="the caller queued")
+        healing.kill_bridge()
+        deadline = time.monotonic() + 15
+        while call in healing.channels() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert call not in healing.channels(), "the caller never hung up"
+        healing.restart_bridge()
+        t.reader.wait_for(lambda es: any(e.type == "call_abandoned" and e.call_id == call
+                                         for e in es), timeout=60, what="the call ended")
+    finally:
+        t.close()
+    assert not _corrections(t, "call_gone"), "ended by a correction, not by the vanish fact"

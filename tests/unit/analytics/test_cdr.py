@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.cdr import CDR_COLUMNS, DISPOSITIONS, VISIT_COLUMNS, fold_call
+from analytics.cdr import _HANGUP_TYPES, CDR_COLUMNS, DISPOSITIONS, VISIT_COLUMNS, fold_call
+from routing.contract import Envelope
 from analytics.scenario import S, Scenario, random_calls, us
 from routing.contract.schemas import RecordSchema
 
@@ -123,6 +124,21 @@ def test_a_bridge_whose_event_was_lost_is_told_by_the_hangup():
     everything = events_of(s, "c", "agent-7")
     assert fold_call([hangup if e is plain else e for e in everything]).cdr == \
         fold_call(everything).cdr
+
+
+def test_a_caller_who_vanished_unheard_gets_a_final_row():
+    """The caller hung up while no bridge was connected: the bridge, back, told the leg
+    vanished, dated when the node was last heard from."""
+    s = Scenario()
+    s.queue_call("c", T0, "support", "+84911", wait_s=19, abandon=True, short=False)
+    evs = [e for e in events_of(s, "c") if e.type not in _HANGUP_TYPES + ("call_abandoned",)]
+    assert not fold_call(evs).final
+    gone = Envelope("v-c", "channel_vanished", 1, T0 + 21 * S, "acme", "node", None, "c",
+                    {"leg_id": "c", "leg": "a", "offer_id": None, "extension": None,
+                     "last_heard_us": T0 + 21 * S, "noticed_us": T0 + 26 * S})
+    f = fold_call(evs + [gone])
+    assert f.final and f.cdr["end_us"] == T0 + 21 * S
+    assert f.cdr["disposition"] in ("abandoned", "short_abandon")
 
 
 @pytest.mark.parametrize("after, cause, direction, expected", [

@@ -123,3 +123,44 @@ def test_a_caller_intercepted_by_an_agents_leg_is_still_its_own_call():
                                "Channel-Call-UUID": "customer-leg"})
     assert normalize.normalize(customer).call_id == "agent-1", \
         "a leg a bridge originated still belongs to its originator (click-to-call)"
+
+
+def test_legs_known_up_that_the_node_no_longer_has_vanished_once():
+    book = LegBook()
+    book.observe(fs("channel_parked", "c1", "c1", 1, queue="sales"))
+    book.observe(fs("channel_created", "o1", "c1", 2, offer_id="o1"))
+    book.observe(fs("channel_created", "late", "c2", 9))  # heard of after the listing
+    gone = book.vanished(present={"o1"}, before_us=T0 + 5_000_000)
+    assert [leg for leg, _ in gone] == ["c1"]
+    assert book.is_gone("c1") and book.info("c1") is None and book.info("late") is not None
+    assert book.vanished(present={"o1"}, before_us=T0 + 5_000_000) == []
+
+
+def test_a_restarted_bridge_knows_the_legs_its_journal_kept(tmp_path):
+    from esl_bridge.bridge import LegJournal
+
+    path = str(tmp_path / "legs.jsonl")
+    j = LegJournal(path)
+    book = LegBook()
+    for e in (fs("channel_parked", "c1", "c1", 1, queue="sales"),
+              fs("channel_created", "o1", "c1", 2, offer_id="o1", extension="1000"),
+              fs("channel_created", "c2", "c2", 3)):
+        book.observe(e)
+        j.note(e.payload["leg_id"], book.info(e.payload["leg_id"]), e.occurred_at)
+    j.note("c1", book.info("c1"), T0 + 4_000_000)  # unchanged: not written again
+    j.gone("c2", T0 + 5_000_000)
+    with open(path, "ab") as f:
+        f.write(b'{"u": "torn", "i": {"ten')  # killed in the middle of a line
+    legs, last = LegJournal(path).load()
+    assert set(legs) == {"c1", "o1"} and last == T0 + 5_000_000
+    assert legs["o1"] == {"tenant": "acme", "call_id": "c1", "leg": "b", "offer_id": "o1",
+                          "extension": "1000"}
+    j2 = LegJournal(path)
+    j2.load()
+    j2.gone("o1", T0 + 5_500_000)  # after a torn line: a line of its own
+    assert LegJournal(path).load()[0] == {"c1": legs["c1"]}
+    restarted = LegBook()
+    restarted.restore(legs)
+    assert [leg for leg, _ in restarted.vanished({"o1"}, T0 + 9_000_000)] == ["c1"]
+    j2.rewrite(T0 + 6_000_000)
+    assert LegJournal(path).load() == ({"c1": legs["c1"]}, T0 + 6_000_000)

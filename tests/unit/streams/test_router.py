@@ -721,6 +721,22 @@ def test_a_leg_bridged_elsewhere_or_not_bridged_is_not_taken_as_connected():
     assert not corrections(outs) and r.state.calls["c1"].status != "connected"
 
 
+def test_a_leg_that_vanished_unheard_ends_as_its_hangup_would_have():
+    """The bridge was away when the caller hung up; back, it tells the leg vanished."""
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    oid = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload["offer_id"]
+    # the ringing phone vanished: no penalty (why it ended is unknown), offered again
+    outs = handle(r, fs("channel_vanished", 12, "c1", leg_id=oid, leg="b", offer_id=oid,
+                        last_heard_us=T0 + 12_000_000, noticed_us=T0 + 15_000_000))
+    assert oid not in r.state.offers and r.state.agents["a1"].penalty_cause is None
+    outs = handle(r, fs("channel_vanished", 13, "c1", leg_id="c1", leg="a",
+                        last_heard_us=T0 + 13_000_000, noticed_us=T0 + 15_000_000))
+    assert "call_abandoned" in types(outs) and "c1" not in r.state.calls
+    for o in outs:
+        assert RecordSchema().validate(o.envelope.to_dict()) == {}, o.envelope.type
+
+
 # ---- the switch connects the first phone to answer (queue connect: switch) -----------
 
 def test_an_offer_connected_by_the_switch_is_answered_and_talking_at_once():
