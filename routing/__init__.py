@@ -31,6 +31,7 @@ from routing.events import (
     CallConnected,
     CallEnded,
     CallEnqueued,
+    CallTransferred,
     ConfigChanged,
     ConfigRemoved,
     DecisionMade,
@@ -97,7 +98,7 @@ __all__ = [
     "AgentRegistered", "AgentUnregistered", "AgentPaused", "AgentReleased", "AgentResumed",
     "CallEnqueued",
     "OfferAnswered", "OfferBridged", "OfferRejected", "CallAbandoned", "CallConnected", "CallEnded",
-    "WrapUpEnded", "ExtensionBusy", "ExtensionIdle", "Tick", "DecisionMade",
+    "CallTransferred", "WrapUpEnded", "ExtensionBusy", "ExtensionIdle", "Tick", "DecisionMade",
     # policy and decisions
     "decide", "step", "run", "explain", "effective_priority", "Decision", "Candidate", "OfferCall",
     "CancelOffer", "ConnectCall", "RunAfterHoursAction", "OverflowCall", "ForwardToMobile",

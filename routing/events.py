@@ -33,6 +33,7 @@ __all__ = [
     "CallAbandoned",
     "CallConnected",
     "CallEnded",
+    "CallTransferred",
     "WrapUpEnded",
     "ExtensionBusy",
     "ExtensionIdle",
@@ -184,6 +185,18 @@ class CallEnded:
 
 
 @dataclass(**_EV)
+class CallTransferred:
+    """The agent who had the call handed it on from its phone (a blind or attended transfer:
+    the switch ended the agent's leg with the caller still up). The agent goes to wrap-up;
+    the caller talks on with whom it was transferred to, or parks in a queue again (a new
+    CallEnqueued of the same call), until its CallEnded."""
+
+    type: ClassVar[str] = "call_transferred"
+    at_us: int
+    call_id: str
+
+
+@dataclass(**_EV)
 class WrapUpEnded:
     """The agent finished wrap-up early (pressed "ready")."""
 
@@ -260,6 +273,7 @@ Event = Union[
     CallAbandoned,
     CallConnected,
     CallEnded,
+    CallTransferred,
     WrapUpEnded,
     ExtensionBusy,
     ExtensionIdle,

@@ -69,9 +69,13 @@ class CallStatus:
     RINGING = "ringing"  # at least one offer out
     CONNECTING = "connecting"  # an agent answered, bridge ordered
     CONNECTED = "connected"
+    # the agent handed the call on (a transfer from its phone); the caller talks to whom it
+    # was transferred to, outside any queue
+    TRANSFERRED = "transferred"
 
 
-_ACTIVE = frozenset({CallStatus.RINGING, CallStatus.CONNECTING, CallStatus.CONNECTED})
+_ACTIVE = frozenset({CallStatus.RINGING, CallStatus.CONNECTING, CallStatus.CONNECTED,
+                     CallStatus.TRANSFERRED})
 _IN_QUEUE = frozenset({CallStatus.WAITING, CallStatus.RINGING})
 
 
@@ -436,6 +440,15 @@ def _end_call(tx: _Tx, call_id: str, at_us: int) -> None:
     c = tx.get("calls").get(call_id)
     if c is None:
         return
+    _agent_done(tx, c, at_us)
+    _put_call(tx, None, call_id)
+    _bury(tx, call_id, at_us)
+
+
+def _agent_done(tx: _Tx, c: CallState, at_us: int) -> None:
+    """The connected agent is done with call `c` (it ended, or the agent transferred it):
+    wrap-up, talk time; its answered offer is finished business."""
+    call_id = c.id
     if c.agent_id is not None and c.status in (CallStatus.CONNECTING, CallStatus.CONNECTED):
         a = _agent(tx, c.agent_id)
         cfg = tx.get("agent_cfg").get(c.agent_id)
@@ -456,8 +469,6 @@ def _end_call(tx: _Tx, call_id: str, at_us: int) -> None:
             o = tx.get("offers").get(oid)
             if o is not None and o.agent_id == c.agent_id and o.answered:
                 tx.put("offers").pop(oid, None)
-    _put_call(tx, None, call_id)
-    _bury(tx, call_id, at_us)
 
 
 @_on(_ON_EVENT, e.ConfigChanged)
@@ -503,7 +514,10 @@ def _config_removed(tx: _Tx, ev: e.ConfigRemoved) -> None:
 @_on(_ON_EVENT, e.CallEnqueued)
 def _enqueue(tx: _Tx, ev: e.CallEnqueued) -> None:
     call = ev.call
-    if call.id in tx.get("calls") or call.id in tx.get("gone").get(_bucket(call.id), _EMPTY):
+    known = tx.get("calls").get(call.id)
+    if known is not None and known.status == CallStatus.TRANSFERRED:
+        pass  # transferred to one of the tenant's numbers: in a queue again, a new wait
+    elif known is not None or call.id in tx.get("gone").get(_bucket(call.id), _EMPTY):
         return  # at-least-once delivery: the same park seen twice, maybe after the call left
     region = call.region
     if region is None and call.did:
@@ -514,8 +528,11 @@ def _enqueue(tx: _Tx, ev: e.CallEnqueued) -> None:
         r = region_of(call.caller, tenant.region_prefixes if tenant is not None else None)
         region = r.region if r is not None else None
     since = ev.since_us if ev.since_us is not None and ev.since_us < ev.at_us else ev.at_us
+    # A transferred call's offers go on counting: its offer ids (the agent legs' uuids and
+    # the actuator's command ids) must not repeat those of its first wait.
     _put_call(tx, CallState(call=call, enqueued_us=since, region=region,
-                            caller_key=caller_key(call.caller) if call.caller else ""), call.id)
+                            caller_key=caller_key(call.caller) if call.caller else "",
+                            offers_made=known.offers_made if known is not None else 0), call.id)
 
 
 # ----------------------------------------------------------------------------- decisions ---
@@ -653,6 +670,16 @@ def _call_connected(tx: _Tx, ev: e.CallConnected) -> None:
 @_on(_ON_EVENT, e.CallEnded, e.CallAbandoned)
 def _call_left(tx: _Tx, ev: e.CallEnded | e.CallAbandoned) -> None:
     _end_call(tx, ev.call_id, ev.at_us)
+
+
+@_on(_ON_EVENT, e.CallTransferred)
+def _call_transferred(tx: _Tx, ev: e.CallTransferred) -> None:
+    c = tx.get("calls").get(ev.call_id)
+    if c is not None and c.status == CallStatus.CONNECTED:
+        _agent_done(tx, c, ev.at_us)
+        _put_call(tx, replace(c, status=CallStatus.TRANSFERRED, agent_id=None,
+                              offers=tuple(o for o in c.offers if o in tx.get("offers"))),
+                  c.id)
 
 
 @_on(_ON_EVENT, e.Tick)

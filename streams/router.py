@@ -37,6 +37,10 @@ SHORT_ABANDON_S = 5  # DESIGN.md KPIs: default short-abandon threshold
 SNAPSHOT_GRACE_US = 5_000_000  # offers younger than this may not have a channel yet
 CLICK_TO_CALL_TIMEOUT_S = 30  # how long the agent's phone rings for a click-to-call
 MONITOR_TIMEOUT_S = 30  # how long the supervisor's phone rings for a monitoring
+#: a call whose caller talks to someone: ended, not abandoned, when the caller hangs up
+TALKING = frozenset({CallStatus.CONNECTED, CallStatus.TRANSFERRED})
+#: sofia's endpoint_disposition of a leg whose phone transferred its other party (REFER)
+TRANSFERS = frozenset({"BLIND_TRANSFER", "ATTENDED_TRANSFER"})
 MONITORS_KEPT = 1_000
 # FreeSWITCH eavesdrop's DTMF keys (switch_ivr_async.c, eavesdrop_enable_dtmf): 0 listen
 # only, 2 speak with the eavesdropped leg (here the agent's: whisper), 3 three-way (barge).
@@ -149,7 +153,9 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         if offer_id:
             offer = state.offers.get(offer_id)
             return [ev.OfferAnswered(at_us=at, offer_id=offer_id)] if offer else []
-        if p.get("leg") == "a" and p.get("queue") and env.call_id not in state.calls:
+        known = state.calls.get(env.call_id or "")
+        if p.get("leg") == "a" and p.get("queue") and (
+                known is None or known.status == CallStatus.TRANSFERRED):
             router.call_nodes[env.call_id] = env.source
             skills = tuple(m.SkillReq(k, int(v)) for k, v in sorted((p.get("skills") or {}).items()))
             call = m.Call(id=env.call_id, tenant=router.tenant, queue=p["queue"],
@@ -168,7 +174,7 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
                 # The switch connected the phone that answered (the queue connects at the
                 # switch): answered and bridged in one fact.
                 return [ev.OfferBridged(at_us=at, offer_id=offer.offer_id)]
-        if call.status != CallStatus.CONNECTED:
+        if call.status not in TALKING:
             return [ev.CallConnected(at_us=at, call_id=env.call_id)]
         return []
     if kind in ("channel_created", "channel_answered"):
@@ -190,6 +196,13 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         idle = _other_leg_ended(router, leg or "", at)
         if idle:
             return idle
+        call = state.calls.get(env.call_id or "")
+        if call is not None and call.status == CallStatus.CONNECTED and leg != call.id and \
+                router.agent_legs.get(call.id) == leg and \
+                (p.get("headers") or {}).get("variable_endpoint_disposition") in TRANSFERS:
+            # The talking agent's phone transferred the caller (a REFER: sofia marks the
+            # leg it ends so); otherwise a bridged agent leg ends with the call.
+            return [ev.CallTransferred(at_us=at, call_id=call.id)]
         offer = state.offers.get(leg or "")
         if offer is not None:
             call = state.calls.get(offer.call_id)
@@ -542,7 +555,7 @@ def reconcile(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.E
     for call_id, call in state.calls.items():
         if router.call_nodes.get(call_id) == node and call_id not in alive and \
                 at - call.enqueued_us > SNAPSHOT_GRACE_US:
-            if call.status == CallStatus.CONNECTED:
+            if call.status in TALKING:
                 facts.append(ev.CallEnded(at_us=at, call_id=call_id))
             else:
                 facts.append(ev.CallAbandoned(at_us=at, call_id=call_id))

@@ -184,7 +184,10 @@ def _internal_actions(view: ConfigView, tenant: str, form: Mapping[str, str],
     if dest == "*97":
         return [_action("answer"), _action("voicemail", f"check default {domain} ${{user_name}}")]
     if view.get(tenant, "extension", dest) is not None:
-        return [_action("set", "tongdai_direction=internal"),
+        # A caller an agent transferred here (a REFER: the caller's force_transfer_context)
+        # stays what it was, an inbound call, recorded once from its answer.
+        transferred = bool(form.get("variable_tongdai_direction"))
+        return [*([] if transferred else [_action("set", "tongdai_direction=internal")]),
                 _action("export", f"tongdai_tenant={tenant}"),
                 _action("set", f"dialed_extension={dest}"),
                 _action("hash", f"insert/{domain}-last_dial_ext/{dest}/${{uuid}}"),
@@ -196,7 +199,7 @@ def _internal_actions(view: ConfigView, tenant: str, form: Mapping[str, str],
                 _action("set", "call_timeout=30"),
                 _action("set", "hangup_after_bridge=true"),
                 _action("set", "continue_on_fail=true"),
-                *recording_actions(tenant, tdata, "internal"),
+                *recording_actions(tenant, tdata, "internal", form),
                 _action("bridge", f"user/{dest}@{domain}"),
                 _action("answer"),
                 _action("voicemail", f"default {domain} {dest}"),
@@ -266,7 +269,7 @@ def _outbound_actions(view: ConfigView, tenant: str, form: Mapping[str, str],
             _action("set", f"tongdai_dest_class={verdict.dest_class}"),
             _action("set", "hangup_after_bridge=true"),
             _action("set", "call_timeout=60"),
-            *recording_actions(tenant, tdata, "outbound"),
+            *recording_actions(tenant, tdata, "outbound", form),
             _action("bridge", f"sofia/gateway/carrier/{verdict.destination}")]
 
 
@@ -335,7 +338,11 @@ def dialplan(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress |
     tdata = t.data if t else {}
     caller = form.get("Caller-Caller-ID-Number") or ""
     actions = [_action("set", f"tongdai_tenant={tenant}"), _action("set", f"tongdai_did={number}"),
-               _action("set", f"tongdai_domain={tdata.get('domain') or tenant}")]
+               _action("set", f"tongdai_domain={tdata.get('domain') or tenant}"),
+               _action("set", "tongdai_direction=inbound"),
+               # where an agent's phone transfers the caller (REFER): the tenant's context,
+               # its extensions and its numbers
+               _action("set", f"force_transfer_context=tongdai_{tenant}")]
     try:
         caller_e164 = numbers.to_e164(caller) if caller else ""
     except ValueError:
@@ -349,7 +356,7 @@ def dialplan(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress |
     if did.data.get("region"):
         actions.append(_action("set", f"tongdai_region={did.data['region']}"))
     actions.append(_action("answer"))
-    actions += recording_actions(tenant, tdata, "inbound")
+    actions += recording_actions(tenant, tdata, "inbound", form)
     if did.data.get("ivr"):
         actions.append(_action("ivr", f"tongdai_{tenant}_{did.data['ivr']}"))
         actions.append(_action("hangup"))
@@ -406,11 +413,14 @@ def records(tdata: Mapping[str, object], direction: str) -> bool:
     return calls == "all" or calls == direction
 
 
-def recording_actions(tenant: str, tdata: Mapping[str, object], direction: str) -> list[str]:
+def recording_actions(tenant: str, tdata: Mapping[str, object], direction: str,
+                      form: Mapping[str, str] | None = None) -> list[str]:
     """Record the caller's leg from its answer to its end, both parties (stereo: caller
-    left, the other side right), unless the tenant's policy says not to. The bridge turns
+    left, the other side right), unless the tenant's policy says not to, or the leg records
+    already (`form`, the lookup's channel variables: a caller transferred to an extension or
+    back to a number; a second record_session would write the same file). The bridge turns
     the switch's RECORD_START into `recording_started` (the call log's `recording`)."""
-    if not records(tdata, direction):
+    if not records(tdata, direction) or (form or {}).get("variable_tongdai_recording"):
         return []
     return [_action("set", "RECORD_STEREO=true"),
             _action("set", "tongdai_recording=" + RECORDING_PATH % tenant),

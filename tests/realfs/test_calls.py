@@ -39,8 +39,10 @@ def call_row(product, call_id: str, timeout: float = 90, tenant: str | None = No
     try:
         while time.monotonic() < deadline:
             data, cols = client.execute(
-                "SELECT call_id, did, caller, queue, agent_id, extension, ivr_path, disposition,"
-                " talk_ms, wait_ms, end_us, answer_us FROM calls WHERE tenant = %(t)s AND call_id = %(c)s AND sign = 1"
+                "SELECT call_id, did, caller, callee, direction, queue, agent_id, extension,"
+                " ivr_path, disposition, talk_ms, wait_ms, hold_ms, end_us, answer_us,"
+                " transfers, queues_visited, notes, recording FROM calls"
+                " WHERE tenant = %(t)s AND call_id = %(c)s AND sign = 1"
                 " ORDER BY version DESC LIMIT 1",
                 {"t": tenant or product.tenant, "c": call_id}, with_column_types=True)
             row = dict(zip([c for c, _ in cols], data[0])) if data else {}

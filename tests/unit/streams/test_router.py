@@ -56,6 +56,67 @@ def types(outs) -> list[str]:
     return [o.envelope.type for o in outs]
 
 
+def _connected(r: TenantRouter, at_s: float = 10) -> str:
+    """Call c1 parked in support, answered by a1 and bridged; its offer id."""
+    outs = handle(r, fs("channel_parked", at_s, "c1", **leg("c1", "c1", queue="support",
+                                                             caller="+84903123456")))
+    oid = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload["offer_id"]
+    handle(r, fs("channel_bridged", at_s + 3, "c1", **leg("c1", "c1", other_leg_id=oid)))
+    assert r.state.agents["a1"].status == "on_call"
+    return oid
+
+
+def transferred_leg(oid: str) -> dict:
+    """The agent leg's hangup after its phone's REFER, as FreeSWITCH reports it (the
+    capture plain_refer_to_extension: NORMAL_CLEARING, endpoint_disposition BLIND_TRANSFER)."""
+    return leg("c1", oid, "b", offer_id=oid, hangup_cause="NORMAL_CLEARING",
+               headers={"variable_endpoint_disposition": "BLIND_TRANSFER"})
+
+
+def test_an_agent_who_transfers_the_caller_to_an_extension_is_done_with_the_call():
+    r = setup()
+    oid = _connected(r)
+    outs = handle(r, fs("channel_hungup", 30, "c1", **transferred_leg(oid)))
+    assert r.state.agents["a1"].status == "wrap_up"  # not on_call until the caller hangs up
+    assert r.state.calls["c1"].status == "transferred" and "hangup_leg" not in types(outs)
+    handle(r, cmd("tick", 41))
+    assert r.state.agents["a1"].status == "available"
+    # the caller talks to the extension, then hangs up: the call ended, not abandoned
+    handle(r, fs("channel_bridged", 31, "c1", **leg("c1", "c1", other_leg_id="desk-leg")))
+    outs = handle(r, fs("channel_hungup", 60, "c1", **leg("c1", "c1",
+                                                         hangup_cause="NORMAL_CLEARING")))
+    assert types(outs).count("call_ended") == 1 and "call_abandoned" not in types(outs)
+    assert "c1" not in r.state.calls and r.state.agents["a1"].status == "available"
+
+
+def test_a_caller_transferred_to_a_queue_waits_again_and_the_next_agent_gets_it():
+    r = setup()
+    oid = _connected(r)
+    handle(r, fs("channel_hungup", 30, "c1", **transferred_leg(oid)))
+    outs = handle(r, fs("channel_parked", 30.02, "c1", **leg("c1", "c1", queue="support",
+                                                              caller="+84903123456")))
+    assert types(outs)[0] == "call_enqueued"
+    offer = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload
+    assert offer["extension"] == "1001"  # a2: a1 is in wrap-up
+    second = offer["offer_id"]
+    assert second != oid  # a new leg, a new command: the actuator runs each id once
+    outs = handle(r, fs("channel_bridged", 33, "c1", **leg("c1", "c1", other_leg_id=second)))
+    assert next(o for o in outs if o.envelope.type == "call_answered").envelope.payload[
+        "agent_id"] == "a2"
+    outs = handle(r, fs("channel_hungup", 50, "c1", **leg("c1", "c1",
+                                                         hangup_cause="NORMAL_CLEARING")))
+    ended = next(o for o in outs if o.envelope.type == "call_ended").envelope.payload
+    assert ended["agent_id"] == "a2" and r.state.agents["a2"].status == "wrap_up"
+
+
+def test_an_agent_leg_that_ends_without_a_transfer_still_ends_with_the_call():
+    r = setup()
+    oid = _connected(r)
+    handle(r, fs("channel_hungup", 30, "c1", **leg("c1", oid, "b", offer_id=oid,
+                                                    hangup_cause="NORMAL_CLEARING")))
+    assert r.state.agents["a1"].status == "on_call" and r.state.calls["c1"].status == "connected"
+
+
 def test_every_output_is_a_valid_contract_record():
     r = setup()
     outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support",
