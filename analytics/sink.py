@@ -634,10 +634,17 @@ class Sink:
         partitions, and kafka-python did not always rejoin when the metadata came: a CI
         run's sink sat with no partitions for 90 s. A topic still unknown after `wait_s`
         is joined anyway (and logged): it may be created later."""
+        from kafka.errors import KafkaError
+
         deadline = time.monotonic() + wait_s
         missing = list(names)
         while missing:
-            missing = [n for n in missing if not consumer.partitions_for_topic(n)]
+            try:
+                missing = [n for n in missing if not consumer.partitions_for_topic(n)]
+            except KafkaError as exc:
+                # A broker just thawed or restarted may answer with no brokers at all
+                # (MetadataEmptyBrokerList): not a reason to exit, ask again.
+                log.info("topic metadata not available yet (%s); asking again", exc)
             if not missing or time.monotonic() > deadline:
                 break
             time.sleep(0.2)

@@ -90,3 +90,24 @@ def test_the_stall_window_is_a_setting_that_must_be_positive():
 
     with pytest.raises(SettingsError, match="TONGDAI_SINK_STALL_S"):
         AnalyticsSettings(sink_stall_s=0).check()
+
+
+def test_a_broker_answering_with_no_brokers_is_asked_again_not_fatal():
+    """A broker just thawed answered a metadata request with an empty broker list and
+    the sink exited (a chaos soak); the answer is to ask again."""
+    from kafka.errors import MetadataEmptyBrokerList
+
+    from analytics.sink import Sink
+
+    class Thawing:
+        asked = 0
+
+        def partitions_for_topic(self, name):
+            self.asked += 1
+            if self.asked == 1:
+                raise MetadataEmptyBrokerList("brokers=[]")
+            return {0}
+
+    consumer = Thawing()
+    Sink._await_metadata(consumer, ["tongdai.fs.events.v1"], wait_s=5)
+    assert consumer.asked == 2
