@@ -22,6 +22,11 @@ from pathlib import Path
 
 KILLS = ("bridge", "worker", "sink")
 FREEZES = ("kafka", "clickhouse")
+# What routing needs: while one is down no caller can be offered, and for RECOVERY_S after
+# it is back (a process restarts, clients reconnect, the bridge's first snapshot) a caller
+# not offered is counted apart from the invariant's violations, with the fault named.
+ROUTING_PARTS = ("bridge", "worker", "kafka")
+RECOVERY_S = 10.0
 
 
 @dataclass
@@ -168,8 +173,12 @@ class Chaos:
         self.server_pids = server_pids
         self.say = say
         self.done: list[str] = []
+        # (start, end) wall-clock seconds of each fault that stops routing (a bridge or
+        # worker down, Kafka frozen); the sink and ClickHouse do not route.
+        self.windows: list[tuple[float, float, str]] = []
         self.stopping = threading.Event()
         self._frozen: dict[int, subprocess.Popen] = {}  # pid -> its watchdog
+        self._frozen_at: dict[int, float] = {}  # pid of a routing part -> when stopped
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
@@ -185,6 +194,9 @@ class Chaos:
                 return
             if action.kind == "kill":
                 pid = self.supervisor.kill(action.target, action.duration_s)
+                if action.target in ROUTING_PARTS:
+                    now = time.time()
+                    self.windows.append((now, now + action.duration_s, action.target))
                 self.note(f"{action}: pid {pid}")
             else:  # a freeze runs alongside the next actions
                 thread = threading.Thread(target=self._freeze, args=(action,), daemon=True)
@@ -203,15 +215,21 @@ class Chaos:
             start_new_session=True)
         with self._lock:
             self._frozen[pid] = watchdog
+            if action.target in ROUTING_PARTS:
+                self._frozen_at[pid] = time.time()
         os.kill(pid, signal.SIGSTOP)
+        started = time.time()
         self.note(f"{action}: pid {pid} stopped")
         self.stopping.wait(action.duration_s)
         self._thaw(pid)
+        if action.target in ROUTING_PARTS:
+            self.windows.append((started, time.time(), action.target))
         self.note(f"{action.target} (pid {pid}) continued")
 
     def _thaw(self, pid: int) -> None:
         with self._lock:
             watchdog = self._frozen.pop(pid, None)
+            self._frozen_at.pop(pid, None)
         try:
             os.kill(pid, signal.SIGCONT)
         except ProcessLookupError:
@@ -230,6 +248,20 @@ class Chaos:
             pids = list(self._frozen)
         for pid in pids:
             self._thaw(pid)
+
+    def disturbed(self, lo: float, hi: float | None = None) -> bool:
+        """Whether routing was down at some moment of [lo, hi] (wall clock), or had not
+        had RECOVERY_S since it came back: a fault under way when a freeze began is
+        only known once it ends, so a moment is judged after the fact."""
+        hi = lo if hi is None else hi
+        now = time.time()
+        open_freezes = [(t, now) for t in self._freeze_starts()]
+        return any(start <= hi and lo <= end + RECOVERY_S
+                   for start, end in [(s, e) for s, e, _ in self.windows] + open_freezes)
+
+    def _freeze_starts(self) -> list[float]:
+        with self._lock:
+            return list(self._frozen_at.values())
 
     def note(self, text: str) -> None:
         self.done.append(text)

@@ -13,6 +13,10 @@ reads the call table the sink writes in ClickHouse. Invariants (all must stay 0)
   originate towards an agent, while an agent of that queue was truly available: phone
   registered, no leg, and past the wrap-up or ring-failure delay its configuration gives
   it, for at least `grace_s`, at a moment when the caller had waited `grace_s`;
+- what could not be routed because routing was down (a chaos run's bridge or worker
+  killed, Kafka frozen, and `RECOVERY_S` after: see _soak_chaos) is counted apart, as
+  "in faults", and is no violation: a caller whose only free agent came while routing was
+  down, or whose max wait fell due then;
 - caller cut off: hung up by the switch (on a command: no caller hung up) while waiting,
   neither bridged nor sent to the queue's overflow (no max-wait action here hangs up);
 - call-log rows missing (no row), duplicated (rows not collapsing to one) or not final,
@@ -76,6 +80,7 @@ class Caller:
     disposition: str = ""  # recv_bye: the caller hung up; send_*: the switch cut them off
     offers: list[str] = field(default_factory=list)
     available_seen: tuple[float, str] | None = None  # (when, ext) an agent was free
+    available_in_fault: tuple[float, str] | None = None  # the same, routing down then
     reported_wait: bool = False
 
     @property
@@ -105,6 +110,9 @@ class Rules:
     stranded_after_s: float = 60.0
     max_wait_slack_s: float = 15.0
     grace_s: float = 5.0
+    # Whether routing was down (or just back) at some moment of [lo, hi]: a chaos run's
+    # faults. What could not be routed then is counted apart, never as a violation.
+    disturbed: Callable[..., bool] = lambda lo, hi=None: False
 
 
 class Ledger:
@@ -276,8 +284,10 @@ class Ledger:
                                  f"(max wait {limit:.0f} s), {len(c.offers)} offers")
                 if not c.offers and c.available_seen is None and waited >= r.grace_s:
                     free = sorted(available & r.members.get(c.queue, set()))
-                    if free:
+                    if free and not r.disturbed(now - r.grace_s, now):
                         c.available_seen = (now, free[0])
+                    elif free and c.available_in_fault is None:
+                        c.available_in_fault = (now, free[0])
             self._idle_marks(free_now, now)
         return {"waiting": waiting, "agent_legs_alone": alone, "agents_free": len(free_now),
                 "agents_available": len(available)}
@@ -299,7 +309,10 @@ class Ledger:
         now = time.time() if now is None else now
         r = self.rules
         out: dict[str, list[str]] = {"stranded_agent_legs": [], "callers_waiting_past_max": [],
-                                     "callers_never_offered": [], "callers_cut_off": []}
+                                     "callers_never_offered": [], "callers_cut_off": [],
+                                     # not violations: routing was down when it was due
+                                     "callers_past_max_wait_in_faults": [],
+                                     "callers_not_offered_in_faults": []}
         with self.lock:
             for leg in self.legs.values():
                 if leg.alone_for(now) > r.stranded_after_s:
@@ -312,18 +325,23 @@ class Ledger:
                 end = c.left or now
                 limit = r.max_wait_s.get(c.queue)
                 if limit is not None and end - c.parked > limit + r.max_wait_slack_s:
-                    out["callers_waiting_past_max"].append(
-                        f"{c.uuid} ({c.queue}, waited {end - c.parked:.0f} s, "
-                        f"{len(c.offers)} offers)")
+                    due = c.parked + limit
+                    kind = "callers_past_max_wait_in_faults" if r.disturbed(
+                        due, due + r.max_wait_slack_s) else "callers_waiting_past_max"
+                    out[kind].append(f"{c.uuid} ({c.queue}, waited {end - c.parked:.0f} s, "
+                                     f"{len(c.offers)} offers)")
                 if c.hungup and not c.bridged and not c.transferred \
                         and c.disposition.startswith("send_"):
                     out["callers_cut_off"].append(
                         f"{c.uuid} ({c.queue}, hung up by the switch after "
                         f"{c.hungup - c.parked:.1f} s of {c.patience:.0f} s patience, "
                         f"{c.hangup_cause}, {len(c.offers)} offers)")
-                if c.left and not c.bridged and not c.offers and c.available_seen:
-                    at, ext = c.available_seen
-                    out["callers_never_offered"].append(
+                if c.left and not c.bridged and not c.offers and (
+                        c.available_seen or c.available_in_fault):
+                    kind = "callers_never_offered" if c.available_seen \
+                        else "callers_not_offered_in_faults"
+                    at, ext = c.available_seen or c.available_in_fault  # type: ignore[misc]
+                    out[kind].append(
                         f"{c.uuid} ({c.queue}, waited {c.left - c.parked:.0f} s; phone {ext} "
                         f"free at +{at - c.parked:.0f} s)")
         return out

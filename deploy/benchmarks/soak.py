@@ -483,6 +483,7 @@ def _run(args: argparse.Namespace, settings: Any, server_pids: dict[str, int], r
             actions = plan(random.Random(seed + 2), seconds)
             say("chaos plan (seed %d): %s" % (seed, "; ".join(map(str, actions))))
             chaos = Chaos(actions, supervisor, server_pids, say)
+            rules.disturbed = chaos.disturbed
             chaos.start(t0)
         traffic_rng = random.Random(seed + 3)
         end = t0 + seconds
@@ -580,6 +581,8 @@ def _run(args: argparse.Namespace, settings: Any, server_pids: dict[str, int], r
             "call_log_missing_rows": len(verdicts["call_log_missing"]),
             "call_log_duplicated_rows": len(verdicts["call_log_duplicated"]),
             "call_log_not_final_rows": len(verdicts["call_log_not_final"]),
+            # one row per call that matches what the phones lived: answered or not
+            "call_log_wrong_disposition_rows": len(wrong),
             "corrections_count": corrections,
         }
         figures["violations_count"] = sum(v for k, v in figures.items()
@@ -590,7 +593,9 @@ def _run(args: argparse.Namespace, settings: Any, server_pids: dict[str, int], r
             "calls_abandoned_while_ringing_calls": totals["abandoned_while_ringing"],
             "calls_to_voicemail_calls": totals["transferred"],
             "callers_still_up_at_end_count": len(leftover),
-            "call_log_wrong_disposition_rows": len(wrong),
+            "callers_not_offered_in_faults_count": len(verdicts["callers_not_offered_in_faults"]),
+            "callers_past_max_wait_in_faults_count":
+                len(verdicts["callers_past_max_wait_in_faults"]),
             "call_log_other_call_ids_count": len(extra),
             "offers_count": totals["offers"],
             "offers_user_busy_count": totals["offers_user_busy"],
