@@ -28,6 +28,7 @@ from routing import numbers
 from routing.contract import Envelope, click_to_call_leg, deterministic_id, encode, topics
 from routing.state import CallStatus, State, is_gone
 
+from . import callbacks
 from . import config as cfg
 
 SEEN_WINDOW = 5_000
@@ -554,6 +555,7 @@ def reconcile(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.E
                       "agent on a call the router no longer has", agent_id=agent_id)
     for call_id, call in state.calls.items():
         if router.call_nodes.get(call_id) == node and call_id not in alive and \
+                not callbacks.waiting(router, call_id) and \
                 at - call.enqueued_us > SNAPSHOT_GRACE_US:
             if call.status in TALKING:
                 facts.append(ev.CallEnded(at_us=at, call_id=call_id))
@@ -833,6 +835,7 @@ def handle(router: TenantRouter, env: Envelope) -> list[Out]:
     clock_before = router.state.clock_us
     out: list[Out] = []
     direct = DIRECT.get(env.type)
+    direct = callbacks.direct(router, env) or direct  # a callback's keys, legs, caller ID
     if env.type == "channel_parked" and env.payload.get("offer_id"):
         direct = agent_leg_parked
     if direct is not None:
@@ -855,6 +858,7 @@ def handle(router: TenantRouter, env: Envelope) -> list[Out]:
                                      "reason": dec.reason})
         del router.recent[RECENT_DECISIONS:]
         out += _agent_changes(router, before, env, fact.type)
+    out = callbacks.rewrite(router, out)
     out += announcements(router, clock_before)
     return out
 
@@ -881,8 +885,8 @@ def announcements(router: TenantRouter, before_us: int) -> list[Out]:
             continue
         for cid in cids:
             c = state.calls.get(cid)
-            if c is None or c.status != CallStatus.WAITING:
-                continue  # a phone rings for it: the next thing it hears is a person
+            if c is None or c.status != CallStatus.WAITING or cid in callbacks.book(router):
+                continue  # a phone rings for it, or it is in a callback's questions or gone
             moment = announce.due(c.enqueued_us, q.announce_every_s, before_us, now)
             if moment is not None:
                 due_calls.append((cid, moment))
@@ -951,6 +955,7 @@ def live_view(router: TenantRouter, now_us: int) -> dict[str, Any]:
     calls = [{"call_id": cid, "queue": c.call.queue, "caller": c.call.caller,
               "status": c.status, "enqueued_us": c.enqueued_us, "agent_id": c.agent_id,
               "connected_us": c.connected_us, "vip": c.call.vip,
+              "callback": callbacks.number_of(router, cid),
               **_call_ewt(estimates.calls.get(cid))}
              for cid, c in sorted(state.calls.items(), key=lambda kv: kv[1].enqueued_us)]
     return {"as_of_us": now_us, "queues": queues, "agents": agents, "calls": calls,

@@ -54,6 +54,8 @@ class LiveCallOut(Out):
         "description": "place in line: 1 = next, 0 = a phone rings for it; null when not in queue"})
     ewt_s = fields.Integer(allow_none=True, metadata={
         "description": "estimated wait left, seconds"})
+    callback = fields.String(allow_none=True, metadata={
+        "description": "a callback that keeps the caller's place: the number to call back"})
 
 
 class LiveDecisionOut(Out):

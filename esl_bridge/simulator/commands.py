@@ -229,7 +229,14 @@ class Commands(NodeCore):
             ch.variables.update({"transfer_source": ch.transfer_source,
                                  "max_forwards": ch.variables.get("max_forwards", "70")})
             ch.variables.update(self.dids.get(dest, {}))
-            if not self._tenant_extension(ch):
+            if self._tenant_extension(ch):
+                return "+OK\n"
+            if context is not None and context.startswith("tongdai_") and \
+                    context.endswith("_outbound"):
+                # The tenant's outbound dialplan runs for the new destination, as on the
+                # real switch (a callback's agent leg dials its customer this way).
+                self._route(ch)  # type: ignore[attr-defined]
+            else:
                 self._park(ch)
             return "+OK\n"
 

@@ -498,6 +498,7 @@ class LiveCallV1(_Strict):
     # In queue: place in line (1 = next; 0 = a phone rings for it) and estimated wait left.
     position = fields.Integer(load_default=None, allow_none=True)
     ewt_s = fields.Integer(load_default=None, allow_none=True)
+    callback = fields.String(load_default=None, allow_none=True)  # to call back (E.164)
 
 
 class LiveDecisionV1(_Strict):
