@@ -123,6 +123,7 @@ class Switch:
     internal_port: int
     external_port: int
     proc: subprocess.Popen | None = None
+    wss_port: int = 0  # the internal profile's secure WebSocket (browser softphones)
 
     @property
     def log(self) -> Path:
@@ -139,6 +140,7 @@ def start_switch(prefix: Path, folder: Path, api_port: int, xml_curl_password: s
                  recordings: Path | None = None, carrier_port: int = 0) -> Switch:
     rtp_start, rtp_end = rtp_block()
     sw = Switch(prefix, folder, free_port(), secrets.token_urlsafe(18), free_port(), free_port())
+    sw.wss_port = free_port()
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
            "TONGDAI_FS_BINARY": str(prefix / "bin" / "freeswitch"),
            "TONGDAI_FS_CONF_DIR": str(folder / "conf"), "TONGDAI_FS_LOG_DIR": str(folder / "log"),
@@ -148,6 +150,7 @@ def start_switch(prefix: Path, folder: Path, api_port: int, xml_curl_password: s
            "TONGDAI_FS_INTERNAL_PORT": str(sw.internal_port),
            "TONGDAI_FS_EXTERNAL_PORT": str(sw.external_port),
            "TONGDAI_FS_BRANCH_PORT": str(free_port()),
+           "TONGDAI_FS_WSS_PORT": str(sw.wss_port),
            "TONGDAI_FS_RTP_START": str(rtp_start), "TONGDAI_FS_RTP_END": str(rtp_end),
            "TONGDAI_FS_API_URL": f"http://127.0.0.1:{api_port}",
            "TONGDAI_API_XML_CURL_PASSWORD": xml_curl_password,
