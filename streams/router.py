@@ -470,6 +470,13 @@ def reconcile(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.E
     def corrected(what: str, action: str, call_id: str | None, detail: str, *,
                   agent_id: str | None = None, leg_id: str | None = None) -> None:
         router.corrections += 1
+        # On the wallboard's ticker with the decisions: a supervisor sees the healing.
+        router.recent.insert(0, {"at_us": at, "call_id": call_id or "", "action": "state_corrected",
+                                 "queue": None,
+                                 "reason": f"{what} -> {action}: {detail}"
+                                           + (f" (agent {agent_id})" if agent_id else "")})
+        del router.recent[RECENT_DECISIONS:]
+        router.version += 1
         outs.append(_out(topics.CC_EVENTS, topics.tenant_key(router.tenant), "state_corrected",
                          router.tenant, at, call_id,
                          {"node": node, "what": what, "action": action, "agent_id": agent_id,

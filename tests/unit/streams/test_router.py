@@ -747,6 +747,14 @@ def test_a_call_with_no_channel_is_ended_and_said():
     handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
     outs = handle(r, snapshot(30, []))
     assert ("call_gone", "ended") in corrections(outs) and "call_abandoned" in types(outs)
+    # the wallboard's ticker shows it beside the decisions, as the live view says
+    from routing.contract.schemas import LiveStateV1
+    from streams.router import live_view
+
+    view = live_view(r, T0 + 31_000_000)
+    fixes = [d for d in view["recent"] if d["action"] == "state_corrected"]
+    assert [d["call_id"] for d in fixes if "call_gone" in d["reason"]] == ["c1"]
+    assert LiveStateV1().validate(view) == {}
 
 
 def test_an_offer_bridged_in_a_gap_is_taken_as_connected_never_timed_out():
