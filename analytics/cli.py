@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import signal
 import sys
 
 from . import bi_users, migrations, settings as settings_mod
+from routing.contract.edge import setup_logging
 from routing.contract.environ import SettingsError
 
 from .db import DatabaseError
@@ -126,9 +126,7 @@ def sink_main(argv: list[str]) -> int:
     settings = _settings("sink")
     if settings is None:
         return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("kafka").setLevel(max(logging.WARNING, logging.getLogger().level))
+    setup_logging(settings.log_level)
     db = settings_mod.connect(settings)
     if args.migrate:
         migrations.migrate(db, log=print)

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import logging
 import sys
 import time
 
+from routing.contract.edge import logging_config
 from routing.contract.environ import SettingsError
 
 from . import settings as api_settings
@@ -43,15 +43,19 @@ def serve(s: api_settings.ApiSettings) -> int:
                 "timeout": s.api_timeout_s, "graceful_timeout": 10,
                 "loglevel": s.log_level.lower(), "accesslog": None,
                 "proc_name": "tongdai-api",
+                # JSON lines, gunicorn's own too (it applies this in the master; the
+                # workers it forks keep it). A logconfig_dict turns gunicorn's access
+                # log on: kept quiet (below WARNING), its lines would carry query
+                # strings, access tokens included.
+                "logconfig_dict": logging_config(
+                    s.log_level, quiet=("kafka", "gunicorn.access"),
+                    take_over=("gunicorn.error",)),
             }.items():
                 self.cfg.set(key, value)
 
         def load(self):
             from .app import create_app
 
-            logging.basicConfig(level=s.log_level,
-                                format="%(asctime)s %(levelname)s %(name)s %(message)s")
-            logging.getLogger("kafka").setLevel(logging.WARNING)
             return create_app(s)
 
     Server().run()

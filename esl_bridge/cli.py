@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from routing.contract import encode, topics
+from routing.contract.edge import setup_logging
 
 from . import normalize, protocol, settings as bridge_settings
 from .normalize import NormalizerConfig, Skipped
@@ -98,8 +99,7 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"tongdai bridge: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(settings.log_level)
     if args.action == "replay":
         if not args.file.is_file():
             print(f"tongdai bridge replay: no such file: {args.file}", file=sys.stderr)

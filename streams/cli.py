@@ -14,9 +14,10 @@ def main(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"tongdai worker: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=settings.log_level,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from routing.contract import topics
+    from routing.contract.edge import logging_config, setup_logging
+
+    setup_logging(settings.log_level)
 
     from .app import create_app, ensure_topics, start_group_at_end
 
@@ -50,6 +51,8 @@ def main(argv: list[str]) -> int:
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
     app = create_app(settings)
+    # Faust's worker configures logging again when it starts: the same JSON lines.
+    app.conf.logging_config = logging_config(settings.log_level)
     level = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error"}.get(
         settings.log_level.upper(), "info")
     sys.argv = ["tongdai worker", "worker", "-l", level, "--without-web", *argv]

@@ -8,6 +8,8 @@ import signal
 import sys
 import threading
 
+from routing.contract.edge import setup_logging
+
 from . import Simulator
 from .model import Distribution
 from .scenario import LoadSpec, load_scenario
@@ -60,8 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    setup_logging(logging.DEBUG if args.verbose else logging.INFO)
     scenario, raw = (None, {})
     if args.scenario:
         scenario, raw = load_scenario(args.scenario)

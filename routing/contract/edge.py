@@ -86,10 +86,12 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-def logging_config(level: str | int, *, quiet: Iterable[str] = ("kafka",)) -> dict[str, Any]:
+def logging_config(level: str | int, *, quiet: Iterable[str] = ("kafka",),
+                   take_over: Iterable[str] = ()) -> dict[str, Any]:
     """The `logging.config.dictConfig` of a deployable: JSON lines on stderr at ``level``;
-    the ``quiet`` libraries' loggers at WARNING or above. Faust's worker takes it as its
-    ``logging_config`` (it replaces whatever was set before it starts)."""
+    the ``quiet`` libraries' loggers at WARNING or above; the ``take_over`` loggers lose
+    the handlers their library gave them, so their lines are JSON lines too. Faust's worker
+    takes it as its ``logging_config``, gunicorn as its ``logconfig_dict``."""
     number = logging.getLevelName(level.upper()) if isinstance(level, str) else level
     if not isinstance(number, int):
         raise ValueError(f"log level {level!r}: must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
@@ -100,10 +102,20 @@ def logging_config(level: str | int, *, quiet: Iterable[str] = ("kafka",)) -> di
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
                                 "stream": "ext://sys.stderr"}},
         "root": {"level": number, "handlers": ["stderr"]},
-        "loggers": {name: {"level": max(logging.WARNING, number)} for name in quiet},
+        "loggers": {**{name: {"handlers": [], "propagate": True} for name in take_over},
+                    **{name: {"level": max(logging.WARNING, number)} for name in quiet}},
     }
 
 
 def setup_logging(level: str | int, *, quiet: Iterable[str] = ("kafka",)) -> None:
-    """Configure this process's logging (see `logging_config`): call once, at start."""
-    logging.config.dictConfig(logging_config(level, quiet=quiet))
+    """Configure this process's logging (see `logging_config`): call once, at start.
+
+    Like `logging.basicConfig`, it leaves a root logger that already has handlers alone
+    (a test runner or an embedding process configured logging first) but for quieting
+    the ``quiet`` libraries."""
+    config = logging_config(level, quiet=quiet)
+    if logging.getLogger().handlers:
+        for name, entry in config["loggers"].items():
+            logging.getLogger(name).setLevel(entry["level"])
+        return
+    logging.config.dictConfig(config)

@@ -93,6 +93,8 @@ def test_logging_config_keeps_existing_loggers_and_quiets_libraries() -> None:
     assert logging_config("ERROR")["loggers"]["kafka"]["level"] == logging.ERROR
     with pytest.raises(ValueError, match="log level 'loud'"):
         logging_config("loud")
+    taken = logging_config("INFO", take_over=["gunicorn.error"])["loggers"]["gunicorn.error"]
+    assert taken == {"handlers": [], "propagate": True}
 
 
 def test_setup_logging_in_a_process_of_its_own() -> None:
@@ -112,3 +114,18 @@ def test_setup_logging_in_a_process_of_its_own() -> None:
     assert [(x["logger"], x["message"]) for x in lines] == [
         ("tongdai.early", "connected"), ("kafka.conn", "broker down")]
     assert (lines[0]["tenant"], lines[0]["call_id"]) == ("acme", "c-1")
+
+
+def test_setup_logging_leaves_a_configured_root_alone(caplog) -> None:
+    from routing.contract.edge import setup_logging
+
+    before = list(logging.getLogger().handlers)  # pytest's: a host configured logging
+    assert before
+    kafka = logging.getLogger("kafka")
+    level = kafka.level
+    try:
+        setup_logging("INFO")
+        assert logging.getLogger().handlers == before
+        assert kafka.level == logging.WARNING
+    finally:
+        kafka.setLevel(level)
