@@ -97,6 +97,7 @@ class Services:
         self.bus.follow(s.events_topic, self.popup.apply, from_start=False)
         self.bus.follow(s.events_topic, self.calls.apply, from_start=False)
         self.bus.follow(s.events_topic, self.recent_calls.apply, from_start=False)
+        self.bus.follow(s.events_topic, self.audit.apply_correction, from_start=False)
         self.bus.follow(s.webhooks_topic, self.webhook_log.apply, from_start=True)
         if not s.api_webhooks_enabled:
             return

@@ -70,6 +70,23 @@ class AuditLog:
                 del entries[: len(entries) - MAX_PER_TENANT]
             self._lock.notify_all()
 
+    def apply_correction(self, env: Envelope) -> None:
+        """The router's corrections against the switch (`state_corrected` on the contact-
+        center events), indexed as entries of user `router`, role `system`: what was wrong
+        and what was done, beside what people did. Followed from the API's start (the
+        call log and ClickHouse's raw events keep the older ones)."""
+        if env.type != "state_corrected":
+            return
+        p = env.payload
+        target = (f"call/{env.call_id}" if env.call_id else
+                  f"agent/{p['agent_id']}" if p.get("agent_id") else f"leg/{p.get('leg_id')}")
+        self.apply(Envelope(env.event_id, AUDIT_TYPE, 1, env.occurred_at, env.tenant,
+                            env.source, None, env.call_id, {
+                                "user": "router", "role": "system", "token_id": "",
+                                "action": f"state.corrected.{p['what']}", "target": target,
+                                "detail": {k: p[k] for k in ("node", "action", "agent_id",
+                                                             "leg_id", "detail") if p.get(k)}}))
+
     def find(self, tenant: str, match: Callable[[dict[str, Any]], bool],
              timeout_s: float = 0.0) -> dict[str, Any] | None:
         """The newest entry of a tenant that `match`es; waits up to `timeout_s` for one to

@@ -244,3 +244,18 @@ def test_supervisor_phone_monitors_an_agent_call_with_eavesdrop_and_it_is_audite
         "queue": "support", "agent_id": "lan", "hangup_cause": "NORMAL_CLEARING",
         "talk_ms": 9000}, call_id="c-42"))
     assert actions(dial("*331001", "1009"))[-1] == ("hangup", "NO_ROUTE_DESTINATION")
+
+
+def test_the_routers_corrections_are_in_the_audit_log_of_their_tenant_only(client, auth, bus):
+    bus.publish(topics.CC_EVENTS, b"acme", envelope("state_corrected", "acme", {
+        "node": "node-1", "what": "offer_bridged_unseen", "action": "connected",
+        "agent_id": "lan", "leg_id": "o-9",
+        "detail": "agent leg bridged to its caller on the switch"}, call_id="c-9"))
+    page = client.get("/api/v1/audit?action=state.corrected", headers=auth("admin")).get_json()
+    (entry,) = page["items"]
+    assert (entry["user"], entry["role"], entry["action"], entry["target"]) == (
+        "router", "system", "state.corrected.offer_bridged_unseen", "call/c-9")
+    assert entry["detail"]["action"] == "connected" and entry["detail"]["agent_id"] == "lan"
+    other = client.get("/api/v1/audit?action=state.corrected",
+                       headers=auth("admin", tenant="globex")).get_json()
+    assert other["items"] == []
