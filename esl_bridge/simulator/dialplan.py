@@ -141,8 +141,8 @@ class Dialplan(NodeCore):
             return False
         if outcome.transfer is not None:
             return True
-        log.info("call %s: IVR entry %s %r keeps the caller in the menu (FreeSWITCH leaves a "
-                 "menu only by a transfer)", ch.uuid, action, param)
+        log.info("IVR entry %s %r keeps the caller in the menu (FreeSWITCH leaves a menu "
+                 "only by a transfer)", action, param, extra={"call_id": ch.uuid})
         spec = ch.caller
         if spec is not None and spec.patience is not None:
             self._later(ch, spec.patience, lambda: self._abandon(ch))
