@@ -162,6 +162,40 @@ def refused(envelope: Envelope, legs: LegBook, now_s: float) -> str | None:
     return None
 
 
+
+def start_offsets(consumer: Any, partitions: list, stop: threading.Event,
+                  attempts: int = 20) -> None:
+    """Set where each assigned partition is read from: its committed offset, else its end
+    now. "latest" would be resolved only when fetching starts, and a decision sent
+    meanwhile was skipped.
+
+    Runs inside librdkafka's assignment callback, which must not raise: an exception
+    there comes out of `consume()` as a `KafkaError` object that no `except` catches (it
+    is no Exception), and it ended the decisions thread while the bridge went on without
+    an actuator. A broker just started answers "not leader for partition" for a moment:
+    asked again (bounded); then the partition starts at its logical end, said in the log."""
+    from confluent_kafka import OFFSET_END, OFFSET_INVALID, KafkaException
+
+    for attempt in range(attempts):
+        try:
+            committed = {(tp.topic, tp.partition): tp.offset
+                         for tp in consumer.committed(partitions, timeout=10)}
+            for tp in partitions:
+                if committed.get((tp.topic, tp.partition), OFFSET_INVALID) < 0:
+                    tp.offset = consumer.get_watermark_offsets(tp, timeout=10)[1]
+                else:
+                    tp.offset = committed[(tp.topic, tp.partition)]
+            return
+        except KafkaException as exc:
+            log.warning("decisions consumer: start offsets not known yet (%s), attempt %d",
+                        exc, attempt + 1)
+            if stop.wait(0.5):
+                return  # the bridge is stopping: no decision will be read
+    log.warning("decisions consumer: start offsets unknown after %d attempts: reading from "
+                "the end of each partition", attempts)
+    for tp in partitions:
+        tp.offset = OFFSET_END
+
 class ClaimLog:
     """Command ids already executed (or being executed): survives restarts.
 
@@ -279,20 +313,12 @@ class Actuator:
         error (tests/integration/test_kafka_cluster.py), and under load its group join
         sometimes never finished (tests/realfs). librdkafka moves partitions to the new
         leaders and rejoins by itself."""
-        from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, TopicPartition
+        from confluent_kafka import Consumer, KafkaError, TopicPartition
 
         name = f"tongdai-actuator-{self.settings.bridge_name}"
 
         def on_assign(consumer, partitions) -> None:
-            # Pin where a new group starts: "latest" would be resolved only when fetching
-            # starts, and a decision sent meanwhile was skipped.
-            committed = {(tp.topic, tp.partition): tp.offset
-                         for tp in consumer.committed(partitions, timeout=10)}
-            for tp in partitions:
-                if committed.get((tp.topic, tp.partition), OFFSET_INVALID) < 0:
-                    tp.offset = consumer.get_watermark_offsets(tp, timeout=10)[1]
-                else:
-                    tp.offset = committed[(tp.topic, tp.partition)]
+            start_offsets(consumer, partitions, self._stop)
             consumer.assign(partitions)
             self.ready.set()
             log.info("actuator ready: reading decisions from %d partitions", len(partitions))

@@ -95,6 +95,12 @@ def bench_stack(kind: str, folder: Path, say: Callable[[str], None]) -> Iterator
     say(f"starting a private Kafka and ClickHouse in {folder / 'stack'} ...")
     try:
         health = stack.up(settings, log=lambda m: say("  " + m))
+        # The product's topics with their partitions before any client writes: a producer
+        # first would have the broker create a topic with one partition.
+        from streams.app import ensure_topics
+        from streams.settings import load as worker_settings
+
+        ensure_topics(settings.kafka_bootstrap, worker_settings({}).topic_partitions)
         yield settings, health
     finally:
         stack.down(settings, log=lambda m: say("  " + m))  # ours: nothing left running

@@ -136,6 +136,7 @@ def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe) -> dict[str,
     decided_at_kafka: dict[str, float] = {}
     caller_parked_at_kafka: dict[str, float] = {}  # call id -> its CHANNEL_PARK's record
     offered_at_kafka: dict[str, float] = {}  # call id -> its first offer_call
+    enqueued_at_kafka: dict[str, float] = {}  # call id -> its call_enqueued fact
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in start):
         for _tp, batch in consumer.poll(timeout_ms=500, max_records=20000).items():
@@ -150,6 +151,8 @@ def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe) -> dict[str,
                     caller_parked_at_kafka.setdefault(env["call_id"], r.timestamp / 1000)
                 elif env["type"] == "offer_call":
                     offered_at_kafka.setdefault(env["call_id"], r.timestamp / 1000)
+                elif env["type"] == "call_enqueued":
+                    enqueued_at_kafka.setdefault(env["call_id"], r.timestamp / 1000)
                 elif env["type"] == "connect_call":
                     decided_at_kafka[p["offer_id"]] = r.timestamp / 1000
     consumer.close()
@@ -161,15 +164,21 @@ def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe) -> dict[str,
             actuate.append((probe.bridge[offer] - decided_at_kafka[offer]) * 1000)
     # Time to offer: the caller's park -> its record on the routing topic (bridge) ->
     # the offer_call record (worker) -> the originate at the simulator (actuator).
-    o_ingest, o_route, o_actuate = [], [], []
+    # The worker's part splits at the call_enqueued fact: reading the park (consumer lag
+    # and handling), then waiting in the queue for an agent the router sees free.
+    o_ingest, o_route, o_enqueue, o_wait, o_actuate = [], [], [], [], []
     for call, parked in probe.caller_park.items():
         if call in caller_parked_at_kafka and call in offered_at_kafka and \
                 call in probe.originate:
             o_ingest.append((caller_parked_at_kafka[call] - parked) * 1000)
             o_route.append((offered_at_kafka[call] - caller_parked_at_kafka[call]) * 1000)
             o_actuate.append((probe.originate[call] - offered_at_kafka[call]) * 1000)
+            if call in enqueued_at_kafka:
+                o_enqueue.append((enqueued_at_kafka[call] - caller_parked_at_kafka[call]) * 1000)
+                o_wait.append((offered_at_kafka[call] - enqueued_at_kafka[call]) * 1000)
     offer_stages = {}
-    for name, values in (("ingest", o_ingest), ("worker", o_route), ("actuator", o_actuate)):
+    for name, values in (("ingest", o_ingest), ("worker", o_route), ("worker_enqueue", o_enqueue),
+                         ("queue_wait", o_wait), ("actuator", o_actuate)):
         offer_stages[f"offer_stage_{name}_p50_ms"] = round(pct(values, 0.5), 1)
         offer_stages[f"offer_stage_{name}_p99_ms"] = round(pct(values, 0.99), 1)
     return {**offer_stages,
@@ -250,7 +259,8 @@ def _run(args: argparse.Namespace, bootstrap: str, tmp: str) -> dict[str, float]
              "TONGDAI_CONFIG_FROM": "latest",
              "TONGDAI_LOG_LEVEL": "INFO"})
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
-    marks = end_offsets(bootstrap, [topics.FS_ROUTING, topics.ROUTING_DECISIONS])
+    marks = end_offsets(bootstrap, [topics.FS_ROUTING, topics.ROUTING_DECISIONS,
+                                    topics.CC_EVENTS])
     try:
         wait_log(worker, worker_log, "Ready")
         wait_log(bridge, bridge_log, "subscribed")
