@@ -23,7 +23,8 @@
 # PREFIX/.tongdai-build/; a second run with the same sources skips what is built. The build
 # runs under `nice -n 10`: other people share this machine.
 #
-# What it does to FreeSWITCH's tree (see ../../../shared/FREESWITCH.md for why):
+# What it does to FreeSWITCH's tree (why: deploy/freeswitch/README.md, "Building
+# FreeSWITCH: what it needs"):
 #   - lowers configure.ac's minimum sofia-sip (1.13.18) and spandsp (3.1.1) versions to
 #     what the sources' heads report (1.13.17, 3.0.0), which work;
 #   - writes a trimmed modules.conf: the modules fs-conf/autoload_configs/modules.conf.xml
