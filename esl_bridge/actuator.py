@@ -413,7 +413,8 @@ class Actuator:
             # Served by another bridge (each reads every decision), or by none: the router
             # then hears nothing back and its offer deadline and snapshots take over.
             if node not in self.foreign:
-                log.info("decisions for node %s are left to the bridge that serves it", node)
+                log.info("decisions for this node are left to the bridge that serves it",
+                         extra={"node": node})
             self.foreign[node] = self.foreign.get(node, 0) + 1
             return
         command_id = envelope.payload.get("command_id")
