@@ -682,14 +682,22 @@ def _call_transferred(tx: _Tx, ev: e.CallTransferred) -> None:
                   c.id)
 
 
-@_on(_ON_EVENT, e.Tick)
-def _tick(tx: _Tx, ev: e.Tick) -> None:
-    for aid, until in list(tx.get("timers").items()):
-        if until <= ev.at_us:
+def _expire(tx: _Tx, at_us: int) -> None:
+    """End the wrap-ups and penalties that are over at ``at_us``."""
+    timers = tx.get("timers")
+    if not timers:
+        return
+    for aid, until in list(timers.items()):
+        if until <= at_us:
             a = _agent(tx, aid)
             if a is not None:
                 _put_agent(tx, replace(a, wrap_until_us=None, penalty_until_us=None,
-                                       penalty_cause=None), ev.at_us)
+                                       penalty_cause=None), at_us)
+
+
+@_on(_ON_EVENT, e.Tick)
+def _tick(tx: _Tx, ev: e.Tick) -> None:
+    _expire(tx, ev.at_us)
 
 
 @_on(_ON_EVENT, e.WrapUpEnded)
@@ -775,6 +783,10 @@ def apply(state: State, event: e.Event) -> State:
     if handler is None:
         raise TypeError(f"apply: unknown event type {type(event).__name__}")
     tx = _Tx(state)
+    # Every event tells the time, not only ticks: an agent whose wrap-up ended before a
+    # caller's park is free for that caller now. Waiting for the next tick (one a second)
+    # held callers of a busy queue ~0.5 s at p50 (bench acd, 30 calls/s).
+    _expire(tx, event.at_us)
     handler(tx, event)
     return tx.done(event.at_us)
 

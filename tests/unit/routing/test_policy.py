@@ -317,6 +317,28 @@ def test_no_offer_during_wrap_up() -> None:
     assert [o.call_id for o in w.offers(w.ev(Tick(at_us=w.now + 30 * US)))] == ["c2"]
 
 
+def test_a_wrap_up_over_by_a_callers_arrival_frees_the_agent_without_a_tick() -> None:
+    """Every event tells the time: a caller arriving after the agent's wrap-up ended is
+    offered at once, not at the next tick (ticks come once a second)."""
+    w = world(agent("a1"), wrapup_s=30)
+    (o1,) = w.offers(w.call("c1"))
+    serve(w, o1, talk_s=10)
+    assert w.offers(w.call("c2", at=10 + 29)) == []  # 1 s of wrap-up left
+    # c3's arrival at 30 s of wrap-up ends it: the agent takes the waiting c2, no tick
+    assert [o.call_id for o in w.offers(w.call("c3", at=10 + 30))] == ["c2"]
+
+
+def test_a_waiting_caller_is_offered_at_the_first_event_after_the_wrap_up() -> None:
+    w = world(agent("a1"), agent("a2"), wrapup_s=5)
+    (o1,) = w.offers(w.call("c1"))
+    serve(w, o1, talk_s=10)
+    (o2,) = w.offers(w.call("c2"))  # a2
+    assert w.offers(w.call("c3")) == []  # a1 in wrap-up, a2 ringing
+    # a2's answer 6 s later is the first event after a1's wrap-up: c3 goes to a1 then
+    got = w.offers(w.ev(OfferAnswered(at_us=w.now + 6 * US, offer_id=o2.offer_id)))
+    assert [(o.call_id, o.agent_id) for o in got] == [("c3", "a1")]
+
+
 def test_max_concurrent_interactions() -> None:
     w = world(agent("a1", max_concurrent=2))
     (o1,) = w.offers(w.call("c1"))
