@@ -13,9 +13,9 @@ does I/O. The events are:
 * the product router's facts (`tongdai.cc.events.v1`) and the answering agent's state
   changes that bracket the wrap-up.
 
-The switch is the truth of what people lived (DESIGN.md, "Three truths"): a call is
-*answered* when its caller was bridged to a person (an agent, an extension, a forwarded
-number), and the answer, wait and talk times are those of the bridge. A call the switch
+The switch is the truth of what people lived (deploy/docs/DESIGN.md, "Three truths"): a
+call is *answered* when its caller was bridged to a person (an agent, an extension, a
+forwarded number), and the answer, wait and talk times are those of the bridge. A call the switch
 answered for an IVR, a park or a prompt is not answered. The router's and mod_callcenter's
 facts add queue meaning (which queue, which agent was offered, after hours, overflow);
 they are not needed for a call to be logged.

@@ -1,4 +1,5 @@
-"""Named report queries: one definition of every contact-center KPI (DESIGN.md, "KPIs").
+"""Named report queries: one definition of every contact-center KPI (deploy/docs/DESIGN.md,
+"KPIs").
 
 Counts and sums come from ClickHouse as integers; ratios and means are computed here from
 them, once (`_kpis`), so both engines and every grouping agree to the last digit.

@@ -11,7 +11,7 @@
 - `forward_config` re-keys the compacted config topic (keyed by entity) by tenant into the
   commands topic, so configuration reaches the owning partition in order with the rest.
 - `tick` sends a tick per owned tenant every `tick_interval_s`: time enters as records in
-  the log, and a replay makes the same decisions (DESIGN.md "Time").
+  the log, and a replay makes the same decisions (deploy/docs/DESIGN.md, "Time").
 
 Processing guarantee: at-least-once (Faust's default) with idempotent handling: the router
 drops FreeSWITCH facts at or below the last seq of their node and other records by

@@ -32,9 +32,9 @@ from . import callbacks
 from . import config as cfg
 
 SEEN_WINDOW = 5_000
-SEQ_WINDOW = 10_000
-RECENT_DECISIONS = 20  # shown on the wallboard's ticker  # FreeSWITCH events per node (all kinds) within which order may vary
-SHORT_ABANDON_S = 5  # DESIGN.md KPIs: default short-abandon threshold
+SEQ_WINDOW = 10_000  # FreeSWITCH events per node (all kinds) within which order may vary
+RECENT_DECISIONS = 20  # shown on the wallboard's ticker
+SHORT_ABANDON_S = 5  # default short-abandon threshold (deploy/docs/DESIGN.md, "KPIs")
 SNAPSHOT_GRACE_US = 5_000_000  # offers younger than this may not have a channel yet
 CLICK_TO_CALL_TIMEOUT_S = 30  # how long the agent's phone rings for a click-to-call
 MONITOR_TIMEOUT_S = 30  # how long the supervisor's phone rings for a monitoring
@@ -240,8 +240,8 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
             if offer is not None and not offer.answered:
                 # A job result is FreeSWITCH's answer about the phone (busy, not registered,
                 # no answer: the agent's doing). Without a job the command never ran (node
-                # not connected, decision expired): not the agent's fault, no penalty. A
-                # node outage used to pause every agent one ring-no-answer at a time.
+                # not connected, decision expired): not the agent's fault, no penalty;
+                # else a node outage would pause every agent, one ring-no-answer at a time.
                 cause = failure_cause(p.get("result")) if p.get("job_uuid") \
                     else m.Cause.NOT_DELIVERED
                 return [ev.OfferRejected(at_us=at, offer_id=offer.offer_id, cause=cause)]

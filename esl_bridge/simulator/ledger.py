@@ -5,7 +5,8 @@ each event fires) and reads the node's own bookkeeping of the channel concerned:
 the leg is a simulated caller (`Channel.caller`), a phone (`Channel.agent`) or a
 customer behind the carrier, and who ended it (`Channel.disposition`: `recv_*` = that
 person hung up or refused, `send_*` = the switch ended it). Nothing here reads the
-product's facts: the ledger is what the call log must equal (DESIGN.md, "Three truths").
+product's facts: the ledger is what the call log must equal (deploy/docs/DESIGN.md,
+"Three truths").
 
 `ledger.calls()` derives, per call (id = the caller's leg; for a click-to-call, the
 agent's leg the switch originated first):
@@ -118,8 +119,9 @@ class Ledger:
     """Attach to a node (before traffic) and read `calls()` when the calls are over.
 
     `short_abandon_s`: callers who gave up waiting in a queue sooner are short abandons
-    (DESIGN.md default 5 s). `closed(queue, us)`: whether the queue was closed (after hours)
-    at that time, as its configuration says; calls to a closed queue are not waits."""
+    (default 5 s: deploy/docs/DESIGN.md, "KPIs"). `closed(queue, us)`: whether the queue
+    was closed (after hours) at that time, as its configuration says; calls to a closed
+    queue are not waits."""
 
     def __init__(self, node: Any, *, short_abandon_s: float = 5.0,
                  closed: Callable[[str, int], bool] | None = None) -> None:

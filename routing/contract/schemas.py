@@ -22,7 +22,7 @@ _SNAKE = validate.Regexp(r"^[a-z][a-z0-9_]*$", error="must be snake_case")
 
 
 class EnvelopeSchema(_Strict):
-    """The envelope (DESIGN.md): the same fields on every topic."""
+    """The envelope (deploy/docs/DESIGN.md, "The envelope"): the same fields on every topic."""
 
     event_id = fields.String(required=True, validate=_NON_EMPTY)
     type = fields.String(required=True, validate=_SNAKE)

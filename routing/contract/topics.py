@@ -1,4 +1,5 @@
-"""Topic names and record keys: the one place that knows them (DESIGN.md, "Topics")."""
+"""Topic names and record keys: the one place that knows them (deploy/docs/DESIGN.md,
+"Topics, keys, partitions")."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
-"""The dependency rule (STYLE.md): routing/ is pure; nothing imports streams/ or api/.
+"""The dependency rule (deploy/docs/STYLE.md, "The dependency rule"): routing/ is pure;
+nothing imports streams/ or api/.
 
 Checked on the source (AST), so it holds for code paths no test executes.
 """
