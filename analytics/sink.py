@@ -170,7 +170,7 @@ class CallLog:
         self.calls: OrderedDict[CallKey, _Call] = OrderedDict()
         self.fold_errors = 0
         self.agents = AgentTracker()
-        # Agent facts found in ClickHouse when an agent was restored (written by a run
+        # Agent facts found in ClickHouse when an agent was restored (written by a sink
         # that crashed before committing): skipped once when they come again.
         self._stored_agent_events: set[str] = set()
         # A leg first seen as a call of its own (an ESL router's agent leg, before the
@@ -631,9 +631,10 @@ class Sink:
     def _await_metadata(consumer: Any, names: list[str], wait_s: float = 10.0) -> None:
         """Know the topics' partitions before joining the group. A group leader that
         assigns while its metadata lacks a topic (just created) gives nobody its
-        partitions, and kafka-python did not always rejoin when the metadata came: a CI
-        run's sink sat with no partitions for 90 s. A topic still unknown after `wait_s`
-        is joined anyway (and logged): it may be created later."""
+        partitions, and kafka-python does not always rejoin when the metadata comes: the
+        sink would then sit with no partitions (90 s, where measured) while records wait.
+        A topic still unknown after `wait_s` is joined anyway (and logged): it may be
+        created later."""
         from kafka.errors import KafkaError
 
         deadline = time.monotonic() + wait_s

@@ -307,12 +307,12 @@ class Actuator:
 
     # ---- consumer thread
     def _consume(self) -> None:
-        """Decisions from Kafka on librdkafka (confluent-kafka, as the bridge's sender).
-        kafka-python's consumer was used before: after a broker of a three-broker cluster
-        was killed it stopped receiving decisions in 3 runs of 4 while polling without an
-        error (tests/integration/test_kafka_cluster.py), and under load its group join
-        sometimes never finished (tests/realfs). librdkafka moves partitions to the new
-        leaders and rejoins by itself."""
+        """Decisions from Kafka on librdkafka (confluent-kafka, as the bridge's sender),
+        because librdkafka moves partitions to their new leaders and rejoins its group by
+        itself. kafka-python's consumer does not reliably: after a broker of a three-broker
+        cluster is killed it can go on polling without an error and receive nothing (3 of
+        4 tries of tests/integration/test_kafka_cluster.py), and under load its group join
+        may never finish (tests/realfs)."""
         from confluent_kafka import Consumer, KafkaError, TopicPartition
 
         name = f"tongdai-actuator-{self.settings.bridge_name}"

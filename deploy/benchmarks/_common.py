@@ -68,11 +68,11 @@ def end_offsets(bootstrap: str, names: list[str]) -> dict:
 def bench_stack(kind: str, folder: Path, say: Callable[[str], None]) -> Iterator[tuple[Any, list]]:
     """The Kafka and ClickHouse a benchmark runs on, with their healths (pids).
 
-    "private": servers of this run alone, in folder/stack, stopped at the end. Topic names
-    are fixed and every worker routes every tenant it sees, so a worker of another
-    deployment on a shared broker routes the run's calls too (measured: another
-    engineer's worker, started during `bench acd --quick`, hung up 199 of its 471 callers
-    with "queue support is not configured"). "shared": the running local stack (started
+    "private": servers of this benchmark alone, in folder/stack, stopped at the end. Topic
+    names are fixed and every worker routes every tenant it sees, so a worker of another
+    deployment on a shared broker routes the benchmark's calls too, without its
+    configuration: it hangs them up with "queue support is not configured" (199 of 471
+    callers of `bench acd --quick`, measured). "shared": the running local stack (started
     if it is not running)."""
     from deploy.local import settings as stack_settings
     from deploy.local import stack

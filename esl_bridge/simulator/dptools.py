@@ -13,7 +13,7 @@ not do.
   delimiter given as a `^^<d>` prefix), then each part is a `set`.
 - `menu-sub NAME`, `menu-exit`, `menu-top`, `menu-back`, `menu-play-sound`: as named.
 
-Example, the api's rendering that a real switch showed to be a dead end (issue 14):
+Example of a dead end, as a real switch runs it:
 `multiset set tongdai_ivr_choice=1:set tongdai_queue=sales:park` sets `set` (no value),
 `tongdai_ivr_choice=1:set` and `tongdai_queue=sales:park`, and the caller stays in the menu.
 """

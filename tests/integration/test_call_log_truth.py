@@ -3,7 +3,7 @@
 Mixed traffic through the real product (ESL simulator in this process, `tongdai bridge`,
 `tongdai worker`, `tongdai sink --migrate`, each its own process) on a Kafka and a
 ClickHouse started for this module alone: topic names are fixed and every worker routes
-every tenant it sees, so on the shared stack another engineer's worker would route our
+every tenant it sees, so on the shared stack another deployment's worker would route our
 calls too (as `tongdai bench soak --stack private` does).
 
 The simulator's ledger (esl_bridge/simulator/ledger.py) records what each caller and phone

@@ -421,9 +421,9 @@ def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]
         for attempt in range(3):
             procs["bridge"] = start_process("bridge", folder, bridge_env)
             wait_ready(procs["bridge"], "subscribed")
-            # Measured (with kafka-python as its client): under load the actuator's group
-            # join sometimes never finished and the bridge then ran no decision at all.
-            # Wait for its partitions; start it again if they never come.
+            # A bridge whose actuator never gets its partitions runs no decision at all
+            # (a group join that never finished under load, with kafka-python as its
+            # client): wait for them, and start the bridge again if they never come.
             try:
                 wait_any(procs["bridge"], ACTUATOR_ASSIGNED, timeout=30)
                 break

@@ -1,7 +1,7 @@
 """Dead air after the agent answers (issue 15), on a real FreeSWITCH with SIPp phones: a
 queue the switch connects (fs-conf's tongdai_connect) against the same queue connected by
-the router (the answered leg parks, the router orders uuid_bridge): one run, one switch, the
-same phones, calls one at a time. Measured on the switch's own clock: the agent leg's
+the router (the answered leg parks, the router orders uuid_bridge), in one test on one switch
+with the same phones, so only the connect differs; calls one at a time. Measured on the switch's own clock: the agent leg's
 CHANNEL_ANSWER to the CHANNEL_BRIDGE that joins it to its caller (Event-Date-Timestamp, 20 ms
 steps with the default core timer)."""
 from __future__ import annotations

@@ -15,7 +15,8 @@ TP = namedtuple("TP", "topic partition")
 
 class StuckConsumer:
     """Assigned one partition whose log end (10) is past its position (3), yet every poll
-    comes back empty: what kafka-python 3 left behind in a CI run."""
+    comes back empty: a state kafka-python 3's consumer can be left in, which the sink
+    must get out of by itself."""
 
     def __init__(self, end: int = 10, position: int = 3) -> None:
         self.tp = TP("events", 0)

@@ -142,7 +142,7 @@ def test_missing_only_keeps_an_admins_changes_and_deletions_and_adds_what_is_new
     assert svc.get_tenant("acme")["max_concurrent_calls"] == 2000
     assert svc.view.get("acme", "customer", "kh-0002") is None
     assert not any(o.secret for key, o in again.items() if key != ("extension", "1011"))
-    # without --missing-only the file wins again (what `up` used to do)
+    # without --missing-only the file wins again
     plain = {(o.kind, o.entity_id): o.status for o in apply(svc, WHO, doc)}
     assert plain[("tenant", "acme")] == "updated" and plain[("customer", "kh-0002")] == "created"
     assert svc.get_tenant("acme")["max_concurrent_calls"] == 30

@@ -1,6 +1,6 @@
-"""The simulator runs an IVR menu entry as FreeSWITCH does (simulator/dptools.py): a real
-switch showed the api's old entry, `multiset set tongdai_ivr_choice=1:set
-tongdai_queue=sales:park`, to leave every caller in the menu (issue 14)."""
+"""The simulator runs an IVR menu entry as FreeSWITCH does (simulator/dptools.py), so an
+entry that traps callers on a real switch traps them here too: `multiset set
+tongdai_ivr_choice=1:set tongdai_queue=sales:park` leaves every caller in the menu."""
 from __future__ import annotations
 
 import pytest

@@ -244,8 +244,8 @@ def test_full_fidelity_counts_like_a_real_parked_call() -> None:
                                       variables={"tongdai_tenant": "acme",
                                                  "tongdai_queue": "support"}))
     node.advance(10)
-    # The README measured about 30 events for a parked-only call under ALL (incl. CODEC,
-    # PRESENCE_IN, ... that the simulator does not model).
+    # A real switch sends about 30 events for a parked-only call under ALL
+    # (tests/fixtures/esl/README.md), some (CODEC, PRESENCE_IN, ...) not modelled here.
     assert 20 <= len(tap.of(call)) <= 35
     assert tap.of(call)[-2:] == ["CHANNEL_DESTROY", "CHANNEL_STATE"]
 

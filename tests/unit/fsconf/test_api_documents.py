@@ -207,9 +207,9 @@ def _recorded(fs, doc: ET.Element, dest: str) -> fsxml.Outcome:
 
 @pytest.mark.parametrize("dest", ["19001234", "02873001234"])
 def test_a_did_call_is_recorded_from_its_answer_per_tenant_date_and_call(fs, dest):
-    """Issue 14: no call routed through the API was recorded. Now the tenant's policy
-    (default: every call) records the caller's leg from the answer, before the IVR or the
-    park: <recordings>/<tenant>/<date in Vietnam>/<call id>.wav."""
+    """A call routed through the API is recorded by the tenant's policy (default: every
+    call): the caller's leg from the answer, before the IVR or the park (issue 14):
+    <recordings>/<tenant>/<date in Vietnam>/<call id>.wav."""
     out = _recorded(fs, dialplan_doc(dest), dest)
     apps = [s.application for s in out.steps]
     assert apps.index("answer") < apps.index("record_session")

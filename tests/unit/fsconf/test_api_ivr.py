@@ -1,9 +1,10 @@
 """The api's IVR (ivr.conf menus and the choices' dialplan), as FreeSWITCH runs it.
 
 mod_ivr's `menu-exec-app` runs one application (name, then its argument after the first
-space) and goes back to the menu; only a transfer leaves it (switch_ivr_menu.c). A real
-switch showed the old rendering, `multiset set tongdai_ivr_choice=1:set
-tongdai_queue=sales:park`, set `tongdai_queue` to `sales:park` and never parked (issue 14).
+space) and goes back to the menu; only a transfer leaves it (switch_ivr_menu.c). So a
+choice rendered as `multiset set tongdai_ivr_choice=1:set tongdai_queue=sales:park` sets
+`tongdai_queue` to `sales:park` and never parks (issue 14): these tests run the rendering as
+the switch does.
 """
 from __future__ import annotations
 
