@@ -39,7 +39,7 @@ CDR_COLUMNS = (
     "agent_id", "extension", "ivr_path", "enqueue_us", "offer_us", "answer_us", "end_us",
     "wait_ms", "ring_ms", "talk_ms", "hold_ms", "wrap_ms", "disposition", "hangup_cause",
     "recording", "notes", "queues_visited", "offers", "ring_no_answer", "transfers", "final",
-    "hangup_side",
+    "hangup_side", "corrections",
 )
 VISIT_COLUMNS = (
     "tenant", "call_id", "visit", "queue", "enqueue_us", "caller", "did", "outcome",
@@ -233,6 +233,7 @@ class _Fold:
         self.recording = ""
         self.ivr_choices: list[str] = []
         self.ivr_paths: list[str] = []  # each IVR event's path so far, in time order
+        self.corrections: set[str] = set()  # the router's "what->action" for this call
         self.first_caller = ""
 
     # ---- legs
@@ -547,6 +548,12 @@ def _on_callcenter(f: _Fold, e: Envelope) -> None:
         f.cc_failed.append((_bare(p.get("agent")), e.occurred_at, p.get("hangup_cause") or ""))
 
 
+def _on_corrected(f: _Fold, e: Envelope) -> None:
+    """The router corrected its belief about this call against the switch (a lost event):
+    the row says so, so that a reader knows a part of the story was healed, not heard."""
+    f.corrections.add(f"{e.payload.get('what')}->{e.payload.get('action')}")
+
+
 _HANDLERS: dict[str, Callable[[_Fold, Envelope], None]] = {
     "channel_created": _on_created,
     "channel_answered": _on_answered,
@@ -571,6 +578,7 @@ _HANDLERS: dict[str, Callable[[_Fold, Envelope], None]] = {
     "call_overflowed": _on_call_overflowed,
     "call_ended": _on_call_ended,
     "agent_state_changed": _on_agent_state,
+    "state_corrected": _on_corrected,
 }
 #: The event types the fold reads (the sink routes these to calls).
 FOLDED_TYPES = frozenset(_HANDLERS)
@@ -625,6 +633,11 @@ def _finish(f: _Fold) -> CallFacts:
     the visits are settled (a visit reads its offers' results), and the orphan check sees
     the park visit `_settle_visits` may add."""
     root = f.legs.get(f.call_id)
+    if root is None and f.corrections and not (f.legs or f.visits or f.offers or
+                                                f.router_answer or f.ended_fact):
+        # Only a correction names this call (an agent leg left for a call long gone):
+        # nothing for the call log to tell.
+        return CallFacts(cdr=None, visits=())
     if root is None:
         root = Leg(f.call_id)
     end_us = _end_us(f, root)
@@ -914,6 +927,7 @@ def _cdr_row(f: _Fold, c: _Call) -> dict[str, Any]:
         "transfers": transfers, "final": 1 if c.final else 0,
         "hangup_side": _hangup_side(root, ans.last_leg if ans.bridge else None, c.direction,
                                     bool(c.end_us)),
+        "corrections": ",".join(sorted(f.corrections)),
     }
 
 

@@ -213,6 +213,10 @@ class CallOut(Out):
     ring_no_answer = fields.Integer()
     transfers = fields.Integer()
     final = fields.Boolean()
+    corrections = fields.String(metadata={
+        "description": "what the router corrected about this call against the switch "
+                       "(`what->action`, comma-separated), e.g. `offer_bridged_unseen->"
+                       "connected` when the answer was lost in a gap; empty: nothing"})
 
 
 class CallPage(Out):

@@ -23,7 +23,7 @@ DEFAULT_SL_S = 20
 _CALL_COLUMNS = ("call_id", "start_us", "direction", "did", "caller", "callee", "queue",
                  "agent_id", "extension", "ivr_path", "wait_ms", "ring_ms", "talk_ms",
                  "hold_ms", "wrap_ms", "disposition", "hangup_cause", "recording", "notes",
-                 "offers", "ring_no_answer", "transfers", "final")
+                 "offers", "ring_no_answer", "transfers", "final", "corrections")
 
 # Live rows only, without FINAL (slow on 18.16): a row the sink replaced has a cancel row
 # (sign -1, same version), as analytics.reports does it.

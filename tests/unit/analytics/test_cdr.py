@@ -141,6 +141,25 @@ def test_a_caller_who_vanished_unheard_gets_a_final_row():
     assert f.cdr["disposition"] in ("abandoned", "short_abandon")
 
 
+def test_the_routers_corrections_of_a_call_are_on_its_row():
+    s = Scenario()
+    s.queue_call("c", T0, "support", "+84911", wait_s=10, ring_s=2)
+    offer = next(e.payload["offer_id"] for e in s.events if e.type == "call_offered")
+
+    def fix(what: str, action: str, call_id: str) -> Envelope:
+        return Envelope(f"fix-{what}-{call_id}", "state_corrected", 1, T0 + 12 * S, "acme",
+                        "router", None, call_id, {"node": "n1", "what": what, "action": action,
+                                                  "agent_id": "agent-7", "leg_id": offer,
+                                                  "detail": "told by the snapshot"})
+
+    assert fold_call(events_of(s, "c")).cdr["corrections"] == ""
+    c = fold_call(events_of(s, "c") + [fix("offer_bridged_unseen", "connected", "c")]).cdr
+    assert c["corrections"] == "offer_bridged_unseen->connected"
+    assert c["disposition"] == "answered"
+    # a correction alone names no call of its own: no row
+    assert fold_call([fix("agent_leg_orphaned", "hung_up", "gone")]).cdr is None
+
+
 @pytest.mark.parametrize("after, cause, direction, expected", [
     (5, "NORMAL_CLEARING", "internal", "answered"),
     (None, "USER_BUSY", "outbound", "busy"),
