@@ -2,8 +2,8 @@
 fake media devices registers over the internal profile's secure WebSocket with the SIP
 credentials the API gave this page session, takes a queue's call offered by the router
 (the INVITE in the same pop-up as the CRM lookup), answers it (WebRTC media: ICE,
-DTLS-SRTP), sends DTMF, holds and resumes, mutes; then a session's end takes the password
-away again.
+DTLS-SRTP), sends DTMF, holds and resumes, mutes, transfers the caller to a desk phone (REFER); then
+the page unregisters.
 
 Truth: the switch (`sofia status` registrations, CHANNEL_BRIDGE, DTMF, CHANNEL_HOLD and
 CHANNEL_UNHOLD events), the router's facts (the call answered by the agent) and the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import shutil
 import subprocess
 import time
@@ -25,7 +26,7 @@ import requests
 
 from api.auth import Tokens
 
-from .conftest import ARTIFACTS, free_port
+from .conftest import ARTIFACTS, DESK_EXT, free_port
 
 pytestmark = [pytest.mark.realfs, pytest.mark.stack]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -203,9 +204,19 @@ def test_a_browser_softphone_registers_and_answers_a_queue_call(product, tmp_pat
             page.click("#sp-mute")
             page.screenshot(path=str(ARTIFACTS / "softphone-3-talking.png"), full_page=True)
 
-            page.click("#sp-hangup")
-            page.wait_for_function("document.getElementById('phone-call').classList"
-                                   ".contains('hidden')", timeout=15_000)
+            # Blind transfer (REFER) to the tenant's desk phone: the switch rings it with
+            # the caller, the browser's leg ends.
+            desk = product.agent_phone(product.desk, ring_ms=300, timeout_s=60)
+            try:
+                page.fill("#sp-xfer-to", DESK_EXT)
+                page.click("#sp-xfer")
+                page.wait_for_function("document.getElementById('phone-call').classList"
+                                       ".contains('hidden')", timeout=20_000)
+                assert desk.wait(45) == 0, desk.messages()[-3000:]
+            finally:
+                desk.stop()
+            invite = desk.messages().split("INVITE sip:", 1)[1].split("\n\n", 1)[0]
+            assert re.search(rf"^From: .*{number[1:]}", invite, re.M), invite
             page.click("#sp-stop")
             page.wait_for_function("document.getElementById('sp-status').dataset.state "
                                    "=== 'ended'", timeout=15_000)
