@@ -1,5 +1,5 @@
-"""The Faust app: one partition owns a tenant; the agent is a thin shell around
-`streams.router.handle`.
+"""The routing worker (`Worker`) and its Faust app: one partition owns a tenant; the
+agent is a thin shell around `streams.router.handle`.
 
 - `route` consumes the FreeSWITCH facts routing uses (`tongdai.fs.routing.v1`, a subset of
   the FS events the bridge writes for the router) and API commands (both keyed by tenant, 8 partitions,
@@ -132,7 +132,12 @@ class _ChangelogTable(MutableMapping):
         return len(self.table)
 
 
-def create_app(settings: WorkerSettings) -> faust.App:
+OUTPUT_TOPICS = (topics.CC_EVENTS, topics.ROUTING_DECISIONS, topics.CC_COMMANDS,
+                 topics.DEAD_LETTERS, topics.LIVE)
+"""The topics the worker writes to."""
+
+
+def _new_app(settings: WorkerSettings) -> _App:
     app = _App(
         settings.app_id, broker=f"kafka://{settings.kafka_bootstrap}", store="memory://",
         datadir=settings.worker_data_dir, topic_partitions=settings.topic_partitions,
@@ -148,82 +153,103 @@ def create_app(settings: WorkerSettings) -> faust.App:
         # large flush stalls the stream (latency spikes at every commit otherwise).
         broker_commit_interval=0.5, producer_linger_ms=5)
     app.tongdai_transport = _transport_class(settings.fetch_wait_ms)  # before first use
+    return app
 
-    def raw(name: str, partitions: int | None = None) -> faust.TopicT:
-        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
-                         value_serializer="raw", partitions=partitions)
 
-    source = app.topic(topics.FS_ROUTING, topics.CC_COMMANDS, key_type=bytes, value_type=bytes,
-                       key_serializer="raw", value_serializer="raw")
-    outputs = {name: raw(name) for name in (topics.CC_EVENTS, topics.ROUTING_DECISIONS,
-                                            topics.CC_COMMANDS, topics.DEAD_LETTERS,
-                                            topics.LIVE)}
-    table = app.Table("tenants", default=None, partitions=settings.topic_partitions,
-                      key_type=str, value_type=bytes)
-    cache: dict[str, TenantRouter] = {}  # live routers of the tenants we own
-    writer = _ChangelogTable(table)
-    store = RouterStore(writer)
-    # Routers changed since their last save: tenant -> (its partition, the records since).
-    # A router is serialized whole, so it is saved when its offsets are about to be committed
-    # (and every SAVE_EVERY records), not after each record: serializing was ~45 % of the
-    # worker's CPU at 30 calls/s. The records since the last save rebuild a router that a
-    # bad record left half-applied.
-    unsaved: dict[str, tuple[int, list[Envelope]]] = {}
-    stats = {"records": 0, "dead": 0, "sent": 0, "undeliverable": 0, "corrections": 0}
-    lags: list[float] = []  # ms from a record's Kafka timestamp to its handling (consumer lag)
+class Worker:
+    """A routing worker: its Faust app, the routers of the tenants it owns, their saves.
 
-    def router_of(tenant: str) -> TenantRouter:
-        router = cache.get(tenant)
+    `route` (the agent), `forward_config` (a task) and the timers `live_changes`, `tick`
+    and `report` are registered on `app` when the worker is built. `outputs` maps each of
+    OUTPUT_TOPICS to the channel it is sent on: its Kafka topic (a test may put Faust
+    in-memory channels in their place)."""
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+        self.app = app = _new_app(settings)
+        self.source = app.topic(topics.FS_ROUTING, topics.CC_COMMANDS, key_type=bytes,
+                                value_type=bytes, key_serializer="raw", value_serializer="raw")
+        self.outputs: dict[str, faust.ChannelT] = {
+            name: app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw",
+                            value_serializer="raw") for name in OUTPUT_TOPICS}
+        self.table = app.Table("tenants", default=None, partitions=settings.topic_partitions,
+                               key_type=str, value_type=bytes)
+        self.cache: dict[str, TenantRouter] = {}  # live routers of the tenants we own
+        self.writer = _ChangelogTable(self.table)
+        self.store = RouterStore(self.writer)
+        # Routers changed since their last save: tenant -> (its partition, the records
+        # since). A router is serialized whole, so it is saved when its offsets are about
+        # to be committed (and every SAVE_EVERY records), not after each record:
+        # serializing was ~45 % of the worker's CPU at 30 calls/s. The records since the
+        # last save rebuild a router that a bad record left half-applied.
+        self.unsaved: dict[str, tuple[int, list[Envelope]]] = {}
+        self.stats = {"records": 0, "dead": 0, "sent": 0, "undeliverable": 0, "corrections": 0}
+        self.lags: list[float] = []  # ms from a record's Kafka timestamp to its handling
+        self.live_marks: dict[str, tuple[int, int]] = {}  # tenant -> (router version, µs)
+        self.snapshots_requested = False
+        self.gc_frozen = False
+        # Set between records. A router saved while a record is half done (applied, its
+        # outputs not all handed to the producer yet) would, after a crash, make the
+        # record's redelivery a duplicate and its remaining outputs would never be sent:
+        # saves wait for the record in hand to be finished.
+        self.between_records = asyncio.Event()
+        self.between_records.set()
+
+        app.tongdai_before_commit = self.save_between_records  # type: ignore[attr-defined]
+        app.tongdai_worker = self  # type: ignore[attr-defined]
+        self.route_agent = app.agent(self.source, name="route")(self.route)
+        app.task(self.forward_config)
+        app.timer(settings.live_interval_s)(self.live_changes)
+        app.timer(settings.tick_interval_s)(self.tick)
+        app.timer(10.0)(self.report)
+        app.on_partitions_revoked.connect(self.on_revoked)
+
+    # ---- routers and their saves --------------------------------------------------------
+
+    def router_of(self, tenant: str) -> TenantRouter:
+        router = self.cache.get(tenant)
         if router is None:
             try:
-                router = store.load(tenant)
+                router = self.store.load(tenant)
             except SnapshotError as exc:
                 # Never guess at state we cannot read: fold the tenant's log again (what
                 # routing is a pure function of); its outputs were sent long ago.
                 log.warning("stored router unreadable (%s); rebuilding it from the log", exc,
                             extra={"tenant": tenant})
-                router = rebuild_from_log(settings.kafka_bootstrap, settings.topic_partitions,
-                                          tenant)
-                unsaved.setdefault(tenant, (_partition_of(tenant, settings.topic_partitions),
-                                            []))
-            cache[tenant] = router
+                router = rebuild_from_log(self.settings.kafka_bootstrap,
+                                          self.settings.topic_partitions, tenant)
+                self.unsaved.setdefault(
+                    tenant, (_partition_of(tenant, self.settings.topic_partitions), []))
+            self.cache[tenant] = router
         return router
 
-    def save(tenant: str) -> None:
-        entry = unsaved.pop(tenant, None)
-        router = cache.get(tenant)
+    def save(self, tenant: str) -> None:
+        entry = self.unsaved.pop(tenant, None)
+        router = self.cache.get(tenant)
         if entry is None or router is None:
             return
-        writer.partition = entry[0]
-        store.save(router)
+        self.writer.partition = entry[0]
+        self.store.save(router)
 
-    def save_all() -> None:
-        for tenant in list(unsaved):
-            save(tenant)
+    def save_all(self) -> None:
+        for tenant in list(self.unsaved):
+            self.save(tenant)
 
-    # Set between records. A router saved while a record is half done (applied, its
-    # outputs not all handed to the producer yet) would, after a crash, make the record's
-    # redelivery a duplicate and its remaining outputs would never be sent: saves wait
-    # for the record in hand to be finished.
-    between_records = asyncio.Event()
-    between_records.set()
-
-    async def save_between_records() -> None:
+    async def save_between_records(self) -> None:
+        """Save the changed routers once the record in hand is finished (before a commit)."""
         try:
-            await asyncio.wait_for(between_records.wait(), timeout=30)
+            await asyncio.wait_for(self.between_records.wait(), timeout=30)
         except asyncio.TimeoutError:  # a send stuck that long: save anyway, and say so
             log.warning("saving routers while a record is still being sent")
-        save_all()
+        self.save_all()
 
-    app.tongdai_before_commit = save_between_records  # type: ignore[attr-defined]
-
-    def rebuild(tenant: str) -> None:
+    def rebuild(self, tenant: str) -> None:
         """The tenant's router as last saved plus the records handled since (what they
         sent is not sent again): a record that failed half-way leaves no trace."""
-        entry = unsaved.pop(tenant, None)
-        cache.pop(tenant, None)
-        store.forget(tenant)
-        router = router_of(tenant)
+        entry = self.unsaved.pop(tenant, None)
+        self.cache.pop(tenant, None)
+        self.store.forget(tenant)
+        router = self.router_of(tenant)
         if not entry:
             return
         try:
@@ -232,74 +258,84 @@ def create_app(settings: WorkerSettings) -> faust.App:
         except Exception:  # they applied before; handling is deterministic
             log.exception("rebuilding from %d records failed; it continues from its last "
                           "saved state", len(entry[1]), extra={"tenant": tenant})
-            cache.pop(tenant, None)
-            store.forget(tenant)
+            self.cache.pop(tenant, None)
+            self.store.forget(tenant)
             return
-        unsaved[tenant] = entry
+        self.unsaved[tenant] = entry
 
-    async def dead_letter(raw_value: bytes, reason: str, topic: str,
+    # ---- the routing agent --------------------------------------------------------------
+
+    async def route(self, stream: Any) -> None:
+        """The agent: each record of the routing topics, in order."""
+        async for event in stream.events():
+            await self.on_record(event.value, event.message)
+
+    async def on_record(self, value: bytes, message: Any) -> None:
+        """Decode, upcast, hand to the tenant's router, send what it returned; a record
+        that cannot be decoded or applied is dead-lettered, never a crash."""
+        topic = message.topic
+        self.stats["records"] += 1
+        self.lags.append((time.time() - message.timestamp) * 1000)  # Faust: seconds
+        try:
+            env = upcast(decode(value))
+        except (DecodeError, UpcastError) as exc:
+            await self.dead_letter(value, f"{type(exc).__name__}: {exc}", topic)
+            return
+        if env.tenant == SYSTEM_TENANT:
+            return  # node-level facts: not a tenant's routing input
+        router = self.router_of(env.tenant)
+        self.between_records.clear()
+        try:
+            try:
+                outs = handle(router, env)
+            except Exception as exc:  # a record the router cannot apply: never crash
+                self.rebuild(env.tenant)  # without the half-applied changes
+                await self.dead_letter(value, f"{type(exc).__name__}: {exc} (call "
+                                              f"{env.call_id}, event {env.event_id})", topic, env)
+                return
+            entry = self.unsaved.setdefault(env.tenant, (message.partition, []))
+            entry[1].append(env)
+            for out in outs:
+                await self.outputs[out.topic].send(key=out.key, value=encode(out.envelope))
+                self.stats["sent"] += 1
+                self._log_output(env, out.envelope)
+            if len(entry[1]) >= SAVE_EVERY:
+                self.save(env.tenant)
+        finally:
+            self.between_records.set()
+
+    def _log_output(self, env: Envelope, out: Envelope) -> None:
+        if out.type in ("offer_call", "connect_call", "hangup_leg"):
+            log.info("%s %s", out.type, out.payload.get("command_id"),
+                     extra=fields(env, call_id=out.call_id))
+        elif out.type == "dead_lettered":
+            self.stats["undeliverable"] += 1
+            log.error("command not sent: %s", out.payload["reason"],
+                      extra=fields(env, call_id=out.call_id))
+        elif out.type == "state_corrected":
+            self.stats["corrections"] += 1
+            p = out.payload
+            log.warning("corrected against the node: %s -> %s (%s)", p["what"],
+                        p["action"], p["detail"], extra=fields(env, node=p["node"]))
+
+    async def dead_letter(self, raw_value: bytes, reason: str, topic: str,
                           about: Envelope | None = None) -> None:
-        stats["dead"] += 1
+        self.stats["dead"] += 1
         log.warning("dead-lettering a record of %s: %s", topic, reason,
                     extra=fields(about) if about is not None else None)
-        env = dead_letter_record(topic, reason, raw_value, source=settings.app_id)
-        await outputs[topics.DEAD_LETTERS].send(key=topic.encode(), value=encode(env))
+        env = dead_letter_record(topic, reason, raw_value, source=self.settings.app_id)
+        await self.outputs[topics.DEAD_LETTERS].send(key=topic.encode(), value=encode(env))
 
-    @app.agent(source, name="route")
-    async def route(stream: Any) -> None:
-        async for event in stream.events():
-            value: bytes = event.value
-            topic = event.message.topic
-            stats["records"] += 1
-            lags.append((time.time() - event.message.timestamp) * 1000)  # Faust: seconds
-            try:
-                env = upcast(decode(value))
-            except (DecodeError, UpcastError) as exc:
-                await dead_letter(value, f"{type(exc).__name__}: {exc}", topic)
-                continue
-            if env.tenant == SYSTEM_TENANT:
-                continue  # node-level facts: not a tenant's routing input
-            router = router_of(env.tenant)
-            between_records.clear()
-            try:
-                try:
-                    outs = handle(router, env)
-                except Exception as exc:  # a record the router cannot apply: never crash
-                    rebuild(env.tenant)  # without the half-applied changes
-                    await dead_letter(value, f"{type(exc).__name__}: {exc} (call "
-                                             f"{env.call_id}, event {env.event_id})", topic, env)
-                    continue
-                entry = unsaved.setdefault(env.tenant, (event.message.partition, []))
-                entry[1].append(env)
-                for out in outs:
-                    await outputs[out.topic].send(key=out.key, value=encode(out.envelope))
-                    stats["sent"] += 1
-                    if out.envelope.type in ("offer_call", "connect_call", "hangup_leg"):
-                        log.info("%s %s", out.envelope.type,
-                                 out.envelope.payload.get("command_id"),
-                                 extra=fields(env, call_id=out.envelope.call_id))
-                    elif out.envelope.type == "dead_lettered":
-                        stats["undeliverable"] += 1
-                        log.error("command not sent: %s", out.envelope.payload["reason"],
-                                  extra=fields(env, call_id=out.envelope.call_id))
-                    elif out.envelope.type == "state_corrected":
-                        stats["corrections"] += 1
-                        p = out.envelope.payload
-                        log.warning("corrected against the node: %s -> %s (%s)", p["what"],
-                                    p["action"], p["detail"], extra=fields(env, node=p["node"]))
-                if len(entry[1]) >= SAVE_EVERY:
-                    save(env.tenant)
-            finally:
-                between_records.set()
+    # ---- the configuration forwarder ----------------------------------------------------
 
-    @app.task
-    async def forward_config() -> None:
+    async def forward_config(self) -> None:
         """Re-key the (compacted) config topic by tenant into the commands topic. Its own
         consumer group (`<app id>-config`) commits its position: a new deployment forwards
         every entity once (`config_from`), a restart resumes where it stopped. Config is
         whole-value and idempotent, so what at-least-once forwards twice is harmless."""
         from aiokafka import AIOKafkaConsumer
 
+        settings = self.settings
         while True:
             consumer = AIOKafkaConsumer(topics.CONFIG, bootstrap_servers=settings.kafka_bootstrap,
                                         group_id=f"{settings.app_id}-config",
@@ -311,10 +347,10 @@ def create_app(settings: WorkerSettings) -> faust.App:
                     try:
                         env = decode(msg.value)
                     except DecodeError as exc:
-                        await dead_letter(msg.value, f"DecodeError: {exc}", topics.CONFIG)
+                        await self.dead_letter(msg.value, f"DecodeError: {exc}", topics.CONFIG)
                         continue
-                    await outputs[topics.CC_COMMANDS].send(key=topics.tenant_key(env.tenant),
-                                                           value=msg.value)
+                    await self.outputs[topics.CC_COMMANDS].send(
+                        key=topics.tenant_key(env.tenant), value=msg.value)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the broker went away: retry, never give up
@@ -323,94 +359,100 @@ def create_app(settings: WorkerSettings) -> faust.App:
             finally:
                 await consumer.stop()
 
-    started = {"snapshots_requested": False}
-    live_marks: dict[str, tuple[int, int]] = {}  # tenant -> (router version, µs) published
+    # ---- time: live views, ticks, the restart's snapshot requests -----------------------
 
-    async def publish_live(tenant: str, router: TenantRouter, now: int) -> None:
+    async def publish_live(self, tenant: str, router: TenantRouter, now: int) -> None:
         """The supervisors' live view of a tenant (compacted topic: the API keeps the
         latest)."""
         live = Envelope(event_id=deterministic_id("live", tenant, now),
                         type="live_state_published", version=1, occurred_at=now,
-                        tenant=tenant, source=settings.app_id, seq=None, call_id=None,
+                        tenant=tenant, source=self.settings.app_id, seq=None, call_id=None,
                         payload=live_view(router, now))
-        await outputs[topics.LIVE].send(key=topics.tenant_key(tenant), value=encode(live))
-        live_marks[tenant] = (router.version, now)
+        await self.outputs[topics.LIVE].send(key=topics.tenant_key(tenant), value=encode(live))
+        self.live_marks[tenant] = (router.version, now)
 
-    @app.timer(settings.live_interval_s)
-    async def live_changes() -> None:
+    async def live_changes(self) -> None:
         """Views of the tenants that changed since their last view (at most one per
         interval per tenant, however many records changed it)."""
         now = now_us()
-        for tenant, router in list(cache.items()):
-            published = live_marks.get(tenant)
+        for tenant, router in list(self.cache.items()):
+            published = self.live_marks.get(tenant)
             if published is None or published[0] != router.version:
-                await publish_live(tenant, router, now)
+                await self.publish_live(tenant, router, now)
 
-    @app.timer(settings.tick_interval_s)
-    async def tick() -> None:
-        if not started.get("gc_frozen"):
+    async def tick(self) -> None:
+        """A tick per owned tenant that waits on time, its live view when due, and after
+        a (re)start a snapshot request to each node that holds calls we hold."""
+        if not self.gc_frozen:
             # What exists once the worker runs (modules, Faust, aiokafka: most objects)
             # leaves the collector's view: a full collection then scans only what came
             # later. Without it, one stalled routing for up to 70 ms (ACD bench).
-            started["gc_frozen"] = True
+            self.gc_frozen = True
             gc.freeze()
         now = now_us()
-        tenants = set(cache) | store.tenants()
+        tenants = set(self.cache) | self.store.tenants()
         for tenant in tenants:
-            router = router_of(tenant)
-            state = router.state
-            if state.calls or state.offers or state.timers:
-                # Only what waits on time needs ticks: calls (relaxation, overflow, hours),
-                # offers (ring-no-answer), wrap-ups and penalties (timers).
-                env = Envelope(event_id=deterministic_id("tick", settings.app_id, tenant, now),
-                               type="tick", version=1, occurred_at=now, tenant=tenant,
-                               source=settings.app_id, seq=None, call_id=None, payload={})
-                await outputs[topics.CC_COMMANDS].send(key=topics.tenant_key(tenant),
-                                                       value=encode(env))
-            # The live view every LIVE_REFRESH_S even unchanged: a wallboard sees it is
-            # fresh (changes go out sooner, below).
-            published = live_marks.get(tenant)
-            if published is None or now - published[1] >= LIVE_REFRESH_S * 1_000_000:
-                await publish_live(tenant, router, now)
-        if not started["snapshots_requested"] and tenants:
-            # After a (re)start, ask the bridges what really exists for calls we hold.
-            started["snapshots_requested"] = True
+            await self._tick_tenant(tenant, now)
+        if not self.snapshots_requested and tenants:
+            self.snapshots_requested = True
             for tenant in tenants:
-                router = router_of(tenant)
-                for node in sorted(set(router.call_nodes.values())):
-                    env = Envelope(
-                        event_id=deterministic_id("snapshot-request", tenant, node, now),
-                        type="request_snapshot", version=1, occurred_at=now, tenant=tenant,
-                        source=settings.app_id, seq=None, call_id=None,
-                        payload={"command_id": deterministic_id("snap", tenant, node, now),
-                                 "node": node, "reason": "worker started"})
-                    await outputs[topics.ROUTING_DECISIONS].send(key=topics.node_key(node),
-                                                                 value=encode(env))
+                await self._request_snapshots(tenant, now)
 
-    @app.timer(10.0)
-    async def report() -> None:
-        window = sorted(lags)
-        lags.clear()
+    async def _tick_tenant(self, tenant: str, now: int) -> None:
+        router = self.router_of(tenant)
+        state = router.state
+        if state.calls or state.offers or state.timers:
+            # Only what waits on time needs ticks: calls (relaxation, overflow, hours),
+            # offers (ring-no-answer), wrap-ups and penalties (timers).
+            env = Envelope(event_id=deterministic_id("tick", self.settings.app_id, tenant, now),
+                           type="tick", version=1, occurred_at=now, tenant=tenant,
+                           source=self.settings.app_id, seq=None, call_id=None, payload={})
+            await self.outputs[topics.CC_COMMANDS].send(key=topics.tenant_key(tenant),
+                                                        value=encode(env))
+        # The live view every LIVE_REFRESH_S even unchanged: a wallboard sees it is
+        # fresh (changes go out sooner, live_changes).
+        published = self.live_marks.get(tenant)
+        if published is None or now - published[1] >= LIVE_REFRESH_S * 1_000_000:
+            await self.publish_live(tenant, router, now)
+
+    async def _request_snapshots(self, tenant: str, now: int) -> None:
+        """After a (re)start, ask the bridges what really exists for calls we hold."""
+        router = self.router_of(tenant)
+        for node in sorted(set(router.call_nodes.values())):
+            env = Envelope(
+                event_id=deterministic_id("snapshot-request", tenant, node, now),
+                type="request_snapshot", version=1, occurred_at=now, tenant=tenant,
+                source=self.settings.app_id, seq=None, call_id=None,
+                payload={"command_id": deterministic_id("snap", tenant, node, now),
+                         "node": node, "reason": "worker started"})
+            await self.outputs[topics.ROUTING_DECISIONS].send(key=topics.node_key(node),
+                                                              value=encode(env))
+
+    async def report(self) -> None:
+        window = sorted(self.lags)
+        self.lags.clear()
         p50 = window[len(window) // 2] if window else 0.0
         p99 = window[int(len(window) * 0.99)] if window else 0.0
+        s = self.stats
         log.info("stats records=%d sent=%d writes=%d dead=%d undeliverable=%d "
                  "corrections=%d tenants=%d lag_p50_ms=%.0f lag_p99_ms=%.0f",
-                 stats["records"], stats["sent"], store.writes, stats["dead"],
-                 stats["undeliverable"], stats["corrections"], len(cache), p50, p99)
+                 s["records"], s["sent"], self.store.writes, s["dead"],
+                 s["undeliverable"], s["corrections"], len(self.cache), p50, p99)
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(app_: Any, revoked: Any, **_: Any) -> None:
+    async def on_revoked(self, app: Any, revoked: Any, **_: Any) -> None:
         # Save what was handled before letting go: Faust may still commit the offsets of
         # those records (of partitions it gives back to this worker), and the new owner
         # recovers the table from the changelog once this rebalance completes.
-        await save_between_records()
-        await app_.producer.flush()
-        cache.clear()
-        store.forget()  # the new owner rebuilds from the table; we reload what we keep
-        started["snapshots_requested"] = False
+        await self.save_between_records()
+        await app.producer.flush()
+        self.cache.clear()
+        self.store.forget()  # the new owner rebuilds from the table; we reload what we keep
+        self.snapshots_requested = False
 
-    app.tongdai_cache = cache  # type: ignore[attr-defined]
-    return app
+
+def create_app(settings: WorkerSettings) -> faust.App:
+    """The worker's Faust app (`Worker(settings).app`), what `tongdai worker` runs."""
+    return Worker(settings).app
 
 
 # A one-off client's first connection is waited for briefly: the worker's own retry loop
