@@ -157,7 +157,7 @@ def refused(envelope: Envelope, legs: LegBook, now_s: float) -> str | None:
         return (f"-ERR expired: the offer's {p.get('timeout_s')} s ring time passed before "
                 f"it could run (decided {age:.1f} s ago)")
     if envelope.type in ("offer_call", "connect_call") and envelope.call_id and \
-            legs.is_gone(envelope.call_id):
+            legs.is_gone(envelope.call_id) and not p.get("callback"):
         return "-ERR caller gone: the caller hung up before this could run"
     return None
 

@@ -196,9 +196,10 @@ def rewrite(router: Any, outs: list) -> list:
             continue
         if env.type == "offer_call":
             # The agent's phone shows the customer's number (the caller ID it was given).
+            # v3: the actuator must not refuse it because the caller's leg is gone.
             result.append(Out(out.topic, out.key, env.with_payload(
-                {**env.payload, "connect": "router", "caller_id_number": cb.number},
-                env.version)))
+                {**env.payload, "connect": "router", "caller_id_number": cb.number,
+                 "callback": True}, 3)))
         elif env.type == "connect_call":
             offer_id = env.payload["offer_id"]
             offer = router.state.offers.get(offer_id)

@@ -368,6 +368,14 @@ class OfferCallV2(OfferCallV1):
     connect = fields.String(required=True, validate=validate.OneOf(["switch", "router"]))
 
 
+class OfferCallV3(OfferCallV2):
+    """v3: `callback` is an offer of a callback (routing/callbacks.py): its caller hung up
+    on purpose and the agent's leg will dial them, so the actuator must not refuse it for
+    a caller gone. v1 and v2 offers were never callbacks."""
+
+    callback = fields.Boolean(load_default=False)
+
+
 class OriginateCallV1(_Command):
     """Click-to-call: ring the agent's extension; when it answers, send the agent's leg to
     `destination` in the dialplan `context` (the tenant's outbound rules dial the customer)."""
@@ -581,6 +589,7 @@ PAYLOADS: dict[tuple[str, int], tuple[str, type[Schema]]] = {
     ("send_dtmf", 1): (topics.ROUTING_DECISIONS, SendDtmfV1),
     ("offer_call", 1): (topics.ROUTING_DECISIONS, OfferCallV1),
     ("offer_call", 2): (topics.ROUTING_DECISIONS, OfferCallV2),
+    ("offer_call", 3): (topics.ROUTING_DECISIONS, OfferCallV3),
     ("connect_call", 1): (topics.ROUTING_DECISIONS, ConnectCallV1),
     ("hangup_leg", 1): (topics.ROUTING_DECISIONS, HangupLegV1),
     ("transfer_leg", 1): (topics.ROUTING_DECISIONS, TransferLegV1),

@@ -21,6 +21,8 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {
     ("node_snapshot_taken", 1): lambda payload: payload,
     # v2 says who bridges the answered phone; every v1 offer parked and the router bridged.
     ("offer_call", 1): lambda payload: {**payload, "connect": "router"},
+    # v3 marks callbacks' offers; no earlier offer was one.
+    ("offer_call", 2): lambda payload: {**payload, "callback": False},
     # v2 may ask for the waiting music after the prompt; a v1 prompt was followed by none.
     ("play_announcement", 1): lambda payload: {**payload, "then_music": False},
 }

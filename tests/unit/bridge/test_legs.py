@@ -102,6 +102,8 @@ def test_decisions_are_refused_for_a_gone_caller_or_past_their_deadline():
     for kind in ("offer_call", "connect_call"):
         env, now = decision(kind, 0.1, timeout_s=15)
         assert "caller gone" in refused(env, book, now)
+    env, now = decision("offer_call", 0.1, timeout_s=15, callback=True)
+    assert refused(env, book, now) is None, "a callback's caller hung up on purpose"
 
 
 def test_a_caller_intercepted_by_an_agents_leg_is_still_its_own_call():

@@ -1,0 +1,101 @@
+"""A callback that keeps the caller's place, end to end on a real FreeSWITCH (issue 19):
+the caller presses the key and confirms, the switch thanks and hangs up; the agent, free
+again, is offered the callback and answers; the agent's leg dials the customer through the
+tenant's outbound dialplan, and the customer's phone (the carrier's SIPp) rings with the
+tenant's number as caller ID.
+
+Truth: the caller's SIPp (the switch's BYE after the confirmation), the carrier's SIPp (the
+INVITE for the customer's number, its From) and the router's facts on Kafka."""
+from __future__ import annotations
+
+import random
+import re
+import uuid
+
+import pytest
+
+from routing import numbers
+from tests.integration.harness import Publisher
+
+from . import sipp
+from .conftest import free_port, tongdai
+
+pytestmark = [pytest.mark.realfs, pytest.mark.stack]
+
+HANGS_UP = """  <recv request="BYE" timeout="40000"/>
+  <send><![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+]]></send>
+</scenario>
+"""
+
+
+def test_the_caller_confirms_hangs_up_and_the_agent_calls_the_customer_back(product):
+    customer = "0903" + str(random.Random().randrange(10**5, 10**6))
+    did = f"0283{random.Random().randrange(10**6, 10**7)}"
+    a1 = product.agents["a1"]
+    config = product.folder / f"callback_{did}.yaml"
+    config.write_text(
+        f"tenant: {product.tenant}\nqueues:\n"
+        "  cbq: {callback_key: '1', callback_attempts: 1, offer_timeout_s: 20, wrapup_s: 1}\n"
+        f'dids:\n  "{did}": {{queue: cbq}}\n'
+        f'agents:\n  a1: {{extension: "{a1.ext}", queues: {{sales: {{}}, support: {{}}, '
+        "cbq: {}}}\n")
+    tongdai(product.env, "config", "apply", str(config))
+    reader = product.reader()
+    api = Publisher(product.bootstrap, product.tenant)
+    phone = carrier = None
+    try:
+        api.command("agent_pause_requested", agent_id="a1", reason="callback test")
+        api.flush()
+        reader.wait_for(lambda es: any(e.type == "agent_state_changed" and
+                                       e.payload["agent_id"] == "a1" and
+                                       e.payload["state"] == "paused" for e in es),
+                        timeout=30, what="a1 paused")
+        workdir = product.folder / "sipp"
+        name = f"cbcaller_{uuid.uuid4().hex[:6]}"
+        keys = sipp.dtmf_pcaps(workdir, "11", prefix=name)
+        scenario = sipp.caller_scenario(keys, first_after_ms=3000, between_ms=4000)
+        scenario = scenario[:scenario.index("  <pause milliseconds", scenario.rindex(
+            "play_pcap_audio"))] + HANGS_UP
+        caller = sipp.run(workdir, name, scenario, f"127.0.0.1:{product.switch.external_port}",
+                          free_port(), ["-s", did, "-m", "1", "-key", "caller", customer,
+                                        "-mi", "127.0.0.1", "-mp", str(free_port())],
+                          timeout_s=60)
+        assert caller.wait(60) == 0, caller.messages()[-3000:]  # the switch hung up
+        reader.wait_for(lambda es: any(e.type == "callback_requested" for e in es), timeout=20,
+                        what="callback_requested")
+        (requested,) = reader.of_type("callback_requested")
+        assert requested.payload["number"] == numbers.to_e164(customer)
+        assert not [e for e in reader.of_type("call_abandoned") if e.call_id == requested.call_id]
+
+        phone = product.agent_phone(a1, ring_ms=1000, timeout_s=90)
+        carrier = sipp.run(workdir, f"carrier_{uuid.uuid4().hex[:6]}", sipp.agent_scenario(1000),
+                           None, product.carrier_port,
+                           ["-m", "1", "-mi", "127.0.0.1", "-mp", str(free_port())], timeout_s=90)
+        api.command("agent_resume_requested", agent_id="a1")
+        api.flush()
+        reader.wait_for(lambda es: any(e.type == "callback_completed" for e in es), timeout=60,
+                        what="callback_completed")
+        (done,) = reader.of_type("callback_completed")
+        assert (done.call_id, done.payload["outcome"], done.payload["agent_id"]) == (
+            requested.call_id, "connected", "a1"), done.payload
+    finally:
+        for p in (phone, carrier):
+            if p is not None:
+                p.stop()
+        api.close()
+        reader.close()
+    offered = [e for e in reader.of_type("call_offered") if e.call_id == requested.call_id]
+    assert offered and offered[0].payload["agent_id"] == "a1"
+    invite = carrier.messages().split("INVITE sip:", 1)[1].split("\n\n", 1)[0]
+    assert invite.startswith(f"{customer}@"), invite  # the customer's phone rang
+    # presented: one of the tenant's geographic numbers (028…), never the customer's own
+    assert re.search(r"^From: .*<sip:028\d{7,8}@", invite, re.M), invite
