@@ -19,6 +19,7 @@ from typing import Any
 
 import routing
 from routing import announce
+from routing import callbacks as cbk
 from routing import decisions as d
 from routing import dialing
 from routing import ewt as routing_ewt
@@ -896,22 +897,24 @@ def announcements(router: TenantRouter, before_us: int) -> list[Out]:
                 continue  # a phone rings for it, or it is in a callback's questions or gone
             moment = announce.due(c.enqueued_us, q.announce_every_s, before_us, now)
             if moment is not None:
-                due_calls.append((cid, moment))
+                due_calls.append((cid, moment, q.callback_key))
     if not due_calls:
         return []
     estimates = routing_ewt.estimate(state, now)
     out: list[Out] = []
-    for cid, moment in due_calls:
+    for cid, moment, key in due_calls:
         e = estimates.calls.get(cid)
         if e is None or e.position < 1:
             continue
+        path = announce.prompt(e.position, e.ewt_s)
+        if key == "1":  # the recorded offer says "press 1"
+            path += "!" + cbk.offer_prompt().removeprefix("file_string://")
         out.append(_command(router, "break_playback", now, cid,
                             deterministic_id("announce-break", router.tenant, cid, moment),
                             leg_id=cid))
         out.append(_command(router, "play_announcement", now, cid,
                             deterministic_id("announce", router.tenant, cid, moment),
-                            version=2, leg_id=cid, path=announce.prompt(e.position, e.ewt_s),
-                            then_music=True))
+                            version=2, leg_id=cid, path=path, then_music=True))
     return out
 
 

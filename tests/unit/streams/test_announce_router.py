@@ -53,6 +53,15 @@ def test_the_music_is_broken_into_first_and_comes_back_after_the_prompt():
     assert all(RecordSchema().validate(e.to_dict()) == {} for e in outs)
 
 
+def test_a_queue_with_callbacks_offers_them_after_the_wait():
+    r = setup(agents=("a1",), announce_every_s=60, callback_key="1")
+    handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    handle(r, fs("channel_parked", 11, "c2", **leg("c2", "c2", queue="support")))
+    (said,) = plays(handle(r, cmd("tick", 13.2)))
+    files = said.payload["path"].removeprefix("file_string://").split("!")
+    assert files[-2:] == ["tongdai/callback/vi/offer.wav", "tongdai/callback/en/offer.wav"]
+
+
 def test_no_announcements_unless_the_queue_asks_and_none_to_a_ringing_caller():
     r = setup(agents=("a1",))
     handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
