@@ -886,7 +886,7 @@ def announcements(router: TenantRouter, before_us: int) -> list[Out]:
     now = state.clock_us
     if now <= before_us:
         return []
-    due_calls: list[tuple[str, int]] = []
+    due_calls: list[tuple[str, int, str | None]] = []
     for qid, cids in state.queue_calls.items():
         q = state.queues.get(qid)
         if q is None or q.announce_every_s is None:
