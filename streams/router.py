@@ -156,15 +156,20 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
             offer = state.offers.get(offer_id)
             return [ev.OfferAnswered(at_us=at, offer_id=offer_id)] if offer else []
         known = state.calls.get(env.call_id or "")
+        # A caller parks once per wait: one that parks while talking to an agent was
+        # transferred by the agent's phone to a number of the tenant (the agent leg's own
+        # hangup may come later or earlier: the switch reports each leg on its own).
+        handed_on = [ev.CallTransferred(at_us=at, call_id=known.id)] \
+            if known is not None and known.status == CallStatus.CONNECTED else []
         if p.get("leg") == "a" and p.get("queue") and (
-                known is None or known.status == CallStatus.TRANSFERRED):
+                known is None or known.status == CallStatus.TRANSFERRED or handed_on):
             router.call_nodes[env.call_id] = env.source
             skills = tuple(m.SkillReq(k, int(v)) for k, v in sorted((p.get("skills") or {}).items()))
             call = m.Call(id=env.call_id, tenant=router.tenant, queue=p["queue"],
                           caller=p.get("caller") or "", did=p.get("did") or "",
                           priority=int(p.get("priority") or 0), vip=bool(p.get("vip")),
                           skills=skills, language=p.get("language"), region=p.get("region"))
-            return [ev.CallEnqueued(at_us=at, call=call)]
+            return [*handed_on, ev.CallEnqueued(at_us=at, call=call)]
         return []
     if kind == "channel_bridged":
         call = state.calls.get(env.call_id or "")

@@ -109,6 +109,21 @@ def test_a_caller_transferred_to_a_queue_waits_again_and_the_next_agent_gets_it(
     assert ended["agent_id"] == "a2" and r.state.agents["a2"].status == "wrap_up"
 
 
+def test_a_transferred_callers_park_may_come_before_the_agent_legs_hangup():
+    """The switch reports each leg on its own: the caller, transferred to a queue number,
+    may park again before the agent's leg is reported gone."""
+    r = setup()
+    oid = _connected(r)
+    outs = handle(r, fs("channel_parked", 30.02, "c1", **leg("c1", "c1", queue="support",
+                                                              caller="+84903123456")))
+    assert "call_enqueued" in types(outs) and r.state.agents["a1"].status == "wrap_up"
+    offer = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload
+    assert offer["extension"] == "1001" and offer["offer_id"] != oid
+    outs = handle(r, fs("channel_hungup", 30.05, "c1", **transferred_leg(oid)))
+    assert r.state.calls["c1"].status == "ringing" and "offer_call" not in types(outs)
+    assert r.state.agents["a2"].status == "offered"
+
+
 def test_an_agent_leg_that_ends_without_a_transfer_still_ends_with_the_call():
     r = setup()
     oid = _connected(r)
