@@ -159,6 +159,14 @@ def refused(envelope: Envelope, legs: LegBook, now_s: float) -> str | None:
     if envelope.type in ("offer_call", "connect_call") and envelope.call_id and \
             legs.is_gone(envelope.call_id) and not p.get("callback"):
         return "-ERR caller gone: the caller hung up before this could run"
+    if envelope.type == "hangup_leg" and p.get("cause") == "ORIGINATOR_CANCEL":
+        info = legs.info(str(p.get("leg_id") or ""))
+        if info is not None and info.get("offer_id") and (info.get("bridged")
+                                                          or info.get("answered")):
+            # The router gave the offer up (its ring time passed) before it heard the
+            # answer: the log was slow, the phone was not. A cancel never cuts a call the
+            # agent took; the router learns of the answer from the switch's events.
+            return "-ERR answered: the agent took this offer; a cancel does not hang it up"
     return None
 
 

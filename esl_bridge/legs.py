@@ -77,6 +77,8 @@ class LegBook:
                 and not p.get("offer_id") and not info.get("bridged"):
             info.update({k: p.get(k) for k in _QUEUE_FIELDS})
             info.setdefault("parked_us", envelope.occurred_at)
+        elif kind == "channel_answered" and info.get("offer_id"):
+            info["answered"] = True
         elif kind == "channel_bridged":
             self._bridged(leg, True)
             if p.get("other_leg_id"):

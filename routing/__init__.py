@@ -40,6 +40,7 @@ from routing.events import (
     ExtensionIdle,
     OfferAnswered,
     OfferBridged,
+    OfferTakenLate,
     OfferRejected,
     Tick,
     WrapUpEnded,
@@ -97,7 +98,7 @@ __all__ = [
     "Event", "ConfigChanged", "ConfigRemoved", "AgentLoggedIn", "AgentLoggedOut",
     "AgentRegistered", "AgentUnregistered", "AgentPaused", "AgentReleased", "AgentResumed",
     "CallEnqueued",
-    "OfferAnswered", "OfferBridged", "OfferRejected", "CallAbandoned", "CallConnected", "CallEnded",
+    "OfferAnswered", "OfferBridged", "OfferTakenLate", "OfferRejected", "CallAbandoned", "CallConnected", "CallEnded",
     "CallTransferred", "WrapUpEnded", "ExtensionBusy", "ExtensionIdle", "Tick", "DecisionMade",
     # policy and decisions
     "decide", "step", "run", "explain", "effective_priority", "Decision", "Candidate", "OfferCall",

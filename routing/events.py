@@ -148,6 +148,21 @@ class OfferBridged:
 
 
 @dataclass(**_EV)
+class OfferTakenLate:
+    """The switch bridged an offer's leg to its caller after the router had given that
+    offer up: the answer reached the router after the offer's ring time (the log was slow,
+    e.g. a broker failing over; the phone was not). The caller is talking to that agent:
+    the call is connected to it, its ring-no-answer is undone, the call's other offers are
+    cancelled."""
+
+    type: ClassVar[str] = "offer_taken_late"
+    at_us: int
+    offer_id: str
+    call_id: str
+    agent_id: str
+
+
+@dataclass(**_EV)
 class OfferRejected:
     """An offer failed: ``cause`` is one of :data:`routing.model.CAUSES`."""
 
@@ -269,6 +284,7 @@ Event = Union[
     CallEnqueued,
     OfferAnswered,
     OfferBridged,
+    OfferTakenLate,
     OfferRejected,
     CallAbandoned,
     CallConnected,

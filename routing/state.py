@@ -653,6 +653,21 @@ def _offer_bridged(tx: _Tx, ev: e.OfferBridged) -> None:
         _connected(tx, c.id, ev.at_us)
 
 
+@_on(_ON_EVENT, e.OfferTakenLate)
+def _offer_taken_late(tx: _Tx, ev: e.OfferTakenLate) -> None:
+    c = tx.get("calls").get(ev.call_id)
+    a = _agent(tx, ev.agent_id)
+    if c is None or a is None or c.status not in _IN_QUEUE or ev.offer_id in tx.get("offers"):
+        return  # gone, connected meanwhile, or the offer is still current (nothing late)
+    tx.put("offers")[ev.offer_id] = Offer(ev.offer_id, c.id, a.id, c.call.queue, ev.at_us,
+                                          ev.at_us, answered=True)
+    _put_agent(tx, replace(a, calls=a.calls + (c.id,), failures={}, penalty_until_us=None,
+                           penalty_cause=None), ev.at_us)
+    _put_call(tx, replace(c, offers=c.offers + (ev.offer_id,), status=CallStatus.CONNECTING,
+                          agent_id=a.id), c.id)
+    _connected(tx, c.id, ev.at_us)
+
+
 @_on(_ON_EVENT, e.OfferRejected)
 def _offer_rejected(tx: _Tx, ev: e.OfferRejected) -> None:
     o = tx.get("offers").get(ev.offer_id)

@@ -103,6 +103,9 @@ class TenantRouter:
     # When each leg on an agent's phone that no queue offered was first seen (µs): a
     # snapshot listed just before it must not end it.
     leg_since: dict[str, int] = field(default_factory=dict)
+    # Whose phone each offer's leg rings and since when (offer id -> (agent, µs)), kept as
+    # long as the leg's node: an answer heard after the offer was given up names its agent.
+    offer_agents: dict[str, tuple[str, int]] = field(default_factory=dict)
     # Monitorings running: monitor id (= the supervisor leg's uuid) -> (node, call id).
     monitors: dict[str, tuple[str, str]] = field(default_factory=dict)
     recent: list[dict] = field(default_factory=list)  # the last decisions, newest first
@@ -181,6 +184,13 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
                 # The switch connected the phone that answered (the queue connects at the
                 # switch): answered and bridged in one fact.
                 return [ev.OfferBridged(at_us=at, offer_id=offer.offer_id)]
+        late = next((leg for leg in (p.get("offer_id"), p.get("other_leg_id"), p.get("leg_id"))
+                     if leg and leg not in state.offers and leg in router.offer_agents), None)
+        if late is not None and call.status in (CallStatus.WAITING, CallStatus.RINGING):
+            # An offer given up at its ring time, answered all the same: the switch bridged
+            # it, so that is who the caller talks to.
+            return [ev.OfferTakenLate(at_us=at, offer_id=late, call_id=call.id,
+                                      agent_id=router.offer_agents[late][0])]
         if call.status not in TALKING:
             return [ev.CallConnected(at_us=at, call_id=env.call_id)]
         return []
@@ -197,6 +207,7 @@ def translate(router: TenantRouter, env: Envelope) -> list[ev.Event]:
         leg = p.get("leg_id")
         if leg != env.call_id:
             router.call_nodes.pop(leg or "", None)  # an agent leg: nothing more to send it
+            router.offer_agents.pop(leg or "", None)
         if leg in router.monitors:
             del router.monitors[leg]
             router.version += 1
@@ -583,6 +594,8 @@ def reconcile(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.E
         del router.call_nodes[key]  # legs whose hangup was never seen
     for key in [k for k in router.leg_since if k not in router.call_nodes]:
         del router.leg_since[key]
+    for key in [k for k in router.offer_agents if k not in router.call_nodes]:
+        del router.offer_agents[key]
     facts += _reconcile_registrations(router, p, node, at)
     return outs, facts
 
@@ -701,6 +714,7 @@ def emit(router: TenantRouter, before: State, dec: d.Decision, at: int) -> list[
         # The agent's leg is originated on the caller's node and keeps that node until it
         # hangs up, whatever becomes of the call (a leg to release after the caller left).
         router.call_nodes[dec.offer_id] = router.call_nodes.get(dec.call_id, "")
+        router.offer_agents[dec.offer_id] = (dec.agent_id, at)
         out.append(_command(router, "offer_call", at, dec.call_id, dec.offer_id, version=2,
                             offer_id=dec.offer_id, extension=dec.extension,
                             domain=router.sip_domain or t, caller_id_number=dec.caller or "unknown",
@@ -770,6 +784,18 @@ def _facts(router: TenantRouter, before: State, fact: ev.Event, env: Envelope, n
                              "offer_id": offer.offer_id,
                              "wait_ms": (at - call.enqueued_us) // 1000,
                              "ring_ms": (at - offer.at_us) // 1000}, env.event_id, n))
+    elif isinstance(fact, ev.OfferTakenLate):
+        call = before.calls.get(fact.call_id)
+        now = router.state.calls.get(fact.call_id)
+        if call is not None and now is not None and now.status == CallStatus.CONNECTED \
+                and call.status != CallStatus.CONNECTED:
+            router.agent_legs[call.id] = fact.offer_id
+            sent = router.offer_agents.get(fact.offer_id, (fact.agent_id, at))[1]
+            out.append(_out(topics.CC_EVENTS, key, "call_answered", t, at, call.id,
+                            {"queue": call.call.queue, "agent_id": fact.agent_id,
+                             "offer_id": fact.offer_id,
+                             "wait_ms": (at - call.enqueued_us) // 1000,
+                             "ring_ms": (at - sent) // 1000}, env.event_id, n))
     elif isinstance(fact, ev.CallAbandoned):
         call = before.calls.get(fact.call_id)
         if call is not None:

@@ -106,6 +106,25 @@ def test_decisions_are_refused_for_a_gone_caller_or_past_their_deadline():
     assert refused(env, book, now) is None, "a callback's caller hung up on purpose"
 
 
+def test_a_cancel_never_hangs_up_an_offer_the_agent_took():
+    """The router gave an offer up at its ring time before it heard the answer (the log was
+    slow: a broker failing over); the bridge saw the phone answer and the switch bridge."""
+    book = LegBook()
+    book.observe(fs("channel_parked", "c1", "c1", 0, queue="sales"))
+    book.observe(fs("channel_created", "o1", "c1", 1, offer_id="o1"))
+    book.observe(fs("channel_created", "o2", "c1", 1, offer_id="o2"))
+    cancel = {"leg_id": "o1", "cause": "ORIGINATOR_CANCEL"}
+    env, now = decision("hangup_leg", 0.1, **cancel)
+    assert refused(env, book, now) is None, "a ringing phone is cancelled"
+    book.observe(fs("channel_answered", "o1", "c1", 2, offer_id="o1"))
+    assert "answered" in refused(env, book, now)
+    book.observe(fs("channel_bridged", "c1", "c1", 2, other_leg_id="o2"))
+    env2, now = decision("hangup_leg", 0.1, leg_id="o2", cause="ORIGINATOR_CANCEL")
+    assert "answered" in refused(env2, book, now)
+    env3, now = decision("hangup_leg", 0.1, leg_id="o1", cause="NORMAL_CLEARING")
+    assert refused(env3, book, now) is None, "an orphan's hangup (not a cancel) still runs"
+
+
 def test_a_caller_intercepted_by_an_agents_leg_is_still_its_own_call():
     """`intercept` (the switch connecting the answering phone, a pickup) bridges with the
     intercepting leg as originator: the caller's events then name it in Other-Type and

@@ -821,6 +821,33 @@ def test_a_leg_that_vanished_unheard_ends_as_its_hangup_would_have():
         assert RecordSchema().validate(o.envelope.to_dict()) == {}, o.envelope.type
 
 
+def test_an_answer_heard_after_the_ring_time_is_who_the_caller_talks_to():
+    """A broker failing over held the switch's events back past the offer's ring time: the
+    router gave the offer up and offered the next agent, but the first phone had answered
+    and the switch bridged it. The late bridge wins: the call is connected to that agent
+    (ring-no-answer undone), the other phone stops ringing."""
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    first = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload
+    outs = handle(r, fs("tick", 30, None))
+    second = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload
+    assert r.state.agents["a1"].status == "ring_no_answer"
+    outs = handle(r, fs("channel_bridged", 30.5, "c1", **leg(
+        "c1", "c1", offer_id=first["offer_id"], other_leg_id=first["offer_id"])))
+    assert [o.envelope.payload["leg_id"] for o in outs if o.envelope.type == "hangup_leg"] \
+        == [second["offer_id"]]
+    answered = [o.envelope.payload for o in outs if o.envelope.type == "call_answered"]
+    assert [(a["agent_id"], a["offer_id"]) for a in answered] == [("a1", first["offer_id"])]
+    assert answered[0]["ring_ms"] == 20_500
+    assert r.state.calls["c1"].status == "connected" and r.state.calls["c1"].agent_id == "a1"
+    assert r.state.agents["a1"].status == "on_call"
+    assert r.state.agents["a1"].penalty_until_us is None
+    for o in outs:
+        assert RecordSchema().validate(o.envelope.to_dict()) == {}, o.envelope.type
+    outs = handle(r, fs("channel_hungup", 40, "c1", **leg("c1", "c1")))
+    assert "call_ended" in types(outs)
+
+
 # ---- the switch connects the first phone to answer (queue connect: switch) -----------
 
 def test_an_offer_connected_by_the_switch_is_answered_and_talking_at_once():
