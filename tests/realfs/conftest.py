@@ -87,6 +87,19 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
             continue
 
 
+def media_port() -> int:
+    """A port for SIPp's -mp: SIPp binds it for audio and the port two above for video, and
+    gives up when that one is taken ("Unable to bind video RTP socket")."""
+    while True:
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            try:
+                s.bind(("127.0.0.1", port + 2))
+            except OSError:
+                continue
+        return port
+
+
 def rtp_block(size: int = 200) -> tuple[int, int]:
     """An even-aligned UDP port range nobody holds now (FreeSWITCH's RTP range)."""
     rng = random.Random()
@@ -258,16 +271,21 @@ class Product:
         return sipp.run(workdir, name, sipp.media_at(scenario, hears) if hears else scenario,
                         f"127.0.0.1:{self.switch.external_port}", free_port(),
                         ["-s", did, "-m", "1", "-key", "caller", caller, "-mi", "127.0.0.1",
-                         "-mp", str(free_port())], timeout_s=timeout_s)
+                         "-mp", str(media_port())], timeout_s=timeout_s)
 
     def phone_calls(self, agent: Agent, dest: str, hold_ms: int = 5000,
-                    timeout_s: int = 60) -> sipp.Sipp:
-        """`agent`'s phone dials `dest` (digest auth on the INVITE), holds, hangs up."""
+                    timeout_s: int = 60, hears: int = 0, domain: str = "") -> sipp.Sipp:
+        """`agent`'s phone dials `dest` (digest auth on the INVITE), holds, hangs up; with
+        `hears`, the switch sends the call's audio to that port (a sipp.RtpCounter); a phone
+        of another tenant names its `domain`."""
         name = f"phone_{agent.ext}_{uuid.uuid4().hex[:6]}"
-        return sipp.run(self.folder / "sipp", name, sipp.phone_call_scenario(hold_ms),
+        scenario = sipp.phone_call_scenario(hold_ms)
+        return sipp.run(self.folder / "sipp", name,
+                        sipp.media_at(scenario, hears) if hears else scenario,
                         f"127.0.0.1:{self.switch.internal_port}", free_port(),
-                        ["-s", dest, "-au", agent.ext, "-m", "1", "-key", "domain", self.domain,
-                         "-key", "user", agent.ext, "-mi", "127.0.0.1", "-mp", str(free_port())],
+                        ["-s", dest, "-au", agent.ext, "-m", "1", "-key", "domain",
+                         domain or self.domain,
+                         "-key", "user", agent.ext, "-mi", "127.0.0.1", "-mp", str(media_port())],
                         timeout_s=timeout_s, secret=agent.password)
 
     def clickhouse(self):
@@ -347,7 +365,8 @@ def tenant_yaml(tenant: str, domain: str, queue_did: str, ivr_did: str,
              "extensions:"]
     lines += [f'  "{ext}": {{display_name: "Agent {ext}", agent_id: {agent_id}}}'
               for agent_id, ext in agents.items()]
-    lines += [f'  "{DESK_EXT}": {{display_name: "Desk {DESK_EXT}"}}']  # a phone, no agent
+    # a phone, no agent's: the supervisor's desk (it may listen in on the agents' calls)
+    lines += [f'  "{DESK_EXT}": {{display_name: "Desk {DESK_EXT}", can_monitor: true}}']
     lines += ["agents:"]
     lines += [f'  {agent_id}: {{extension: "{ext}", queues: {{sales: {{}}, support: {{}}}}}}'
               for agent_id, ext in agents.items()]
@@ -438,8 +457,8 @@ def product(switch_prefix, running_stack, tmp_path_factory) -> Iterator[Product]
         out = tongdai(base, "config", "apply", str(folder / "tenant.yaml"))
         passwords = dict(re.findall(r"^extension\s+(\S+)\s+\S+\s+sip_password=(\S+)", out, re.M))
         assert set(passwords) == {*exts.values(), DESK_EXT}, "no SIP password printed"
-        desk = Agent("", DESK_EXT, passwords[DESK_EXT], free_port(), free_port())
-        agents = {a: Agent(a, ext, passwords[ext], free_port(), free_port())
+        desk = Agent("", DESK_EXT, passwords[DESK_EXT], free_port(), media_port())
+        agents = {a: Agent(a, ext, passwords[ext], free_port(), media_port())
                   for a, ext in exts.items()}
         product = Product(sw, tenant, domain, queue_did, ivr_did, agents,
                           running_stack.kafka_bootstrap, running_stack.clickhouse_tcp_port, database,
@@ -514,7 +533,7 @@ def demo(product) -> Iterator[Demo]:
     env = {**product.env, "TONGDAI_DEFAULT_TENANT": product.demo_tenant}
     out = tongdai(env, "config", "apply", "--missing-only", str(path))
     passwords = sip_passwords(out)
-    agents = {a: Agent(a, ext, passwords.get(ext, ""), free_port(), free_port())
+    agents = {a: Agent(a, ext, passwords.get(ext, ""), free_port(), media_port())
               for a, ext in (("lan", "1000"), ("hoa", "1002"))}
     bring_online(product.reader(product.demo_tenant), product.folder, product.switch,
                  product.demo_domain, product.bootstrap, product.demo_tenant, agents,

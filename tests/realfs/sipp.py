@@ -323,6 +323,13 @@ def refer(after_ms: int, to_uri: str, by_uri: str) -> str:
             + '  <pause milliseconds="500"/>\n  <nop next="end"/>\n')
 
 
+def hang_up(after_ms: int) -> str:
+    """`after_ms` after its answer the phone hangs up (BYE)."""
+    return (f'  <pause milliseconds="{after_ms}"/>\n'
+            + DIALOG_REQUEST.format(method="BYE", cseq=10, body="", headers="")
+            + '  <recv response="200"/>\n  <nop next="end"/>\n')
+
+
 def agent_scenario(ring_ms: int = 1000, then: str = "") -> str:
     """An agent's phone: rings for `ring_ms` (SIPp's pause takes no keyword), answers;
     `then` (hold_then_resume, refer) runs after the answer, in the call's dialog."""

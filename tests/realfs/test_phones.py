@@ -16,7 +16,7 @@ import pytest
 from routing import numbers
 
 from . import sipp
-from .conftest import free_port
+from .conftest import media_port
 
 pytestmark = [pytest.mark.realfs, pytest.mark.stack]
 
@@ -58,7 +58,7 @@ def test_an_extension_calls_out_with_the_tenants_number_as_caller_id(product):
     esl.command("event plain RECORD_STOP")
     carrier = sipp.run(product.folder / "sipp", f"carrier_{uuid.uuid4().hex[:6]}",
                        sipp.agent_scenario(500), None, product.carrier_port,
-                       ["-m", "1", "-mi", "127.0.0.1", "-mp", str(free_port())], timeout_s=40)
+                       ["-m", "1", "-mi", "127.0.0.1", "-mp", str(media_port())], timeout_s=40)
     try:
         call = product.phone_calls(caller, "0903000111", hold_ms=4000)
         assert call.wait(40) == 0, call.messages()[-3000:]
