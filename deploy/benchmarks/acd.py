@@ -121,7 +121,29 @@ def _send(producer, topic: str, key: bytes, tenant: str, type_: str, payload: di
 
 
 
-def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe) -> dict[str, float]:
+def _offer_triggers(worker_log: str, ticks: set[str], parks: set[str]) -> dict[str, int]:
+    """What made the worker offer each call, from its log (`offer_call ...`, with the id of
+    the record it was handling): the caller's park (an agent was free), a tick (an agent's
+    wrap-up ended on it) or another record (an agent freed by a hang-up, an answer...)."""
+    import json
+
+    counts = {"offers_on_park_count": 0, "offers_on_tick_count": 0, "offers_on_other_count": 0}
+    with open(worker_log, errors="replace") as f:
+        for line in f:
+            if '"offer_call ' not in line:
+                continue
+            try:
+                event_id = json.loads(line).get("event_id")
+            except ValueError:
+                continue
+            key = ("offers_on_tick_count" if event_id in ticks else
+                   "offers_on_park_count" if event_id in parks else "offers_on_other_count")
+            counts[key] += 1
+    return counts
+
+
+def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe,
+            worker_log: str) -> dict[str, float]:
     """Where park-to-bridge time goes, from Kafka record timestamps (broker append time is
     the producer's send time here: CreateTime) and the simulator's clock."""
     import orjson
@@ -137,6 +159,8 @@ def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe) -> dict[str,
     caller_parked_at_kafka: dict[str, float] = {}  # call id -> its CHANNEL_PARK's record
     offered_at_kafka: dict[str, float] = {}  # call id -> its first offer_call
     enqueued_at_kafka: dict[str, float] = {}  # call id -> its call_enqueued fact
+    ticks: set[str] = set()  # event ids of the tenant's ticks
+    parks: set[str] = set()  # event ids of its callers' parks
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and any(consumer.position(tp) < ends[tp] for tp in start):
         for _tp, batch in consumer.poll(timeout_ms=500, max_records=20000).items():
@@ -149,6 +173,9 @@ def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe) -> dict[str,
                     parked_at_kafka[p["offer_id"]] = r.timestamp / 1000
                 elif env["type"] == "channel_parked" and env["call_id"]:
                     caller_parked_at_kafka.setdefault(env["call_id"], r.timestamp / 1000)
+                    parks.add(env["event_id"])
+                elif env["type"] == "tick":
+                    ticks.add(env["event_id"])
                 elif env["type"] == "offer_call":
                     offered_at_kafka.setdefault(env["call_id"], r.timestamp / 1000)
                 elif env["type"] == "call_enqueued":
@@ -181,6 +208,7 @@ def _stages(bootstrap: str, start: dict, tenant: str, probe: Probe) -> dict[str,
                          ("queue_wait", o_wait), ("actuator", o_actuate)):
         offer_stages[f"offer_stage_{name}_p50_ms"] = round(pct(values, 0.5), 1)
         offer_stages[f"offer_stage_{name}_p99_ms"] = round(pct(values, 0.99), 1)
+    offer_stages.update(_offer_triggers(worker_log, ticks, parks))
     return {**offer_stages,
             "stage_bridge_ingest_p50_ms": round(pct(ingest, 0.5), 1),
             "stage_bridge_ingest_p99_ms": round(pct(ingest, 0.99), 1),
@@ -260,7 +288,7 @@ def _run(args: argparse.Namespace, bootstrap: str, tmp: str) -> dict[str, float]
              "TONGDAI_LOG_LEVEL": "INFO"})
     producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
     marks = end_offsets(bootstrap, [topics.FS_ROUTING, topics.ROUTING_DECISIONS,
-                                    topics.CC_EVENTS])
+                                    topics.CC_EVENTS, topics.CC_COMMANDS])
     try:
         wait_log(worker, worker_log, "Ready")
         wait_log(bridge, bridge_log, "subscribed")
@@ -303,9 +331,9 @@ def _run(args: argparse.Namespace, bootstrap: str, tmp: str) -> dict[str, float]
                 proc.kill()
         sim.stop()
     connect_ms, offer_ms = probe.latencies()
-    stages = _stages(bootstrap, marks, tenant, probe)
+    stages = _stages(bootstrap, marks, tenant, probe, worker_log)
     if args.connect == "switch":  # no connect_call: only the time to offer's stages
-        stages = {k: v for k, v in stages.items() if k.startswith("offer_stage_")}
+        stages = {k: v for k, v in stages.items() if k.startswith(("offer_stage_", "offers_"))}
     calls = len(probe.caller_park)
     bridged = len(connect_ms)
     figures = {
