@@ -17,6 +17,8 @@ reads the call table the sink writes in ClickHouse. Invariants (all must stay 0)
   killed, Kafka frozen, and `RECOVERY_S` after: see _soak_chaos) is counted apart, as
   "in faults", and is no violation: a caller whose only free agent came while routing was
   down, or whose max wait fell due then;
+- call cut while talking: a caller bridged to an agent whose call the switch ended (both
+  legs' disposition send_*: neither phone hung up), i.e. a command killed a talking call;
 - caller cut off: hung up by the switch (on a command: no caller hung up) while waiting,
   neither bridged nor sent to the queue's overflow (no max-wait action here hangs up);
 - call-log rows missing (no row), duplicated (rows not collapsing to one) or not final,
@@ -53,6 +55,7 @@ class Leg:
     cause: str = ""
     bridged_to: str = ""
     was_bridged: bool = False
+    disposition: str = ""  # recv_bye: its phone hung up; send_*: the switch ended it
     alone_since: float = 0.0  # answered with no caller since then (0: not now)
     alone_max: float = 0.0  # the longest closed span alone
     reported: bool = False
@@ -220,6 +223,9 @@ class Ledger:
                 c = self.callers.get(uid)
                 if c is not None:
                     c.disposition = h.get("variable_sip_hangup_disposition", "")
+                leg = self.legs.get(uid)
+                if leg is not None:
+                    leg.disposition = h.get("variable_sip_hangup_disposition", "")
 
     @staticmethod
     def _close_alone(leg: Leg, t: float) -> None:
@@ -310,6 +316,7 @@ class Ledger:
         r = self.rules
         out: dict[str, list[str]] = {"stranded_agent_legs": [], "callers_waiting_past_max": [],
                                      "callers_never_offered": [], "callers_cut_off": [],
+                                     "calls_cut_while_talking": [],
                                      # not violations: routing was down when it was due
                                      "callers_past_max_wait_in_faults": [],
                                      "callers_not_offered_in_faults": []}
@@ -336,6 +343,14 @@ class Ledger:
                         f"{c.uuid} ({c.queue}, hung up by the switch after "
                         f"{c.hungup - c.parked:.1f} s of {c.patience:.0f} s patience, "
                         f"{c.hangup_cause}, {len(c.offers)} offers)")
+                agent = self.legs.get(c.agent_leg) if c.bridged else None
+                if agent is not None and c.hungup and agent.hungup and \
+                        c.disposition.startswith("send_") and agent.disposition.startswith("send_"):
+                    out["calls_cut_while_talking"].append(
+                        f"{c.uuid} ({c.queue}, talking to phone {agent.ext} since "
+                        f"+{c.bridged - c.parked:.1f} s, ended by the switch after "
+                        f"{c.hungup - c.bridged:.1f} s: neither the caller nor the agent "
+                        f"hung up; agent leg {agent.uuid} {agent.cause})")
                 if c.left and not c.bridged and not c.offers and (
                         c.available_seen or c.available_in_fault):
                     kind = "callers_never_offered" if c.available_seen \

@@ -578,6 +578,7 @@ def _run(args: argparse.Namespace, settings: Any, server_pids: dict[str, int], r
             "callers_waiting_past_max_wait_count": len(verdicts["callers_waiting_past_max"]),
             "callers_never_offered_count": len(verdicts["callers_never_offered"]),
             "callers_cut_off_count": len(verdicts["callers_cut_off"]),
+            "calls_cut_while_talking_count": len(verdicts["calls_cut_while_talking"]),
             "call_log_missing_rows": len(verdicts["call_log_missing"]),
             "call_log_duplicated_rows": len(verdicts["call_log_duplicated"]),
             "call_log_not_final_rows": len(verdicts["call_log_not_final"]),

@@ -27,8 +27,10 @@ class Channels(NodeCore):
                 ch.dialing, dialing.job = None, None
                 self.hangup(dialing.uuid, "ORIGINATOR_CANCEL", disposition="send_cancel")
             if partner is not None and not partner.hangup_cause:
-                self._mark_hangup(partner, "NORMAL_CLEARING",
-                                  "send_bye" if disposition == "recv_bye" else "recv_bye")
+                # The switch ends the bridged partner itself, whoever ended this leg (its
+                # phone's BYE or a uuid_kill): the partner's disposition is send_bye (real
+                # capture: tests/fixtures/esl/plain_inbound_park_bridge, a uuid_kill).
+                self._mark_hangup(partner, "NORMAL_CLEARING", "send_bye")
             if partner is not None:
                 a, b = (ch, partner) if ch.bridge_a else (partner, ch)
                 for leg in (a, b):  # the hangup told bridge_to; the completion does not

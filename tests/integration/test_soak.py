@@ -16,6 +16,7 @@ pytestmark = [pytest.mark.soak, pytest.mark.streams, pytest.mark.stack]
 
 MUST_BE_ZERO = ("stranded_agent_legs_count", "callers_waiting_past_max_wait_count",
                 "callers_never_offered_count", "callers_cut_off_count",
+                "calls_cut_while_talking_count",
                 "call_log_missing_rows", "call_log_duplicated_rows", "call_log_not_final_rows",
                 "call_log_wrong_disposition_rows")
 
