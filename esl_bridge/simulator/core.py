@@ -263,6 +263,16 @@ class NodeCore:
         ch.variables[name] = value
         self._app_done(ch)
 
+    def _export(self, ch: Channel, name: str, value: str) -> None:
+        """The dialplan's ``export``: set on the leg and named in ``export_vars``, so that
+        the legs its ``bridge`` originates get it too."""
+        self._app_start(ch, "export", f"{name}={value}")
+        ch.variables[name] = value
+        names = [n for n in ch.variables.get("export_vars", "").split(",") if n]
+        if name not in names:
+            ch.variables["export_vars"] = ",".join([*names, name])
+        self._app_done(ch)
+
     # ------------------------------------------------------------------ heartbeat
 
     def _uptime(self) -> tuple[str, int]:

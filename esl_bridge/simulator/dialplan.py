@@ -261,7 +261,8 @@ class Dialplan(NodeCore):
     def _outbound_setup(self, ch: Channel, tenant: str) -> str:
         """outbound_setup and outbound_who (both continue="true"); the caller ID chosen."""
         v = ch.variables
-        self._set(ch, "tongdai_tenant", tenant)
+        # exported, as fs-conf does: the carrier leg the bridge creates is the tenant's too
+        self._export(ch, "tongdai_tenant", tenant)
         self._set(ch, "tongdai_domain", v.get("tongdai_domain") or v.get("dialed_domain")
                   or self.domain)
         cid = (v.get("tongdai_outbound_caller_id")

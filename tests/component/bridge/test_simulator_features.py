@@ -142,7 +142,10 @@ def test_click_to_call_rings_the_agent_then_bridges_the_customer(sim: Simulator,
     assert create["Other-Type"] == "originator" and create["Other-Leg-Unique-ID"] == LEG
     assert create["Channel-Call-UUID"] == b  # not yet bridged
     assert create["variable_originator"] == LEG
-    assert "variable_tongdai_tenant" not in create  # only exported variables reach a B leg
+    # Only exported variables reach a B leg: fs-conf's outbound_setup exports the tenant
+    # (the carrier leg is the tenant's too) and only sets the domain.
+    assert create["variable_tongdai_tenant"] == "acme"
+    assert "variable_tongdai_domain" not in create
     bridge = events["CHANNEL_BRIDGE", LEG]
     assert bridge["Bridge-A-Unique-ID"] == LEG and bridge["Bridge-B-Unique-ID"] == b
     assert bridge["Other-Type"] == "originatee" and bridge["Other-Leg-Unique-ID"] == b
