@@ -1,16 +1,17 @@
 """Applications that outlive a command: ``eavesdrop`` (a supervisor's leg listening to,
-whispering to or barging into another), DTMF read by a leg's application, and what happens
-to a running application when a command takes its leg away."""
+whispering to or barging into another), what ``uuid_broadcast`` queues on a leg (a prompt,
+then maybe a hangup), DTMF read by a leg's application, and what happens to a running
+application when a command takes its leg away."""
 
 from __future__ import annotations
 
 from .core import NodeCore
-from .state import Channel, Monitor
-from .syntax import switch_true
+from .state import Broadcast, Channel, Monitor
+from .syntax import parse_broadcast, playback_seconds, switch_true
 
 
 class Applications(NodeCore):
-    """Eavesdrop, DTMF and interrupted applications; part of ``Node``."""
+    """Eavesdrop, broadcasts, DTMF and interrupted applications; part of ``Node``."""
 
     def _interrupt(self, ch: Channel, other: Channel | None) -> None:
         """Another command takes ``ch`` away from what its application was doing
@@ -82,6 +83,90 @@ class Applications(NodeCore):
         self._monitor_ended(monitor, reason)
         self._app_done(ch)
         self.hangup(ch.uuid, "NORMAL_CLEARING")
+
+    # ------------------------------------------------------------------ uuid_broadcast
+
+    def broadcast(self, uid: str, path: str, legs: str = "") -> bool:
+        """``uuid_broadcast <uid> <path> [aleg|bleg|holdb|both]`` (switch_ivr_broadcast):
+        the application of ``path`` is queued on the leg (``aleg``, ``both``, or no flag)
+        and on its bridged partner (``bleg``, ``both``); ``app!<cause>::…`` then queues
+        ``hangup <cause>`` on the leg itself, so the switch hangs it up once the prompt has
+        played (or was stopped). A leg runs what was queued on it one after another. False
+        when the leg does not exist."""
+        with self.lock:
+            ch = self.channels.get(uid)
+            if ch is None or ch.gone or ch.hangup_cause:
+                return False
+            app, arg, cause = parse_broadcast(path)
+            flags = legs.lower()
+            partner = self.channels.get(ch.bridged_to) if ch.bridged_to else None
+            if partner is not None and ("both" in flags or "bleg" in flags) \
+                    and "holdb" not in flags:
+                self._queue_broadcast(partner, Broadcast(app, arg))
+            if not flags or "aleg" in flags or "both" in flags:
+                self._queue_broadcast(ch, Broadcast(app, arg))
+            if cause is not None:
+                self._queue_broadcast(ch, Broadcast("hangup", cause))
+            return True
+
+    def break_broadcast(self, uid: str, everything: bool = False) -> bool:
+        """``uuid_break <uid> [all]``: what the leg's broadcast plays stops (a frame later);
+        ``all`` also drops what was queued after it — a queued hangup included. Without
+        ``all`` the next queued application runs. False when the leg does not exist."""
+        with self.lock:
+            ch = self.channels.get(uid)
+            if ch is None or ch.gone:
+                return False
+            running = ch.broadcasts[:1] if ch.broadcasts and ch.broadcasts[0].started else []
+            if everything:
+                ch.broadcasts[:] = running
+            self._stop_broadcast(ch)
+            return True
+
+    def _queue_broadcast(self, ch: Channel, item: Broadcast) -> None:
+        ch.broadcasts.append(item)
+        if len(ch.broadcasts) == 1:
+            self._next_broadcast(ch)
+
+    def _next_broadcast(self, ch: Channel) -> None:
+        """Run the first queued application: a hangup now; a playback for as long as
+        what it plays lasts (a stream that never ends, such as the waiting music, until a
+        uuid_break or a bridge stops it)."""
+        if not ch.broadcasts or ch.broadcasts[0].started or ch.gone or ch.hangup_cause:
+            return
+        item = ch.broadcasts[0]
+        item.started = True
+        if item.app == "hangup":
+            ch.broadcasts.clear()
+            self._hangup_app(ch, item.arg.upper())  # type: ignore[attr-defined]
+            return
+        if self.full:
+            item.app_uuid = self.new_uuid()
+            self._channel_event("CHANNEL_EXECUTE", ch, suffix=[
+                ("Application", item.app), ("Application-Data", item.arg),
+                ("Application-UUID", item.app_uuid)])
+        seconds = playback_seconds(item.arg, self.prompt_file_s, ch.variables) \
+            if item.app == "playback" else 0.0
+        if seconds is not None:
+            item.end = self.scheduler.call_later(seconds, lambda: self._broadcast_done(ch, item))
+
+    def _stop_broadcast(self, ch: Channel) -> None:
+        """switch_channel_stop_broadcast: the running broadcast returns at the next frame."""
+        if ch.broadcasts and ch.broadcasts[0].started:
+            item = ch.broadcasts[0]
+            if item.end is not None:
+                item.end.cancel()
+            item.end = self.scheduler.call_later(0.02, lambda: self._broadcast_done(ch, item))
+
+    def _broadcast_done(self, ch: Channel, item: Broadcast) -> None:
+        if ch.gone or ch.hangup_cause or not ch.broadcasts or ch.broadcasts[0] is not item:
+            return
+        ch.broadcasts.pop(0)
+        if item.app_uuid:
+            self._channel_event("CHANNEL_EXECUTE_COMPLETE", ch, suffix=[
+                ("Application", item.app), ("Application-Data", item.arg),
+                ("Application-Response", "FILE PLAYED"), ("Application-UUID", item.app_uuid)])
+        self._next_broadcast(ch)
 
     def _read_dtmf(self, ch: Channel) -> None:
         """The leg's application reads one queued digit per frame (20 ms): the DTMF event

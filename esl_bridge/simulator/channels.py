@@ -47,6 +47,10 @@ class Channels(NodeCore):
 
     def _mark_hangup(self, ch: Channel, cause: str, disposition: str) -> None:
         ch.cancel_timers()
+        for item in ch.broadcasts:  # the hangup stops the broadcast; nothing queued runs
+            if item.end is not None:
+                item.end.cancel()
+        ch.broadcasts.clear()
         now = self.clock.now_us()
         if ch.held:
             ch.held = False
@@ -130,6 +134,9 @@ class Channels(NodeCore):
             if leg.answered_us:
                 # Patience and old talk timers end here; a ringing leg keeps its ring timers.
                 leg.cancel_timers()
+            # switch_ivr_uuid_bridge stops what a broadcast plays on either leg; what was
+            # queued after it (a broadcast's hangup) still runs, in the bridge.
+            self._stop_broadcast(leg)  # type: ignore[attr-defined]
         self._state(a, "CS_SOFT_EXECUTE")
         self._state(b, "CS_EXCHANGE_MEDIA")
         self._app_start(a, "uuid_bridge", b.uuid)

@@ -111,15 +111,17 @@ class Commands(NodeCore):
         # mod_commands' uuid_broadcast_function: the same usage and replies.
         if len(args) < 2:
             return "-USAGE: <uuid> <path> [aleg|bleg|holdb|both]\n"
-        if args[0] not in self.channels:
+        legs = args[2] if len(args) > 2 else ""
+        if not self.broadcast(args[0], args[1], legs):  # type: ignore[attr-defined]
             return "-ERR invalid uuid\n"
         return "+OK Message sent\n"
 
     def _uuid_break(self, args: list[str], arg: str) -> str:
-        # mod_commands' break_function (what plays is not modelled: nothing to stop).
+        # mod_commands' break_function: the same usage and replies.
         if not args:
             return "-USAGE: <uuid> [all]\n"
-        if args[0] not in self.channels:
+        everything = len(args) > 1 and "all" in args[1]
+        if not self.break_broadcast(args[0], everything):  # type: ignore[attr-defined]
             return "-ERR No such channel!\n"
         return "+OK\n"
 

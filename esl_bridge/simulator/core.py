@@ -52,7 +52,7 @@ class NodeCore:
                  customer_answer_delay: float = 2.0, customer_talk: float | None = 20.0,
                  carrier: str = "carrier", carrier_proxy: str = "carrier.invalid",
                  recordings_dir: str = "/var/lib/freeswitch/recordings",
-                 record_inbound: bool = False) -> None:
+                 record_inbound: bool = False, prompt_file_s: float = 2.0) -> None:
         if fidelity not in ("core", "full"):
             raise ValueError("fidelity: must be 'core' or 'full'")
         self.clock = clock or SimClock()
@@ -95,6 +95,9 @@ class NodeCore:
         #: did in tests/realfs/test_recording.py. Off by default (the static dialplan
         #: records at the queue instead).
         self.record_inbound = record_inbound
+        #: How long one prompt file plays (the node has no audio): a uuid_broadcast of
+        #: ``file_string://a!b`` lasts two of these before what it queued after it runs.
+        self.prompt_file_s = prompt_file_s
         #: Every eavesdrop that ran, by the eavesdropper's leg uuid.
         self.monitors: dict[str, Monitor] = {}
         self.hash: dict[str, str] = {}  # mod_hash's realm_key -> value

@@ -39,6 +39,18 @@ class Agent:
 
 
 @dataclass(eq=False)
+class Broadcast:
+    """An application uuid_broadcast queued on a leg: ``playback <file>``, or the
+    ``hangup <cause>`` a ``playback!<cause>`` queues after it."""
+
+    app: str
+    arg: str
+    started: bool = False
+    app_uuid: str = ""
+    end: Timer | None = None  # when it ends by itself (None: never, or not started)
+
+
+@dataclass(eq=False)
 class Channel:
     """One call leg. Times are epoch microseconds, 0 = not yet."""
 
@@ -104,6 +116,9 @@ class Channel:
     originate_vars: dict[str, str] = field(default_factory=dict, repr=False)
     #: DTMF queued on the leg (uuid_recv_dtmf) that no application has read yet.
     dtmf_queue: list[tuple[str, int]] = field(default_factory=list, repr=False)
+    #: Applications uuid_broadcast queued on the leg (its session's private events), in
+    #: order; the first runs once ``started``.
+    broadcasts: list[Broadcast] = field(default_factory=list, repr=False)
 
     @property
     def logical_direction(self) -> str:

@@ -1,5 +1,5 @@
 """FreeSWITCH's small text formats that commands carry: originate strings, DTMF strings,
-``&app(args)`` and switch_true. Pure functions."""
+``&app(args)``, uuid_broadcast paths and switch_true. Pure functions."""
 
 from __future__ import annotations
 
@@ -66,6 +66,49 @@ def parse_dtmf(text: str) -> list[tuple[str, int]]:
         samples = min(max(samples, DTMF_MIN_SAMPLES), DTMF_MAX_SAMPLES)
         out += [(d, samples) for d in digits if d in _DTMF_CHARS]
     return out
+
+
+def parse_broadcast(path: str) -> tuple[str, str, str | None]:
+    """``uuid_broadcast``'s path → (application, its argument, hangup cause or None), as
+    switch_ivr_broadcast reads it: ``app::arg`` names the application (else ``playback`` of
+    the whole path), and ``app!cause`` queues ``hangup <cause>`` after it (``app!`` alone:
+    NORMAL_CLEARING)."""
+    app, arg = "playback", path
+    first = path.find(":")
+    if first >= 0 and path[first + 1:first + 2] == ":":
+        app, arg = path[:first], path[first + 2:]
+    cause: str | None = None
+    if "!" in app:
+        app, _, cause = app.partition("!")
+        cause = cause or "NORMAL_CLEARING"
+    return app, arg, cause
+
+
+def playback_seconds(arg: str, file_s: float, variables: dict[str, str]) -> float | None:
+    """How long ``playback <arg>`` plays on a node without audio: ``silence_stream://<ms>``
+    its milliseconds; a stream that never ends (``local_stream://``, a negative silence,
+    a variable the leg does not have, such as the waiting music) None; any other file
+    ``file_s``. A ``file_string://`` plays its ``!``-separated files one after another."""
+    parts = arg.removeprefix("file_string://").split("!") \
+        if arg.startswith("file_string://") else [arg]
+    total = 0.0
+    for part in parts:
+        name = part.strip()
+        var = re.fullmatch(r"\$\{([^}]+)\}", name)
+        if var:
+            if var.group(1) not in variables:
+                return None
+            name = variables[var.group(1)]
+        if name.startswith("local_stream://"):
+            return None
+        if name.startswith("silence_stream://"):
+            ms = re.match(r"-?[0-9]+", name.removeprefix("silence_stream://"))
+            if ms is None or int(ms.group()) < 0:
+                return None
+            total += int(ms.group()) / 1000
+        elif name:
+            total += file_s
+    return total
 
 
 def _split_vars(block: str) -> Iterable[str]:

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from esl_bridge.protocol import Event
 from esl_bridge.simulator import AgentSpec, CallerSpec, IvrSpec, ManualClock, Node
+from esl_bridge.simulator.syntax import parse_broadcast, playback_seconds
 
 pytestmark = pytest.mark.bridge
 
@@ -250,6 +251,150 @@ def test_full_fidelity_counts_like_a_real_parked_call() -> None:
     assert tap.of(call)[-2:] == ["CHANNEL_DESTROY", "CHANNEL_STATE"]
 
 
+# --------------------------------------------------------------------------- uuid_broadcast
+
+@pytest.mark.parametrize(("path", "app", "arg", "cause"), [
+    ("/tmp/x.wav", "playback", "/tmp/x.wav", None),
+    ("file_string://a.wav!b.wav", "playback", "file_string://a.wav!b.wav", None),
+    ("playback!NORMAL_CLEARING::file_string://a.wav!b.wav", "playback",
+     "file_string://a.wav!b.wav", "NORMAL_CLEARING"),
+    ("playback!::a.wav", "playback", "a.wav", "NORMAL_CLEARING"),
+    ("playback!user_busy::a.wav", "playback", "a.wav", "user_busy"),
+    ("speak::flite|kal|hello", "speak", "flite|kal|hello", None),
+])
+def test_broadcast_paths_read_as_switch_ivr_broadcast_reads_them(
+        path: str, app: str, arg: str, cause: str | None) -> None:
+    assert parse_broadcast(path) == (app, arg, cause)
+
+
+@pytest.mark.parametrize(("arg", "seconds"), [
+    ("a.wav", 2.0),
+    ("file_string://a.wav!b.wav!c.wav", 6.0),
+    ("silence_stream://1500", 1.5),
+    ("file_string://a.wav!silence_stream://500", 2.5),
+    ("silence_stream://-1", None),
+    ("local_stream://moh", None),
+    ("file_string://a.wav!${tongdai_waiting_music}", None),  # the music: until stopped
+    ("file_string://a.wav!${short}", 2.25),
+])
+def test_how_long_a_playback_lasts(arg: str, seconds: float | None) -> None:
+    assert playback_seconds(arg, 2.0, {"short": "silence_stream://250"}) == seconds
+
+
+def api(node: Node, command: str, arg: str) -> str:
+    """An api command's reply (these answer at once)."""
+    replies: list[str] = []
+    node.execute(command, arg, replies.append)
+    (reply,) = replies
+    return reply
+
+
+def parked_caller(**kw: object) -> tuple[Node, Tap, str]:
+    node, tap = make_node(**kw)
+    call = node.place_call(CallerSpec(number="0903123456", did="19001234"))
+    node.advance(1)
+    assert tap.of(call)[-1] == "CHANNEL_PARK"
+    return node, tap, call
+
+
+def test_a_broadcast_with_a_cause_hangs_the_caller_up_once_played() -> None:
+    """``playback!NORMAL_CLEARING::<file>`` (switch_ivr_broadcast): the switch plays the
+    prompt, then runs ``hangup NORMAL_CLEARING`` on the leg: its BYE, not the caller's."""
+    node, tap, call = parked_caller(fidelity="full", prompt_file_s=1.5)
+    t0 = node.clock.now_us()
+    assert api(node, "uuid_broadcast", f"{call} playback!NORMAL_CLEARING::"
+                             "file_string://tongdai/callback/vi/confirmed.wav!"
+                             "tongdai/callback/en/confirmed.wav aleg") == "+OK Message sent\n"
+    node.advance(2.99)
+    assert call in node.channels  # the two files play for 3 s
+    node.advance(0.01)
+    assert call not in node.channels
+    hangup = tap.first("CHANNEL_HANGUP", call)
+    assert int(hangup["Event-Date-Timestamp"]) == t0 + 3_000_000
+    complete = tap.first("CHANNEL_HANGUP_COMPLETE", call)
+    assert complete["Hangup-Cause"] == "NORMAL_CLEARING"
+    assert complete["variable_sip_hangup_disposition"] == "send_bye"  # the switch hung up
+    assert complete["variable_last_app"] == "hangup"
+    apps = [(e.name, e["Application"], e["Application-Data"]) for e in tap.events
+            if e.get("Unique-ID") == call and e.name.startswith("CHANNEL_EXECUTE")
+            and int(e["Event-Date-Timestamp"]) >= t0]
+    played = "file_string://tongdai/callback/vi/confirmed.wav!tongdai/callback/en/confirmed.wav"
+    assert apps == [("CHANNEL_EXECUTE", "playback", played),
+                    ("CHANNEL_EXECUTE_COMPLETE", "playback", played),
+                    ("CHANNEL_EXECUTE", "hangup", "NORMAL_CLEARING")]
+
+
+def test_a_broadcast_without_a_cause_leaves_the_caller_up() -> None:
+    node, tap, call = parked_caller()
+    assert api(node, "uuid_broadcast", f"{call} file_string://a.wav!b.wav aleg") \
+        == "+OK Message sent\n"
+    node.advance(60)
+    assert call in node.channels and "CHANNEL_HANGUP" not in tap.of(call)
+
+
+def test_a_broadcast_queued_behind_the_music_runs_when_a_break_stops_it() -> None:
+    """The router's way: the waiting music never ends by itself, so the prompt that hangs
+    up follows a uuid_break (which stops what plays, a frame later); without the break it
+    would wait behind the music."""
+    node, tap, call = parked_caller()
+    api(node, "uuid_broadcast", f"{call} file_string://a.wav!${{tongdai_waiting_music}}"
+                      " aleg")
+    api(node, "uuid_broadcast", f"{call} playback!NORMAL_CLEARING::bye.wav aleg")
+    node.advance(60)
+    assert call in node.channels  # still behind the music
+    t0 = node.clock.now_us()
+    assert api(node, "uuid_break", call) == "+OK\n"
+    node.advance(2.0)
+    assert call in node.channels  # the music stops at the next frame, then bye.wav plays
+    node.advance(0.02)
+    assert call not in node.channels
+    assert tap.at("CHANNEL_HANGUP", call) == t0 + 2_020_000
+
+
+def test_breaking_a_prompt_that_hangs_up_hangs_up_at_once_unless_all() -> None:
+    node, tap, call = parked_caller()
+    api(node, "uuid_broadcast", f"{call} playback!USER_BUSY::bye.wav aleg")
+    node.advance(0.5)
+    api(node, "uuid_break", call)
+    node.advance(0.02)
+    assert tap.first("CHANNEL_HANGUP_COMPLETE", call)["Hangup-Cause"] == "USER_BUSY"
+
+    node, tap, call = parked_caller()
+    api(node, "uuid_broadcast", f"{call} playback!NORMAL_CLEARING::bye.wav aleg")
+    node.advance(0.5)
+    api(node, "uuid_break", f"{call} all")  # flushes the queued hangup
+    node.advance(60)
+    assert call in node.channels
+
+
+def test_a_bridge_stops_the_music_but_a_queued_hangup_still_runs() -> None:
+    """switch_ivr_uuid_bridge stops what either leg's broadcast plays; what was queued
+    after it (a prompt, its hangup) runs in the bridge."""
+    node, tap, call = parked_caller()
+    node.add_agent(AgentSpec(ext="1000", answer_delay=1.0))
+    node.advance(0)
+    results = originate(node, "1000", "o")
+    api(node, "uuid_broadcast", f"{call} local_stream://moh aleg")
+    api(node, "uuid_broadcast", f"{call} playback!NORMAL_CLEARING::bye.wav aleg")
+    node.advance(1.1)
+    assert results == ["+OK o\n"]
+    t0 = node.clock.now_us()
+    assert node.uuid_bridge(call, "o") == "+OK o\n"
+    node.advance(2.0)
+    assert call in node.channels and "CHANNEL_BRIDGE" in tap.of(call)
+    node.advance(0.02)  # the music stopped a frame after the bridge, bye.wav played 2 s
+    assert call not in node.channels and "o" not in node.channels
+    assert tap.at("CHANNEL_HANGUP", call) == t0 + 2_020_000
+
+
+def test_an_unknown_leg_is_refused_as_mod_commands_does() -> None:
+    node, _, _ = parked_caller()
+    assert api(node, "uuid_broadcast", "nope a.wav aleg") == "-ERR invalid uuid\n"
+    assert api(node, "uuid_broadcast", "nope") == \
+        "-USAGE: <uuid> <path> [aleg|bleg|holdb|both]\n"
+    assert api(node, "uuid_break", "nope") == "-ERR No such channel!\n"
+
+
 # --------------------------------------------------------------------------- random races
 
 OPS = st.lists(st.one_of(
@@ -263,6 +408,11 @@ OPS = st.lists(st.one_of(
     st.tuples(st.just("advance"), st.floats(0, 5)),
     st.tuples(st.just("hold"), st.integers(0, 20), st.sampled_from(["on", "off", "toggle"])),
     st.tuples(st.just("record"), st.integers(0, 20), st.sampled_from(["start", "stop"])),
+    st.tuples(st.just("broadcast"), st.integers(0, 20),
+              st.sampled_from(["a.wav", "local_stream://moh", "playback!NORMAL_CLEARING::a.wav",
+                               "playback!USER_BUSY::silence_stream://300"]),
+              st.sampled_from(["aleg", "bleg", "both", ""])),
+    st.tuples(st.just("break"), st.integers(0, 20), st.booleans()),
 ), max_size=40)
 
 
@@ -302,6 +452,12 @@ def test_random_command_sequences_keep_the_node_consistent(
             node.uuid_hold(uids[op[1] % len(uids)], op[2])
         elif kind == "record" and uids:
             node.uuid_record(uids[op[1] % len(uids)], op[2], "/rec/x.wav")
+        elif kind == "broadcast" and uids:
+            node.execute("uuid_broadcast", f"{uids[op[1] % len(uids)]} {op[2]} {op[3]}",
+                         lambda body: None)
+        elif kind == "break" and uids:
+            node.execute("uuid_break", uids[op[1] % len(uids)] + (" all" if op[2] else ""),
+                         lambda body: None)
     node.advance(60)
     for uid in list(node.channels):
         node.hangup(uid)

@@ -34,9 +34,9 @@ def setup(customer: NumberSpec) -> tuple[SimRun, str, str]:
     busy = run.place_call(CallerSpec(number="0903000001", did="19001234", variables=vars_,
                                      talk=40))
     run.run_for(3)
-    # The second caller waits behind the first; confirms a callback, then hangs up.
-    waiting = run.place_call(CallerSpec(number=CUSTOMER, did="19001234", variables=vars_,
-                                        patience=12))
+    # The second caller waits behind the first (without ever hanging up) and confirms a
+    # callback: the switch thanks it and hangs up.
+    waiting = run.place_call(CallerSpec(number=CUSTOMER, did="19001234", variables=vars_))
     run.run_for(4)
     for key in ("1", "1"):
         run.node.execute("uuid_recv_dtmf", f"{waiting} {key}", lambda body: None)
@@ -49,9 +49,12 @@ def test_the_caller_hangs_up_keeps_its_place_and_the_agent_calls_the_customer_ba
     (requested,) = facts(run, "callback_requested")
     assert requested.call_id == waiting and requested.payload["number"] == "+84912345678"
     assert requested.payload["position"] == 1
-    run.run_for(15)  # the caller hung up after 12 s in queue
+    run.run_for(15)
     assert waiting in run.router.state.calls, "the call kept its place after the hang-up"
-    assert run.ledger.legs[waiting].ended_us, "the caller's leg is gone"
+    caller = run.ledger.legs[waiting]
+    # playback!NORMAL_CLEARING::<the thanks, two files of 2 s>: the switch's BYE after them
+    assert (caller.cause, caller.disposition) == ("NORMAL_CLEARING", "send_bye")
+    assert 4_000_000 <= caller.ended_us - requested.occurred_at <= 4_500_000
     live_calls = {c["call_id"]: c for c in live_view(run.router, run.now_us)["calls"]}
     assert live_calls[waiting]["callback"] == "+84912345678"
     run.run_for(60)  # the first call ends at ~43 s, wrap-up 5 s, then the callback
