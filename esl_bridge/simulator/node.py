@@ -6,6 +6,7 @@ and the events they fire. ``Node`` puts the concerns together, one module each:
 - ``dialplan``: what the node runs for a caller and in a context (fs-conf's model);
 - ``originate``: legs the node dials (originate, the bridge to the carrier);
 - ``applications``: eavesdrop, DTMF, applications a command interrupts;
+- ``transfers``: a phone's blind transfer (REFER) of the party bridged to it;
 - ``commands``: the api commands;
 - ``server`` (not mixed in): the Event Socket that clients talk to.
 
@@ -27,11 +28,12 @@ from .model import AgentSpec
 from .originate import Originate
 from .state import Agent, Channel, Monitor
 from .syntax import parse_dtmf, parse_originate
+from .transfers import Transfers
 
 __all__ = ["Agent", "Channel", "Monitor", "Node", "parse_dtmf", "parse_originate"]
 
 
-class Node(Commands, Applications, Originate, Dialplan, Channels):
+class Node(Commands, Applications, Originate, Dialplan, Channels, Transfers):
     """A FreeSWITCH node as seen over ESL. Listeners get every event fired (an ``Event`` with
     decoded values); they run under the node lock and must not block."""
 

@@ -114,6 +114,8 @@ def test_an_agent_transfers_the_caller_to_a_queue(product):
                       f"sip:{first.ext}@{product.domain}")
     transferring = product.agent_phone(first, ring_ms=500, then=then, timeout_s=40)
     answering = product.agent_phone(second, ring_ms=3000, timeout_s=40)
+    esl = product.switch.esl()
+    esl.command("event plain ALL")
     try:
         caller = product.call(product.queue_did, hold_ms=14000, hears=rtp.port)
         assert caller.wait(40) == 0, caller.messages()[-3000:]
@@ -127,6 +129,10 @@ def test_an_agent_transfers_the_caller_to_a_queue(product):
         answering.stop()
         rtp.close()
         reader.close()
+        esl.close()
+        capture = os.environ.get("TONGDAI_REALFS_CAPTURE")
+        if capture:  # a folder: keep this call's ESL stream as a fixture
+            esl.save(Path(capture), "plain_refer_to_queue")
     answers = reader.of_type("call_answered")
     call_id = answers[0].call_id
     assert [a.payload["agent_id"] for a in answers] == ["a1", "a2"]
