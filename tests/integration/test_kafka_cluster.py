@@ -283,11 +283,6 @@ def test_a_broker_killed_under_load_loses_no_fact(cluster):
     cluster.wait_full_isr(topic)
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "open defect, narrowed: the actuator's kafka-python consumer stopped receiving decisions "
-    "after a broker died (3 of 4 runs); on librdkafka since 75f6ef8 it passed 1 of 2 runs, the "
-    "other left some calls unanswered within 90 s for a cause not yet found (see "
-    "deploy/SCALING.md)"))
 def test_routing_goes_on_when_a_broker_dies(cluster):
     """The ESL simulator, `tongdai bridge` and `tongdai worker` on the cluster: calls placed
     before, during and after the loss of the broker leading the tenant's partition are all
