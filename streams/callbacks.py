@@ -275,6 +275,7 @@ def agent_leg_ended(router: Any, env: Envelope) -> tuple[list, list]:
         return [_fact(router, "callback_attempted", at, again, attempt=again.attempts,
                       agent_id=cb.agent_id, result=cause)], facts
     del callbacks[cb.call_id]
-    facts.append(ev.CallAbandoned(at_us=at, call_id=cb.call_id))
+    # The call first: the agent the rejected offer frees must not be offered it again.
+    facts.insert(0, ev.CallAbandoned(at_us=at, call_id=cb.call_id))
     return [_fact(router, "callback_completed", at, again, outcome="failed",
                   attempts=again.attempts, agent_id=cb.agent_id)], facts

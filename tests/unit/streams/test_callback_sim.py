@@ -83,5 +83,7 @@ def test_a_customer_who_never_answers_fails_after_the_attempts():
     assert [e.payload["attempt"] for e in attempted] == [1]
     assert attempted[0].payload["result"] == "USER_BUSY"
     assert (done.payload["outcome"], done.payload["attempts"]) == ("failed", 2)
+    offered = [e.occurred_at for e in facts(run, "call_offered") if e.call_id == waiting]
+    assert len(offered) == 2, "no offer of a callback the router has given up"
     assert waiting not in run.router.state.calls
     assert run.router.state.agents["a1"].status == "available", "no penalty for the agent"
