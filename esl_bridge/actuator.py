@@ -69,6 +69,11 @@ def esl_command(envelope: Envelope) -> str:
             f"originate_timeout={max(1, int(p['timeout_s']) - 1)}",
             "ignore_early_media=true",
         ])
+        if p.get("callback"):
+            # The agent's leg will dial the customer (streams/callbacks.py): the leg its
+            # bridge creates carries the call's id too, so the call log tells the inbound
+            # call and its callback as one call.
+            variables += ",export_vars=tongdai_call_id"
         if p.get("connect") == "switch":
             # fs-conf's tongdai_connect: the first phone to answer this call is bridged to
             # the caller by the switch itself; any later answer hangs up (LOSE_RACE).

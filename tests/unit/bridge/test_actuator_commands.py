@@ -25,6 +25,15 @@ def test_offer_originates_the_agent_leg_with_the_offer_id_and_parks_it():
     assert "origination_caller_id_name='Nguyễn Văn A x'" in line
     assert "originate_timeout=19" in line  # a second before the router's deadline
     assert line.endswith("}user/1007@acme.vn &park()")
+    assert "export_vars" not in line  # what a queue call's agent dials is its own call
+
+
+def test_a_callback_offer_exports_the_call_id_to_the_customer_leg():
+    line = esl_command(decision("offer_call", offer_id="offer-1", extension="1007",
+                                domain="acme.vn", caller_id_number="+84903123456",
+                                timeout_s=20, callback=True, connect="router"))
+    assert ",export_vars=tongdai_call_id}" in line and "tongdai_call_id=call-1," in line
+    assert line.endswith("}user/1007@acme.vn &park()")
 
 
 def test_click_to_call_rings_the_agent_then_sends_its_leg_to_the_outbound_dialplan():
