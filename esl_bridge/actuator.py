@@ -359,7 +359,14 @@ class Actuator:
             try:
                 while not self._stop.is_set():
                     got = False
-                    for msg in consumer.consume(num_messages=500, timeout=0.2):
+                    # The first decision as soon as it comes, then whatever else is
+                    # already here. consume(500, timeout) alone waits out its timeout
+                    # unless 500 arrive (librdkafka fills the batch): a lone decision sat
+                    # up to 0.2 s, p50 ~100 ms (measured with confluent-kafka 2.16).
+                    first = consumer.poll(0.2)
+                    batch = [] if first is None else \
+                        [first, *consumer.consume(num_messages=499, timeout=0)]
+                    for msg in batch:
                         err = msg.error()
                         if err is not None:
                             if err.code() != KafkaError._PARTITION_EOF:
