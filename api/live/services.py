@@ -11,7 +11,12 @@ import time
 from collections import Counter
 from typing import Any
 
+from marshmallow import fields, missing
+
 from routing.contract import Envelope, edge
+from routing.contract.schemas import LiveStateV1
+
+_VIEW_FIELDS = LiveStateV1().fields
 
 
 class LiveView:
@@ -34,17 +39,12 @@ class LiveView:
         with self._lock:
             env = self._latest.get(tenant)
         now = now_us if now_us is not None else edge.now_us()
-        if env is None:
-            return {"as_of_us": None, "age_ms": None, "queues": [], "agents": [], "calls": [],
-                    "recent": [], "agents_by_state": {}, "calls_waiting": 0,
-                    "calls_in_progress": 0}
-        p = env.payload
+        view = published(env.payload if env is not None else None)
+        as_of, calls = view["as_of_us"], view["calls"]
         agents = [dict(a, time_in_state_ms=max(0, (now - a["since_us"]) // 1000))
-                  for a in p.get("agents", ())]
-        calls = p.get("calls", ())
-        return {"as_of_us": p["as_of_us"], "age_ms": max(0, (now - p["as_of_us"]) // 1000),
-                "queues": list(p.get("queues", ())), "agents": agents, "calls": list(calls),
-                "recent": list(p.get("recent", ())),
+                  for a in view["agents"]]
+        return {**view, "agents": agents,
+                "age_ms": None if as_of is None else max(0, (now - as_of) // 1000),
                 "agents_by_state": dict(Counter(a["state"] for a in agents)),
                 "calls_waiting": sum(1 for c in calls if c["status"] in ("waiting", "ringing")),
                 "calls_in_progress": sum(1 for c in calls if c["status"] == "connected")}
@@ -65,3 +65,19 @@ class LiveView:
                 if version > after or left <= 0:
                     return version
                 self._lock.wait(left)
+
+
+def published(payload: dict[str, Any] | None) -> dict[str, Any]:
+    """Every field of the contract's view, whatever the record (None: no view yet) has:
+    one that an older record lacks takes the contract's default, else it is empty (a
+    list) or unknown (None)."""
+    view: dict[str, Any] = {}
+    for name, field in _VIEW_FIELDS.items():
+        if payload is not None and name in payload:
+            value = payload[name]
+        elif field.load_default is not missing:
+            value = field.load_default() if callable(field.load_default) else field.load_default
+        else:
+            value = [] if isinstance(field, fields.List) else None
+        view[name] = list(value) if isinstance(value, list) else value
+    return view

@@ -457,39 +457,51 @@ class SetVariableV1(_Command):
 
 
 # ---- tongdai.live.v1: what a supervisor sees now, per tenant (compacted) -----------
+# The one declaration of the live view. The router builds it (streams.router.live_view,
+# held to these schemas by tests/unit/streams/test_live_view_contract.py); the API serves
+# and documents it from these classes (api/live/schemas.py subclasses them, adding only
+# what the API computes). A new field is declared here and filled by the router: no other
+# edit. Descriptions go in `metadata`: they are the API's documentation.
 
 class LiveEwtV1(_Strict):
     """What a queue's estimated wait was computed from (routing/ewt.py)."""
 
-    position = fields.Integer(required=True)  # a caller entering now: waiting ahead + 1
-    agents_serving = fields.Integer(required=True)  # logged in, registered, not paused
+    position = fields.Integer(required=True, metadata={
+        "description": "a caller entering now: waiting ahead + 1"})
+    agents_serving = fields.Integer(required=True, metadata={
+        "description": "logged in, registered, not paused"})
     agents_free = fields.Integer(required=True)
-    agents_shared = fields.Integer(required=True)  # also serving other waiting queues
+    agents_shared = fields.Integer(required=True, metadata={
+        "description": "also serving other waiting queues"})
     talk_s = fields.Integer(required=True)
     wrapup_s = fields.Integer(required=True)
     ring_s = fields.Integer(required=True)
-    samples = fields.Integer(required=True)  # recent calls behind talk_s (0: a default)
+    samples = fields.Integer(required=True, metadata={
+        "description": "recent calls behind talk_s (0: a default)"})
     reason = fields.String(required=True)
 
 
 class LiveQueueV1(_Strict):
     queue = fields.String(required=True)
-    waiting = fields.Integer(required=True)  # callers in queue, ringing ones included
+    waiting = fields.Integer(required=True, metadata={
+        "description": "callers in queue, ringing ones included"})
     ringing = fields.Integer(required=True)
     longest_wait_ms = fields.Integer(required=True)
     agents_logged_in = fields.Integer(required=True)
     agents_available = fields.Integer(required=True)
-    # Added fields, optional so older records still read: the wait a caller entering now
-    # would have (None: no agent serves the queue) and its inputs.
-    ewt_s = fields.Integer(load_default=None, allow_none=True)
-    ewt = fields.Nested(LiveEwtV1, load_default=None, allow_none=True)
+    # Added fields, optional so older records still read.
+    ewt_s = fields.Integer(load_default=None, allow_none=True, metadata={
+        "description": "estimated wait of a caller entering now, seconds (null: no agent "
+                       "serves)"})
+    ewt = fields.Nested(LiveEwtV1, load_default=None, allow_none=True, metadata={
+        "description": "what the estimate was computed from"})
 
 
 class LiveAgentV1(_Strict):
     agent_id = fields.String(required=True)
     extension = fields.String(required=True)
     state = fields.String(required=True)
-    since_us = fields.Integer(required=True)  # in this state since (time in state)
+    since_us = fields.Integer(required=True, metadata={"description": "in this state since"})
     pause_reason = fields.String(load_default=None, allow_none=True)
     call_id = fields.String(load_default=None, allow_none=True)
 
@@ -498,15 +510,20 @@ class LiveCallV1(_Strict):
     call_id = fields.String(required=True)
     queue = fields.String(required=True)
     caller = fields.String(required=True)
-    status = fields.String(required=True)  # waiting | ringing | connecting | connected
+    status = fields.String(required=True, metadata={
+        "description": "waiting | ringing | connecting | connected"})
     enqueued_us = fields.Integer(required=True)
     agent_id = fields.String(load_default=None, allow_none=True)
     connected_us = fields.Integer(load_default=None, allow_none=True)
     vip = fields.Boolean(load_default=False)
-    # In queue: place in line (1 = next; 0 = a phone rings for it) and estimated wait left.
-    position = fields.Integer(load_default=None, allow_none=True)
-    ewt_s = fields.Integer(load_default=None, allow_none=True)
-    callback = fields.String(load_default=None, allow_none=True)  # to call back (E.164)
+    position = fields.Integer(load_default=None, allow_none=True, metadata={
+        "description": "place in line: 1 = next, 0 = a phone rings for it; null when not in "
+                       "queue"})
+    ewt_s = fields.Integer(load_default=None, allow_none=True, metadata={
+        "description": "estimated wait left, seconds"})
+    callback = fields.String(load_default=None, allow_none=True, metadata={
+        "description": "a callback that keeps the caller's place: the number to call back "
+                       "(E.164)"})
 
 
 class LiveDecisionV1(_Strict):
@@ -521,7 +538,8 @@ class LiveStateV1(_Strict):
     """The tenant's live view, published by the router on ticks when it changed."""
 
     as_of_us = fields.Integer(required=True)
-    recent = fields.List(fields.Nested(LiveDecisionV1), load_default=list)  # newest first
+    recent = fields.List(fields.Nested(LiveDecisionV1), load_default=list, metadata={
+        "description": "the router's latest decisions with their reasons, newest first"})
     queues = fields.List(fields.Nested(LiveQueueV1), required=True)
     agents = fields.List(fields.Nested(LiveAgentV1), required=True)
     calls = fields.List(fields.Nested(LiveCallV1), required=True)
