@@ -20,6 +20,16 @@ answered for an IVR, a park or a prompt is not answered. The router's and mod_ca
 facts add queue meaning (which queue, which agent was offered, after hours, overflow);
 they are not needed for a call to be logged.
 
+A callback that keeps the caller's place (routing/callbacks.py) is one story too: the
+caller asked for it and was hung up by the switch, then an agent's leg dialled the
+customer, maybe several times. The router's `callback_*` facts say so; the agents' legs
+and the customers' legs (which carry the call's id: the callback offer exports it) are legs
+of the same call. The row is the inbound call's: `callback` says what became of the
+request, `callback_attempts` how many times the customer was dialled, and when an agent
+reached the customer the call is answered then, by that agent, with that conversation's
+talk time and recording; the queue visit's outcome is `callback` (neither answered in the
+queue nor abandoned: the caller left the line keeping its place).
+
 One handler per event type (`_HANDLERS`) collects what the event says into `_Fold`;
 `_Fold.finish()` derives the rows from what was collected.
 """
@@ -39,7 +49,7 @@ CDR_COLUMNS = (
     "agent_id", "extension", "ivr_path", "enqueue_us", "offer_us", "answer_us", "end_us",
     "wait_ms", "ring_ms", "talk_ms", "hold_ms", "wrap_ms", "disposition", "hangup_cause",
     "recording", "notes", "queues_visited", "offers", "ring_no_answer", "transfers", "final",
-    "hangup_side", "corrections",
+    "hangup_side", "corrections", "callback", "callback_attempts",
 )
 VISIT_COLUMNS = (
     "tenant", "call_id", "visit", "queue", "enqueue_us", "caller", "did", "outcome",
@@ -54,7 +64,9 @@ OFFER_COLUMNS = (
 
 DISPOSITIONS = ("answered", "abandoned", "short_abandoned", "abandoned_ringing",
                 "abandoned_ivr", "closed", "voicemail", "overflowed", "forwarded", "failed",
-                "busy", "no_answer", "in_progress")
+                "busy", "no_answer", "in_progress", "callback", "callback_failed")
+#: What became of a callback the caller asked for (the `callback` column; "" = none).
+CALLBACK_STATES = ("", "requested", "connected", "failed", "cancelled")
 OFFER_RESULTS = ("answered", "no_answer", "busy", "declined", "caller_abandoned",
                  "not_delivered", "withdrawn", "ringing")
 HANGUP_SIDES = ("caller", "agent", "callee", "system", "")
@@ -173,6 +185,24 @@ class Visit:
     ringing_at_abandon: bool = False
     source: str = "router"  # router | callcenter | park
     after_hours_action: str = ""
+    callback: bool = False  # its caller asked to be called back, keeping its place
+
+
+@dataclass
+class CallbackStory:
+    """The router's `callback_*` facts of the call."""
+
+    requested_us: int
+    number: str = ""
+    queue: str = ""
+    outcome: str = ""  # "" while pending; connected | failed | cancelled
+    attempts: int = 0
+    completed_us: int = 0
+    results: dict[int, str] = field(default_factory=dict)  # attempt -> its hangup cause
+
+    @property
+    def state(self) -> str:
+        return self.outcome or "requested"
 
 
 def _ms(us: int) -> int:
@@ -235,6 +265,7 @@ class _Fold:
         self.ivr_paths: list[str] = []  # each IVR event's path so far, in time order
         self.corrections: set[str] = set()  # the router's "what->action" for this call
         self.first_caller = ""
+        self.callback: CallbackStory | None = None
 
     # ---- legs
     def leg(self, leg_id: str) -> Leg:
@@ -426,7 +457,7 @@ def _visit_of(f: _Fold, queue: str, at: int, wait_ms: int = 0) -> Visit:
     """The open visit of `queue`, or the one a router fact implies (its enqueue not seen)."""
     for v in reversed(f.visits):
         if v.queue == queue and v.outcome == "waiting":
-            return v
+            return v  # (a callback's visit stays open until the fold settles it)
     v = Visit(queue, at - wait_ms * 1000)
     f.visits.append(v)
     return v
@@ -458,8 +489,10 @@ def _on_call_offered(f: _Fold, e: Envelope) -> None:
 def _on_call_answered(f: _Fold, e: Envelope) -> None:
     p = e.payload
     v = _visit_of(f, p["queue"], e.occurred_at, int(p["wait_ms"]))
-    v.outcome, v.agent_id, v.offer_id = "answered", p["agent_id"], p["offer_id"]
-    v.answer_us = v.left_us = e.occurred_at
+    if not v.callback:
+        # A callback's agent answering is not the answer: the customer is dialled then.
+        v.outcome, v.agent_id, v.offer_id = "answered", p["agent_id"], p["offer_id"]
+        v.answer_us = v.left_us = e.occurred_at
     o = f.offers.setdefault(p["offer_id"], Offer(p["offer_id"],
                                                 e.occurred_at - int(p["ring_ms"]) * 1000))
     o.agent_id, o.queue, o.answered_by_router = p["agent_id"], p["queue"], True
@@ -469,6 +502,8 @@ def _on_call_answered(f: _Fold, e: Envelope) -> None:
 def _on_call_abandoned(f: _Fold, e: Envelope) -> None:
     p = e.payload
     v = _visit_of(f, p["queue"], e.occurred_at, int(p["wait_ms"]))
+    if v.callback:
+        return  # the router gives up a callback the customer never answered: told below
     v.outcome, v.left_us, v.short_abandon = "abandoned", e.occurred_at, bool(p["short"])
 
 
@@ -494,6 +529,41 @@ def _on_call_overflowed(f: _Fold, e: Envelope) -> None:
 
 def _on_call_ended(f: _Fold, e: Envelope) -> None:
     f.ended_fact = (e.occurred_at, e.payload)
+
+
+def _story(f: _Fold, e: Envelope) -> CallbackStory:
+    p = e.payload
+    cb = f.callback
+    if cb is None:  # a later fact first (or the request lost): its own time for now
+        cb = f.callback = CallbackStory(e.occurred_at)
+    cb.number = cb.number or p.get("number") or ""
+    cb.queue = cb.queue or p.get("queue") or ""
+    return cb
+
+
+def _on_callback_requested(f: _Fold, e: Envelope) -> None:
+    """The waiting caller confirmed a callback: its visit stays open (the switch hangs
+    the caller up; the call keeps its place)."""
+    cb = _story(f, e)
+    cb.requested_us = min(cb.requested_us, e.occurred_at)
+    _visit_of(f, cb.queue, e.occurred_at).callback = True
+
+
+def _on_callback_attempted(f: _Fold, e: Envelope) -> None:
+    cb = _story(f, e)
+    attempt = int(e.payload.get("attempt") or len(cb.results) + 1)
+    cb.results[attempt] = e.payload.get("result") or ""
+    cb.attempts = max(cb.attempts, attempt)
+
+
+def _on_callback_completed(f: _Fold, e: Envelope) -> None:
+    cb = _story(f, e)
+    cb.outcome = e.payload.get("outcome") or ""
+    cb.attempts = max(cb.attempts, int(e.payload.get("attempts") or 0))
+    cb.completed_us = e.occurred_at
+    if cb.outcome == "cancelled":
+        for v in f.visits:  # the caller is still waiting: an ordinary visit again
+            v.callback = False
 
 
 def _on_agent_state(f: _Fold, e: Envelope) -> None:
@@ -577,6 +647,9 @@ _HANDLERS: dict[str, Callable[[_Fold, Envelope], None]] = {
     "call_abandoned": _on_call_abandoned,
     "call_overflowed": _on_call_overflowed,
     "call_ended": _on_call_ended,
+    "callback_requested": _on_callback_requested,
+    "callback_attempted": _on_callback_attempted,
+    "callback_completed": _on_callback_completed,
     "agent_state_changed": _on_agent_state,
     "state_corrected": _on_corrected,
 }
@@ -640,13 +713,19 @@ def _finish(f: _Fold) -> CallFacts:
         return CallFacts(cdr=None, visits=())
     if root is None:
         root = Leg(f.call_id)
-    end_us = _end_us(f, root)
+    cb = f.callback if f.callback is not None and f.callback.outcome != "cancelled" else None
     offer_legs = _join_offers(f)
-    ans = _answer(f, end_us)
-    offers = _judge_offers(f, root, ans.others, end_us)
-    visits = _settle_visits(f, root, ans, bool(offer_legs), offers, end_us)
+    if cb is None:
+        end_us = _end_us(f, root)
+        ans = _answer(f, end_us)
+    else:
+        ans = _callback_answer(f, cb)
+        end_us = _callback_end_us(f, root, cb, ans)
+    offers = _judge_offers(f, root, ans.others, end_us, cb)
+    visits = _settle_visits(f, root, ans, bool(offer_legs), offers, end_us, cb)
     hold_ms, talk_ms = _hold_and_talk(f, ans, end_us)
-    answered_visit = next((v for v in visits if v.outcome == "answered"), None)
+    answered_visit = next((v for v in visits if v.outcome == "answered"
+                           or (v.callback and v.answer_us)), None)
     agent_id, extension = _who_answered(f, root, ans, answered_visit)
     wrap_ms, wrap_end = _wrap_up(f, agent_id, ans.answer_us)
     direction = _direction(f, root, visits, offers, ans.others)
@@ -656,8 +735,9 @@ def _finish(f: _Fold) -> CallFacts:
         answered_visit=answered_visit, agent_id=agent_id, extension=extension,
         hold_ms=hold_ms, talk_ms=talk_ms, wrap_ms=wrap_ms, direction=direction,
         caller=caller, callee=callee, did=did,
-        disposition=_disposition(f, root, visits, ans.bridge, bool(end_us), direction),
-        final=_is_final(f, end_us, agent_id, wrap_end),
+        disposition=_disposition(f, root, visits, ans.bridge, bool(end_us), direction)
+        if cb is None else _callback_disposition(cb, ans, end_us),
+        final=_is_final(f, end_us, agent_id, wrap_end), callback=cb,
     )
     if root.leg_id and _orphan_offer_leg(f, root):
         return CallFacts(None, (), ())
@@ -752,17 +832,21 @@ def _answer(f: _Fold, end_us: int) -> _Answer:
     )
 
 
-def _judge_offers(f: _Fold, root: Leg, bridged: list[str], end_us: int) -> list[Offer]:
+def _judge_offers(f: _Fold, root: Leg, bridged: list[str], end_us: int,
+                  cb: CallbackStory | None = None) -> list[Offer]:
     """Each offer's result; the offers in time order."""
     for o in f.offers.values():
-        o.result = _offer_result(f, o, bridged, root, end_us)
+        if cb is not None and o.at_us >= cb.requested_us:
+            o.result = _callback_offer_result(o, end_us)
+        else:
+            o.result = _offer_result(f, o, bridged, root, end_us)
     for o in f.offers.values():
         o.at_us = o.at_us or root.created_us or f.first_us  # never 0: rows are by time
     return sorted(f.offers.values(), key=lambda o: (o.at_us, o.key))
 
 
 def _settle_visits(f: _Fold, root: Leg, ans: _Answer, rang_agents: bool, offers: list[Offer],
-                   end_us: int) -> list[Visit]:
+                   end_us: int, cb: CallbackStory | None = None) -> list[Visit]:
     """The visits: the router's and mod_callcenter's, else the park; each settled."""
     ended = bool(end_us)
     visits = f.visits
@@ -771,7 +855,10 @@ def _settle_visits(f: _Fold, root: Leg, ans: _Answer, rang_agents: bool, offers:
         visits.append(Visit(root.queue or root.callee or "", root.parked_us, root.caller,
                             root.did, source="park"))
     for v in visits:
-        _settle_visit(f, v, ans.bridge, ans.answered_offer, offers, end_us, ended)
+        if cb is not None and v.callback:
+            _settle_callback_visit(v, cb, ans)
+        else:
+            _settle_visit(f, v, ans.bridge, ans.answered_offer, offers, end_us, ended)
     return visits
 
 
@@ -876,6 +963,7 @@ class _Call:
     did: str
     disposition: str
     final: bool
+    callback: CallbackStory | None = None
 
     @property
     def counted(self) -> list[Visit]:
@@ -894,6 +982,10 @@ def _cdr_row(f: _Fold, c: _Call) -> dict[str, Any]:
     root, ans, visits, offers = c.root, c.ans, c.visits, c.offers
     hangup_cause = root.cause or (f.ended_fact[1].get("hangup_cause")
                                   if f.ended_fact else "") or ""
+    hangup_side = _hangup_side(root, ans.last_leg if ans.bridge else None, c.direction,
+                               bool(c.end_us))
+    if c.callback is not None:
+        hangup_cause, hangup_side = _callback_hangup(f, c.callback, ans, c.end_us)
     # The last menu's event names the whole path; the first channel event that carried
     # a path may have named only the first menu of it.
     ivr_path = (f.ivr_paths[-1] if f.ivr_paths else root.ivr_path) \
@@ -905,6 +997,8 @@ def _cdr_row(f: _Fold, c: _Call) -> dict[str, Any]:
     if any(v.outcome == "overflowed" for v in visits):
         notes.append("overflow " + ", ".join(f"{v.queue}->{v.overflow_target}"
                                              for v in visits if v.outcome == "overflowed"))
+    if c.callback is not None:
+        notes.append(_callback_note(c.callback, hangup_cause))
     counted = c.counted
     ring_ms = 0
     if ans.answered_offer is not None and ans.answered_offer.answered_us:
@@ -925,9 +1019,10 @@ def _cdr_row(f: _Fold, c: _Call) -> dict[str, Any]:
         "notes": "; ".join(notes), "queues_visited": len(counted), "offers": len(offers),
         "ring_no_answer": sum(1 for o in offers if o.result in _NOT_ANSWERED),
         "transfers": transfers, "final": 1 if c.final else 0,
-        "hangup_side": _hangup_side(root, ans.last_leg if ans.bridge else None, c.direction,
-                                    bool(c.end_us)),
+        "hangup_side": hangup_side,
         "corrections": ",".join(sorted(f.corrections)),
+        "callback": f.callback.state if f.callback is not None else "",
+        "callback_attempts": f.callback.attempts if f.callback is not None else 0,
     }
 
 
@@ -936,13 +1031,14 @@ def _visit_rows(f: _Fold, c: _Call) -> tuple[dict[str, Any], ...]:
     rows = []
     for i, v in enumerate(counted):
         handled = v is c.answered_visit and c.ans.bridge is not None
+        served = v.outcome == "answered" or handled
         mine = [o for o in c.offers if _offer_in_visit(o, v, counted)]
         rows.append({
             "tenant": f.tenant, "call_id": f.call_id, "visit": i, "queue": v.queue,
             "enqueue_us": v.enqueue_us, "caller": v.caller or c.caller, "did": v.did or c.did,
             "outcome": v.outcome, "short_abandon": 1 if v.short_abandon else 0,
-            "agent_id": v.agent_id if v.outcome == "answered" else "",
-            "wait_ms": v.wait_ms, "ring_ms": v.ring_ms if v.outcome == "answered" else 0,
+            "agent_id": v.agent_id if served else "",
+            "wait_ms": v.wait_ms, "ring_ms": v.ring_ms if served else 0,
             "talk_ms": c.talk_ms if handled else 0, "hold_ms": c.hold_ms if handled else 0,
             "wrap_ms": c.wrap_ms if handled else 0, "offers": len(mine),
             "ring_no_answer": sum(1 for o in mine if o.result in _NOT_ANSWERED),
@@ -1142,6 +1238,150 @@ def _hangup_side(root: Leg, other: Leg | None, direction: str, ended: bool) -> s
     if root.sip_disposition or other.sip_disposition:
         return "system"
     return ""
+
+
+# ---- a callback's story -------------------------------------------------------------
+
+def _callback_agent_legs(f: _Fold, cb: CallbackStory) -> set[str]:
+    """The legs that rang agents for the callback (its offers, made after the request)."""
+    return {o.leg_id for o in f.offers.values() if o.leg_id and o.at_us >= cb.requested_us}
+
+
+def _callback_talks(f: _Fold, cb: CallbackStory) -> list[tuple[Bridge, str, str]]:
+    """(bridge, agent leg, customer leg) of each conversation: an agent's leg bridged to
+    the leg it dialled, in time order."""
+    agents = _callback_agent_legs(f, cb)
+    talks = []
+    for br in sorted(f.bridges, key=lambda x: x.at_us):
+        if f.call_id in (br.a, br.b) or len({br.a, br.b} & agents) != 1:
+            continue
+        agent, customer = (br.a, br.b) if br.a in agents else (br.b, br.a)
+        talks.append((br, agent, customer))
+    return talks
+
+
+def _callback_answer(f: _Fold, cb: CallbackStory) -> _Answer:
+    """The callback's answer: the first agent leg bridged to the customer it dialled."""
+    talks = _callback_talks(f, cb)
+    talk_us = 0
+    for br, agent, customer in talks:
+        stop = br.end_us or min((leg.ended_us for leg in (f.legs.get(agent), f.legs.get(customer))
+                                 if leg is not None and leg.ended_us), default=0)
+        if stop:
+            talk_us += max(0, stop - br.at_us)
+    others: list[str] = []
+    for _, agent, _ in talks:
+        if agent not in others:
+            others.append(agent)
+    answered_offer = next((o for o in f.offers.values() if others and o.leg_id == others[0]),
+                          None)
+    return _Answer(
+        bridge=talks[0][0] if talks else None, talk_us=talk_us, others=others,
+        answered_offer=answered_offer,
+        answering_leg=f.legs.get(others[0]) if others else None,
+        last_leg=f.legs.get(others[-1]) if others else None,
+    )
+
+
+def _callback_end_us(f: _Fold, root: Leg, cb: CallbackStory, ans: _Answer) -> int:
+    """A callback's call ends with its callback, not when the caller left the line: when
+    the router gave it up, or when the conversation with the customer ended (the bridge's
+    end, else the first of its legs to hang up, else the router's call_ended)."""
+    if not cb.outcome:
+        return 0
+    ends = [root.ended_us, cb.completed_us]
+    if cb.outcome == "connected":
+        stop = 0
+        if ans.bridge is not None:
+            br = ans.bridge
+            stop = br.end_us or min((leg.ended_us for leg in (f.legs.get(br.a), f.legs.get(br.b))
+                                     if leg is not None and leg.ended_us), default=0)
+        if not stop and f.ended_fact is not None and f.ended_fact[0] >= cb.completed_us:
+            stop = f.ended_fact[0]
+        if not stop:
+            return 0  # still talking
+        ends.append(stop)
+    return max(ends)
+
+
+def _callback_offer_result(o: Offer, end_us: int) -> str:
+    """An offer of the callback to an agent: answered when the agent took it (the leg then
+    dialled the customer, who may not have answered: that is the callback's attempt, not
+    the agent's); else as the agent's phone lived it. The caller having left is no
+    abandon here."""
+    if o.answered_us or o.answered_by_router:
+        return "answered"
+    for causes, result in ((_BUSY, "busy"), (_DECLINED, "declined"), (_NO_ANSWER, "no_answer"),
+                           (_NOT_DELIVERED, "not_delivered")):
+        if o.cause in causes:
+            return result
+    return "withdrawn" if o.ended_us or o.cause or end_us else "ringing"
+
+
+def _settle_callback_visit(v: Visit, cb: CallbackStory, ans: _Answer) -> None:
+    """The visit of a caller who asked for a callback: outcome `callback`; it waited from
+    entering the queue until the customer was reached (or the router gave up)."""
+    v.outcome, v.short_abandon = "callback", False
+    o = ans.answered_offer
+    if cb.outcome == "connected":
+        v.answer_us = v.left_us = ans.bridge.at_us if ans.bridge is not None else cb.completed_us
+        if o is not None:
+            v.agent_id, v.extension, v.offer_id = o.agent_id, o.extension, o.key
+            if o.answered_us:
+                v.ring_ms = _ms(o.answered_us - o.at_us)
+    elif cb.outcome == "failed":
+        v.left_us = cb.completed_us
+    v.wait_ms = _ms(v.left_us - v.enqueue_us) if v.left_us else 0
+
+
+def _callback_disposition(cb: CallbackStory, ans: _Answer, end_us: int) -> str:
+    if cb.outcome == "connected":
+        return "answered"  # an agent reached the customer (the bridge, or the router's word)
+    if cb.outcome == "failed":
+        return "callback_failed"
+    return "callback"  # the caller left the line keeping its place: not over yet
+
+
+def _callback_customer(f: _Fold, cb: CallbackStory, ans: _Answer) -> Leg | None:
+    """The customer's leg of the last attempt: the last leg an agent leg of the callback
+    dialled (the one it talked to, if any)."""
+    talks = _callback_talks(f, cb)
+    if talks:
+        return f.legs.get(talks[-1][2])
+    agents = _callback_agent_legs(f, cb)
+    dialled = [leg for leg in f.legs.values() if leg.originated_by in agents]
+    return max(dialled, key=lambda leg: (leg.created_us, leg.leg_id), default=None)
+
+
+def _callback_hangup(f: _Fold, cb: CallbackStory, ans: _Answer, end_us: int) -> tuple[str, str]:
+    """(hangup cause, side) of the callback's end: the customer is the caller's side."""
+    customer = _callback_customer(f, cb, ans)
+    agent = ans.last_leg if ans.bridge is not None else None
+    cause = (customer.cause if customer is not None else "") or \
+        (agent.cause if agent is not None else "") or \
+        (cb.results[max(cb.results)] if cb.results else "")
+    if customer is None:
+        return cause, ""
+    return cause, _hangup_side(customer, agent, "inbound", bool(end_us))
+
+
+def _callback_note(cb: CallbackStory, last_cause: str = "") -> str:
+    """What a person reads of the callback: its number, its end and each attempt's cause
+    (the last one's from its legs: the router's facts name the earlier ones)."""
+    number = cb.number or "the caller"
+    attempts = f"{cb.attempts} attempt{'s' if cb.attempts != 1 else ''}"
+    if cb.outcome == "connected":
+        return f"callback to {number}: connected at attempt {cb.attempts}"
+    if cb.outcome == "failed":
+        results = dict(cb.results)
+        if last_cause and cb.attempts and cb.attempts not in results:
+            results[cb.attempts] = last_cause
+        causes = [results[a] for a in sorted(results) if results[a]]
+        why = f" ({', '.join(causes)})" if causes else ""
+        return f"callback to {number}: not reached after {attempts}{why}"
+    if cb.outcome == "cancelled":
+        return f"callback to {number} cancelled"
+    return f"callback to {number} requested" + (f", {attempts} so far" if cb.attempts else "")
 
 
 def _orphan_offer_leg(f: _Fold, root: Leg) -> bool:

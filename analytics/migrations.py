@@ -375,6 +375,28 @@ WHERE sign = 1;
 """
 
 
+_CALLBACKS = """
+ALTER TABLE {db}.calls ADD COLUMN callback {lc} DEFAULT '';
+
+ALTER TABLE {db}.calls ADD COLUMN callback_attempts UInt8 DEFAULT 0;
+
+DROP TABLE IF EXISTS {db}.bi_calls;
+
+CREATE VIEW {db}.bi_calls AS
+SELECT tenant, call_id, start_time,
+       toDateTime(intDiv(start_us, 1000000)) AS started_at,
+       if(answer_us = 0, NULL, toDateTime(intDiv(answer_us, 1000000))) AS answered_at,
+       if(end_us = 0, NULL, toDateTime(intDiv(end_us, 1000000))) AS ended_at,
+       if(offer_us = 0, NULL, toDateTime(intDiv(offer_us, 1000000))) AS first_offer_at,
+       direction, did, caller, callee, queue, agent_id, extension, ivr_path,
+       wait_ms, ring_ms, talk_ms, hold_ms, wrap_ms, disposition, hangup_cause, hangup_side,
+       recording, notes, offers, ring_no_answer, transfers, final, corrections,
+       callback, callback_attempts
+FROM {db}.calls FINAL
+WHERE sign = 1;
+"""
+
+
 def _bi_user(db: Database, features: Features) -> None:
     """Create the read-only BI user where SQL access control exists.
 
@@ -406,6 +428,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "read-only BI user", run=_bi_user),
     Migration(8, "offers (bi_offers), hangup side of calls", _OFFERS),
     Migration(9, "the router's corrections of a call", _CORRECTIONS),
+    Migration(10, "a callback the caller asked for, on its call", _CALLBACKS),
 )
 
 

@@ -44,7 +44,7 @@ DEFAULT_SL_S = 20
 #: Intervals longer than this before a period's start are not looked at (agent reports).
 INTERVAL_LOOKBACK_S = 86400
 _MISSED = ("abandoned", "abandoned_ringing", "abandoned_ivr", "closed", "overflowed",
-           "forwarded", "voicemail", "no_answer", "busy", "failed")
+           "forwarded", "voicemail", "no_answer", "busy", "failed", "callback_failed")
 
 
 Thresholds = int | Mapping[str, int]
@@ -245,7 +245,8 @@ SELECT agent_id, sum(sign) AS handled, sum(sign * toInt64(talk_ms)),
        sum(sign * toInt64(hold_ms)), sum(sign * toInt64(wrap_ms))
 FROM {d}.queue_visits
 WHERE tenant = %(tenant)s AND enqueue_time >= toDateTime(%(start)s)
-  AND enqueue_time < toDateTime(%(end)s) AND outcome = 'answered'
+  AND enqueue_time < toDateTime(%(end)s)
+  AND (outcome = 'answered' OR (outcome = 'callback' AND agent_id != ''))
 GROUP BY agent_id
 HAVING handled != 0
 """

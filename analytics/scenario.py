@@ -57,15 +57,17 @@ class Scenario:
         return e
 
     def fs(self, type_: str, at: int, call_id: str, leg: str = "a", leg_id: str | None = None,
-           direction: str = "inbound", **fields: Any) -> Envelope:
-        """A FreeSWITCH channel fact of `call_id` (leg a unless told)."""
+           direction: str = "inbound", headers: dict[str, str] | None = None,
+           **fields: Any) -> Envelope:
+        """A FreeSWITCH channel fact of `call_id` (leg a unless told); `headers`: the raw
+        FreeSWITCH headers the normalizer keeps that the fact needs (Other-Type, ...)."""
         self._seq += 1
         payload: dict[str, Any] = {"fs_event": _FS_NAMES.get(type_, type_.upper()),
                                    "leg_id": leg_id or call_id, "leg": leg,
                                    "direction": direction}
         payload.update({k: None for k in _CHANNEL_FIELDS})
         payload.update(fields)
-        payload["headers"] = {"Event-Name": payload["fs_event"]}
+        payload["headers"] = {"Event-Name": payload["fs_event"], **(headers or {})}
         return self._add(type_, at, self.node, call_id, payload, self._seq)
 
     def cc(self, type_: str, at: int, call_id: str | None, **payload: Any) -> Envelope:
@@ -169,6 +171,118 @@ class Scenario:
         else:
             self.agent(end, agent_id, "available", "on_call")
         return {"enqueue": enq, "answer": leave, "end": end}
+
+    def callback_call(self, call_id: str, at: int, queue: str, caller: str,
+                      attempts: tuple[str, ...] = ("answer",), did: str = "19001234",
+                      wait_s: float = 30, agent_id: str = "agent-7", queued_s: float = 60,
+                      talk_s: float = 45, wrap_s: float = 10, max_attempts: int = 3,
+                      number: str | None = None, exported: bool = True) -> dict[str, int]:
+        """A caller who asks to be called back, as the simulator and the real switch run it
+        (tests/unit/streams/test_callback_sim.py, tests/realfs/test_callback.py): it waits
+        `wait_s` in the queue, presses the key and confirms (`callback_requested`); the
+        switch thanks it and hangs it up 4 s later (its BYE). `queued_s` after entering the
+        queue the call's turn comes: each of `attempts` is an offer to `agent_id`, whose
+        leg (answered after 1 s, parked) dials the customer through the outbound dialplan
+        (recorded; the customer's leg carries the call's id, which the offer exported):
+        "answer" (after 2 s: bridged, `talk_s`, the customer hangs up, the agent wraps
+        up), "busy" or "no_answer" (the customer's leg fails and the agent's leg with it;
+        `callback_attempted`, or after the last one `callback_completed` failed).
+        `exported=False`: the customer's leg belongs to the agent's leg that dialled it, as
+        before the callback offer exported the call's id. Returns its key times (µs)."""
+        number = number or caller
+        chan = dict(caller=caller, callee=did, did=did, queue=queue,
+                    domain=f"{self.tenant}.tongdai.local")
+        self.fs("channel_created", at, call_id, **chan)
+        self.fs("channel_answered", at + S // 2, call_id, **chan)
+        enq = at + 2 * S
+        self.fs("channel_parked", enq, call_id, **chan)
+        self.cc("call_enqueued", enq, call_id, queue=queue, caller=caller, did=did)
+        asked = enq + int(wait_s * S)
+        self.fs("dtmf_received", asked - 2 * S, call_id, dtmf_digit="1", **chan)
+        self.fs("dtmf_received", asked, call_id, dtmf_digit="1", **chan)
+        self.cc("callback_requested", asked, call_id, queue=queue, number=number, position=1,
+                ewt_s=int(queued_s - wait_s))
+        # playback!NORMAL_CLEARING::<the thanks>: the switch hangs the caller up.
+        left = asked + 4 * S
+        self.fs("channel_hangup_completed", left, call_id, hangup_cause="NORMAL_CLEARING",
+                headers={"variable_sip_hangup_disposition": "send_bye"}, **chan)
+        times = {"enqueue": enq, "requested": asked, "left": left}
+        t = enq + int(queued_s * S)
+        for n, how in enumerate(attempts, 1):
+            oid = deterministic_id(call_id, "callback-offer", n)
+            cust = deterministic_id(call_id, "callback-customer", n)
+            agent_leg = dict(leg="b", leg_id=oid, direction="outbound", offer_id=oid)
+            customer_leg = dict(leg="b", leg_id=cust, direction="outbound", caller=number,
+                                callee=number, headers={"Other-Type": "originator",
+                                                        "Other-Leg-Unique-ID": oid})
+            self.cc("call_offered", t, call_id, queue=queue, agent_id=agent_id,
+                    extension=ext(agent_id), offer_id=oid, attempt=n)
+            self.agent(t, agent_id, "offered", "available")
+            self.fs("channel_created", t, call_id, caller=number, callee=ext(agent_id),
+                    **agent_leg)
+            picked_up = t + S
+            self.fs("channel_answered", picked_up, call_id, **agent_leg)
+            self.cc("call_answered", picked_up + 20_000, call_id, queue=queue,
+                    agent_id=agent_id, offer_id=oid, wait_ms=_ms(picked_up + 20_000 - enq),
+                    ring_ms=_ms(picked_up + 20_000 - t))
+            self.agent(picked_up + 20_000, agent_id, "on_call", "offered")
+            self.fs("channel_parked", picked_up + 20_000, call_id, **agent_leg)
+            dial = picked_up + 50_000
+            recording = (f"/var/lib/freeswitch/recordings/{self.tenant}/{_vn_date(dial)}/"
+                         f"{oid}.wav")
+            self.fs("recording_started", dial, call_id, recording_path=recording, **agent_leg)
+            customer_call = call_id if exported else oid
+            self.fs("channel_created", dial, customer_call, **customer_leg)
+            if how == "answer":
+                bridge = dial + 2 * S
+                self.fs("channel_answered", bridge, customer_call, **customer_leg)
+                self.cc("callback_completed", bridge, call_id, queue=queue, number=number,
+                        outcome="connected", attempts=n, agent_id=agent_id)
+                self.fs("channel_bridged", bridge, call_id, other_leg_id=cust,
+                        headers={"Bridge-A-Unique-ID": oid, "Bridge-B-Unique-ID": cust},
+                        **agent_leg)
+                end = bridge + int(talk_s * S)
+                self.fs("channel_hangup_completed", end, customer_call,
+                        hangup_cause="NORMAL_CLEARING", **{**customer_leg, "headers": {
+                            **customer_leg["headers"],
+                            "variable_sip_hangup_disposition": "recv_bye"}})
+                self.fs("recording_stopped", end, call_id, recording_path=recording,
+                        **agent_leg)
+                self.fs("channel_unbridged", end, call_id, other_leg_id=cust,
+                        headers={"Bridge-A-Unique-ID": oid, "Bridge-B-Unique-ID": cust},
+                        **agent_leg)
+                self.fs("channel_hangup_completed", end, call_id, hangup_cause="NORMAL_CLEARING",
+                        headers={"variable_sip_hangup_disposition": "send_bye"}, **agent_leg)
+                self.cc("call_ended", end, call_id, queue=queue, agent_id=agent_id,
+                        hangup_cause="NORMAL_CLEARING", talk_ms=_ms(end - bridge))
+                self.agent(end, agent_id, "wrap_up", "on_call")
+                self.agent(end + int(wrap_s * S), agent_id, "available", "wrap_up")
+                times.update(answer=bridge, end=end)
+                return times
+            cause, after, side = (("USER_BUSY", 50_000, "recv_refuse") if how == "busy"
+                                  else ("NO_ANSWER", 60 * S, "send_cancel"))
+            gone = dial + after
+            self.fs("channel_hangup_completed", gone, customer_call, hangup_cause=cause,
+                    **{**customer_leg, "headers": {**customer_leg["headers"],
+                                                   "variable_sip_hangup_disposition": side}})
+            self.fs("recording_stopped", gone, call_id, recording_path=recording, **agent_leg)
+            self.fs("channel_hangup_completed", gone, call_id, hangup_cause=cause,
+                    headers={"variable_sip_hangup_disposition": "send_bye"}, **agent_leg)
+            if n < min(len(attempts), max_attempts):
+                self.cc("callback_attempted", gone, call_id, queue=queue, number=number,
+                        attempt=n, agent_id=agent_id, result=cause)
+                self.agent(gone, agent_id, "available", "on_call")
+                t = gone + 30 * S  # the next agent free
+                continue
+            self.cc("callback_completed", gone, call_id, queue=queue, number=number,
+                    outcome="failed", attempts=n, agent_id=agent_id)
+            self.cc("call_abandoned", gone, call_id, queue=queue, wait_ms=_ms(gone - enq),
+                    short=False)
+            self.agent(gone, agent_id, "wrap_up", "on_call")
+            self.agent(gone + int(wrap_s * S), agent_id, "available", "wrap_up")
+            times["end"] = gone
+            return times
+        return times
 
     def plain_call(self, call_id: str, at: int, caller: str, callee: str,
                    direction: str = "internal", answered_after_s: float | None = 5,

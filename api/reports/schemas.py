@@ -217,6 +217,13 @@ class CallOut(Out):
         "description": "what the router corrected about this call against the switch "
                        "(`what->action`, comma-separated), e.g. `offer_bridged_unseen->"
                        "connected` when the answer was lost in a gap; empty: nothing"})
+    callback = fields.String(metadata={
+        "description": "the callback the caller asked for while waiting (keeping its place): "
+                       "`requested` (not over yet), `connected` (an agent reached the "
+                       "customer: the call is answered then, by that agent), `failed` (not "
+                       "reached after `callback_attempts` attempts), `cancelled`; empty: none"})
+    callback_attempts = fields.Integer(metadata={
+        "description": "how many times an agent's leg dialled the customer back"})
 
 
 class CallPage(Out):

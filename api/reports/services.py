@@ -23,7 +23,8 @@ DEFAULT_SL_S = 20
 _CALL_COLUMNS = ("call_id", "start_us", "direction", "did", "caller", "callee", "queue",
                  "agent_id", "extension", "ivr_path", "wait_ms", "ring_ms", "talk_ms",
                  "hold_ms", "wrap_ms", "disposition", "hangup_cause", "recording", "notes",
-                 "offers", "ring_no_answer", "transfers", "final", "corrections")
+                 "offers", "ring_no_answer", "transfers", "final", "corrections",
+                 "callback", "callback_attempts")
 
 # Live rows only, without FINAL (slow on 18.16): a row the sink replaced has a cancel row
 # (sign -1, same version), as analytics.reports does it.
@@ -228,7 +229,7 @@ class ReportService:
     def _call_row(self, row: tuple) -> dict[str, Any]:
         item = dict(zip(_CALL_COLUMNS, row))
         for k in ("start_us", "wait_ms", "ring_ms", "talk_ms", "hold_ms", "wrap_ms", "offers",
-                  "ring_no_answer", "transfers"):
+                  "ring_no_answer", "transfers", "callback_attempts"):
             item[k] = int(item[k])
         item["final"] = bool(item["final"])
         item["has_recording"] = bool(item.pop("recording"))

@@ -25,7 +25,7 @@ def test_db_migrate_status_and_retention_dry_run(local_stack):
     try:
         first = tongdai("db", "migrate", database=name, port=port, password=pw)
         assert first.returncode == 0, first.stderr
-        assert "9 migration(s) applied" in first.stdout  # 9: the corrections of a call
+        assert "10 migration(s) applied" in first.stdout  # 10: a callback on its call
         again = tongdai("db", "migrate", database=name, port=port, password=pw)
         assert again.returncode == 0 and "0 migration(s) applied" in again.stdout
         status = tongdai("db", "status", database=name, port=port, password=pw)

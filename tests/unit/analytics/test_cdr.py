@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.cdr import _HANGUP_TYPES, CDR_COLUMNS, DISPOSITIONS, VISIT_COLUMNS, fold_call
+from analytics.cdr import (_HANGUP_TYPES, CALLBACK_STATES, CDR_COLUMNS, DISPOSITIONS,
+                           VISIT_COLUMNS, fold_call)
 from routing.contract import Envelope
 from analytics.scenario import S, Scenario, random_calls, us
 from routing.contract.schemas import RecordSchema
@@ -212,6 +213,10 @@ def test_generated_envelopes_follow_the_contract():
 def _calls():
     s = Scenario()
     random_calls(s, 40, T0, random.Random(9), agents=40)
+    for i, attempts in enumerate((("answer",), ("busy", "answer"), ("no_answer", "busy", "busy"))):
+        # callbacks: the caller leaves the line, an agent's leg dials the customer back
+        s.callback_call(f"callback-{i}", T0 + i * 100 * S, "support", f"+8491200000{i}",
+                        attempts=attempts, agent_id=f"agent-{60 + i}")
     by_call: dict[str, list] = {}
     for e in s.events:
         if e.call_id:
@@ -232,14 +237,15 @@ def test_fold_ignores_order_and_duplicates(events, rnd, dups):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.sampled_from(CALLS), st.integers(1, 30))
+@given(st.sampled_from(CALLS), st.integers(1, 80))
 def test_every_prefix_folds_to_a_consistent_row(events, n):
     """A call seen partly (events still to come) gives a row whose numbers make sense."""
     c = fold_call(sorted(events, key=lambda e: e.occurred_at)[:n]).cdr
-    assert c["disposition"] in DISPOSITIONS
+    assert c["disposition"] in DISPOSITIONS and c["callback"] in CALLBACK_STATES
     assert min(c[k] for k in ("wait_ms", "ring_ms", "talk_ms", "hold_ms", "wrap_ms")) >= 0
     if c["final"]:
-        assert c["end_us"] >= c["start_us"] and c["disposition"] != "in_progress"
+        assert c["end_us"] >= c["start_us"]
+        assert c["disposition"] not in ("in_progress", "callback")
     if c["answer_us"] and c["end_us"]:
         assert c["talk_ms"] + c["hold_ms"] == (c["end_us"] - c["answer_us"]) // 1000
 
