@@ -13,7 +13,10 @@ import pytest
 from analytics.cdr import fold_call
 from analytics.scenario import S, Scenario, us
 from analytics.sink import CallLog, live_rows
-from routing.contract import deterministic_id
+from deploy.benchmarks._simrun import SimRun
+from esl_bridge import normalize
+from esl_bridge.simulator import CallerSpec, NumberSpec
+from routing.contract import deterministic_id, topics
 from routing.contract.schemas import RecordSchema
 from tests.unit.analytics.test_call_log import MemoryStore, feed
 
@@ -167,3 +170,76 @@ def test_a_random_day_with_callbacks_keeps_one_row_per_call():
     rows = {k[1]: r[0] for k, (_, r) in live_rows(store.tables["calls"]).items()}
     assert {i for i, r in rows.items() if r["callback"]} == {"c0", "c3", "c6", "c9"}
     assert all(r["final"] for r in rows.values())
+
+
+# ---- the same story from the simulated switch and the router -------------------------
+
+SIM_TENANT = "callback.test"
+
+
+def simulated(customer: NumberSpec) -> tuple[SimRun, list, str, str]:
+    """tests/unit/streams/test_callback_sim.py's day: a1 talks to a first caller; a second
+    caller waits behind it, confirms a callback and is hung up by the switch; the callback
+    then goes to a1. Returns the run, every fact (the switch's, normalized as the bridge
+    does, and the router's) and the two call ids."""
+    run = SimRun(SIM_TENANT)
+    seen: list = []
+    run.node.listeners.append(seen.append)
+    run.config("tenant", SIM_TENANT, {"domain": SIM_TENANT, "outbound_caller_id": "02873001234"})
+    run.config("queue", "support", {"wrapup_s": 5, "callback_key": "1", "callback_attempts": 2})
+    run.add_agent("a1", "1000", {"support": {}}, answer_delay=1.0)
+    run.node.add_number(customer)
+    variables = {"tongdai_tenant": SIM_TENANT, "tongdai_queue": "support"}
+    first = run.place_call(CallerSpec(number="0903000001", did="19001234",
+                                      variables=variables, talk=40))
+    run.run_for(3)
+    second = run.place_call(CallerSpec(number="0912345678", did="19001234",
+                                       variables=variables))
+    run.run_for(4)
+    for key in ("1", "1"):
+        run.node.execute("uuid_recv_dtmf", f"{second} {key}", lambda body: None)
+        run.run_for(2)
+    run.run_for(150)
+    config = normalize.NormalizerConfig(default_tenant=SIM_TENANT)  # the callers' IP domain
+    facts = []
+    for event in seen:
+        try:
+            facts.append(normalize.normalize(event, config))
+        except normalize.Skipped:
+            continue
+    facts += [e for t, e in run.log if t == topics.CC_EVENTS]
+    return run, sorted(facts, key=lambda e: (e.occurred_at, e.seq or 0)), first, second
+
+
+def written(facts: list) -> dict[str, dict]:
+    store = MemoryStore()
+    feed(CallLog(store), store, facts, batch=5)
+    assert {k: n for k, n in store.net().items() if n} == dict.fromkeys(
+        {k[1] for k in live_rows(store.tables["calls"])}, 1)
+    visits = live_rows(store.tables["queue_visits"])
+    return {key[1]: {**rows[0], "visits": [v["outcome"] for v in visits[key][1]]}
+            for key, (_, rows) in live_rows(store.tables["calls"]).items()}
+
+
+def test_a_simulated_callback_is_one_row_through_the_sink():
+    run, facts, first, second = simulated(NumberSpec(number="0912345678", answer_delay=2.0,
+                                                     talk=10))
+    rows = written(facts)
+    assert set(rows) == {first, second}  # no row of the agent's or the customer's leg
+    row = rows[second]
+    (done,) = [e for e in facts if e.type == "callback_completed"]
+    assert (row["disposition"], row["callback"], row["callback_attempts"], row["agent_id"],
+            row["talk_ms"], row["final"], row["visits"]) == (
+        "answered", "connected", 1, "a1", 10000, 1, ["callback"])
+    assert row["answer_us"] == done.occurred_at  # the customer answered: the bridge
+    assert row["recording"] and row["hangup_side"] == "caller"
+    assert (rows[first]["disposition"], rows[first]["callback"]) == ("answered", "")
+
+
+def test_a_simulated_callback_nobody_answers_fails_in_one_row():
+    run, facts, first, second = simulated(NumberSpec(number="0912345678", answer="busy"))
+    row = written(facts)[second]
+    assert (row["disposition"], row["callback"], row["callback_attempts"], row["talk_ms"],
+            row["final"], row["visits"]) == ("callback_failed", "failed", 2, 0, 1, ["callback"])
+    assert row["notes"].endswith("not reached after 2 attempts (USER_BUSY, USER_BUSY)")
+    assert row["offers"] == 2  # no phantom third offer once the router gave up
