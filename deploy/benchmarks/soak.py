@@ -122,6 +122,9 @@ class CcWatch(threading.Thread):
         self.bootstrap, self.marks, self.tenant = bootstrap, marks, tenant
         self.types: dict[str, int] = {}
         self.states: dict[str, str] = {}
+        # Each agent's last states (µs, state, reason), for the report: an agent the
+        # referee found free while the router did not offer it says why here.
+        self.history: dict[str, list[tuple[int, str, str]]] = {}
         self.tick_sources: set[str] = set()
         self.corrections: list[dict] = []  # the first state_corrected payloads, for the report
         self.stopping = threading.Event()
@@ -154,8 +157,12 @@ class CcWatch(threading.Thread):
                         if env.type == "state_corrected" and len(self.corrections) < 50:
                             self.corrections.append({"call_id": env.call_id, **env.payload})
                         if env.type == "agent_state_changed":
-                            self.states[env.payload.get("agent_id", "")] = \
-                                env.payload.get("state", "")
+                            agent = env.payload.get("agent_id", "")
+                            self.states[agent] = env.payload.get("state", "")
+                            seen = self.history.setdefault(agent, [])
+                            seen.append((env.occurred_at, self.states[agent],
+                                         env.payload.get("reason") or ""))
+                            del seen[:-12]
             consumer.close()
         except BaseException as exc:  # reported by the run
             self.error = exc
@@ -613,6 +620,8 @@ def _run(args: argparse.Namespace, settings: Any, server_pids: dict[str, int], r
         report = {"run": run_id, "tenant": tenant, "database": database, "seed": seed,
                   "chaos": chaos.done if chaos else [], "figures": figures,
                   "tick_sources": sorted(watch.tick_sources),
+                  "agents_at_end": {a: watch.history.get(a, []) for a, st in
+                                    sorted(watch.states.items()) if st != "available"},
                   "corrections": watch.corrections,
                   "violations": verdicts, "offers_by_result": offers_by_result,
                   "cc_event_types": watch.types, "progress": progress,
