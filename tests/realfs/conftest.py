@@ -273,6 +273,14 @@ class Product:
                         ["-s", did, "-m", "1", "-key", "caller", caller, "-mi", "127.0.0.1",
                          "-mp", str(media_port())], timeout_s=timeout_s)
 
+    def carrier_answers(self, ring_ms: int = 500, timeout_s: int = 40) -> sipp.Sipp:
+        """The carrier's side of the gateway: answers one call after `ring_ms` of ringing
+        and talks until the switch's BYE."""
+        return sipp.run(self.folder / "sipp", f"carrier_{uuid.uuid4().hex[:6]}",
+                        sipp.agent_scenario(ring_ms), None, self.carrier_port,
+                        ["-m", "1", "-mi", "127.0.0.1", "-mp", str(media_port())],
+                        timeout_s=timeout_s)
+
     def phone_calls(self, agent: Agent, dest: str, hold_ms: int = 5000,
                     timeout_s: int = 60, hears: int = 0, domain: str = "") -> sipp.Sipp:
         """`agent`'s phone dials `dest` (digest auth on the INVITE), holds, hangs up; with

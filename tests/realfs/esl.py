@@ -144,6 +144,15 @@ class Esl:
             pass
         self.sock.close()
 
+    def keep(self, name: str) -> None:
+        """Save this socket's stream as fixture NAME when TONGDAI_REALFS_CAPTURE names a
+        folder (how tests/fixtures/esl's real captures are recorded)."""
+        import os
+
+        folder = os.environ.get("TONGDAI_REALFS_CAPTURE")
+        if folder:
+            self.save(Path(folder), name)
+
     def save(self, folder: Path, name: str) -> None:
         """Write NAME.txt (received), NAME.sent.txt and NAME.transcript.txt."""
         recv = b"".join(raw for _, d, raw, _ in self.record if d == "RECV")

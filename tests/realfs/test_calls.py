@@ -7,10 +7,8 @@ log in ClickHouse.
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
@@ -104,9 +102,7 @@ def test_an_ivr_choice_reaches_its_queue(product, keys, queue, path):
         for phone in phones:
             phone.stop()
         esl.close()
-        capture = os.environ.get("TONGDAI_REALFS_CAPTURE")
-        if capture:  # a folder: keep this call's ESL stream as a fixture
-            esl.save(Path(capture), f"plain_ivr_{queue}_{keys}")
+        esl.keep(f"plain_ivr_{queue}_{keys}")  # a fixture, when asked
     parked = [e for e in esl.plain_events() if e.get("Event-Name") == "CHANNEL_PARK"
               and e.get("variable_tongdai_ivr_choice")]
     assert parked, "the IVR choice never parked the caller"

@@ -10,19 +10,15 @@ the two, and the call log.
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.error
 import urllib.request
-import uuid
-from pathlib import Path
 
 import pytest
 
 from routing import numbers
 
 from . import sipp
-from .conftest import media_port
 from .test_calls import call_row
 from .test_recording import token
 
@@ -54,9 +50,7 @@ def test_click_to_call_rings_the_agent_then_the_customer_with_the_tenants_number
     expected = "0" + geographic[3:]
     esl = product.switch.esl()
     esl.command("event plain ALL")
-    carrier = sipp.run(product.folder / "sipp", f"carrier_{uuid.uuid4().hex[:6]}",
-                       sipp.agent_scenario(800), None, product.carrier_port,
-                       ["-m", "1", "-mi", "127.0.0.1", "-mp", str(media_port())], timeout_s=40)
+    carrier = product.carrier_answers(800)
     phone = product.agent_phone(agent, ring_ms=700, then=sipp.hang_up(5000), timeout_s=40)
     try:
         status, body = post(product, "/api/v1/click-to-call",
@@ -70,9 +64,7 @@ def test_click_to_call_rings_the_agent_then_the_customer_with_the_tenants_number
         phone.stop()
         carrier.stop()
         esl.close()
-        capture = os.environ.get("TONGDAI_REALFS_CAPTURE")
-        if capture:  # a folder: keep this call's ESL stream as a fixture
-            esl.save(Path(capture), "plain_click_to_call")
+        esl.keep("plain_click_to_call")  # a fixture, when asked
     # the agent's phone rang first, showing whom it calls
     assert re.search(rf"^From: .*<sip:{CUSTOMER}@", _invite(phone), re.M), _invite(phone)
     # then the carrier got the customer's number from the tenant's geographic number

@@ -9,9 +9,7 @@ caller for good (every later offer: USER_BUSY).
 from __future__ import annotations
 
 import json
-import os
 import time
-from pathlib import Path
 
 import pytest
 
@@ -60,9 +58,7 @@ def test_a_caller_leaving_around_the_agents_answer_strands_nobody(product, hold_
         for phone in phones:
             phone.stop()
         esl.close()
-        capture = os.environ.get("TONGDAI_REALFS_CAPTURE")
-        if capture:
-            esl.save(Path(capture), f"plain_caller_leaves_{hold_ms}ms_agent_rings_2500ms")
+        esl.keep(f"plain_caller_leaves_{hold_ms}ms_agent_rings_2500ms")  # a fixture, when asked
         reader.close()
     kills = [e.payload for e in reader.of_type("hangup_leg")]
     assert all(k["node"] for k in kills), kills

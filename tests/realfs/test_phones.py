@@ -8,15 +8,11 @@ policy records internal and outbound calls) and the file it names.
 from __future__ import annotations
 
 import re
-import uuid
 import wave
 
 import pytest
 
 from routing import numbers
-
-from . import sipp
-from .conftest import media_port
 
 pytestmark = [pytest.mark.realfs, pytest.mark.stack]
 
@@ -56,9 +52,7 @@ def test_an_extension_calls_out_with_the_tenants_number_as_caller_id(product):
     expected = "0" + geographic[3:]
     esl = product.switch.esl()
     esl.command("event plain RECORD_STOP")
-    carrier = sipp.run(product.folder / "sipp", f"carrier_{uuid.uuid4().hex[:6]}",
-                       sipp.agent_scenario(500), None, product.carrier_port,
-                       ["-m", "1", "-mi", "127.0.0.1", "-mp", str(media_port())], timeout_s=40)
+    carrier = product.carrier_answers(500)
     try:
         call = product.phone_calls(caller, "0903000111", hold_ms=4000)
         assert call.wait(40) == 0, call.messages()[-3000:]

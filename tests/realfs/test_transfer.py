@@ -13,9 +13,7 @@ call lives on: its own BYE answered), the switch's events and the call log.
 """
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
@@ -76,9 +74,7 @@ def test_an_agent_transfers_the_caller_to_an_extension(product):
             phone.stop()
         esl.close()
         reader.close()
-        capture = os.environ.get("TONGDAI_REALFS_CAPTURE")
-        if capture:  # a folder: keep this call's ESL stream as a fixture
-            esl.save(Path(capture), "plain_refer_to_extension")
+        esl.keep("plain_refer_to_extension")  # a fixture, when asked
     assert reader.of_type("call_answered")[0].payload["agent_id"] == "a1"
     # a1 is done with the call once it transferred it: free again (after its wrap-up)
     # while the caller still talks to the desk
@@ -130,9 +126,7 @@ def test_an_agent_transfers_the_caller_to_a_queue(product):
         rtp.close()
         reader.close()
         esl.close()
-        capture = os.environ.get("TONGDAI_REALFS_CAPTURE")
-        if capture:  # a folder: keep this call's ESL stream as a fixture
-            esl.save(Path(capture), "plain_refer_to_queue")
+        esl.keep("plain_refer_to_queue")  # a fixture, when asked
     answers = reader.of_type("call_answered")
     call_id = answers[0].call_id
     assert [a.payload["agent_id"] for a in answers] == ["a1", "a2"]
