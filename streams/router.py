@@ -468,8 +468,9 @@ def reconcile(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.E
 
     - a caller parked for a queue that the router does not know (its park was lost in a
       gap) is adopted, keeping the time it parked;
-    - an agent leg whose caller is gone, or that the router no longer offers and that is
-      not bridged, is hung up (its agent is freed by the hangup);
+    - an agent leg whose caller is gone (unless it is a callback's, talking to the
+      customer: that caller left by design), or that the router no longer offers and that
+      is not bridged, is hung up (its agent is freed by the hangup);
     - an offer, a call or an agent's own leg the router believes in, with no channel, is
       ended; an agent busy with a call or offer the router no longer has is freed.
     Things younger than SNAPSHOT_GRACE_US are left alone: their events may still be on
@@ -534,6 +535,8 @@ def reconcile(router: TenantRouter, env: Envelope) -> tuple[list[Out], list[ev.E
         if call_id not in alive:
             if offer is not None and call is not None:
                 continue  # the call ends below, and its offer is cancelled with it
+            if talking and callbacks.waiting(router, call_id):
+                continue  # a callback: its caller left by design, this leg talks to them
             why = "its caller is gone"
         elif offer is None and not talking and info.get("bridged") is False:
             why = "the router no longer offers it and it is not bridged"

@@ -8,9 +8,9 @@ import pytest
 
 from deploy.benchmarks._simrun import SimRun
 from esl_bridge.simulator import CallerSpec, NumberSpec
-from routing.contract import topics
+from routing.contract import Envelope, topics
 from routing.contract.schemas import RecordSchema
-from streams.router import live_view
+from streams.router import handle, live_view
 
 pytestmark = pytest.mark.streams
 TENANT = "callback.test"
@@ -73,6 +73,40 @@ def test_the_caller_hangs_up_keeps_its_place_and_the_agent_calls_the_customer_ba
     assert run.router.state.agents["a1"].status in ("wrap_up", "available")
     for t, e in run.log:
         assert RecordSchema().validate(e.to_dict()) == {}, e.type
+
+
+def snapshot(run: SimRun, call_id: str) -> Envelope:
+    """The node's periodic snapshot as the bridge sends it: each of the call's legs with
+    what the bridge's book says of it (tenant, call, offer, bridged)."""
+    node = run.router.call_nodes.get(run.router.agent_legs[call_id], "")
+    rows = []
+    for ch in run.node.channels.values():
+        if ch.variables.get("tongdai_call_id") != call_id:
+            continue
+        offer = ch.variables.get("tongdai_offer_id")
+        rows.append({"uuid": ch.uuid, "created_epoch": str(ch.created_us // 1_000_000),
+                     "application": ch.application or "park",
+                     "tongdai": {"tenant": TENANT, "leg": "b", "call_id": call_id,
+                                 "offer_id": offer, "bridged": bool(ch.bridged_to),
+                                 **({"extension": "1000"} if offer else {})}})
+    return Envelope(f"snap-{run.now_us}", "node_snapshot_taken", 2, run.now_us, TENANT, node,
+                    None, None, {"node": node, "reason": "periodic", "channels": rows,
+                                 "registrations": [{"reg_user": "1000"}]})
+
+
+def test_a_snapshot_during_the_callback_conversation_leaves_it_alone():
+    """The caller's leg is gone by design: the agent's leg talking to the customer is no
+    orphan to hang up (a real switch's periodic snapshot cut the conversation)."""
+    run, _, waiting = setup(NumberSpec(number=CUSTOMER, answer_delay=2.0, talk=30))
+    run.run_for(50)  # the callback was connected at ~50 s
+    assert facts(run, "callback_completed"), "connected"
+    run.run_for(10)
+    snap = snapshot(run, waiting)
+    assert len(snap.payload["channels"]) == 2  # the agent's leg and the customer's
+    outs = handle(run.router, snap)
+    assert [o.envelope.type for o in outs if o.envelope.type in (
+        "hangup_leg", "state_corrected")] == []
+    assert run.router.state.calls[waiting].status == "connected"
 
 
 def test_a_customer_who_never_answers_fails_after_the_attempts():
