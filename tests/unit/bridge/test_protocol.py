@@ -70,11 +70,12 @@ def events_of(path: Path) -> list[Event]:
 
 
 def test_captures_present() -> None:
-    assert len(CAPTURES) == 11
+    assert len(CAPTURES) == 14
     assert {p.stem for p in PLAIN_CAPTURES} == {
         "plain_inbound_park_bridge", "plain_callcenter_info_only_1901", "outbound_socket_1902",
         "misc_api_bgapi", "plain_ivr_choice_1_sales", "plain_ivr_submenu_2_1_support",
-        "plain_caller_leaves_1000ms", "plain_caller_leaves_2450ms", "plain_caller_leaves_2600ms"}
+        "plain_caller_leaves_1000ms", "plain_caller_leaves_2450ms", "plain_caller_leaves_2600ms",
+        "plain_click_to_call", "plain_refer_to_extension", "plain_refer_to_queue"}
 
 
 # --------------------------------------------------------------------------- framing
@@ -198,6 +199,11 @@ PLAIN_CAPTURES = [p for p in CAPTURES
 def test_plain_events_carry_the_core_headers(path: Path) -> None:
     events = [parse_event(f) for f in frames_of(path) if f.content_type == EVENT_PLAIN]
     assert events
+    # Around a phone's REFER the real switch also sends text/event-plain frames that are
+    # only a channel's variables (no Event-Name, no core headers); the normalizer skips
+    # them (test below).
+    bare = [e for e in events if not e.get("Event-Name") and e.get("uuid")]
+    events = [e for e in events if e not in bare]
     sequences = []
     for event in events:
         for name in ("Event-Name", "Core-UUID", "Event-Date-Timestamp", "Event-Sequence"):
@@ -430,3 +436,15 @@ def test_event_with_body_carries_its_own_length() -> None:
     as_json = orjson.loads(encode_event_json({"Event-Name": "BACKGROUND_JOB"}, "+OK x\n")
                            .split(b"\n\n", 1)[1])
     assert as_json == {"Event-Name": "BACKGROUND_JOB", "Content-Length": "6", "_body": "+OK x\n"}
+
+
+def test_a_bare_variables_frame_is_skipped_not_dead_lettered() -> None:
+    from esl_bridge.normalize import NormalizerConfig, Skipped, normalize
+
+    path = next(p for p in CAPTURES if p.stem == "plain_refer_to_queue")
+    bare = [e for e in (parse_event(f) for f in frames_of(path)
+                        if f.content_type == EVENT_PLAIN) if not e.get("Event-Name")]
+    assert bare, "the capture holds the switch's bare variables frames"
+    for event in bare:
+        with pytest.raises(Skipped):
+            normalize(event, NormalizerConfig())
