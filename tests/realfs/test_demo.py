@@ -17,16 +17,17 @@ from tests.realfs.test_calls import call_row, live
 
 pytestmark = [pytest.mark.realfs, pytest.mark.stack]
 
-#: demo number, keys, queue, IVR path the call log shows, the agent who answers (lan: sales
-#: and billing; hoa: support; only these two are logged in). Alternating agents keeps each
-#: out of its wrap-up.
+#: demo number, keys, queue, IVR path the call log shows, the agents who may answer (only
+#: lan and hoa are logged in: lan takes sales and billing; support, round-robin, has both
+#: since the demo offers lan support calls at night too).
+SUPPORT = ("hoa", "lan")
 CALLS = [
-    ("19001234", "1", "sales", "1", "lan"),
-    ("02473001234", "21", "support", "2>1", "hoa"),
-    ("02873001234", "3", "billing", "3", "lan"),
-    ("19001234", "0", "support", "0", "hoa"),
-    ("02473001234", "291", "sales", "1", "lan"),  # back to the main menu with 9, then 1
-    ("02873001234", "22", "support", "2>2", "hoa"),
+    ("19001234", "1", "sales", "1", ("lan",)),
+    ("02473001234", "21", "support", "2>1", SUPPORT),
+    ("02873001234", "3", "billing", "3", ("lan",)),
+    ("19001234", "0", "support", "0", SUPPORT),
+    ("02473001234", "291", "sales", "1", ("lan",)),  # back to the main menu with 9, then 1
+    ("02873001234", "22", "support", "2>2", SUPPORT),
 ]
 
 
@@ -54,7 +55,8 @@ def wait_available(product, tenant: str, agent_id: str, timeout: float = 30) -> 
 @pytest.mark.parametrize("number,keys,queue,path,agent_id", CALLS)
 def test_each_demo_number_and_ivr_choice_reaches_its_queue_and_agent(
         product, demo, number, keys, queue, path, agent_id):
-    wait_available(product, demo.tenant, agent_id)
+    for agent in agent_id:  # none in wrap-up: the router may choose any of them
+        wait_available(product, demo.tenant, agent)
     reader = product.reader(demo.tenant)
     phones = [product.agent_phone(a) for a in demo.agents.values()]
     try:
@@ -67,7 +69,8 @@ def test_each_demo_number_and_ivr_choice_reaches_its_queue_and_agent(
         for phone in phones:
             phone.stop()
     call_id = answered.call_id
-    assert answered.payload["agent_id"] == agent_id, answered.payload
+    assert answered.payload["agent_id"] in agent_id, answered.payload
+    agent_id = answered.payload["agent_id"]
     enq = [e.payload for e in reader.of_type("call_enqueued") if e.call_id == call_id]
     assert enq and enq[0]["queue"] == queue, enq
     reader.close()
