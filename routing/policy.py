@@ -71,6 +71,10 @@ class _Pass:
     dead: set[tuple[object, ...]]  # call requirements no free agent meets (see _match)
 
 
+#: How long past an offer's ring time the router waits for the switch's own verdict.
+EXPIRY_GRACE_US = 2 * US
+
+
 def _cancel(p: _Pass, s: State, o: Offer, cause: str, reason: str) -> None:
     p.cancelled.add(o.offer_id)
     p.out.append(d.CancelOffer(
@@ -115,10 +119,17 @@ def _offers(p: _Pass, s: State) -> None:
                     f"caller of {o.call_id} hung up or was served while {o.agent_id} was ringing")
         elif a is None or not a.logged_in:
             _cancel(p, s, o, "agent_logged_out", f"agent {o.agent_id} logged out while ringing")
-        elif p.now >= o.expires_us:
-            _cancel(p, s, o, Cause.NO_ANSWER,
-                    f"agent {o.agent_id} did not answer within "
-                    f"{(o.expires_us - o.at_us) // US} s (ring-no-answer); offer the next agent")
+        elif p.now >= o.expires_us + EXPIRY_GRACE_US:
+            # The switch stops ringing a second before the ring time and says NO_ANSWER
+            # itself: that word penalizes the agent. No word by now means the log is slow
+            # or the offer never rang (a broker failing over, a bridge away): the router
+            # gives the offer up, and it costs the agent nothing. Counting such give-ups
+            # as ring-no-answers paused agents for max_no_answer in a chaos soak while
+            # their phones had answered.
+            _cancel(p, s, o, Cause.NOT_DELIVERED,
+                    f"no word of agent {o.agent_id}'s phone "
+                    f"{(o.expires_us - o.at_us + EXPIRY_GRACE_US) // US} s after the offer "
+                    f"(the switch did not say it rang out); offer the next agent, no penalty")
 
 
 def _still_ringing(p: _Pass, c: CallState) -> bool:

@@ -23,6 +23,7 @@ from routing import (
     Membership,
     OfferAnswered,
     OfferCall,
+    OfferRejected,
     OverflowCall,
     Queue,
     RelaxStep,
@@ -398,6 +399,8 @@ def test_sticky_agent_within_wait_bound() -> None:
     serve(w, o, talk_s=5)
     (o2,) = w.offers(w.call("c2", caller="+84 912 345 678"))
     assert o2.agent_id == "a2" and "sticky" in o2.reason
+    w.ev(OfferAnswered(at_us=w.now, offer_id=o2.offer_id))
+    w.ev(CallConnected(at_us=w.now, call_id="c2"))
     # a2 busy now: the next call from that caller waits for a2, then anyone after the bound
     assert w.call("c3", caller="84912345678") == []
     assert [o.agent_id for o in w.offers(w.ev(Tick(at_us=w.now + 30 * US)))] == ["a1"]
@@ -460,16 +463,30 @@ def test_forward_to_mobile_when_no_extension_online() -> None:
 # -------------------------------------------------------------------------------- offers ---
 
 
-def test_offer_timeout_reoffers_to_next_agent() -> None:
+def test_a_ring_no_answer_the_switch_reports_reoffers_and_penalizes() -> None:
     w = world(agent("a1"), agent("a2"), offer_timeout_s=15)
     (o,) = w.offers(w.call("c1"))
     assert o.expires_us == T0 + 15 * US and o.agent_id == "a1"
-    assert w.ev(Tick(at_us=w.at(14))) == []
-    cancel, offer = w.ev(Tick(at_us=w.at(15)))
-    assert isinstance(cancel, CancelOffer) and cancel.cause == "no_answer" and cancel.agent_id == "a1"
+    assert w.ev(Tick(at_us=w.at(13.9))) == []
+    # the switch stops ringing a second before the ring time and says NO_ANSWER
+    (offer,) = w.ev(OfferRejected(at_us=w.at(14), offer_id=o.offer_id, cause="no_answer"))
     assert isinstance(offer, OfferCall) and offer.agent_id == "a2" and offer.offer_id != o.offer_id
     assert (o.attempt, offer.attempt) == (1, 2)
     assert w.state.agents["a1"].status == Status.PENALTY
+
+
+def test_no_word_from_the_switch_gives_the_offer_up_without_penalty() -> None:
+    """The log was slow or the offer never rang: past the ring time and a grace the router
+    gives the offer up and offers the next agent; the agent is not blamed."""
+    w = world(agent("a1"), agent("a2"), offer_timeout_s=15)
+    (o,) = w.offers(w.call("c1"))
+    assert w.ev(Tick(at_us=w.at(16.9))) == []
+    cancel, offer = w.ev(Tick(at_us=w.at(17)))
+    assert isinstance(cancel, CancelOffer) and cancel.cause == "not_delivered"
+    assert "no penalty" in cancel.reason and cancel.agent_id == "a1"
+    assert isinstance(offer, OfferCall) and offer.agent_id == "a2"
+    assert w.state.agents["a1"].status == Status.AVAILABLE
+    assert not w.state.agents["a1"].failures
 
 
 def test_abandon_while_ringing_cancels_offer_without_penalty() -> None:

@@ -19,7 +19,8 @@ def plays(outs) -> list:
 
 def test_waiting_callers_hear_position_and_wait_on_entry_and_every_interval():
     r = setup(agents=("a1",), announce_every_s=60)
-    handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))  # rings a1
+    rung = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    offer = next(o for o in rung if o.envelope.type == "offer_call").envelope.payload
     out = handle(r, fs("channel_parked", 11, "c2", **leg("c2", "c2", queue="support")))
     assert plays(out) == [], "the waiting music starts a second after the park"
     assert plays(handle(r, cmd("tick", 12.5))) == []
@@ -32,8 +33,11 @@ def test_waiting_callers_hear_position_and_wait_on_entry_and_every_interval():
     assert RecordSchema().validate(first.to_dict()) == {}
     assert esl_command(first) == f"uuid_broadcast c2 {path}!${{tongdai_waiting_music}} aleg"
     assert plays(handle(r, cmd("tick", 14))) == []
-    # a1 never answered (ring-no-answer at 25 s, then held out): c1 waits again too, and
-    # hears its minute-mark (entered at 10: 12, 72, ...); c2's comes at 73.
+    # a1 never answered (the switch says so at 24 s) and goes on a break: c1 waits again
+    # too, and hears its minute-mark (entered at 10: 12, 72, ...); c2's comes at 73.
+    handle(r, fs("command_executed", 24, "c1", command_id=offer["offer_id"],
+                 command="offer_call", ok=False, result="-ERR NO_ANSWER", job_uuid="j1"))
+    handle(r, cmd("agent_pause_requested", 24.5, agent_id="a1", reason="break"))
     assert [e.call_id for e in plays(handle(r, cmd("tick", 72.9)))] == ["c1"]
     (again,) = plays(handle(r, cmd("tick", 73.1)))
     assert again.call_id == "c2" and again.payload["command_id"] != first.payload["command_id"]

@@ -178,11 +178,25 @@ def test_ring_no_answer_moves_the_call_to_the_next_agent():
     r = setup()
     outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
     first = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload
-    outs = handle(r, cmd("tick", 26))  # past the 15 s offer timeout
-    assert "hangup_leg" in types(outs)
+    # the switch rings out a second before the 15 s offer timeout and says so
+    outs = handle(r, fs("command_executed", 24, "c1", command_id=first["offer_id"],
+                        command="offer_call", ok=False, result="-ERR NO_ANSWER",
+                        job_uuid="job-1"))
     again = [o.envelope.payload for o in outs if o.envelope.type == "offer_call"]
     assert again and again[0]["extension"] != first["extension"]
     assert r.state.agents["a1"].status == "ring_no_answer"
+
+
+def test_no_word_past_the_ring_time_gives_the_offer_up_without_blame():
+    r = setup()
+    outs = handle(r, fs("channel_parked", 10, "c1", **leg("c1", "c1", queue="support")))
+    first = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload
+    outs = handle(r, cmd("tick", 27))  # the 15 s ring time and the 2 s grace are past
+    assert [o.envelope.payload["leg_id"] for o in outs if o.envelope.type == "hangup_leg"] \
+        == [first["offer_id"]]
+    again = [o.envelope.payload for o in outs if o.envelope.type == "offer_call"]
+    assert again and again[0]["extension"] != first["extension"]
+    assert r.state.agents["a1"].status == "available"
 
 
 def test_the_agent_phone_refusing_is_a_failed_offer():
@@ -831,7 +845,7 @@ def test_an_answer_heard_after_the_ring_time_is_who_the_caller_talks_to():
     first = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload
     outs = handle(r, fs("tick", 30, None))
     second = next(o for o in outs if o.envelope.type == "offer_call").envelope.payload
-    assert r.state.agents["a1"].status == "ring_no_answer"
+    assert r.state.agents["a1"].status == "available"  # given up without word: no blame
     outs = handle(r, fs("channel_bridged", 30.5, "c1", **leg(
         "c1", "c1", offer_id=first["offer_id"], other_leg_id=first["offer_id"])))
     assert [o.envelope.payload["leg_id"] for o in outs if o.envelope.type == "hangup_leg"] \
