@@ -105,10 +105,9 @@ def test_an_agent_answering_within_the_first_second_gets_no_music_over_the_call(
     park, bridge = _at(mine["CHANNEL_PARK"][0]), _at(mine["CHANNEL_BRIDGE"][0])
     print(f"connected by the {connect} {bridge - park:.3f} s after the park; playbacks on "
           f"the caller: {[(round(at - park, 2), what) for at, what in _playbacks(mine, uid)]}")
-    if bridge - park >= 1.0:
-        pytest.skip(f"the bridge came {bridge - park:.2f} s after the park (a loaded "
-                    f"machine): the music had started, nothing left to show")
-    assert all(what != "local_stream://moh" for _, what in _playbacks(mine, uid))
+    if bridge - park < 1.0:  # connected before the music was due: it never starts
+        assert all(what != "local_stream://moh" for _, what in _playbacks(mine, uid))
+    # Connected later (a loaded machine), the music had started: it stops at the bridge.
     assert rtp.between(bridge + 0.3, bridge + 60, loud=True) == 0, rtp.packets[-5:]
 
 
