@@ -16,7 +16,7 @@ from flask import Flask, jsonify
 from . import errors
 from .audit.services import AuditLog
 from .auth import Principal, Tokens
-from .bus import Bus, KafkaBus
+from .bus import Bus, KafkaBus, fan_out
 from .config.services import ConfigService
 from .config.view import ConfigView
 from .errors import Unauthorized
@@ -94,10 +94,12 @@ class Services:
         self.bus.follow(s.audit_topic, self.audit.apply, from_start=True)
         self.bus.follow(s.live_topic, self.live.apply, from_start=True)
         self.bus.follow(s.notes_topic, self.notes.apply, from_start=True)
-        self.bus.follow(s.events_topic, self.popup.apply, from_start=False)
-        self.bus.follow(s.events_topic, self.calls.apply, from_start=False)
-        self.bus.follow(s.events_topic, self.recent_calls.apply, from_start=False)
-        self.bus.follow(s.events_topic, self.audit.apply_correction, from_start=False)
+        # The switch's events are the busiest topic (every leg's every event): one
+        # follower decodes each once for all the views that read it.
+        self.bus.follow(s.events_topic, fan_out(s.events_topic, self.popup.apply,
+                                                self.calls.apply, self.recent_calls.apply,
+                                                self.audit.apply_correction),
+                        from_start=False)
         self.bus.follow(s.webhooks_topic, self.webhook_log.apply, from_start=True)
         if not s.api_webhooks_enabled:
             return

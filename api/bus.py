@@ -32,6 +32,19 @@ def envelope(type_: str, tenant: str, payload: dict, call_id: str | None = None,
                     seq=None, call_id=call_id, payload=payload)
 
 
+def fan_out(topic: str, *handlers: Handler) -> Handler:
+    """One handler that gives each record to `handlers` in turn: one follower (one
+    consumer, one decode of each record) feeds several views of a busy topic. A view that
+    fails on a record is logged and the others still get it."""
+    def apply(env: Envelope) -> None:
+        for handler in handlers:
+            try:
+                handler(env)
+            except Exception:  # a view bug must not starve the other views
+                log.exception("handler of %s failed", topic)
+    return apply
+
+
 class Bus(Protocol):
     def publish(self, topic: str, key: bytes, env: Envelope, wait_s: float = 15.0) -> bool: ...
 
