@@ -43,6 +43,30 @@ def _clean(value: object) -> str:
     return _UNSAFE.sub("", str(value))
 
 
+# The first phone to answer a call is bridged to its caller by the switch itself, at once:
+# the answered leg runs these applications (the `inline` dialplan, so no dialplan lookup
+# reaches the API between the answer and the bridge). mod_hash's insert_ifempty is the
+# fence, atomic: with several phones ringing for one call (ring-all), or a late answer
+# after the router offered the call again, only the first answer takes the key
+# (tongdai_won=won) and intercepts the caller; intercept_unbridged_only never takes a
+# caller from a bridge. The leg then hangs up with what happened, a variable named by the
+# outcome: another phone won (LOSE_RACE), the caller had gone (ORIGINATOR_CANCEL: the
+# router knows the phone was not at fault), or the conversation is over (NORMAL_CLEARING).
+# The winner frees its key when it hangs up. fs-conf's tongdai_connect context does the
+# same for an originate that names it (`connect XML tongdai_connect`).
+CONNECT_VARIABLES = ",".join([
+    "intercept_unbridged_only=true",
+    "api_hangup_hook='hash delete_ifmatch/tongdai_connect/${tongdai_call_id}/${uuid}'",
+    "tongdai_end_=LOSE_RACE", "tongdai_end_won=ORIGINATOR_CANCEL",
+    "tongdai_end_wontalked=NORMAL_CLEARING"])
+CONNECT_INLINE = ",".join([
+    r"set:tongdai_won=${regex(${hash(insert_ifempty/tongdai_connect/${tongdai_call_id}/${uuid})}"
+    r"|^\+OK|won|n)}",
+    "intercept:${regex(${tongdai_won}|^won$|${tongdai_call_id}|n)}",
+    "set:tongdai_talked=${regex(${last_bridge_to}|.|talked|n)}",
+    "hangup:${tongdai_end_${tongdai_won}${tongdai_talked}}"]) + " inline"
+
+
 def _originate(variables: str, p: dict, then: str) -> str:
     """Ring the payload's extension with `variables` set on the new leg, then run `then`
     (an `&app(...)` or `<destination> XML <context>`) when it answers."""
@@ -75,9 +99,7 @@ def esl_command(envelope: Envelope) -> str:
             # call and its callback as one call.
             variables += ",export_vars=tongdai_call_id"
         if p.get("connect") == "switch":
-            # fs-conf's tongdai_connect: the first phone to answer this call is bridged to
-            # the caller by the switch itself; any later answer hangs up (LOSE_RACE).
-            return _originate(variables, p, "connect XML tongdai_connect")
+            return _originate(f"{variables},{CONNECT_VARIABLES}", p, CONNECT_INLINE)
         return _originate(variables, p, "&park()")
     if kind == "originate_call":
         variables = ",".join([

@@ -208,15 +208,26 @@ class Dialplan(NodeCore):
         ORIGINATOR_CANCEL. The winner frees the key when it hangs up (api_hangup_hook)."""
         call_id = ch.variables.get("tongdai_call_id", "")
         key = f"tongdai_connect_{call_id}"
-        if key in self.hash:
+        inline = ch.dialplan == "inline"  # the actuator's CONNECT_INLINE: the same, in apps
+        won = key not in self.hash
+        if inline:
+            self._app_start(ch, "set", f"tongdai_won={'won' if won else ''}")
+        if not won:
+            if inline:
+                self._app_start(ch, "intercept", "")
             self._hangup_app(ch, "LOSE_RACE")
             return
         self.hash[key] = ch.uuid
         ch.variables["api_hangup_hook"] = f"hash delete_ifmatch/tongdai_connect/{call_id}/{ch.uuid}"
         ch.variables["intercept_unbridged_only"] = "true"
+        if inline:
+            ch.variables["tongdai_won"] = "won"
+            self._app_start(ch, "intercept", call_id)
         target = self.channels.get(call_id)
         if target is None or target is ch or target.gone or target.hangup_cause \
                 or target.bridged_to:
+            if inline:
+                self._app_start(ch, "set", "tongdai_talked=")
             self._hangup_app(ch, "ORIGINATOR_CANCEL")
             return
         # switch_ivr_intercept_session: uuid_bridge(<this leg>, <caller>): this leg is A.

@@ -144,6 +144,9 @@ class Originate(NodeCore):
             job(f"+OK {ch.uuid}\n")
         if ch.bridged_to and (name_of(app) == "eavesdrop" or not app.startswith("&")):
             return  # uuid_bridge got here first: the leg is bridged, nothing else runs
+        if app.endswith(" inline"):
+            self._inline(ch, app[:-len(" inline")])
+            return
         if app and not app.startswith("&"):
             # originate <url> <exten> [<dialplan>] [<context>]: the answered leg goes to the
             # dialplan (click-to-call: the tenant's outbound rules dial the customer).
@@ -170,6 +173,19 @@ class Originate(NodeCore):
         else:
             ch.variables["current_application"] = name
             self._app_start(ch, name, data)
+
+    def _inline(self, ch: Channel, apps: str) -> None:
+        """``originate <url> '<app>:<data>,...' inline``: switch_ivr_session_transfer to the
+        inline dialplan (Caller-Dialplan inline, Caller-Context default), which gives the
+        leg its destination back (the rdnis). The actuator's connect (esl_bridge.actuator.
+        CONNECT_INLINE) runs as fs-conf's tongdai_connect does; anything else parks."""
+        before = ch.dest
+        self._transfer(ch, apps, "inline", "default", how="bl_xfer")
+        ch.dest = before
+        if "insert_ifempty/tongdai_connect/" in apps:
+            self._connect(ch)
+        else:
+            self._park(ch)
 
     def add_number(self, spec: NumberSpec) -> None:
         """How an outside number behaves when the carrier rings it (a click-to-call's

@@ -19,10 +19,7 @@ def parse_originate(arg: str) -> tuple[dict[str, str], str, str]:
     text = arg.strip()
     variables: dict[str, str] = {}
     while text[:1] in ("{", "[", "<"):
-        close = {"{": "}", "[": "]", "<": ">"}[text[0]]
-        end = text.find(close)
-        if end < 0:
-            raise ValueError("unterminated variable block")
+        end = _block_end(text)
         for item in _split_vars(text[1:end]):
             key, _, value = item.partition("=")
             value = value.strip()
@@ -32,6 +29,26 @@ def parse_originate(arg: str) -> tuple[dict[str, str], str, str]:
         text = text[end + 1:]
     target, _, app = text.partition(" ")
     return variables, target.strip(), app.strip()
+
+
+def _block_end(text: str) -> int:
+    """Where the variable block opening `text` closes: nested braces (a value's
+    `${var}`) and quoted values do not close it (switch_find_end_paren)."""
+    opening = text[0]
+    close = {"{": "}", "[": "]", "<": ">"}[opening]
+    depth, quoted = 0, False
+    for i, c in enumerate(text):
+        if c == "'":
+            quoted = not quoted
+        elif quoted:
+            continue
+        elif c == opening or (opening != "{" and c == "{"):
+            depth += 1
+        elif c == close or (opening != "{" and c == "}"):
+            depth -= 1
+            if depth == 0:
+                return i
+    raise ValueError("unterminated variable block")
 
 
 def name_of(app: str) -> str:

@@ -1,9 +1,12 @@
-"""fs-conf's tongdai_connect in the simulator: the switch bridges the first phone to answer
-a queue's offer, fenced by mod_hash (as dialplan/01_shared.xml does on a real switch)."""
+"""The switch's connect in the simulator: the switch bridges the first phone to answer a
+queue's offer, fenced by mod_hash, both as the actuator orders it (the inline applications of
+esl_bridge.actuator.CONNECT_INLINE) and as fs-conf's tongdai_connect context does it
+(dialplan/01_shared.xml); both were run on a real switch (tests/realfs)."""
 from __future__ import annotations
 
 import pytest
 
+from esl_bridge.actuator import CONNECT_INLINE, CONNECT_VARIABLES
 from esl_bridge.simulator import AgentSpec, CallerSpec, ManualClock, Node
 
 DOMAIN = "127.0.0.1"
@@ -23,6 +26,10 @@ class Tap:
 
 pytestmark = pytest.mark.bridge
 
+#: how an offer's leg is connected: (extra originate variables, what runs on answer)
+FORMS = {"inline": (f",{CONNECT_VARIABLES}", CONNECT_INLINE),
+         "xml": ("", "connect XML tongdai_connect")}
+
 
 def setup(*delays: float) -> tuple[Node, Tap, str]:
     node = Node(clock=ManualClock(), seed=1, heartbeat=None)
@@ -37,18 +44,20 @@ def setup(*delays: float) -> tuple[Node, Tap, str]:
     return node, tap, call
 
 
-def offer(node: Node, ext: str, leg: str, call: str) -> list[str]:
+def offer(node: Node, ext: str, leg: str, call: str, form: str) -> list[str]:
     results: list[str] = []
+    extra, then = FORMS[form]
     node.originate(f"{{origination_uuid={leg},tongdai_offer_id={leg},tongdai_call_id={call},"
-                   f"originate_timeout=20}}user/{ext}@{DOMAIN} connect XML tongdai_connect",
+                   f"originate_timeout=20{extra}}}user/{ext}@{DOMAIN} {then}",
                    results.append)
     return results
 
 
-def test_the_first_phone_to_answer_is_bridged_by_the_switch_and_the_next_loses():
+@pytest.mark.parametrize("form", FORMS)
+def test_the_first_phone_to_answer_is_bridged_by_the_switch_and_the_next_loses(form):
     node, tap, call = setup(1.0, 1.5)
-    offer(node, "1000", "leg-a", call)
-    offer(node, "1001", "leg-b", call)
+    offer(node, "1000", "leg-a", call, form)
+    offer(node, "1001", "leg-b", call, form)
     node.advance(3)
     bridge = tap.first("CHANNEL_BRIDGE")
     # intercept: uuid_bridge(<the answering leg>, <the caller>): the agent's leg is A.
@@ -62,12 +71,25 @@ def test_the_first_phone_to_answer_is_bridged_by_the_switch_and_the_next_loses()
     assert node.hash == {}, "the winner frees the key when it hangs up"
 
 
-def test_a_phone_answering_after_its_caller_left_is_hung_up_not_parked():
+@pytest.mark.parametrize("form", FORMS)
+def test_a_phone_answering_after_its_caller_left_is_hung_up_not_parked(form):
     node, tap, call = setup(2.0)
-    offer(node, "1000", "leg-a", call)
+    offer(node, "1000", "leg-a", call, form)
     node.advance(1)
     node.hangup(call)
     node.advance(2)
     assert "CHANNEL_PARK" not in tap.of("leg-a")
     assert tap.first("CHANNEL_HANGUP", "leg-a")["Hangup-Cause"] == "ORIGINATOR_CANCEL"
     assert "leg-a" not in node.channels and node.hash == {}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_the_agent_leg_ends_normally_when_its_caller_hangs_up_after_talking(form):
+    node, tap, call = setup(1.0)
+    offer(node, "1000", "leg-a", call, form)
+    node.advance(2)
+    assert node.channels[call].bridged_to == "leg-a"
+    node.hangup(call)
+    node.advance(1)
+    assert tap.first("CHANNEL_HANGUP", "leg-a")["Hangup-Cause"] == "NORMAL_CLEARING"
+    assert node.hash == {}
