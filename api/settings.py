@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from routing.contract import topics
+from routing.contract.edge import check_scheduling
 from routing.contract.environ import SettingsError, env_name, from_environ, port, positive
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -94,8 +95,12 @@ class ApiSettings:
     # `pending` (it is queued and applies when Kafka takes it), never "timed out".
     api_publish_wait_s: float = 5.0
     log_level: str = "INFO"
+    # `realtime`: scheduled as FreeSWITCH schedules itself (routing.contract.edge.schedule),
+    # so a busy machine does not starve the call path behind the switch's media threads.
+    scheduling: str = "normal"
 
     def check(self) -> None:
+        check_scheduling(self.scheduling)
         port("api_port", self.api_port)
         for name in ("api_workers", "api_threads", "api_timeout_s", "api_token_ttl_s",
                      "api_sse_max_s", "api_page_max", "api_export_max_rows",

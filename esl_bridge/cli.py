@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from routing.contract import encode, topics
-from routing.contract.edge import setup_logging
+from routing.contract.edge import schedule, setup_logging
 
 from . import normalize, protocol, settings as bridge_settings
 from .normalize import NormalizerConfig, Skipped
@@ -100,6 +100,8 @@ def main(argv: list[str]) -> int:
         print(f"tongdai bridge: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
+    if args.action != "replay":
+        schedule(settings.scheduling)
     if args.action == "replay":
         if not args.file.is_file():
             print(f"tongdai bridge replay: no such file: {args.file}", file=sys.stderr)

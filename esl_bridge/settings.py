@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from routing.contract.edge import check_scheduling
 from routing.contract.environ import SettingsError, env_name, from_environ, positive
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -67,8 +68,12 @@ class BridgeSettings:
     actuator: bool = True
     actuator_state_dir: str = str(REPO_ROOT / "var" / "bridge" / "actuator")
     log_level: str = "INFO"
+    # `realtime`: scheduled as FreeSWITCH schedules itself (routing.contract.edge.schedule),
+    # so a busy machine does not starve the call path behind the switch's media threads.
+    scheduling: str = "normal"
 
     def check(self) -> None:
+        check_scheduling(self.scheduling)
         if self.event_format not in ("plain", "json"):
             raise SettingsError(f"{env_name('event_format')}={self.event_format!r}: "
                                 f"must be plain or json")

@@ -15,9 +15,10 @@ def main(argv: list[str]) -> int:
         print(f"tongdai worker: {exc}", file=sys.stderr)
         return 2
     from routing.contract import topics
-    from routing.contract.edge import logging_config, setup_logging
+    from routing.contract.edge import logging_config, schedule, setup_logging
 
     setup_logging(settings.log_level)
+    schedule(settings.scheduling)
 
     from .app import create_app, ensure_topics, start_group_at_end
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from routing.contract.edge import check_scheduling
 from routing.contract.environ import SettingsError, env_name, from_environ, positive
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -38,8 +39,12 @@ class WorkerSettings:
     # start) before it gives up with an error: a broker that is still starting is waited for.
     kafka_wait_s: float = 60.0
     log_level: str = "INFO"
+    # `realtime`: scheduled as FreeSWITCH schedules itself (routing.contract.edge.schedule),
+    # so a busy machine does not starve the call path behind the switch's media threads.
+    scheduling: str = "normal"
 
     def check(self) -> None:
+        check_scheduling(self.scheduling)
         positive("tick_interval_s", self.tick_interval_s)
         positive("live_interval_s", self.live_interval_s)
         positive("kafka_wait_s", self.kafka_wait_s)

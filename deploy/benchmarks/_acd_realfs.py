@@ -741,6 +741,19 @@ def stages(bootstrap: str, marks: dict, tenant: str, callers: dict[str, Caller],
     return out
 
 
+def kafka_like_the_switch(folder: Path) -> None:
+    """`--priority switch`: FreeSWITCH runs its every thread SCHED_FIFO at priority 1 (its
+    default), so mod_callcenter, inside it, never waits behind a normal process; the
+    product's bridge, worker and API run TONGDAI_SCHEDULING=realtime (round-robin at the
+    same priority) and the run's Kafka, on the call path too, is put there with chrt."""
+    kafka = subprocess.run(["pgrep", "-f", f"java.*{folder}"], capture_output=True,
+                           text=True).stdout.split()
+    for pid in kafka:
+        subprocess.run(["chrt", "-a", "-r", "-p", "1", pid], check=True)
+    print(f"bench acd --freeswitch: the product and {len(kafka)} Kafka process(es) "
+          f"scheduled as the switch (round-robin realtime, priority 1)", file=sys.stderr)
+
+
 def _sipp(argv: list[str], folder: Path, name: str) -> subprocess.Popen:
     return subprocess.Popen(["sipp", *argv, "-i", "127.0.0.1", "-nostdin", "-trace_err",
                              "-error_file", str(folder / f"{name}_errors.log")],
@@ -799,7 +812,8 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
     xml_curl_password = secrets.token_urlsafe(18)
     base = {"TONGDAI_KAFKA_BOOTSTRAP": bootstrap, **stack.clickhouse_environ(),
             "TONGDAI_API_TOKEN_SECRET": token_secret, "TONGDAI_DEFAULT_TENANT": tenant,
-            "PYTHONUNBUFFERED": "1", "TONGDAI_LOG_LEVEL": "WARNING"}
+            "PYTHONUNBUFFERED": "1", "TONGDAI_LOG_LEVEL": "WARNING",
+            "TONGDAI_SCHEDULING": "realtime" if args.priority == "switch" else "normal"}
     procs: dict[str, subprocess.Popen] = {}
     esl = None
     figures: dict[str, float] = {}
@@ -844,6 +858,8 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
             "TONGDAI_ACTUATOR_STATE_DIR": str(folder / "actuator"),
             "TONGDAI_TENANT_DOMAINS": f"{domain}={tenant}", "TONGDAI_LOG_LEVEL": "INFO"})
         wait_log(procs["bridge"], procs["bridge"].log_path, "actuator ready", timeout=120)
+        if args.priority == "switch":
+            kafka_like_the_switch(folder)
         passwords = _apply_tenant(base, folder, tenant, domain, did, t_exts, c_exts, args)
         for side in sides:
             scenario = folder / f"agent_{side.name}.xml"
@@ -868,6 +884,14 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
         caller_scenario.write_text(CALLER.replace("@SDP@", SDP).replace(
             "@PATIENCE_MS@", str(int(args.patience_s * 1000))))
         esl.command(f"event plain {EVENTS}")
+        # --busy N: other work on the machine, the same for both sides: N normal-priority
+        # processes that keep a core busy each
+        burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
+                   for _ in range(args.busy)]
+        procs.update({f"busy{i}": b for i, b in enumerate(burners)})
+        if burners:
+            print(f"bench acd --freeswitch: {len(burners)} busy process(es) running",
+                  file=sys.stderr)
         for cps in rates:
             calls = max(1, int(cps * args.seconds))
             tag = f"cps{cps:g}"
@@ -906,6 +930,10 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
                   f", p99 {figures[f'{tag}_offer_p99_ratio']}; connect p50 "
                   f"{figures[f'{tag}_connect_p50_ratio']}, p99 "
                   f"{figures[f'{tag}_connect_p99_ratio']}", file=sys.stderr)
+        for b in burners:
+            b.kill()
+            b.wait()
+        figures["busy_processes_count"] = args.busy
         figures["agents_per_side_count"] = args.agents
         figures["ring_ms"] = args.ring_ms
         figures["talk_ms"] = args.talk_ms
@@ -914,7 +942,8 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
             stop(side.uas, 10)
         if esl is not None:
             esl.close()
-        for name in ("bridge", "worker", "freeswitch", "api"):
+        for name in ("bridge", "worker", "freeswitch", "api",
+                     *(n for n in procs if n.startswith("busy"))):
             stop(procs.get(name))
     return figures
 

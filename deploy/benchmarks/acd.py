@@ -17,7 +17,8 @@ reported in both modes.
 Options (after --): --cps N (30), --agents N (200), --seconds N (60; 15 with --quick),
 --connect switch|router. With `--freeswitch [PREFIX]`: the same on a real FreeSWITCH with
 SIPp phones, beside a mod_callcenter queue on the same switch (deploy/benchmarks/
-_acd_realfs.py; --rates, --ring-ms, --talk-ms, --patience-s, --wrapup-s).
+_acd_realfs.py; --rates, --ring-ms, --talk-ms, --patience-s, --wrapup-s, --busy N: N
+processes keeping a core busy each, --priority switch: the product scheduled as the switch).
 """
 from __future__ import annotations
 
@@ -244,6 +245,14 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
                         help="--freeswitch: a caller not connected by then hangs up")
     parser.add_argument("--wrapup-s", type=int, default=1,
                         help="--freeswitch: agents' wrap-up on both sides")
+    parser.add_argument("--priority", choices=("normal", "switch"), default="normal",
+                        help="--freeswitch: how the product's call path (bridge, worker, "
+                             "API, Kafka) is scheduled: normal (default), or switch: "
+                             "round-robin real time at priority 1, as FreeSWITCH (and with "
+                             "it mod_callcenter) schedules itself")
+    parser.add_argument("--busy", type=int, default=0, metavar="N",
+                        help="--freeswitch: N processes keeping a core busy each through "
+                             "both sides' phases (a busy machine, the same for both)")
     parser.add_argument("--stack", choices=("private", "shared"), default="private",
                         help="private (default): a Kafka and ClickHouse of this run alone "
                              "(another deployment's worker on a shared broker routes the "

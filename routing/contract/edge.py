@@ -1,6 +1,7 @@
 """What every deployable does at its edges around the contract, written once: the clock in
-the contract's unit, dead-letter records, and logs as JSON lines that carry the envelope's
-``tenant``, ``call_id`` and ``event_id`` as fields. Ids are the contract's
+the contract's unit, dead-letter records, logs as JSON lines that carry the envelope's
+``tenant``, ``call_id`` and ``event_id`` as fields, and the process's scheduling class
+(`TONGDAI_SCHEDULING`). Ids are the contract's
 `deterministic_id` (one implementation with the decisions' ids: `routing.ids`).
 
 Why here: every process (bridge, worker, sink, api, simulator) already imports
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import logging.config
+import os
 import time
 import traceback
 from collections.abc import Iterable
@@ -119,3 +121,38 @@ def setup_logging(level: str | int, *, quiet: Iterable[str] = ("kafka",)) -> Non
             logging.getLogger(name).setLevel(entry["level"])
         return
     logging.config.dictConfig(config)
+
+
+#: `TONGDAI_SCHEDULING`'s values: how the kernel schedules a deployable on the call path.
+SCHEDULINGS = ("normal", "realtime")
+
+
+def check_scheduling(value: str) -> None:
+    from .environ import SettingsError, env_name
+
+    if value not in SCHEDULINGS:
+        raise SettingsError(f"{env_name('scheduling')}={value!r}: must be "
+                            f"{' or '.join(SCHEDULINGS)}")
+
+
+def schedule(scheduling: str) -> bool:
+    """Put this process, and every thread it starts from now on, in the scheduling class of
+    `scheduling`. `realtime` is how FreeSWITCH runs by default (every thread SCHED_FIFO at
+    priority 1, then nice -10): a process of the call path on the same machine that stays
+    `normal` waits behind the switch's media threads once the CPU is busy, while
+    mod_callcenter, inside the switch, never does. Realtime here is round-robin at
+    priority 1 (SCHED_RR: equal processes take turns). Needs CAP_SYS_NICE (root, or
+    systemd's CPUSchedulingPolicy=rr); refused, the process says so and runs normal.
+    Call it first thing, before any thread starts. True when the class was set."""
+    if scheduling != "realtime":
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(1))
+    except (OSError, AttributeError) as exc:
+        logging.getLogger("tongdai.edge").warning(
+            "TONGDAI_SCHEDULING=realtime refused (%s): running with normal scheduling",
+            exc)
+        return False
+    logging.getLogger("tongdai.edge").info("scheduled round-robin realtime, priority 1")
+    return True
+

@@ -48,11 +48,12 @@ def _is_contract(path: Path) -> bool:
     return path.is_relative_to(ROOT / "routing" / "contract")
 
 
-# The contract's edge helpers (clock, dead letters, JSON logs) read the clock and configure
-# logging: the one impure module under routing/, a leaf that no routing module imports.
+# The contract's edge helpers (clock, dead letters, JSON logs, the process's scheduling)
+# read the clock, configure logging and set the kernel's scheduling class: the one impure
+# module under routing/, a leaf that no routing module imports.
 EDGE = ROOT / "routing" / "contract" / "edge.py"
 EDGE_MODULE = "routing.contract.edge"
-EDGE_STDLIB = {"logging", "time"}
+EDGE_STDLIB = {"logging", "time", "os"}
 
 
 def test_routing_imports_only_pure_standard_library():

@@ -129,3 +129,54 @@ def test_setup_logging_leaves_a_configured_root_alone(caplog) -> None:
         assert kafka.level == logging.WARNING
     finally:
         kafka.setLevel(level)
+
+
+# ---- scheduling (TONGDAI_SCHEDULING) ---------------------------------------------------
+
+def test_a_scheduling_that_is_not_known_is_refused_naming_the_variable() -> None:
+    import pytest
+
+    from esl_bridge import settings as bridge_settings
+    from routing.contract.environ import SettingsError
+
+    with pytest.raises(SettingsError, match=r"TONGDAI_SCHEDULING='fast': must be normal or "
+                                            r"realtime"):
+        bridge_settings.load({"TONGDAI_SCHEDULING": "fast"})
+
+
+def test_realtime_puts_the_process_and_its_later_threads_in_round_robin() -> None:
+    """In a child process (this one keeps its class): either the class is set, for the
+    process and a thread it starts after, or it is refused and said so, and nothing
+    changed."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, os, threading\n"
+        "logging.basicConfig(level=logging.INFO)\n"
+        "from routing.contract.edge import schedule\n"
+        "done = schedule('realtime')\n"
+        "seen = []\n"
+        "t = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))\n"
+        "t.start(); t.join()\n"
+        "print(done, os.sched_getscheduler(0) == os.SCHED_RR, seen[0] == os.SCHED_RR,\n"
+        "      os.sched_getparam(0).sched_priority)\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    done, process_rr, thread_rr, priority = out.stdout.split()
+    if done == "True":
+        assert (process_rr, thread_rr, priority) == ("True", "True", "1")
+    else:
+        assert (process_rr, thread_rr, priority) == ("False", "False", "0")
+        assert "TONGDAI_SCHEDULING=realtime refused" in out.stderr
+
+
+def test_normal_leaves_the_scheduling_alone() -> None:
+    import os
+
+    from routing.contract.edge import schedule
+
+    before = os.sched_getscheduler(0)
+    assert schedule("normal") is False
+    assert os.sched_getscheduler(0) == before
