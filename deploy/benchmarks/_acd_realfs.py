@@ -54,7 +54,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._common import bench_stack, pct, wait_log
+from ._common import bench_stack, pct, tone_pcap, wait_log
 
 ROOT = Path(__file__).resolve().parents[2]
 FS_CONF = ROOT / "fs-conf"
@@ -202,6 +202,7 @@ Max-Forwards: 70
 Content-Length: 0
 
 ]]></send>
+  @VOICE@
   <recv request="BYE" timeout="@PATIENCE_MS@" ontimeout="giveup"/>
   <send><![CDATA[
 SIP/2.0 200 OK
@@ -860,6 +861,10 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
         wait_log(procs["bridge"], procs["bridge"].log_path, "actuator ready", timeout=120)
         if args.priority == "switch":
             kafka_like_the_switch(folder)
+        voice = ""
+        if args.caller_rtp:  # callers talk as phones do: RTP (a tone) from the answer on
+            pcap = tone_pcap(folder / "voice.pcap", args.patience_s + 10)
+            voice = f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>'
         passwords = _apply_tenant(base, folder, tenant, domain, did, t_exts, c_exts, args)
         for side in sides:
             scenario = folder / f"agent_{side.name}.xml"
@@ -882,7 +887,7 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
               f"product's logged in and available", file=sys.stderr)
         caller_scenario = folder / "caller.xml"
         caller_scenario.write_text(CALLER.replace("@SDP@", SDP).replace(
-            "@PATIENCE_MS@", str(int(args.patience_s * 1000))))
+            "@PATIENCE_MS@", str(int(args.patience_s * 1000))).replace("@VOICE@", voice))
         esl.command(f"event plain {EVENTS}")
         # --busy N: other work on the machine, the same for both sides: N normal-priority
         # processes that keep a core busy each

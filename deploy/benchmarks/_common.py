@@ -5,6 +5,7 @@ import contextlib
 import dataclasses
 import os
 import socket
+import struct
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -104,3 +105,35 @@ def bench_stack(kind: str, folder: Path, say: Callable[[str], None]) -> Iterator
         yield settings, health
     finally:
         stack.down(settings, log=lambda m: say("  " + m))  # ours: nothing left running
+
+
+def _ulaw(sample: int) -> int:
+    """G.711 mu-law of a 16-bit sample."""
+    sign = 0x80 if sample < 0 else 0
+    sample = min(abs(sample), 32635) + 0x84
+    exponent = max(0, sample.bit_length() - 8)
+    mantissa = (sample >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+
+
+def tone_pcap(path: Path, seconds: float, hz: int = 440) -> Path:
+    """A caller's voice for SIPp's play_pcap_audio: RTP PCMU (payload 0, what the callers'
+    SDP offers), 20 ms packets of a `hz` tone, `seconds` long (the packaged g711a.pcap is
+    PCMA). Loud enough for voicemail's silence detection (which ends a silent message
+    before its minimum length, and the message is then not kept)."""
+    import math
+
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for n in range(int(seconds * 50)):
+        payload = bytes(_ulaw(int(8000 * math.sin(2 * math.pi * hz * (n * 160 + i) / 8000)))
+                        for i in range(160))
+        rtp = struct.pack(">BBHII", 0x80, 0, (1000 + n) & 0xFFFF, 160 * n, 0x5EED) + payload
+        udp = struct.pack(">HHHH", 6000, 6000, 8 + len(rtp), 0) + rtp
+        ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), n & 0xFFFF, 0, 64, 17, 0,
+                         bytes([127, 0, 0, 1]), bytes([127, 0, 0, 1])) + udp
+        frame = b"\x00" * 12 + b"\x08\x00" + ip
+        usec = n * 20000
+        out += struct.pack("<IIII", usec // 1_000_000, usec % 1_000_000, len(frame), len(frame))
+        out += frame
+    path.write_bytes(bytes(out))
+    return path

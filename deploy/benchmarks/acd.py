@@ -18,7 +18,8 @@ Options (after --): --cps N (30), --agents N (200), --seconds N (60; 15 with --q
 --connect switch|router. With `--freeswitch [PREFIX]`: the same on a real FreeSWITCH with
 SIPp phones, beside a mod_callcenter queue on the same switch (deploy/benchmarks/
 _acd_realfs.py; --rates, --ring-ms, --talk-ms, --patience-s, --wrapup-s, --busy N: N
-processes keeping a core busy each, --priority switch: the product scheduled as the switch).
+processes keeping a core busy each, --priority switch: the product scheduled as the switch,
+--caller-rtp: callers send RTP).
 """
 from __future__ import annotations
 
@@ -250,6 +251,10 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
                              "API, Kafka) is scheduled: normal (default), or switch: "
                              "round-robin real time at priority 1, as FreeSWITCH (and with "
                              "it mod_callcenter) schedules itself")
+    parser.add_argument("--caller-rtp", action="store_true",
+                        help="--freeswitch: callers send RTP (a tone) from the answer on, as "
+                             "phones do; by default they are silent (SIPp agents that play "
+                             "a pcap no longer hang up on time: they stay silent)")
     parser.add_argument("--busy", type=int, default=0, metavar="N",
                         help="--freeswitch: N processes keeping a core busy each through "
                              "both sides' phases (a busy machine, the same for both)")
