@@ -422,15 +422,24 @@ class Actuator:
 
     # ---- gevent side
     def _execute_loop(self) -> None:
+        """The decisions that arrived, each in a greenlet of its own, started in the order
+        decided: each runs until its command is on the wire and then waits for its reply,
+        so the commands reach the switch in order without one waiting for the reply to
+        the one before (one reply waits behind the events already on their way: executed
+        one at a time, that wait queued 30 calls/s up to a second behind). Done in order
+        too: an offset is committed once every decision before it is handled."""
         while True:
             self._wake.wait(timeout=0.5)
             self._wake.clear()
+            batch = []
             while True:
                 try:
                     tp, offset, value = self._inbox.get_nowait()
                 except queue.Empty:
                     break
-                gevent.spawn(self._handle, value).join()
+                batch.append((tp, offset, gevent.spawn(self._handle, value)))
+            for tp, offset, greenlet in batch:
+                greenlet.join()
                 self._done.put((tp, offset))
 
     def _link_for(self, node: str):

@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 import gevent
 import gevent.event
+import gevent.lock
 import gevent.socket
 
 from . import protocol
@@ -60,6 +61,9 @@ class Connection:
         self._run = False
         self._auth_request = gevent.event.Event()
         self._pending: list[gevent.event.AsyncResult] = []
+        # Commands from several greenlets go out whole and in the order their replies are
+        # awaited (a sendall that yields half-way must not let another command in).
+        self._sending = gevent.lock.Semaphore()
         self._reader: gevent.Greenlet | None = None
 
     def connect(self) -> None:
@@ -86,16 +90,19 @@ class Connection:
     def send(self, command: str, *, timeout: float | None = None) -> CommandReply:
         """Send one command and wait (in this greenlet) for its reply; with ``timeout``,
         no reply by then closes the connection (a late reply would answer the next
-        command) and raises NotConnectedError."""
+        command) and raises NotConnectedError. Greenlets may send at once: the switch
+        answers a connection's commands in the order they came, and so are the replies
+        handed out."""
         if not self.connected or self.sock is None:
             raise NotConnectedError("not connected")
         result: gevent.event.AsyncResult = gevent.event.AsyncResult()
-        self._pending.append(result)
-        try:
-            self.sock.sendall(f"{command}\n\n".encode())
-        except OSError as exc:
-            self._pending.remove(result)
-            raise NotConnectedError(f"cannot send: {exc}") from None
+        with self._sending:
+            self._pending.append(result)
+            try:
+                self.sock.sendall(f"{command}\n\n".encode())
+            except OSError as exc:
+                self._pending.remove(result)
+                raise NotConnectedError(f"cannot send: {exc}") from None
         try:
             reply: CommandReply = result.get(timeout=timeout)
         except gevent.Timeout:
