@@ -56,15 +56,20 @@ def _clean(value: object) -> str:
 # same for an originate that names it (`connect XML tongdai_connect`).
 CONNECT_VARIABLES = ",".join([
     "intercept_unbridged_only=true",
-    "api_hangup_hook='hash delete_ifmatch/tongdai_connect/${tongdai_call_id}/${uuid}'",
     "tongdai_end_=LOSE_RACE", "tongdai_end_won=ORIGINATOR_CANCEL",
     "tongdai_end_wontalked=NORMAL_CLEARING"])
-CONNECT_INLINE = ",".join([
+# The hook is set by the `set` application, which expands the call and the leg first: a
+# variable given in the originate's {...} whose value holds ${...} is refused by the switch
+# ("Invalid data (${api_hangup_hook} contains a variable)", and the key was never freed:
+# a caller transferred back to the queue could then never be connected again). The
+# list is quoted for the originate's argument splitting (the hook holds a space).
+CONNECT_INLINE = "'" + ",".join([
     r"set:tongdai_won=${regex(${hash(insert_ifempty/tongdai_connect/${tongdai_call_id}/${uuid})}"
     r"|^\+OK|won|n)}",
+    "set:api_hangup_hook=hash delete_ifmatch/tongdai_connect/${tongdai_call_id}/${uuid}",
     "intercept:${regex(${tongdai_won}|^won$|${tongdai_call_id}|n)}",
     "set:tongdai_talked=${regex(${last_bridge_to}|.|talked|n)}",
-    "hangup:${tongdai_end_${tongdai_won}${tongdai_talked}}"]) + " inline"
+    "hangup:${tongdai_end_${tongdai_won}${tongdai_talked}}"]) + "' inline"
 
 
 def _originate(variables: str, p: dict, then: str) -> str:

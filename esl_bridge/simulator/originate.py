@@ -28,6 +28,9 @@ class Originate(NodeCore):
             except ValueError:
                 done("-ERR INVALID_GATEWAY\n")
                 return
+            # The switch refuses a {...} variable whose value holds ${...}: "[CRIT] Invalid
+            # data (${name} contains a variable)", and the leg goes on without it.
+            variables = {k: v for k, v in variables.items() if "${" not in v}
             m = _ORIGINATE_TARGET.match(target)
             g = _GATEWAY_TARGET.match(target)
             if g:
@@ -179,6 +182,7 @@ class Originate(NodeCore):
         inline dialplan (Caller-Dialplan inline, Caller-Context default), which gives the
         leg its destination back (the rdnis). The actuator's connect (esl_bridge.actuator.
         CONNECT_INLINE) runs as fs-conf's tongdai_connect does; anything else parks."""
+        apps = apps.strip("'")
         before = ch.dest
         self._transfer(ch, apps, "inline", "default", how="bl_xfer")
         ch.dest = before

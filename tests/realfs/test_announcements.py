@@ -25,7 +25,9 @@ def _at(event: dict) -> float:
 
 
 def test_a_waiting_caller_hears_its_position_inside_the_music(product):
-    did = f"0283{random.Random().randrange(10**6, 10**7)}"
+    # 0299 (Soc Trang): a number of the product tenant's that sorts after its 0283 ones, so
+    # the tenant's caller ID (its first geographic number) stays what other tests expect
+    did = f"0299{random.Random().randrange(10**6, 10**7)}"
     config = product.folder / f"announce_{did}.yaml"
     # No agent serves the queue: the caller waits the whole call and hears its position.
     config.write_text(f"tenant: {product.tenant}\nqueues:\n"

@@ -43,7 +43,9 @@ Content-Length: 0
 
 def test_the_caller_confirms_hangs_up_and_the_agent_calls_the_customer_back(product):
     customer = "0903" + str(random.Random().randrange(10**5, 10**6))
-    did = f"0283{random.Random().randrange(10**6, 10**7)}"
+    # 0299 (Soc Trang): a number of the product tenant's that sorts after its 0283 ones, so
+    # the tenant's caller ID (its first geographic number) stays what other tests expect
+    did = f"0299{random.Random().randrange(10**6, 10**7)}"
     a1 = product.agents["a1"]
     config = product.folder / f"callback_{did}.yaml"
     config.write_text(

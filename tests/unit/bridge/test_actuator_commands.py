@@ -36,6 +36,24 @@ def test_a_callback_offer_exports_the_call_id_to_the_customer_leg():
     assert line.endswith("}user/1007@acme.vn &park()")
 
 
+def test_a_switch_connected_offer_runs_the_fence_inline_with_no_variable_the_switch_refuses():
+    from esl_bridge.simulator.syntax import parse_originate
+
+    line = esl_command(decision("offer_call", offer_id="offer-1", extension="1007",
+                                domain="acme.vn", caller_id_number="+84903123456",
+                                timeout_s=20, connect="switch"))
+    variables, target, then = parse_originate(line[len("originate "):])
+    assert target == "user/1007@acme.vn"
+    # FreeSWITCH refuses a {...} value holding ${...} (real switch: "[CRIT] Invalid data
+    # (${api_hangup_hook} contains a variable)"): the hook that frees the fence is set
+    # inline, where the set application expands it first.
+    assert [k for k, v in variables.items() if "${" in v] == []
+    assert then.startswith("'set:tongdai_won=") and then.endswith("' inline")
+    assert " " not in then[:-len(" inline")].replace("hash delete_ifmatch", "")  # quoted
+    assert "set:api_hangup_hook=hash delete_ifmatch/tongdai_connect/${tongdai_call_id}/" \
+           "${uuid}" in then
+
+
 def test_click_to_call_rings_the_agent_then_sends_its_leg_to_the_outbound_dialplan():
     line = esl_command(decision(
         "originate_call", leg_id="leg-1", request_id="r-1", agent_id="lan", extension="1000",
