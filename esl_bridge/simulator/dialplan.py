@@ -214,6 +214,8 @@ class Dialplan(NodeCore):
             self._app_start(ch, "set", f"tongdai_won={'won' if won else ''}")
         if not won:
             if inline:
+                self._app_start(ch, "set", f"api_hangup_hook=hash delete_ifmatch/"
+                                           f"tongdai_connect/{call_id}/{ch.uuid}")
                 self._app_start(ch, "intercept", "")
             self._hangup_app(ch, "LOSE_RACE")
             return
@@ -222,6 +224,7 @@ class Dialplan(NodeCore):
         ch.variables["intercept_unbridged_only"] = "true"
         if inline:
             ch.variables["tongdai_won"] = "won"
+            self._app_start(ch, "set", f"api_hangup_hook={ch.variables['api_hangup_hook']}")
             self._app_start(ch, "intercept", call_id)
         target = self.channels.get(call_id)
         if target is None or target is ch or target.gone or target.hangup_cause \
