@@ -12,16 +12,24 @@ import pytest
 pytestmark = pytest.mark.stack
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports: the sockets stay bound until all are drawn (one closed
+    before the next is bound can be handed out again: CI drew [52347, 39691, 39691, 60083]
+    and the stack refused ports that are not distinct)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def stack_cmd(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    ports = {"TONGDAI_KAFKA_PORT": str(free_port()), "TONGDAI_KAFKA_CONTROLLER_PORT": str(free_port()),
-             "TONGDAI_CLICKHOUSE_TCP_PORT": str(free_port()),
-             "TONGDAI_CLICKHOUSE_HTTP_PORT": str(free_port())}
+    ports = dict(zip(("TONGDAI_KAFKA_PORT", "TONGDAI_KAFKA_CONTROLLER_PORT",
+                      "TONGDAI_CLICKHOUSE_TCP_PORT", "TONGDAI_CLICKHOUSE_HTTP_PORT"),
+                     map(str, free_ports(4))))
     environ = {**os.environ, **ports, "TONGDAI_STACK_DIR": str(tmp_path / "stack"), **env}
     return subprocess.run([sys.executable, "-m", "deploy.cli", "stack", *args], env=environ,
                           capture_output=True, text=True, timeout=90)
