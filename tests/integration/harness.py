@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -137,3 +138,18 @@ class Publisher:
 
     def close(self) -> None:
         self.producer.close()
+
+
+def free_ports(n: int) -> list[int]:
+    """`n` distinct free ports: the sockets stay bound until all are drawn (one closed
+    before the next is bound can be handed out again: a CI run drew [52347, 39691, 39691,
+    60083] for a stack, which refuses ports that are not distinct)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+

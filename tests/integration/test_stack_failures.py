@@ -9,21 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.harness import free_ports
+
 pytestmark = pytest.mark.stack
-
-
-def free_ports(n: int) -> list[int]:
-    """`n` distinct free ports: the sockets stay bound until all are drawn (one closed
-    before the next is bound can be handed out again: CI drew [52347, 39691, 39691, 60083]
-    and the stack refused ports that are not distinct)."""
-    sockets = [socket.socket() for _ in range(n)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def stack_cmd(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:

@@ -2,7 +2,6 @@
 protocol) and the current engine in-process (chdb). Each module gets its own database."""
 from __future__ import annotations
 
-import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from analytics import migrations
 from analytics.db import ChdbDatabase, Database, NativeDatabase
 from deploy.local import stack
 from deploy.local.settings import StackSettings
+from tests.integration.harness import free_ports
 
 ENGINES = ["server", "chdb"]
 _chdb: dict[str, ChdbDatabase] = {}
@@ -64,21 +64,10 @@ def engine_db(request) -> Iterator[Database]:
         drop_database(db)
 
 
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 @pytest.fixture
 def own_clickhouse(tmp_path):
     """A throwaway ClickHouse 18.16 of this test (own ports, own data folder, own pid)."""
-    tcp, http, k1, k2 = _free_ports(4)
+    tcp, http, k1, k2 = free_ports(4)
     settings = StackSettings(stack_dir=str(tmp_path / "stack"), clickhouse_tcp_port=tcp,
                              clickhouse_http_port=http, kafka_port=k1,
                              kafka_controller_port=k2, start_timeout_s=60)
