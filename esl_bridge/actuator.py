@@ -74,7 +74,8 @@ CONNECT_INLINE = "'" + ",".join([
 
 def _originate(variables: str, p: dict, then: str) -> str:
     """Ring the payload's extension with `variables` set on the new leg, then run `then`
-    (an `&app(...)` or `<destination> XML <context>`) when it answers."""
+    (an `&app(...)`, `<destination> XML <context>` or `'<app>:<data>,...' inline`) when
+    it answers."""
     return f"originate {{{variables}}}user/{_clean(p['extension'])}@{_clean(p['domain'])} {then}"
 
 

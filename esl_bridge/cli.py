@@ -100,8 +100,6 @@ def main(argv: list[str]) -> int:
         print(f"tongdai bridge: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level)
-    if args.action != "replay":
-        schedule(settings.scheduling)
     if args.action == "replay":
         if not args.file.is_file():
             print(f"tongdai bridge replay: no such file: {args.file}", file=sys.stderr)
@@ -111,4 +109,5 @@ def main(argv: list[str]) -> int:
         replay(args.file, to_kafka=args.to_kafka, config=config,
                bootstrap=settings.kafka_bootstrap)
         return 0
+    schedule(settings.scheduling)  # before the bridge starts any thread
     return run_bridge(settings)
