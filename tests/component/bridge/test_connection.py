@@ -225,3 +225,44 @@ def test_no_reply_within_the_timeout_closes_the_connection() -> None:
 def test_wrong_password_on_the_simulator(sim: Simulator) -> None:
     with pytest.raises(AuthenticationFailed):
         connection(sim.port, "nope", Recorder()).connect()
+
+
+def test_commands_from_several_greenlets_go_out_without_waiting_and_get_their_own_replies():
+    """The actuator's greenlets send at once: a server that answers only once three
+    commands are in (as a switch whose replies wait behind events) still answers each
+    command with its own reply."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    seen: list[str] = []
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"Content-Type: auth/request\n\n")
+            buf = b""
+            while len(seen) < 4:  # auth, then three commands, before any reply
+                buf += conn.recv(4096)
+                while b"\n\n" in buf:
+                    command, buf = buf.split(b"\n\n", 1)
+                    seen.append(command.decode())
+                    if len(seen) == 1:
+                        conn.sendall(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+            for command in seen[1:]:
+                conn.sendall(f"Content-Type: command/reply\nReply-Text: +OK {command}\n\n"
+                             .encode())
+            conn.recv(4096)  # until the client goes
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    conn = Connection("127.0.0.1", server.getsockname()[1], "pw", on_event=lambda f: None,
+                      on_protocol_error=lambda e: None)
+    conn.connect()
+    try:
+        sends = [gevent.spawn(conn.send, f"bgapi job {i}", timeout=5) for i in range(3)]
+        gevent.joinall(sends, timeout=10, raise_error=True)
+        assert [g.value.text for g in sends] == [f"+OK bgapi job {i}" for i in range(3)]
+        assert seen[1:] == [f"bgapi job {i}" for i in range(3)]
+    finally:
+        conn.close()
+        server.close()
