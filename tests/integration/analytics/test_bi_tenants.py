@@ -27,7 +27,7 @@ from analytics.sink import replay
 from deploy.local import stack
 from deploy.local.settings import StackSettings
 
-from .conftest import _free_ports
+from tests.integration.harness import free_ports
 
 pytestmark = [pytest.mark.analytics, pytest.mark.stack]
 
@@ -38,7 +38,7 @@ BI_VIEWS = ("bi_calls", "bi_queue_calls", "bi_offers", "bi_agent_states", "bi_qu
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[StackSettings]:
-    tcp, http, k1, k2 = _free_ports(4)
+    tcp, http, k1, k2 = free_ports(4)
     settings = StackSettings(stack_dir=str(tmp_path_factory.mktemp("bi") / "stack"),
                              clickhouse_tcp_port=tcp, clickhouse_http_port=http, kafka_port=k1,
                              kafka_controller_port=k2, start_timeout_s=60)
