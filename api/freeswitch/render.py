@@ -373,18 +373,25 @@ def dialplan(view: ConfigView, form: Mapping[str, str], calls: CallsInProgress |
 DEFAULT_MOH = "local_stream://moh"
 #: what the scheduled music plays once the caller has left the queue
 _NO_MUSIC = "silence_stream://1"
+#: mod_commands' JSON `execute` of the waiting music on the caller's own leg, for
+#: `sched_api`: it queues a plain `playback` for the channel. `sched_broadcast` (and
+#: `uuid_broadcast`) queue it with `lead-frames: 5`, and switch_ivr_parse_event then reads
+#: 5 voiced frames, or 9 frames of a silent caller, before it plays, deaf to anything else:
+#: an agent who answered in those 100-180 ms waited that long for the caller.
+_PLAY_MUSIC = ('json {"command":"execute","data":{"uuid":"${uuid}","app":"playback",'
+               '"arg":"\\${tongdai_waiting_music}"}}')
 
 
 def hold_music(queue: object | None) -> list[str]:
     """The queue's music (`music_on_hold`, else DEFAULT_MOH) for a caller about to park.
 
     `hold_music` is what the switch plays when the caller is held later on. The waiting
-    music itself is a broadcast scheduled a second ahead (`sched_broadcast`): one queued
+    music itself is a playback scheduled a second ahead (`_PLAY_MUSIC`): one queued
     before `park` would run first, and the call would never park for the router. A
-    scheduled task is not cancelled when the caller leaves the park, and a broadcast
+    scheduled task is not cancelled when the caller leaves the park, and a playback
     that arrives in a bridge unbridges the caller and plays on (local_stream never ends:
     the caller would hear music instead of the agent who answered within that second);
-    one that arrives in voicemail plays inside it. So the broadcast names the variable
+    one that arrives in voicemail plays inside it. So the playback names the variable
     `tongdai_waiting_music` (`\\$`: expanded when it plays, not when it is scheduled), and
     whatever takes the caller out of the park, a bridge (uuid_bridge, intercept) or a
     transfer (uuid_transfer, a REFER), first turns it into a millisecond of silence."""
@@ -395,7 +402,7 @@ def hold_music(queue: object | None) -> list[str]:
             _action("set", f"tongdai_waiting_music={music}"),
             _action("set", f"execute_on_pre_bridge_tongdai_moh={silence}"),
             _action("set", f"execute_on_blind_transfer_tongdai_moh={silence}"),
-            _action("sched_broadcast", "+1 \\${tongdai_waiting_music} aleg")]
+            _action("set", f"tongdai_music_task=${{sched_api(+1 tongdai_music {_PLAY_MUSIC})}}")]
 
 
 #: the tenant's recordings: <recordings>/<tenant>/<date in Vietnam>/<call id>.wav, where

@@ -54,7 +54,7 @@ application is recorded and execution goes on. An `event` and a `park` record th
 channel's data as FreeSWITCH would send it (`variable_*` headers), so tests can feed them
 to the bridge's normalizer. `${uuid}`, `${strftime(FORMAT)}`, `${strftime_tz(ZONE FORMAT)}`, `${hash(select/REALM/KEY)}`
 and `${user_data(USER@DOMAIN var NAME)}` (from the directory) are the only API functions
-expanded.
+expanded; `${sched_api(WHEN GROUP COMMAND)}` records the task in `Outcome.scheduled`.
 
 `main` traces one call from the command line (see fs-conf/README.md).
 """
@@ -296,6 +296,7 @@ class Outcome:
     parked: dict[str, str] | None = None  # the CHANNEL_PARK event's headers, if parked
     hash: dict[str, str] = field(default_factory=dict)  # mod_hash after the call
     prompts: int = 0
+    scheduled: list[tuple[str, str, str]] = field(default_factory=list)  # sched_api tasks
 
     def apps(self, name: str) -> list[str]:
         """The data of every executed application called `name`."""
@@ -334,23 +335,42 @@ class _Session:
         return ""
 
     def expand(self, text: str) -> str:
-        """`${var}` and the few `${api(args)}` functions, innermost first; `\\$` is a `$`
-        left for later (switch_channel_expand_variables: e.g. a scheduled broadcast's path,
-        expanded when it plays)."""
-        escaped = "\x00"
-        text = text.replace("\\$", escaped)
-        for _ in range(50):
-            m = re.search(r"\$\{([^${}]*)\}", text)
-            if not m:
-                return text.replace(escaped, "$")
-            text = text[:m.start()] + self._value(m.group(1)) + text[m.end():]
-        raise ConfigError(f"too deep ${{}} nesting in {text!r}")
+        """`${var}` and the few `${api(args)}` functions, as switch_channel_expand_variables
+        scans: a `${` block ends at its matching `}` (braces inside count, so a JSON
+        argument stays whole), a function's argument is expanded before it is called, and
+        `\\$` is a `$` left for later (e.g. a scheduled task's path, expanded when it
+        plays); inside a function's argument that escape is taken at the argument's own
+        expansion, as FreeSWITCH does."""
+        out: list[str] = []
+        i = 0
+        while i < len(text):
+            if text.startswith("\\$", i):
+                out.append("$")
+                i += 2
+            elif text.startswith("${", i):
+                j, depth = i + 2, 1
+                while j < len(text) and depth:
+                    depth += {"{": 1, "}": -1}.get(text[j], 0)
+                    j += 1
+                if depth:
+                    raise ConfigError(f"unterminated ${{ in {text!r}")
+                out.append(self._value(text[i + 2:j - 1]))
+                i = j
+            else:
+                out.append(text[i])
+                i += 1
+        return "".join(out)
 
     def _value(self, inner: str) -> str:
         fm = re.fullmatch(r"([a-z_]+)\((.*)\)", inner, re.S)
         if not fm:
-            return self.get(inner)
+            return self.get(self.expand(inner))
         func, arg = fm.groups()
+        arg = self.expand(arg)
+        if func == "sched_api":  # WHEN GROUP COMMAND: run later by the switch's scheduler
+            when, group, command = arg.split(" ", 2)
+            self.out.scheduled.append((when, group, command))
+            return f"+OK Added: {len(self.out.scheduled)}\n"
         if func == "strftime":
             return self.local_time().strftime(arg or "%Y-%m-%d %H:%M:%S")
         if func == "strftime_tz":  # ZONE [FORMAT]

@@ -7,6 +7,7 @@ The two must agree on the names fs-conf/README.md describes: the carriers' conte
 from __future__ import annotations
 
 import datetime as dt
+import json
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -82,8 +83,16 @@ def test_a_queue_caller_hears_music_from_a_second_after_the_park_and_only_while_
     transfer turns into a millisecond of silence first (a realfs test shows why)."""
     out = run(dialplan_doc("19001234"), "19001234")
     names = [s.application for s in out.steps]
-    assert names.index("sched_broadcast") == len(names) - 2 and out.end == "park"
-    assert out.apps("sched_broadcast") == ["+1 ${tongdai_waiting_music} aleg"]
+    assert names[-2] == "set" and out.steps[-2].data.startswith("tongdai_music_task=+OK")
+    assert out.end == "park"
+    # a plain playback of the variable on the caller's own leg, queued by mod_commands'
+    # JSON `execute`: not a broadcast, which first waits out 5 lead frames
+    [(when, _, command)] = out.scheduled
+    api, _, body = command.partition(" ")
+    assert (when, api, json.loads(body)) == ("+1", "json", {
+        "command": "execute",
+        "data": {"uuid": "call-uuid-1", "app": "playback", "arg": "${tongdai_waiting_music}"}})
+    assert "sched_broadcast" not in names
     v = out.variables
     assert v["hold_music"] == v["tongdai_waiting_music"] == render.DEFAULT_MOH
     silence = "set tongdai_waiting_music=silence_stream://1"

@@ -87,7 +87,8 @@ def test_a_sub_menus_choice_carries_the_path_from_the_root_and_the_queues_music(
     assert (out.variables["tongdai_ivr_path"], out.variables["hold_music"]) == \
         ("2>1", "local_stream://support")
     assert out.variables["tongdai_waiting_music"] == "local_stream://support"
-    assert out.apps("sched_broadcast") == ["+1 ${tongdai_waiting_music} aleg"]
+    [(when, _, command)] = out.scheduled
+    assert when == "+1" and '"arg":"${tongdai_waiting_music}"' in command
 
 
 def test_max_failures_go_to_the_default_queue():

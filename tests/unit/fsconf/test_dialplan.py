@@ -55,8 +55,11 @@ def test_hotline_call_in_hours_reaches_the_main_menu_and_parks_in_the_chosen_que
     assert v["tongdai_direction"] == "inbound" and v["tongdai_call_id"] == "call-uuid-1"
     apps = [s.application for s in out.steps]
     # answer, record, music on hold, then park, in that order
-    assert apps.index("answer") < apps.index("record_session") < apps.index("sched_broadcast") \
-        < apps.index("park")
+    assert apps.index("answer") < apps.index("record_session") < len(apps) - 2 \
+        and apps[-1] == "park"
+    [(when, group, command)] = out.scheduled  # the music, a second after the park
+    assert (when, group) == ("+1", "tongdai_music") and '"app":"playback"' in command
+    assert '"uuid":"call-uuid-1"' in command and '"arg":"${tongdai_waiting_music}"' in command
     assert out.apps("record_session") == ["/var/lib/freeswitch/recordings/acme/2026-11-24/call-uuid-1.wav"]
     assert out.apps("limit") == ["hash tongdai_acme inbound 30 limit_exceeded XML tongdai_acme_inbound"]
 
