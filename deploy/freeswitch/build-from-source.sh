@@ -133,12 +133,14 @@ start=$(date +%s)
 build_lib sofia-sip "$sofia_src" lib/pkgconfig/sofia-sip-ua.pc
 build_lib spandsp "$spandsp_src" lib/pkgconfig/spandsp.pc
 
-# The modules to build: what fs-conf loads, plus mod_callcenter and mod_fifo.
+# The modules to build: what fs-conf loads (modules.conf.xml, and the `load mod_...` of
+# vars.xml's api_on_startup: mod_xml_curl), plus mod_callcenter and mod_fifo.
 modules_conf() {  # TREE -> modules.conf lines (category/mod_name)
     local tree=$1 mod line
     {
         sed -n 's/.*<load module="\(mod_[a-z0-9_]*\)".*/\1/p' \
             "$repo/fs-conf/autoload_configs/modules.conf.xml"
+        grep -oh 'load mod_[a-z0-9_]*' "$repo/fs-conf/vars.xml" | sed 's/^load //'
         echo mod_callcenter
         echo mod_fifo
     } | sort -u | while read -r mod; do
