@@ -105,7 +105,7 @@ def producer_kind(wanted: str = "auto") -> str:
 
 class Publisher:
     def __init__(self, spool: Spool, bootstrap: str, *, batch: int = 2000,
-                 linger_ms: int = 5, send_timeout_s: float = 10.0,
+                 linger_ms: int = 0, send_timeout_s: float = 10.0,
                  backoff_s: tuple[float, float] = (0.2, 5.0), client_id: str = "tongdai-bridge",
                  producer: str = "auto"):
         self.kind = producer_kind(producer)

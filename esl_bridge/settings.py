@@ -61,7 +61,9 @@ class BridgeSettings:
     snapshot_interval_s: float = 10.0
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 15.0
-    linger_ms: int = 5
+    # Each batch is flushed at once (publisher.py), so linger only delays: 0 (produce ->
+    # consumed on a local broker p50 2.7 ms; 4.3 ms with 1 ms of linger).
+    linger_ms: int = 0
     # The Kafka client that sends: auto (confluent-kafka if installed), confluent-kafka,
     # or kafka-python.
     kafka_client: str = "auto"
