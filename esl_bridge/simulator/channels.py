@@ -30,11 +30,6 @@ class Channels(NodeCore):
                 # The switch ends the bridged partner itself, whoever ended this leg (its
                 # phone's BYE or a uuid_kill): the partner's disposition is send_bye (real
                 # capture: tests/fixtures/esl/plain_inbound_park_bridge, a uuid_kill).
-                if partner.dialplan == "inline" and \
-                        partner.variables.get("tongdai_won") == "won":
-                    # the actuator's inline connect goes on after its intercept returns
-                    self._app_start(partner, "set", "tongdai_talked=talked")
-                    self._app_start(partner, "hangup", "NORMAL_CLEARING")
                 self._mark_hangup(partner, "NORMAL_CLEARING", "send_bye")
             if partner is not None:
                 a, b = (ch, partner) if ch.bridge_a else (partner, ch)

@@ -201,38 +201,53 @@ class Dialplan(NodeCore):
         self._outbound_dialplan(ch, m.group(1))
 
     def _connect(self, ch: Channel) -> None:
-        """fs-conf's tongdai_connect (dialplan/01_shared.xml): the first answered leg of a
-        call takes mod_hash's key `tongdai_connect_<call>` (insert_ifempty, atomic) and
-        intercepts the caller (intercept_unbridged_only); any other hangs up LOSE_RACE. An
-        intercept finding no caller, or a bridged one, falls through to hangup
-        ORIGINATOR_CANCEL. The winner frees the key when it hangs up (api_hangup_hook)."""
+        """The switch connecting the first phone to answer a call. The first answered leg
+        of a call takes mod_hash's key `tongdai_connect_<call>` (insert_ifempty, atomic);
+        any other hangs up LOSE_RACE, a winner finding no caller, or a bridged one, hangs
+        up ORIGINATOR_CANCEL. The winner frees the key when it hangs up (api_hangup_hook).
+
+        - fs-conf's tongdai_connect (dialplan/01_shared.xml): the winner intercepts the
+          caller (intercept_unbridged_only): uuid_bridge(<this leg>, <caller>), this leg
+          is A, and its dialplan goes on when the bridge ends (`connect_done`).
+        - the actuator's CONNECT_INLINE: every application runs, in order, whatever the
+          fence said; the winner has the caller bridged to it with the caller as the
+          bridge's originator (A), and runs nothing after: the switch ends it NORMAL_CLEARING
+          when the bridge ends. Its failsafe (`sched_hangup +3`, cancelled as the bridge
+          starts) never fires here: the simulator's bridge is instant."""
         call_id = ch.variables.get("tongdai_call_id", "")
         key = f"tongdai_connect_{call_id}"
-        inline = ch.dialplan == "inline"  # the actuator's CONNECT_INLINE: the same, in apps
+        hook = f"hash delete_ifmatch/tongdai_connect/{call_id}/{ch.uuid}"
         won = key not in self.hash
-        if inline:
-            self._app_start(ch, "set", f"tongdai_won={'won' if won else ''}")
+        if won:
+            self.hash[key] = ch.uuid
+        target = self.channels.get(call_id)
+        free = target is not None and target is not ch and not target.gone \
+            and not target.hangup_cause and not target.bridged_to
+        if ch.dialplan == "inline":
+            ch.variables["tongdai_won"] = "won" if won else ""
+            ch.variables["api_hangup_hook"] = hook
+            self._app_start(ch, "set", f"tongdai_won={ch.variables['tongdai_won']}")
+            self._app_start(ch, "set", f"api_hangup_hook={hook}")
+            self._app_start(ch, "set", f"tongdai_caller={call_id if won and free else ''}")
+            self._app_start(ch, "sched_hangup", "+3 ORIGINATOR_CANCEL")
+            self._app_start(ch, "set", f"api_before_bridge=sched_del {ch.uuid}")
+            self._app_start(ch, "set", "tongdai_bridged=" + (
+                "+OK" if won and free else "-ERR"))
+            if not (won and free):
+                self._hangup_app(ch, "ORIGINATOR_CANCEL" if won else "LOSE_RACE")
+                return
+            assert target is not None
+            self._bridge(target, ch)
+            return
         if not won:
-            if inline:
-                self._app_start(ch, "set", f"api_hangup_hook=hash delete_ifmatch/"
-                                           f"tongdai_connect/{call_id}/{ch.uuid}")
-                self._app_start(ch, "intercept", "")
             self._hangup_app(ch, "LOSE_RACE")
             return
-        self.hash[key] = ch.uuid
-        ch.variables["api_hangup_hook"] = f"hash delete_ifmatch/tongdai_connect/{call_id}/{ch.uuid}"
+        ch.variables["api_hangup_hook"] = hook
         ch.variables["intercept_unbridged_only"] = "true"
-        if inline:
-            ch.variables["tongdai_won"] = "won"
-            self._app_start(ch, "set", f"api_hangup_hook={ch.variables['api_hangup_hook']}")
-            self._app_start(ch, "intercept", call_id)
-        target = self.channels.get(call_id)
-        if target is None or target is ch or target.gone or target.hangup_cause \
-                or target.bridged_to:
-            if inline:
-                self._app_start(ch, "set", "tongdai_talked=")
+        if not free:
             self._hangup_app(ch, "ORIGINATOR_CANCEL")
             return
+        assert target is not None
         # switch_ivr_intercept_session: uuid_bridge(<this leg>, <caller>): this leg is A.
         self._bridge(ch, target)
 

@@ -53,11 +53,7 @@ class Transfers(NodeCore):
 
     def _refer_unbridge(self, ch: Channel, a: Channel, b: Channel) -> None:
         self._unbridge(a, b)  # type: ignore[attr-defined]
-        if ch.dialplan == "inline" and ch.variables.get("tongdai_won") == "won":
-            # intercept returned: the actuator's CONNECT_INLINE hangs up after a talk
-            self._app_start(ch, "set", "tongdai_talked=talked")
-            self._app_start(ch, "hangup", "NORMAL_CLEARING")
-        elif ch.context == "tongdai_connect":  # intercept returned: fs-conf's connect_done
+        if ch.context == "tongdai_connect":  # intercept returned: fs-conf's connect_done
             self._app_start(ch, "transfer", "connect_done XML tongdai_connect")
             self._transfer(ch, "connect_done", "XML", "tongdai_connect",  # type: ignore[attr-defined]
                            how="bl_xfer")

@@ -49,7 +49,13 @@ def test_a_switch_connected_offer_runs_the_fence_inline_with_no_variable_the_swi
     # inline, where the set application expands it first.
     assert [k for k, v in variables.items() if "${" in v] == []
     assert then.startswith("'set:tongdai_won=") and then.endswith("' inline")
-    assert " " not in then[:-len(" inline")].replace("hash delete_ifmatch", "")  # quoted
+    # one quoted argument for the originate's splitting (data in it holds spaces)
+    assert then.count("'") == 2 and then.index("'", 1) == len(then) - len("' inline")
+    # the switch bridges with the caller as originator, and a failsafe hangs up a leg left
+    # waiting for a caller that hung up in that instant (cancelled as the bridge starts)
+    assert "${uuid_bridge(${tongdai_caller} ${uuid})}" in then
+    assert then.index("sched_hangup:") < then.index("api_before_bridge=sched_del ${uuid}") \
+        < then.index("uuid_bridge(")
     assert "set:api_hangup_hook=hash delete_ifmatch/tongdai_connect/${tongdai_call_id}/" \
            "${uuid}" in then
 

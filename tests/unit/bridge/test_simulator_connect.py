@@ -60,8 +60,12 @@ def test_the_first_phone_to_answer_is_bridged_by_the_switch_and_the_next_loses(f
     offer(node, "1001", "leg-b", call, form)
     node.advance(3)
     bridge = tap.first("CHANNEL_BRIDGE")
-    # intercept: uuid_bridge(<the answering leg>, <the caller>): the agent's leg is A.
-    assert (bridge["Bridge-A-Unique-ID"], bridge["Bridge-B-Unique-ID"]) == ("leg-a", call)
+    # fs-conf's intercept: uuid_bridge(<the answering leg>, <the caller>), the agent's leg
+    # is A; the actuator's inline: uuid_bridge(<the caller>, <the answering leg>), the
+    # caller is A (the bridge's originator waits for the other leg, and the caller is the
+    # one still reading its waiting music).
+    assert (bridge["Bridge-A-Unique-ID"], bridge["Bridge-B-Unique-ID"]) == (
+        ("leg-a", call) if form == "xml" else (call, "leg-a"))
     assert node.channels[call].bridged_to == "leg-a"
     loser = tap.first("CHANNEL_HANGUP", "leg-b")
     assert loser["Hangup-Cause"] == "LOSE_RACE"
