@@ -186,7 +186,8 @@ class NodeLink:
     def _session(self) -> None:
         self._lost_at = self.heard_us  # what ended from here on until the snapshot was unheard
         conn = Connection(self.node.host, self.node.port, self.node.password,
-                          on_event=self.on_event, on_protocol_error=self.on_protocol_error)
+                          on_event=self.on_event, on_protocol_error=self.on_protocol_error,
+                          wake_ms=self.settings.esl_wake_ms)
         self.connection = conn
         try:
             conn.connect()

@@ -14,6 +14,7 @@ This module imports gevent: only the bridge process (`tongdai bridge`) may impor
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 
 import gevent
@@ -48,9 +49,10 @@ class Connection:
     def __init__(self, host: str, port: int, password: str, *,
                  on_event: Callable[[Frame], None],
                  on_protocol_error: Callable[[ProtocolError], None],
-                 timeout: float = 5) -> None:
+                 timeout: float = 5, wake_ms: float = 0) -> None:
         self.host, self.port, self.password = host, port, password
         self.timeout = timeout
+        self.wake_ms = wake_ms
         self.on_event = on_event
         self.on_protocol_error = on_protocol_error
         self.parser = FrameParser()
@@ -65,6 +67,7 @@ class Connection:
         # awaited (a sendall that yields half-way must not let another command in).
         self._sending = gevent.lock.Semaphore()
         self._reader: gevent.Greenlet | None = None
+        self._waker: gevent.Greenlet | None = None
 
     def connect(self) -> None:
         """Connect and authenticate. Raises NotConnectedError (no answer, or the socket
@@ -76,6 +79,10 @@ class Connection:
             raise NotConnectedError(f"cannot connect to {self.host}:{self.port}: {exc}") \
                 from None
         sock.settimeout(None)
+        # No Nagle: a command must not wait for the ACK of what went before it (the wake
+        # newline, a previous command): with Nagle, newlines every 2 ms held each bgapi
+        # back by ~25 ms (send -> reply p50 30 ms against 4.6 ms).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock, self.connected, self._run = sock, True, True
         self._reader = gevent.spawn(self.receive_events)
         if not self._auth_request.wait(timeout=self.timeout):
@@ -86,6 +93,26 @@ class Connection:
         reply = self.send(f"auth {self.password}")
         if reply.text != "+OK accepted":
             raise AuthenticationFailed(f"FreeSWITCH refused the password: {reply.text}")
+        if self.wake_ms > 0:
+            self._waker = gevent.spawn(self._wake_loop)
+
+    def _wake_loop(self) -> None:
+        """A bare newline every ``wake_ms``, between commands (the switch drops a newline
+        that starts a packet). mod_event_socket's listener, with nothing to send, sleeps
+        in a 20 ms poll() of the socket, and an event put on its queue does not wake it:
+        a CHANNEL_PARK reached the bridge 8 / 19 / 21 ms p50 / p90 / p99 after its
+        Event-Date-Timestamp. A readable socket ends the sleep and the listener sends
+        what is queued: with a newline every 2 ms, 2.0 / 4.0 / 10.5 ms (ACD bench, 10
+        calls/s)."""
+        while self._run and self.sock is not None:
+            gevent.sleep(self.wake_ms / 1000)
+            if self._sending.locked():
+                continue  # a command is going out: it wakes the listener itself
+            with self._sending:
+                try:
+                    self.sock.sendall(b"\n")
+                except (OSError, AttributeError):
+                    return
 
     def send(self, command: str, *, timeout: float | None = None) -> CommandReply:
         """Send one command and wait (in this greenlet) for its reply; with ``timeout``,
@@ -175,6 +202,8 @@ class Connection:
     def close(self) -> None:
         """Close the socket now; the reading greenlet ends and pending commands fail."""
         self._run = False
+        if self._waker is not None and self._waker is not gevent.getcurrent():
+            self._waker.kill(block=False)
         if self.sock is not None:
             try:
                 self.sock.close()

@@ -64,6 +64,9 @@ class BridgeSettings:
     # Each batch is flushed at once (publisher.py), so linger only delays: 0 (produce ->
     # consumed on a local broker p50 2.7 ms; 4.3 ms with 1 ms of linger).
     linger_ms: int = 0
+    # A newline to each node this often (connection.Connection._wake_loop): the switch's
+    # event socket otherwise holds events up to 20 ms while it sleeps; 0 turns it off.
+    esl_wake_ms: float = 2.0
     # The Kafka client that sends: auto (confluent-kafka if installed), confluent-kafka,
     # or kafka-python.
     kafka_client: str = "auto"

@@ -704,11 +704,9 @@ def stages(bootstrap: str, marks: dict, tenant: str, callers: dict[str, Caller],
     """The product's park -> fact -> offer -> agent leg, from Kafka record timestamps; the
     park -> fact stage also split where the bridge's record of the park was written (the
     switch to the bridge's producer | Kafka and the worker). The park's time is the switch's
-    Event-Date-Timestamp, which has the core timer's 20 ms resolution (runtime.timestamp
-    moves once per tick): park -> published reads about 10 ms more than it lasts (the
-    bridge hears a CHANNEL_PARK 9.5 / 18.4 / 25.2 ms p50 / p90 / p99 after its stamp, a
-    uniform 0-20 ms of it the stamp's age), and the offer, from park to the agent leg's
-    stamp, is off by up to +/- 20 ms per call on both sides alike."""
+    Event-Date-Timestamp, in 1 ms steps with fs-conf's 1ms-timer. Park -> published is
+    mostly the event socket's delivery (deploy/freeswitch/README.md: its listener sleeps
+    20 ms in a poll unless the client's wake newlines end it)."""
     import orjson
     from kafka import KafkaConsumer
 

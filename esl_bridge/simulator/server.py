@@ -135,6 +135,9 @@ class Session:
                     break
                 buf += chunk.replace(b"\r\n", b"\n")
                 while not self.closed:
+                    # mod_event_socket's read_packet drops a CR or LF that starts a packet
+                    # (the bridge's wake newlines come between commands)
+                    buf = buf.lstrip(b"\r\n")
                     end = buf.find(b"\n\n")
                     if end < 0:
                         break

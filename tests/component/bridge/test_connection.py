@@ -266,3 +266,62 @@ def test_commands_from_several_greenlets_go_out_without_waiting_and_get_their_ow
     finally:
         conn.close()
         server.close()
+
+
+def test_wake_newlines_go_out_while_idle() -> None:
+    """With `wake_ms`, a bare newline goes out every few ms while nothing else does: it
+    ends mod_event_socket's 20 ms idle poll, so queued events leave at once
+    (connection.Connection._wake_loop). The socket is TCP_NODELAY: a command must not wait
+    for the ACK of the newline before it."""
+    server = socket.create_server(("127.0.0.1", 0))
+    got = bytearray()
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"Content-Type: auth/request\n\n")
+            buf = b""
+            while b"\n\n" not in buf:
+                buf += conn.recv(4096)
+            conn.sendall(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+            conn.settimeout(2)
+            while True:
+                try:
+                    data = conn.recv(4096)
+                except OSError:
+                    return
+                if not data:
+                    return
+                got.extend(data)
+
+    threading.Thread(target=serve, daemon=True).start()
+    conn = Connection("127.0.0.1", server.getsockname()[1], "pw", on_event=lambda f: None,
+                      on_protocol_error=lambda e: None, wake_ms=2)
+    conn.connect()
+    try:
+        assert conn.sock is not None
+        assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        gevent.sleep(0.2)
+        assert set(got) == {ord("\n")} and 20 <= len(got) <= 110, len(got)
+    finally:
+        conn.close()
+        server.close()
+
+
+def test_wake_newlines_never_split_a_command(sim: Simulator) -> None:
+    """Commands from many greenlets while newlines go out every millisecond: each goes
+    out whole (the newline waits for the send lock) and gets its own reply; the switch,
+    and the simulator as it does, drops a newline that starts a packet."""
+    conn = Connection("127.0.0.1", sim.port, sim.password, on_event=lambda f: None,
+                      on_protocol_error=lambda e: None, wake_ms=1)
+    conn.connect()
+    try:
+        sends = []
+        for i in range(40):  # newlines go out between them
+            sends.append(gevent.spawn(conn.send, f"api uuid_exists {'x' * 600}{i}", timeout=5))
+            gevent.sleep(0.001 + (i % 4) * 0.001)
+        gevent.joinall(sends, timeout=20, raise_error=True)
+        assert [g.value.text for g in sends] == ["false"] * 40
+        assert conn.api("global_getvar core_uuid").text == sim.node.core_uuid
+    finally:
+        conn.close()
