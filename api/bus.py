@@ -20,6 +20,12 @@ from routing.contract import DecodeError, Envelope, decode, deterministic_id, ed
 from .errors import Unavailable
 
 log = logging.getLogger("tongdai.api.bus")
+
+#: A follower's fetch waits for this much data or this long, whichever comes first. With
+#: the broker's defaults (1 byte), every API process's every follower fetched again as
+#: soon as one event came, each fetch a round trip for the broker and a wake-up here.
+FOLLOW_FETCH_MIN_BYTES = 64 * 1024
+FOLLOW_FETCH_MAX_WAIT_MS = 100
 Handler = Callable[[Envelope], None]
 
 
@@ -157,7 +163,9 @@ class KafkaBus:
             try:
                 consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
                                          enable_auto_commit=False, client_id=self.client_id,
-                                         consumer_timeout_ms=1000)
+                                         consumer_timeout_ms=1000,
+                                         fetch_min_bytes=FOLLOW_FETCH_MIN_BYTES,
+                                         fetch_max_wait_ms=FOLLOW_FETCH_MAX_WAIT_MS)
                 parts = None
                 for _ in range(5):
                     parts = consumer.partitions_for_topic(topic)

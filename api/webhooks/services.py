@@ -231,7 +231,8 @@ class GroupConsumer:
                     client_id=self.client_id, enable_auto_commit=False,
                     auto_offset_reset="latest", session_timeout_ms=10000,
                     heartbeat_interval_ms=1000, max_poll_records=50,
-                    max_poll_interval_ms=300000)
+                    max_poll_interval_ms=300000, fetch_min_bytes=64 * 1024,
+                    fetch_max_wait_ms=100)
                 while not self._stop.is_set():
                     batches = consumer.poll(timeout_ms=200)
                     if consumer.assignment():

@@ -735,6 +735,7 @@ def stages(bootstrap: str, marks: dict, tenant: str, callers: dict[str, Caller],
                     published.setdefault(env["call_id"], r.timestamp / 1000)
     consumer.close()
     park_fact, fact_offer, offer_leg, park_published, published_fact = [], [], [], [], []
+    per_call: list[tuple[float, str]] = []
     for call, c in callers.items():
         firsts = [legs[u].created for u in c.legs if legs[u].created is not None]
         if c.queued is None or call not in enqueued or call not in offered or not firsts:
@@ -745,6 +746,14 @@ def stages(bootstrap: str, marks: dict, tenant: str, callers: dict[str, Caller],
         if call in published:
             park_published.append((published[call] - c.queued) * 1000)
             published_fact.append((enqueued[call] - published[call]) * 1000)
+            per_call.append(((min(firsts) - c.queued) * 1000,
+                             f"park->published {park_published[-1]:.0f}, published->fact "
+                             f"{published_fact[-1]:.0f}, fact->offer {fact_offer[-1]:.0f}, "
+                             f"offer->leg {offer_leg[-1]:.0f}"))
+    if per_call:  # where the tail's time went
+        per_call.sort(reverse=True)
+        print(f"  {prefix}: the slowest offers (ms): " + "; ".join(
+            f"{total:.0f} = {parts}" for total, parts in per_call[:3]), file=sys.stderr)
     out = {}
     for name, values in (("park_to_fact", park_fact), ("park_to_published", park_published),
                          ("published_to_fact", published_fact), ("fact_to_offer", fact_offer),
