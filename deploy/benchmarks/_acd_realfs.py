@@ -609,6 +609,7 @@ class Leg:
     answered: float | None = None
     bridged: float | None = None
     ended: float | None = None
+    cause: str = ""
 
 
 @dataclass
@@ -625,10 +626,13 @@ def analyse(events: list[dict[str, str]], side: str, tenant: str) -> tuple[dict,
     legs: dict[str, Leg] = {}
     times: dict[tuple[str, str], float] = {}  # (event name, leg) -> first time
     bridges: list[tuple[str, str, float]] = []
+    causes: dict[str, str] = {}
     for e in events:
         name, uid = e.get("Event-Name", ""), e.get("Unique-ID", "")
         at = int(e.get("Event-Date-Timestamp", "0")) / 1e6
         times.setdefault((name, uid), at)
+        if name == "CHANNEL_HANGUP_COMPLETE":
+            causes.setdefault(uid, e.get("Hangup-Cause", ""))
         if e.get("Call-Direction") == "outbound":
             caller_of = (e.get("variable_tongdai_call_id")
                          if e.get("variable_tongdai_tenant") == tenant else None) \
@@ -647,6 +651,7 @@ def analyse(events: list[dict[str, str]], side: str, tenant: str) -> tuple[dict,
         leg.created = times.get(("CHANNEL_CREATE", uid))
         leg.answered = times.get(("CHANNEL_ANSWER", uid))
         leg.ended = times.get(("CHANNEL_HANGUP_COMPLETE", uid))
+        leg.cause = causes.get(uid, "")
         if leg.caller in callers:
             callers[leg.caller].legs.append(uid)
     for uid, c in callers.items():
@@ -680,6 +685,10 @@ def figures_of(callers: dict[str, Caller], legs: dict[str, Leg], prefix: str,
             caller.ended is None or caller.ended > leg.answered)
         if caller_waiting:
             lost += 1
+            ms = lambda t: "-" if t is None else f"{(t - leg.answered) * 1000:.0f}"  # noqa: E731
+            print(f"  {prefix}: lost bridge: agent leg ended {leg.cause or '(up)'} "
+                  f"{ms(leg.ended)} ms after its answer; its caller ended "
+                  f"{ms(caller.ended if caller else None)} ms after it", file=sys.stderr)
         lived = (leg.ended if leg.ended is not None else end_at) - leg.answered
         if lived > ORPHAN_S:
             orphaned += 1
