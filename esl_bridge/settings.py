@@ -89,6 +89,9 @@ class BridgeSettings:
         if self.kafka_client not in ("auto", "confluent-kafka", "kafka-python"):
             raise SettingsError(f"{env_name('kafka_client')}={self.kafka_client!r}: must be "
                                 f"auto, confluent-kafka or kafka-python")
+        if self.esl_wake_ms < 0:
+            raise SettingsError(f"{env_name('esl_wake_ms')}={self.esl_wake_ms!r}: must be 0 "
+                                f"(off) or more")
         for name in ("spool_max_mb", "heartbeat_timeout_s", "snapshot_interval_s",
                      "reconnect_min_s",
                      "reconnect_max_s"):

@@ -157,6 +157,9 @@ def test_nodes_parse_and_passwords_stay_out_of_reprs():
     assert "topsecret" not in str(err.value)
     with pytest.raises(SettingsError, match="plain or json"):
         load({"TONGDAI_EVENT_FORMAT": "xml"})
+    assert load({}).esl_wake_ms == 2.0 and load({"TONGDAI_ESL_WAKE_MS": "0"}).esl_wake_ms == 0
+    with pytest.raises(SettingsError, match="TONGDAI_ESL_WAKE_MS=-1.0: must be 0"):
+        load({"TONGDAI_ESL_WAKE_MS": "-1"})
 
 
 def test_node_memory_recognises_a_restarted_node_across_bridge_restarts(tmp_path):
