@@ -22,10 +22,9 @@ from .errors import Unavailable
 
 log = logging.getLogger("tongdai.api.bus")
 
-#: A follower's fetch waits for this much data or this long, whichever comes first. With
-#: the broker's defaults (1 byte), every API process's every follower fetched again as
-#: soon as one event came, each fetch a round trip for the broker and a wake-up here.
-FOLLOW_FETCH_MIN_BYTES = 64 * 1024
+#: The followers' one consumer: a fetch returns as soon as there is a record (a config
+#: change made through another API process must be read here at once: the admin console
+#: reads back what it saved), and with nothing new it waits this long on the broker.
 FOLLOW_FETCH_MAX_WAIT_MS = 100
 Handler = Callable[[Envelope], None]
 
@@ -208,8 +207,8 @@ class KafkaBus:
                     "bootstrap.servers": self.bootstrap, "group.id": f"{self.client_id}-follow",
                     "client.id": self.client_id, "enable.auto.commit": False,
                     "enable.partition.eof": False,
-                    "fetch.min.bytes": FOLLOW_FETCH_MIN_BYTES,
-                    "fetch.wait.max.ms": FOLLOW_FETCH_MAX_WAIT_MS, "logger": log})
+                    "fetch.min.bytes": 1, "fetch.wait.max.ms": FOLLOW_FETCH_MAX_WAIT_MS,
+                    "logger": log})
                 assigned: set[str] = set()
                 ends: dict[tuple[str, int], int] = {}  # where catching up ends
                 next_look = 0.0

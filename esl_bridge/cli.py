@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import logging
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -65,6 +67,26 @@ def replay(path: Path, *, to_kafka: bool, config: NormalizerConfig, bootstrap: s
     return summary
 
 
+#: a garbage collection longer than this is logged (the event loop stood still meanwhile)
+SLOW_COLLECTION_S = 0.02
+
+
+def watch_collections(log: logging.Logger) -> None:
+    """Log every garbage collection that holds the process longer than SLOW_COLLECTION_S."""
+    started: list[float] = []
+
+    def on_gc(phase: str, info: dict) -> None:
+        if phase == "start":
+            started[:] = [time.perf_counter()]
+        elif started:
+            took = time.perf_counter() - started[0]
+            if took > SLOW_COLLECTION_S:
+                log.warning("garbage collection of generation %d took %.0f ms",
+                            info.get("generation", -1), took * 1000)
+
+    gc.callbacks.append(on_gc)
+
+
 def run_bridge(settings: bridge_settings.BridgeSettings) -> int:
     import gevent
     import signal
@@ -75,6 +97,11 @@ def run_bridge(settings: bridge_settings.BridgeSettings) -> int:
     log = logging.getLogger("tongdai.bridge")
     log.info("starting: %r", settings)
     bridge.start()
+    watch_collections(log)
+    # What exists once the bridge runs (modules, clients, its books) leaves the collector's
+    # view: a full collection then scans only what came later. The events' every parse
+    # allocates, and a full collection runs in the one greenlet loop that reads the switch.
+    gc.freeze()
     stop = gevent.event.Event()
     gevent.signal_handler(signal.SIGTERM, stop.set)
     gevent.signal_handler(signal.SIGINT, stop.set)

@@ -194,3 +194,22 @@ def test_the_kafka_client_is_chosen_and_checked():
     assert load({**env, "TONGDAI_KAFKA_CLIENT": "kafka-python"}).kafka_client == "kafka-python"
     with pytest.raises(SettingsError, match="TONGDAI_KAFKA_CLIENT"):
         load({**env, "TONGDAI_KAFKA_CLIENT": "rdkafka"})
+
+
+def test_a_slow_garbage_collection_is_logged(monkeypatch, caplog):
+    """The bridge reads the switch in one event loop: a collection that holds it is said."""
+    import gc
+    import logging
+
+    from esl_bridge import cli
+
+    monkeypatch.setattr(cli, "SLOW_COLLECTION_S", 0.0)
+    before = list(gc.callbacks)
+    cli.watch_collections(logging.getLogger("tongdai.bridge.test"))
+    try:
+        with caplog.at_level(logging.WARNING, logger="tongdai.bridge.test"):
+            gc.collect()
+    finally:
+        gc.callbacks[:] = before
+    assert any("garbage collection of generation 2 took" in r.getMessage()
+               for r in caplog.records)
