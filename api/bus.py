@@ -221,7 +221,12 @@ class KafkaBus:
                         handlers: dict[str, list[Handler]] = {}
                         for topic, handler, _ in self._follows:
                             handlers.setdefault(topic, []).append(handler)
-                    for msg in consumer.consume(num_messages=500, timeout=0.2):
+                    # The first record as soon as it comes, then what is already here:
+                    # consume(500, timeout) alone waits out its timeout unless 500 come.
+                    first = consumer.poll(0.2)
+                    batch = [] if first is None else \
+                        [first, *consumer.consume(num_messages=499, timeout=0)]
+                    for msg in batch:
                         err = msg.error()
                         if err is not None:
                             if err.code() != KafkaError._PARTITION_EOF:
