@@ -198,7 +198,7 @@ class KafkaBus:
             consumer.incremental_assign(tps)
 
     def _run(self) -> None:
-        from confluent_kafka import Consumer, KafkaError
+        from confluent_kafka import Consumer
 
         while not self._stop.is_set():
             consumer = None
@@ -217,31 +217,23 @@ class KafkaBus:
                         self._changed.clear()
                         self._assign_new(consumer, assigned, ends)
                         next_look = time.monotonic() + 2.0
+                    # after the assignment: a topic just assigned has its handlers here
                     with self._lock:
                         handlers: dict[str, list[Handler]] = {}
                         for topic, handler, _ in self._follows:
                             handlers.setdefault(topic, []).append(handler)
-                    # The first record as soon as it comes, then what is already here:
-                    # consume(500, timeout) alone waits out its timeout unless 500 come.
-                    first = consumer.poll(0.2)
-                    batch = [] if first is None else \
-                        [first, *consumer.consume(num_messages=499, timeout=0)]
-                    for msg in batch:
-                        err = msg.error()
-                        if err is not None:
-                            if err.code() != KafkaError._PARTITION_EOF:
-                                log.warning("follower: %s", err)
-                            continue
+                    for msg in edge.ready_records(consumer, 0.2, log):
                         topic = msg.topic()
                         try:
                             env = decode(msg.value())
                         except DecodeError:
                             env = None
-                        for handler in handlers.get(topic, ()) if env is not None else ():
-                            try:
-                                handler(env)
-                            except Exception:  # a view bug must not stop the follower
-                                log.exception("handler of %s failed", topic)
+                        if env is not None:
+                            for handler in handlers.get(topic, ()):
+                                try:
+                                    handler(env)
+                                except Exception:  # a view bug must not stop the follower
+                                    log.exception("handler of %s failed", topic)
                         key = (topic, msg.partition())
                         if key in ends and msg.offset() + 1 >= ends[key]:
                             del ends[key]

@@ -25,7 +25,7 @@ import gevent
 import gevent.event
 
 from routing.contract import DecodeError, Envelope, decode, deterministic_id, topics
-from routing.contract.edge import dead_letter, fields, now_us
+from routing.contract.edge import dead_letter, fields, now_us, ready_records
 from routing.contract.schemas import PAYLOADS
 
 from .legs import LegBook
@@ -363,7 +363,7 @@ class Actuator:
         cluster is killed it can go on polling without an error and receive nothing (3 of
         4 tries of tests/integration/test_kafka_cluster.py), and under load its group join
         may never finish (tests/realfs)."""
-        from confluent_kafka import Consumer, KafkaError, TopicPartition
+        from confluent_kafka import Consumer, TopicPartition
 
         name = f"tongdai-actuator-{self.settings.bridge_name}"
 
@@ -395,24 +395,11 @@ class Actuator:
                 continue
             try:
                 while not self._stop.is_set():
-                    got = False
-                    # The first decision as soon as it comes, then whatever else is
-                    # already here. consume(500, timeout) alone waits out its timeout
-                    # unless 500 arrive (librdkafka fills the batch): a lone decision sat
-                    # up to 0.2 s, p50 ~100 ms (measured with confluent-kafka 2.16).
-                    first = consumer.poll(0.2)
-                    batch = [] if first is None else \
-                        [first, *consumer.consume(num_messages=499, timeout=0)]
+                    batch = ready_records(consumer, 0.2, log)
                     for msg in batch:
-                        err = msg.error()
-                        if err is not None:
-                            if err.code() != KafkaError._PARTITION_EOF:
-                                log.warning("decisions consumer: %s", err)
-                            continue
                         self._inbox.put(((msg.topic(), msg.partition()), msg.offset(),
                                          msg.value()))
-                        got = True
-                    if got and self._watcher is not None:
+                    if batch and self._watcher is not None:
                         self._watcher.send()
                     offsets: dict[tuple[str, int], int] = {}
                     while True:

@@ -111,7 +111,7 @@ class Connection:
             with self._sending:
                 try:
                     self.sock.sendall(b"\n")
-                except (OSError, AttributeError):
+                except OSError:  # closed meanwhile
                     return
 
     def send(self, command: str, *, timeout: float | None = None) -> CommandReply:

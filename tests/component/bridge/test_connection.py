@@ -302,7 +302,8 @@ def test_wake_newlines_go_out_while_idle() -> None:
         assert conn.sock is not None
         assert conn.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
         gevent.sleep(0.2)
-        assert set(got) == {ord("\n")} and 20 <= len(got) <= 110, len(got)
+        # every 2 ms: up to 100 in 0.2 s, fewer on a loaded machine, never anything else
+        assert set(got) == {ord("\n")} and 5 <= len(got) <= 110, len(got)
     finally:
         conn.close()
         server.close()
