@@ -92,3 +92,60 @@ def test_any_sequence_round_trips(tmp_path_factory, values, segment_bytes, batch
     for v in values:
         spool.append("t", b"key", v)
     assert drain(spool, batch) == values
+
+
+def cursor_of(directory: Path) -> tuple[int, int]:
+    seg, off = (directory / "cursor").read_text().split()
+    return int(seg), int(off)
+
+
+def test_the_cursor_file_is_saved_at_most_every_interval_and_a_crash_only_repeats(tmp_path: Path):
+    spool = Spool(tmp_path, max_bytes=1 << 20, cursor_every_s=3600)
+    for i in range(10):
+        spool.append("t", b"k", f"v{i}".encode())
+    for _ in range(10):  # confirmed one by one, as a sender at low load does
+        spool.ack(spool.read(1)[-1].position)
+    assert not (tmp_path / "cursor").exists(), "no rename per confirmed record"
+    spool.append("t", b"k", b"v10")
+    spool.flush()  # the sender's next read would; then a crash, without close. Everything comes back, in order, the confirmed ones as duplicates
+    again = Spool(tmp_path, max_bytes=1 << 20)
+    assert drain(again) == [f"v{i}".encode() for i in range(11)]
+
+
+def test_the_cursor_is_saved_when_the_sender_is_idle_and_on_close(tmp_path: Path):
+    spool = Spool(tmp_path, max_bytes=1 << 20, cursor_every_s=3600)
+    for i in range(4):
+        spool.append("t", b"k", f"v{i}".encode())
+    batch = spool.read(2)
+    spool.ack(batch[-1].position)
+    assert not (tmp_path / "cursor").exists()
+    rest = spool.read(10)
+    spool.ack(rest[-1].position)
+    assert spool.read(10, timeout=0) == []  # nothing left to send: the cursor is saved
+    assert cursor_of(tmp_path) == (rest[-1].position.segment, rest[-1].position.offset)
+    spool.append("t", b"k", b"v4")
+    spool.ack(spool.read(1)[-1].position)
+    spool.close()
+    assert drain(Spool(tmp_path, max_bytes=1 << 20)) == []
+
+
+def test_a_confirmed_segment_is_deleted_at_once(tmp_path: Path):
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=100, cursor_every_s=3600)
+    for i in range(30):
+        spool.append("t", b"k", b"x" * 40)
+    assert len(list(tmp_path.glob("*.seg"))) > 5
+    drain(spool, batch=3)
+    assert len(list(tmp_path.glob("*.seg"))) == 1
+    assert cursor_of(tmp_path)[0] == int(sorted(tmp_path.glob("*.seg"))[0].stem)
+
+
+def test_a_segment_larger_than_one_read_is_read_to_its_end(tmp_path: Path, monkeypatch):
+    import esl_bridge.spool as spool_module
+
+    spool = Spool(tmp_path, max_bytes=1 << 20, segment_bytes=600)
+    values = [bytes([i]) * 40 for i in range(40)]
+    for v in values:
+        spool.append("t", b"k", v)
+    frame = 8 + 2 + 1 + 2 + 1 + 40
+    monkeypatch.setattr(spool_module, "READ_MAX", frame * 3)  # reads end on a frame boundary
+    assert drain(spool, batch=100) == values
