@@ -930,6 +930,28 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
         if burners:
             print(f"bench acd --freeswitch: {len(burners)} busy process(es) running",
                   file=sys.stderr)
+        def calls_of(side: Side, cps: float, calls: int, key: str) -> None:
+            caller = _sipp([f"127.0.0.1:{external_port}", "-sf", str(caller_scenario),
+                            "-s", side.number, "-p", str(free_port()), "-r", f"{cps:g}",
+                            "-m", str(calls), "-l", str(calls), "-mi", "127.0.0.1",
+                            "-mp", str(free_port()),
+                            "-timeout", f"{int(calls / cps + args.patience_s + 60)}s"],
+                           folder, f"callers_{key}")
+            try:
+                caller.wait(timeout=calls / cps + args.patience_s + 90)
+            except subprocess.TimeoutExpired:
+                stop(caller)
+
+        if args.warmup_s > 0:  # unmeasured: both sides, the first rate
+            for side in sides:
+                calls_of(side, rates[0], max(1, int(rates[0] * args.warmup_s)),
+                         f"warmup_{side.name}")
+                wait_idle(esl, 30)
+                time.sleep(args.wrapup_s + 1.0)
+            esl.take()
+            print(f"bench acd --freeswitch: warmed up ({args.warmup_s:g} s of calls at "
+                  f"{rates[0]:g}/s on each side, not measured)", file=sys.stderr)
+        figures["warmup_s"] = args.warmup_s
         for cps in rates:
             calls = max(1, int(cps * args.seconds))
             tag = f"cps{cps:g}"
@@ -938,16 +960,7 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
                 marks = _end_offsets(bootstrap) if side.name == "tongdai" else {}
                 load_at = load1()
                 esl.take()
-                caller = _sipp([f"127.0.0.1:{external_port}", "-sf", str(caller_scenario),
-                                "-s", side.number, "-p", str(free_port()), "-r", f"{cps:g}",
-                                "-m", str(calls), "-l", str(calls), "-mi", "127.0.0.1",
-                                "-mp", str(free_port()),
-                                "-timeout", f"{int(args.seconds + args.patience_s + 60)}s"],
-                               folder, f"callers_{key}")
-                try:
-                    caller.wait(timeout=args.seconds + args.patience_s + 90)
-                except subprocess.TimeoutExpired:
-                    stop(caller)
+                calls_of(side, cps, calls, key)
                 left = wait_idle(esl, 30)
                 end_at = time.time()
                 time.sleep(args.wrapup_s + 1.0)  # agents free again before the next phase

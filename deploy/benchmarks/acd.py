@@ -255,6 +255,12 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
                         help="--freeswitch: callers send RTP (a tone) from the answer on, as "
                              "phones do; by default they are silent (SIPp agents that play "
                              "a pcap no longer hang up on time: they stay silent)")
+    parser.add_argument("--warmup-s", type=float, default=None,
+                        help="--freeswitch: seconds of calls at the first rate on each side "
+                             "before the measured phases, not measured (a switch and a "
+                             "broker that have been up: the broker's JIT compiler took 10-14 "
+                             "%% of a core through a cold first phase); default 15, 0 with "
+                             "--quick")
     parser.add_argument("--busy", type=int, default=0, metavar="N",
                         help="--freeswitch: N processes keeping a core busy each through "
                              "both sides' phases (a busy machine, the same for both)")
@@ -268,6 +274,10 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
 
         args.agents = args.agents or (40 if quick else 160)
         args.seconds = args.seconds or (4.0 if quick else 20.0)
+        if args.warmup_s is None:
+            args.warmup_s = 0.0 if quick else 15.0
+        if args.warmup_s < 0:
+            raise SystemExit(f"bench acd: --warmup-s {args.warmup_s:g}: must be 0 or more")
         return _acd_realfs.run(args, quick)
     args.agents = args.agents or 200
     args.seconds = args.seconds or (15.0 if quick else 60.0)
