@@ -610,6 +610,9 @@ class Leg:
     bridged: float | None = None
     ended: float | None = None
     cause: str = ""
+    uuid: str = ""
+    #: the inline connect's variables at hangup (what the fence and uuid_bridge said)
+    connect: str = ""
 
 
 @dataclass
@@ -627,12 +630,15 @@ def analyse(events: list[dict[str, str]], side: str, tenant: str) -> tuple[dict,
     times: dict[tuple[str, str], float] = {}  # (event name, leg) -> first time
     bridges: list[tuple[str, str, float]] = []
     causes: dict[str, str] = {}
+    connects: dict[str, str] = {}
     for e in events:
         name, uid = e.get("Event-Name", ""), e.get("Unique-ID", "")
         at = int(e.get("Event-Date-Timestamp", "0")) / 1e6
         times.setdefault((name, uid), at)
         if name == "CHANNEL_HANGUP_COMPLETE":
             causes.setdefault(uid, e.get("Hangup-Cause", ""))
+            connects.setdefault(uid, " ".join(
+                f"{n}={e.get('variable_tongdai_' + n, '-')!r}" for n in ("won", "caller", "bridged")))
         if e.get("Call-Direction") == "outbound":
             caller_of = (e.get("variable_tongdai_call_id")
                          if e.get("variable_tongdai_tenant") == tenant else None) \
@@ -652,6 +658,7 @@ def analyse(events: list[dict[str, str]], side: str, tenant: str) -> tuple[dict,
         leg.answered = times.get(("CHANNEL_ANSWER", uid))
         leg.ended = times.get(("CHANNEL_HANGUP_COMPLETE", uid))
         leg.cause = causes.get(uid, "")
+        leg.uuid, leg.connect = uid, connects.get(uid, "")
         if leg.caller in callers:
             callers[leg.caller].legs.append(uid)
     for uid, c in callers.items():
@@ -688,7 +695,9 @@ def figures_of(callers: dict[str, Caller], legs: dict[str, Leg], prefix: str,
             ms = lambda t: "-" if t is None else f"{(t - leg.answered) * 1000:.0f}"  # noqa: E731
             print(f"  {prefix}: lost bridge: agent leg ended {leg.cause or '(up)'} "
                   f"{ms(leg.ended)} ms after its answer; its caller ended "
-                  f"{ms(caller.ended if caller else None)} ms after it", file=sys.stderr)
+                  f"{ms(caller.ended if caller else None)} ms after it, first bridged "
+                  f"{ms(caller.bridged if caller else None)} ms after it (leg {leg.uuid}, "
+                  f"caller {leg.caller}; {leg.connect})", file=sys.stderr)
         lived = (leg.ended if leg.ended is not None else end_at) - leg.answered
         if lived > ORPHAN_S:
             orphaned += 1
