@@ -21,6 +21,7 @@ rotate it; a new or rotated password is printed once.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import secrets
 import xml.etree.ElementTree as ET
@@ -137,12 +138,24 @@ def render_users(users: Iterable[BiUser], database: str) -> str:
 
 
 def write_users(path: Path, users: Iterable[BiUser], database: str) -> None:
-    """Write the file atomically, readable by its owner only (the server runs as it)."""
+    """Write the file atomically, readable by its owner only (the server runs as it).
+
+    The server notices a users file changed by its modification time in whole seconds
+    (ClickHouse 18.16's ConfigReloader): a file rewritten in the same second as the last
+    version it read is never reloaded. So the new file's time is moved past the old one's
+    second when they would share it (`bi-users` run twice within a second: the second
+    tenant's user was unknown to the server for good)."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        before = int(path.stat().st_mtime)
+    except FileNotFoundError:
+        before = None
     tmp = path.with_name(path.name + ".tmp")
     tmp.touch(mode=0o600)
     tmp.chmod(0o600)
     tmp.write_text(render_users(users, database))
+    if before is not None and int(tmp.stat().st_mtime) <= before:
+        os.utime(tmp, (before + 1, before + 1))
     tmp.replace(path)
 
 
