@@ -511,7 +511,8 @@ WANTED = ("Event-Name", "Event-Date-Timestamp", "Unique-ID", "Call-Direction", "
           "CC-Action", "CC-Queue", "CC-Member-Session-UUID", "Bridge-A-Unique-ID",
           "Bridge-B-Unique-ID", "variable_tongdai_call_id", "variable_tongdai_queue",
           "variable_tongdai_tenant", "variable_cc_member_session_uuid",
-          "variable_tongdai_offer_id", "Hangup-Cause")
+          "variable_tongdai_offer_id", "Hangup-Cause", "variable_tongdai_won",
+          "variable_tongdai_caller", "variable_tongdai_bridged")
 
 
 def parse(raw: bytes) -> dict[str, str]:
