@@ -811,6 +811,24 @@ def channels_count(esl: EventSocket) -> int:
     return int(found[1]) if found else -1
 
 
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def leftovers(esl: EventSocket) -> tuple[int, int]:
+    """Per-call state the switch still holds once every call is over: the connect fence's
+    keys (mod_hash realm tongdai_connect) and scheduled tasks grouped by a call's uuid
+    (the connect's failsafe hangup). Both must be 0: anything else grows on a switch that
+    runs for months."""
+    keys = sum(1 for line in esl.api("hash_dump db tongdai_connect").splitlines()
+               if line.startswith("D/"))
+    tasks = 0
+    for line in esl.api("show tasks").splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and _UUID.match(fields[2]):
+            tasks += 1
+    return keys, tasks
+
+
 def wait_idle(esl: EventSocket, timeout: float) -> int:
     """Wait (bounded) until the switch has no channel; the channels left."""
     deadline = time.monotonic() + timeout
@@ -975,6 +993,13 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
                 end_at = time.time()
                 time.sleep(args.wrapup_s + 1.0)  # agents free again before the next phase
                 events = [parse(r) for r in esl.take()]
+                keys, tasks = leftovers(esl)
+                settle = time.monotonic() + 4  # a losing leg's failsafe task lives 3 s
+                while (keys or tasks) and time.monotonic() < settle:
+                    time.sleep(0.5)
+                    keys, tasks = leftovers(esl)
+                figures[f"{key}_switch_fence_keys_left_count"] = keys
+                figures[f"{key}_switch_call_tasks_left_count"] = tasks
                 callers, legs = analyse(events, side.name, tenant)
                 figures.update(figures_of(callers, legs, key, end_at))
                 figures[f"{key}_calls_count"] = calls
@@ -1015,6 +1040,8 @@ def _report(figures: dict, key: str, cps: float) -> None:
           f"offer p50/p90/p99 {f['offer_p50_ms']}/{f['offer_p90_ms']}/{f['offer_p99_ms']} ms; "
           f"answer->bridged p50/p99 {f['connect_p50_ms']}/{f['connect_p99_ms']} ms; "
           f"lost bridges {f['lost_bridges_count']}, orphaned legs {f['orphaned_legs_count']}; "
+          f"left on the switch: {f['switch_fence_keys_left_count']} fence keys, "
+          f"{f['switch_call_tasks_left_count']} call tasks; "
           f"load1 {f['load1_cores']}", file=sys.stderr)
 
 
