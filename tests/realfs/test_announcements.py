@@ -66,7 +66,11 @@ def test_a_waiting_caller_hears_its_position_inside_the_music(product):
                   if name == "CHANNEL_EXECUTE_COMPLETE" and data.startswith("local_stream://")]
     assert music_done and abs(music_done[0] - prompts[0][0]) < 1.0, (music_done, prompts)
     assert prompts[0][1].endswith("!local_stream://moh"), prompts[0][1]
+    # The music is plucked chords (deploy/freeswitch/make-sounds.sh), each decaying over its
+    # 3.75 s: a 1.5 s gap in a chord's tail has few loud packets (7-36 of 76 measured), one
+    # at its start most. Silence has none, so: media flows, and some of it is sound.
     gap = (prompts[0][0] + 6.5, prompts[1][0])
-    resumed = rtp.between(*gap, loud=True)
-    assert resumed > 0.5 * 50 * (gap[1] - gap[0]), (resumed, gap)
+    flowing, resumed = rtp.between(*gap), rtp.between(*gap, loud=True)
+    assert flowing > 0.8 * 50 * (gap[1] - gap[0]) and resumed >= 3, \
+        (flowing, resumed, gap, prompts)
     assert not [line for line in product.switch.errors() if "tongdai/ewt" in line]
