@@ -829,6 +829,16 @@ def leftovers(esl: EventSocket) -> tuple[int, int]:
     return keys, tasks
 
 
+def leftovers_settled(esl: EventSocket, wanted: tuple[int, int] = (0, 0),
+                      timeout: float = 4.0) -> tuple[int, int]:
+    """`leftovers` once it reads `wanted` or `timeout` passed: `show tasks` reads the core
+    db, written a moment after the scheduler, and a losing leg's failsafe lives 3 s."""
+    deadline = time.monotonic() + timeout
+    while (got := leftovers(esl)) != wanted and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return got
+
+
 def wait_idle(esl: EventSocket, timeout: float) -> int:
     """Wait (bounded) until the switch has no channel; the channels left."""
     deadline = time.monotonic() + timeout
@@ -993,11 +1003,7 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
                 end_at = time.time()
                 time.sleep(args.wrapup_s + 1.0)  # agents free again before the next phase
                 events = [parse(r) for r in esl.take()]
-                keys, tasks = leftovers(esl)
-                settle = time.monotonic() + 4  # a losing leg's failsafe task lives 3 s
-                while (keys or tasks) and time.monotonic() < settle:
-                    time.sleep(0.5)
-                    keys, tasks = leftovers(esl)
+                keys, tasks = leftovers_settled(esl)
                 figures[f"{key}_switch_fence_keys_left_count"] = keys
                 figures[f"{key}_switch_call_tasks_left_count"] = tasks
                 callers, legs = analyse(events, side.name, tenant)

@@ -151,27 +151,19 @@ def test_the_switch_holds_no_per_call_state_after_calls_and_the_check_sees_it(pr
     """What `tongdai bench acd --freeswitch` reads after each phase (fence keys, tasks
     grouped by a call's uuid) must be 0 once calls are over, and the check must see a key
     and a task when there is one."""
-    from deploy.benchmarks._acd_realfs import leftovers
+    from deploy.benchmarks._acd_realfs import leftovers_settled as settled
 
     _real(product)  # one call through the inline connect, talking past its failsafe
     esl = product.switch.esl()
     try:
-        assert leftovers(esl) == (0, 0)
+        assert settled(esl, (0, 0)) == (0, 0)
         planted = "5f0c2a9e-0000-4000-8000-000000000001"
         esl.api(f"hash insert/tongdai_connect/{planted}/x")
         esl.api(f"sched_api +600 {planted} echo leftover")
-        assert _settled(esl, (1, 1)) == (1, 1)  # `show tasks` reads the core db: written async
+        assert settled(esl, (1, 1)) == (1, 1)
         esl.api(f"hash delete/tongdai_connect/{planted}")
         esl.api(f"sched_del {planted}")
-        assert _settled(esl, (0, 0)) == (0, 0)
+        assert settled(esl, (0, 0)) == (0, 0)
     finally:
         esl.close()
 
-
-def _settled(esl, wanted: tuple[int, int], timeout: float = 5) -> tuple[int, int]:
-    from deploy.benchmarks._acd_realfs import leftovers
-
-    deadline = time.monotonic() + timeout
-    while (got := leftovers(esl)) != wanted and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return got
