@@ -54,6 +54,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from routing.contract import edge
+
 from ._common import bench_stack, pct, tone_pcap, wait_log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -782,20 +784,44 @@ def stages(bootstrap: str, marks: dict, tenant: str, callers: dict[str, Caller],
     return out
 
 
+def thread_priorities(pid: str) -> dict[str, int]:
+    """How many threads of process `pid` run in each realtime class and priority
+    (`FIFO 1`, `RR 2`, ...; `other` for normal ones), from /proc/PID/task/*/stat."""
+    names = {0: "other", 1: "FIFO", 2: "RR", 3: "batch", 5: "idle"}
+    counts: dict[str, int] = {}
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended
+            continue
+        rt_priority, policy = int(fields[37]), int(fields[38])
+        name = names.get(policy, str(policy))
+        key = f"{name} {rt_priority}" if rt_priority else name
+        counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
+
+
 def kafka_like_the_switch(folder: Path) -> None:
-    """`--priority switch`: FreeSWITCH runs its every thread SCHED_FIFO at priority 1 (its
-    default), so mod_callcenter, inside it, never waits behind a normal process; the
-    product's bridge, worker and API run TONGDAI_SCHEDULING=realtime (round-robin at the
-    same priority) and the run's Kafka, on the call path too, is put there with chrt."""
+    """`--priority switch`: FreeSWITCH runs SCHED_FIFO, its call threads at priority 1 and
+    its control threads (event dispatch, sofia's worker, mod_callcenter's agent dispatch)
+    at 99; the product's bridge, worker and API run TONGDAI_SCHEDULING=realtime
+    (round-robin at edge.REALTIME_PRIORITY, one above the call threads) and the run's
+    Kafka, on the call path too, is put there with chrt. Prints the switch's threads by
+    class and priority, as measured."""
     kafka = subprocess.run(["pgrep", "-f", f"java.*{folder}"], capture_output=True,
                            text=True).stdout.split()
     refused = [pid for pid in kafka
-               if subprocess.run(["chrt", "-a", "-r", "-p", "1", pid],
+               if subprocess.run(["chrt", "-a", "-r", "-p", str(edge.REALTIME_PRIORITY), pid],
                                  capture_output=True).returncode != 0]
     print(f"bench acd --freeswitch: the product and {len(kafka) - len(refused)} Kafka "
-          f"process(es) scheduled as the switch (round-robin realtime, priority 1)"
+          f"process(es) scheduled round-robin realtime, priority {edge.REALTIME_PRIORITY}"
           + (f"; refused for {len(refused)} (needs CAP_SYS_NICE): they run normal"
              if refused else ""), file=sys.stderr)
+    for pid in subprocess.run(["pgrep", "-f", f"bin/freeswitch .*{folder}"],
+                              capture_output=True, text=True).stdout.split():
+        print(f"bench acd --freeswitch: the switch's threads (pid {pid}): "
+              + ", ".join(f"{n} {k}" for k, n in thread_priorities(pid).items()),
+              file=sys.stderr)
 
 
 def _sipp(argv: list[str], folder: Path, name: str) -> subprocess.Popen:

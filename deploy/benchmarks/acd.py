@@ -249,8 +249,9 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--priority", choices=("normal", "switch"), default="normal",
                         help="--freeswitch: how the product's call path (bridge, worker, "
                              "API, Kafka) is scheduled: normal (default), or switch: "
-                             "round-robin real time at priority 1, as FreeSWITCH (and with "
-                             "it mod_callcenter) schedules itself")
+                             "real time, as FreeSWITCH schedules itself (round-robin at "
+                             "priority 2: above the switch's call threads at 1, below its "
+                             "control threads and mod_callcenter's dispatch at 99)")
     parser.add_argument("--caller-rtp", action="store_true",
                         help="--freeswitch: callers send RTP (a tone) from the answer on, as "
                              "phones do; by default they are silent (SIPp agents that play "

@@ -146,8 +146,8 @@ def test_a_scheduling_that_is_not_known_is_refused_naming_the_variable() -> None
 
 def test_realtime_puts_the_process_and_its_later_threads_in_round_robin() -> None:
     """In a child process (this one keeps its class): either the class is set, for the
-    process and a thread it starts after, or it is refused and said so, and nothing
-    changed."""
+    process and a thread it starts after, at priority 2 (one above the switch's call
+    threads), or it is refused and said so, and nothing changed."""
     import subprocess
     import sys
 
@@ -166,7 +166,7 @@ def test_realtime_puts_the_process_and_its_later_threads_in_round_robin() -> Non
     assert out.returncode == 0, out.stderr
     done, process_rr, thread_rr, priority = out.stdout.split()
     if done == "True":
-        assert (process_rr, thread_rr, priority) == ("True", "True", "1")
+        assert (process_rr, thread_rr, priority) == ("True", "True", "2")
     else:
         assert (process_rr, thread_rr, priority) == ("False", "False", "0")
         assert "TONGDAI_SCHEDULING=realtime refused" in out.stderr
