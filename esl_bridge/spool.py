@@ -11,11 +11,13 @@ Layout: numbered segment files `NNNNNNNNNN.seg` of framed records
 `cursor` file naming the first record not yet confirmed. A torn record at the end of the
 last segment (power loss mid-write) is cut off on open.
 
-The cursor file is rewritten (a rename) at most every `cursor_every_s`, when a confirmed
-segment can be deleted, when the sender finds nothing to send, and on close: at 10 calls/s
-a rename per confirmed batch was a quarter of the sender's CPU. A crash can therefore send
-again what was confirmed in the last `cursor_every_s`: duplicates with their `event_id`,
-which consumers drop, as after any crash between a send and its confirmation.
+The cursor file is rewritten (a rename) at once when a confirmed segment can be deleted
+and on close, and otherwise at most every `cursor_every_s`, after a confirmation or while
+the sender finds nothing to send: at 10 calls/s a rename per confirmed batch was a quarter
+of the sender's CPU. A crash can therefore send again what was confirmed in the last
+`cursor_every_s`: duplicates with their `event_id`, which consumers drop, as after any
+crash between a send and its confirmation. The file is written outside the lock that
+`append` takes: the bridge's event reader never waits for the sender's disk.
 """
 from __future__ import annotations
 
@@ -60,6 +62,7 @@ class Spool:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self._lock = threading.Lock()
+        self._save_lock = threading.Lock()  # one cursor save at a time, outside _lock
         self.readable = threading.Condition(self._lock)
         segments = self._segments()
         self._cursor = self._load_cursor(segments)
@@ -139,9 +142,13 @@ class Spool:
         sender re-reads from the cursor with `rewind` after a failed send)."""
         with self._lock:
             self._writer.flush()
+            if self._has_unread():
+                return self._read_locked(max_records)
+            due = self._save_due()  # nothing to send: a good moment, if one is due
+        if due:
+            self._save_cursor()
+        with self._lock:
             if not self._has_unread():
-                if self._saved != self._cursor:
-                    self._save_cursor()  # nothing to send: a good moment
                 self.readable.wait(timeout)
                 self._writer.flush()
             return self._read_locked(max_records)
@@ -207,20 +214,32 @@ class Spool:
             confirmed = self._distance(self._cursor, position)
             self._cursor = position
             self._bytes -= confirmed
-            if (position.segment != self._saved.segment
-                    or time.monotonic() - self._saved_at >= self.cursor_every_s):
-                self._save_cursor()
+            due = position.segment != self._saved.segment or self._save_due()
+        if due:
+            self._save_cursor()
+
+    def _save_due(self) -> bool:
+        """(under the lock) The cursor moved since it was saved, `cursor_every_s` ago."""
+        return (self._saved != self._cursor
+                and time.monotonic() - self._saved_at >= self.cursor_every_s)
 
     def _save_cursor(self) -> None:
-        position = self._cursor
-        tmp = self.dir / "cursor.tmp"
-        tmp.write_text(f"{position.segment} {position.offset}\n")
-        os.replace(tmp, self.dir / "cursor")
-        if position.segment != self._saved.segment:
-            for seg in self._segments():
-                if seg < position.segment:
-                    self._path(seg).unlink(missing_ok=True)
-        self._saved, self._saved_at = position, time.monotonic()
+        """Write the cursor file, then delete the segments before it; called without the
+        lock (`append` never waits for this disk), one save at a time."""
+        with self._save_lock:
+            with self._lock:
+                position, saved = self._cursor, self._saved
+            if position == saved:
+                return
+            tmp = self.dir / "cursor.tmp"
+            tmp.write_text(f"{position.segment} {position.offset}\n")
+            os.replace(tmp, self.dir / "cursor")
+            if position.segment != saved.segment:
+                for seg in self._segments():
+                    if seg < position.segment:
+                        self._path(seg).unlink(missing_ok=True)
+            with self._lock:
+                self._saved, self._saved_at = position, time.monotonic()
 
     def _distance(self, a: Position, b: Position) -> int:
         if a.segment == b.segment:
@@ -237,9 +256,8 @@ class Spool:
             return 0
 
     def close(self) -> None:
+        self._save_cursor()
         with self._lock:
-            if self._saved != self._cursor:
-                self._save_cursor()
             if self._reader is not None:
                 os.close(self._reader[1])
                 self._reader = None

@@ -112,21 +112,64 @@ def test_the_cursor_file_is_saved_at_most_every_interval_and_a_crash_only_repeat
     assert drain(again) == [f"v{i}".encode() for i in range(11)]
 
 
-def test_the_cursor_is_saved_when_the_sender_is_idle_and_on_close(tmp_path: Path):
-    spool = Spool(tmp_path, max_bytes=1 << 20, cursor_every_s=3600)
+def test_the_cursor_is_saved_when_the_sender_is_idle_and_due_and_on_close(tmp_path: Path,
+                                                                           monkeypatch):
+    import esl_bridge.spool as spool_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(spool_module.time, "monotonic", lambda: clock[0])
+    spool = Spool(tmp_path, max_bytes=1 << 20, cursor_every_s=0.2)
     for i in range(4):
         spool.append("t", b"k", f"v{i}".encode())
     batch = spool.read(2)
     spool.ack(batch[-1].position)
-    assert not (tmp_path / "cursor").exists()
     rest = spool.read(10)
     spool.ack(rest[-1].position)
-    assert spool.read(10, timeout=0) == []  # nothing left to send: the cursor is saved
+    # idle at once after the confirmation (a sender at moderate load is, after every
+    # batch): not yet, else a rename per batch again
+    assert spool.read(10, timeout=0) == []
+    assert not (tmp_path / "cursor").exists()
+    clock[0] += 0.2
+    assert spool.read(10, timeout=0) == []  # idle, and the interval has passed: saved
     assert cursor_of(tmp_path) == (rest[-1].position.segment, rest[-1].position.offset)
     spool.append("t", b"k", b"v4")
     spool.ack(spool.read(1)[-1].position)
     spool.close()
     assert drain(Spool(tmp_path, max_bytes=1 << 20)) == []
+
+
+def test_append_never_waits_for_the_cursor_file(tmp_path: Path, monkeypatch):
+    """The bridge's event reader appends while the sender writes the cursor file: a slow
+    disk under the sender must not hold the reader (it did, under the spool's lock)."""
+    import threading
+
+    import esl_bridge.spool as spool_module
+
+    spool = Spool(tmp_path, max_bytes=1 << 20, cursor_every_s=0)
+    spool.append("t", b"k", b"v0")
+    first = spool.read(1)
+    renaming, release = threading.Event(), threading.Event()
+    real_replace = spool_module.os.replace
+
+    def slow_replace(src, dst):
+        renaming.set()
+        release.wait(10)
+        real_replace(src, dst)
+
+    monkeypatch.setattr(spool_module.os, "replace", slow_replace)
+    sender = threading.Thread(target=spool.ack, args=(first[-1].position,))
+    sender.start()
+    assert renaming.wait(10)
+    appended = threading.Thread(target=spool.append, args=("t", b"k", b"v1"))
+    appended.start()
+    appended.join(2)
+    finished = not appended.is_alive()
+    release.set()
+    sender.join(10)
+    appended.join(10)
+    assert finished, "append waited for the cursor file's rename"
+    assert cursor_of(tmp_path) == (first[-1].position.segment, first[-1].position.offset)
+    assert [r.value for r in spool.read(10, timeout=0)] == [b"v1"]
 
 
 def test_a_confirmed_segment_is_deleted_at_once(tmp_path: Path):
