@@ -142,7 +142,7 @@ def main(argv: list[str]) -> int:
         from routing.contract.edge import schedule, setup_logging
 
         setup_logging(s.log_level)  # until gunicorn takes over with its own config
-        schedule(s.scheduling)  # the master, before it forks: its workers keep the class
+        schedule(s.scheduling, s.scheduling_priority)  # the master, before it forks: its workers keep the class
         return serve(s)
     if argv[0] == "token":
         return token(s, argv[1:])

@@ -96,11 +96,13 @@ class ApiSettings:
     api_publish_wait_s: float = 5.0
     log_level: str = "INFO"
     # `realtime`: scheduled as FreeSWITCH schedules itself (routing.contract.edge.schedule),
-    # so a busy machine does not starve the call path behind the switch's media threads.
+    # so a busy machine does not starve the call path behind the switch's media threads;
+    # round-robin at `scheduling_priority` (1: beside the switch's call threads).
     scheduling: str = "normal"
+    scheduling_priority: int = 1
 
     def check(self) -> None:
-        check_scheduling(self.scheduling)
+        check_scheduling(self.scheduling, self.scheduling_priority)
         port("api_port", self.api_port)
         for name in ("api_workers", "api_threads", "api_timeout_s", "api_token_ttl_s",
                      "api_sse_max_s", "api_page_max", "api_export_max_rows",

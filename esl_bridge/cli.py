@@ -136,5 +136,5 @@ def main(argv: list[str]) -> int:
         replay(args.file, to_kafka=args.to_kafka, config=config,
                bootstrap=settings.kafka_bootstrap)
         return 0
-    schedule(settings.scheduling)  # before the bridge starts any thread
+    schedule(settings.scheduling, settings.scheduling_priority)  # before the bridge starts any thread
     return run_bridge(settings)

@@ -74,11 +74,13 @@ class BridgeSettings:
     actuator_state_dir: str = str(REPO_ROOT / "var" / "bridge" / "actuator")
     log_level: str = "INFO"
     # `realtime`: scheduled as FreeSWITCH schedules itself (routing.contract.edge.schedule),
-    # so a busy machine does not starve the call path behind the switch's media threads.
+    # so a busy machine does not starve the call path behind the switch's media threads;
+    # round-robin at `scheduling_priority` (1: beside the switch's call threads).
     scheduling: str = "normal"
+    scheduling_priority: int = 1
 
     def check(self) -> None:
-        check_scheduling(self.scheduling)
+        check_scheduling(self.scheduling, self.scheduling_priority)
         if self.event_format not in ("plain", "json"):
             raise SettingsError(f"{env_name('event_format')}={self.event_format!r}: "
                                 f"must be plain or json")

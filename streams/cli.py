@@ -18,7 +18,7 @@ def main(argv: list[str]) -> int:
     from routing.contract.edge import logging_config, schedule, setup_logging
 
     setup_logging(settings.log_level)
-    schedule(settings.scheduling)
+    schedule(settings.scheduling, settings.scheduling_priority)
 
     from .app import create_app, ensure_topics, start_group_at_end
 

@@ -40,11 +40,13 @@ class WorkerSettings:
     kafka_wait_s: float = 60.0
     log_level: str = "INFO"
     # `realtime`: scheduled as FreeSWITCH schedules itself (routing.contract.edge.schedule),
-    # so a busy machine does not starve the call path behind the switch's media threads.
+    # so a busy machine does not starve the call path behind the switch's media threads;
+    # round-robin at `scheduling_priority` (1: beside the switch's call threads).
     scheduling: str = "normal"
+    scheduling_priority: int = 1
 
     def check(self) -> None:
-        check_scheduling(self.scheduling)
+        check_scheduling(self.scheduling, self.scheduling_priority)
         positive("tick_interval_s", self.tick_interval_s)
         positive("live_interval_s", self.live_interval_s)
         positive("kafka_wait_s", self.kafka_wait_s)

@@ -54,8 +54,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from routing.contract import edge
-
 from ._common import bench_stack, pct, tone_pcap, wait_log
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -801,20 +799,24 @@ def thread_priorities(pid: str) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
-def kafka_like_the_switch(folder: Path) -> None:
-    """`--priority switch`: FreeSWITCH runs SCHED_FIFO, its call threads at priority 1 and
-    its control threads (event dispatch, sofia's worker, mod_callcenter's agent dispatch)
-    at 99; the product's bridge, worker and API run TONGDAI_SCHEDULING=realtime
-    (round-robin at edge.REALTIME_PRIORITY, one above the call threads) and the run's
-    Kafka, on the call path too, is put there with chrt. Prints the switch's threads by
-    class and priority, as measured."""
+#: `--priority`: the product's (and the run's Kafka's) round-robin realtime priority
+PRIORITY_OF = {"switch": 1, "above-switch": 2}
+
+
+def kafka_like_the_switch(folder: Path, priority: int) -> None:
+    """`--priority switch|above-switch`: FreeSWITCH runs SCHED_FIFO, its call threads at
+    priority 1 and its control threads (event dispatch, sofia's worker, mod_callcenter's
+    agent dispatch) at 99; the product's bridge, worker and API run
+    TONGDAI_SCHEDULING=realtime, round-robin at `priority` (1: beside the call threads,
+    2: ahead of them), and the run's Kafka, on the call path too, is put there with chrt.
+    Prints the switch's threads by class and priority, as measured."""
     kafka = subprocess.run(["pgrep", "-f", f"java.*{folder}"], capture_output=True,
                            text=True).stdout.split()
     refused = [pid for pid in kafka
-               if subprocess.run(["chrt", "-a", "-r", "-p", str(edge.REALTIME_PRIORITY), pid],
+               if subprocess.run(["chrt", "-a", "-r", "-p", str(priority), pid],
                                  capture_output=True).returncode != 0]
     print(f"bench acd --freeswitch: the product and {len(kafka) - len(refused)} Kafka "
-          f"process(es) scheduled round-robin realtime, priority {edge.REALTIME_PRIORITY}"
+          f"process(es) scheduled round-robin realtime, priority {priority}"
           + (f"; refused for {len(refused)} (needs CAP_SYS_NICE): they run normal"
              if refused else ""), file=sys.stderr)
     for pid in subprocess.run(["pgrep", "-f", f"bin/freeswitch .*{folder}"],
@@ -911,7 +913,8 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
     base = {"TONGDAI_KAFKA_BOOTSTRAP": bootstrap, **stack.clickhouse_environ(),
             "TONGDAI_API_TOKEN_SECRET": token_secret, "TONGDAI_DEFAULT_TENANT": tenant,
             "PYTHONUNBUFFERED": "1", "TONGDAI_LOG_LEVEL": "WARNING",
-            "TONGDAI_SCHEDULING": "realtime" if args.priority == "switch" else "normal"}
+            "TONGDAI_SCHEDULING": "realtime" if args.priority in PRIORITY_OF else "normal",
+            "TONGDAI_SCHEDULING_PRIORITY": str(PRIORITY_OF.get(args.priority, 1))}
     procs: dict[str, subprocess.Popen] = {}
     esl = None
     figures: dict[str, float] = {}
@@ -956,8 +959,8 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
             "TONGDAI_ACTUATOR_STATE_DIR": str(folder / "actuator"),
             "TONGDAI_TENANT_DOMAINS": f"{domain}={tenant}", "TONGDAI_LOG_LEVEL": "INFO"})
         wait_log(procs["bridge"], procs["bridge"].log_path, "actuator ready", timeout=120)
-        if args.priority == "switch":
-            kafka_like_the_switch(folder)
+        if args.priority in PRIORITY_OF:
+            kafka_like_the_switch(folder, PRIORITY_OF[args.priority])
         voice = ""
         if args.caller_rtp:  # callers talk as phones do: RTP (a tone) from the answer on
             pcap = tone_pcap(folder / "voice.pcap", args.patience_s + 10)

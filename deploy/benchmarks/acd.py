@@ -18,8 +18,8 @@ Options (after --): --cps N (30), --agents N (200), --seconds N (60; 15 with --q
 --connect switch|router. With `--freeswitch [PREFIX]`: the same on a real FreeSWITCH with
 SIPp phones, beside a mod_callcenter queue on the same switch (deploy/benchmarks/
 _acd_realfs.py; --rates, --ring-ms, --talk-ms, --patience-s, --wrapup-s, --busy N: N
-processes keeping a core busy each, --priority switch: the product scheduled as the switch,
---caller-rtp: callers send RTP).
+processes keeping a core busy each, --priority switch|above-switch: the product scheduled
+as the switch's call threads or one above them, --caller-rtp: callers send RTP).
 """
 from __future__ import annotations
 
@@ -246,12 +246,13 @@ def run(quick: bool = False, argv: list[str] | None = None) -> dict[str, float]:
                         help="--freeswitch: a caller not connected by then hangs up")
     parser.add_argument("--wrapup-s", type=int, default=1,
                         help="--freeswitch: agents' wrap-up on both sides")
-    parser.add_argument("--priority", choices=("normal", "switch"), default="normal",
+    parser.add_argument("--priority", choices=("normal", "switch", "above-switch"),
+                        default="normal",
                         help="--freeswitch: how the product's call path (bridge, worker, "
-                             "API, Kafka) is scheduled: normal (default), or switch: "
-                             "real time, as FreeSWITCH schedules itself (round-robin at "
-                             "priority 2: above the switch's call threads at 1, below its "
-                             "control threads and mod_callcenter's dispatch at 99)")
+                             "API, Kafka) is scheduled: normal (default); switch: real "
+                             "time as FreeSWITCH runs its call threads (round-robin, "
+                             "priority 1); above-switch: priority 2, ahead of them (its "
+                             "control threads and mod_callcenter's dispatch run at 99)")
     parser.add_argument("--caller-rtp", action="store_true",
                         help="--freeswitch: callers send RTP (a tone) from the answer on, as "
                              "phones do; by default they are silent (SIPp agents that play "

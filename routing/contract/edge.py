@@ -149,46 +149,45 @@ def setup_logging(level: str | int, *, quiet: Iterable[str] = ("kafka",)) -> Non
 
 #: `TONGDAI_SCHEDULING`'s values: how the kernel schedules a deployable on the call path.
 SCHEDULINGS = ("normal", "realtime")
+#: `TONGDAI_SCHEDULING_PRIORITY`'s bounds: FreeSWITCH's call threads run at 1, its control
+#: threads (event dispatch, sofia's worker, mod_callcenter's agent dispatch) at 99.
+PRIORITIES = range(1, 99)
 
 
-def check_scheduling(value: str) -> None:
+def check_scheduling(value: str, priority: int = 1) -> None:
     from .environ import SettingsError, env_name
 
     if value not in SCHEDULINGS:
         raise SettingsError(f"{env_name('scheduling')}={value!r}: must be "
                             f"{' or '.join(SCHEDULINGS)}")
+    if isinstance(priority, bool) or not isinstance(priority, int) or priority not in PRIORITIES:
+        raise SettingsError(f"{env_name('scheduling_priority')}={priority!r}: must be a whole "
+                            f"number from {PRIORITIES[0]} to {PRIORITIES[-1]} (the switch's "
+                            f"call threads run at 1, its control threads at 99)")
 
 
-#: `realtime`'s priority (SCHED_RR). FreeSWITCH runs SCHED_FIFO: its per-call threads at 1
-#: (SWITCH_PRI_LOW, the default of every thread it starts) and its own control threads far
-#: above, at 99 (SWITCH_PRI_REALTIME): event dispatch, sofia's worker and mod_callcenter's
-#: agent dispatch. The product's call path is the control path of a contact center: one
-#: above the per-call threads, it no longer queues behind the media of hundreds of calls
-#: once the CPU is busy (at 30 calls/s on 2 cores, offer p50 1.95 s at priority 1, 177 ms
-#: at 2, mod_callcenter 136 ms), and stays below every thread the switch puts above them.
-REALTIME_PRIORITY = 2
-
-
-def schedule(scheduling: str) -> bool:
+def schedule(scheduling: str, priority: int = 1) -> bool:
     """Put this process, and every thread it starts from now on, in the scheduling class of
     `scheduling`. FreeSWITCH runs realtime by default (SCHED_FIFO, its call threads at
     priority 1, its control threads at 99; then nice -10): a process of the call path on
     the same machine that stays `normal` waits behind the switch's media threads once the
     CPU is busy, while mod_callcenter, inside the switch, never does. Realtime here is
-    round-robin (SCHED_RR: equal processes take turns) at REALTIME_PRIORITY. Needs
-    CAP_SYS_NICE (root, or systemd's CPUSchedulingPolicy=rr); refused, the process says
-    so and runs normal. Call it first thing, before any thread starts. True when the
-    class was set."""
+    round-robin (SCHED_RR: equal processes take turns) at `priority`: 1, beside the
+    switch's call threads, is the default; 2 puts the call path ahead of them (better once
+    the switch alone fills the CPU, worse below that: see TONGDAI_SCHEDULING_PRIORITY in
+    deploy/ENVIRONMENT.md). Needs CAP_SYS_NICE (root, or systemd's
+    CPUSchedulingPolicy=rr); refused, the process says so and runs normal. Call it first
+    thing, before any thread starts. True when the class was set."""
     if scheduling != "realtime":
         return False
     try:
-        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(REALTIME_PRIORITY))
+        os.sched_setscheduler(0, os.SCHED_RR, os.sched_param(priority))
     except (OSError, AttributeError) as exc:
         logging.getLogger("tongdai.edge").warning(
             "TONGDAI_SCHEDULING=realtime refused (%s): running with normal scheduling",
             exc)
         return False
     logging.getLogger("tongdai.edge").info("scheduled round-robin realtime, priority %d",
-                                            REALTIME_PRIORITY)
+                                            priority)
     return True
 

@@ -144,10 +144,28 @@ def test_a_scheduling_that_is_not_known_is_refused_naming_the_variable() -> None
         bridge_settings.load({"TONGDAI_SCHEDULING": "fast"})
 
 
+def test_a_scheduling_priority_out_of_bounds_is_refused_naming_the_variable() -> None:
+    import pytest
+
+    from api import settings as api_settings
+    from esl_bridge import settings as bridge_settings
+    from routing.contract.environ import SettingsError
+    from streams import settings as worker_settings
+
+    for load in (bridge_settings.load, worker_settings.load, api_settings.load):
+        for bad in ("0", "99"):
+            with pytest.raises(SettingsError, match=rf"TONGDAI_SCHEDULING_PRIORITY={bad}: "
+                                                    r"must be a whole number from 1 to 98"):
+                load({"TONGDAI_SCHEDULING": "realtime", "TONGDAI_SCHEDULING_PRIORITY": bad,
+                      "TONGDAI_FREESWITCH": "127.0.0.1:8021:pw"})
+    assert bridge_settings.load({"TONGDAI_SCHEDULING_PRIORITY": "2"}).scheduling_priority == 2
+    assert bridge_settings.load({}).scheduling_priority == 1
+
+
 def test_realtime_puts_the_process_and_its_later_threads_in_round_robin() -> None:
     """In a child process (this one keeps its class): either the class is set, for the
-    process and a thread it starts after, at priority 2 (one above the switch's call
-    threads), or it is refused and said so, and nothing changed."""
+    process and a thread it starts after, at the priority asked, or it is refused and said
+    so, and nothing changed."""
     import subprocess
     import sys
 
@@ -155,7 +173,7 @@ def test_realtime_puts_the_process_and_its_later_threads_in_round_robin() -> Non
         "import logging, os, threading\n"
         "logging.basicConfig(level=logging.INFO)\n"
         "from routing.contract.edge import schedule\n"
-        "done = schedule('realtime')\n"
+        "done = schedule('realtime', 2)\n"
         "seen = []\n"
         "t = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))\n"
         "t.start(); t.join()\n"
