@@ -161,6 +161,10 @@ class Connection:
                     break  # framing is lost: reconnect, the snapshot reconciles
                 for frame in frames:
                     self._dispatch(frame)
+                # A recv that finds data returns without yielding: behind a backlog this
+                # loop would keep the hub, and the greenlets sending commands (and their
+                # replies' waiters) would wait until the backlog is gone.
+                gevent.sleep(0)
         finally:
             self._run = False
             self.connected = False

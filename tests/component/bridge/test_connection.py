@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -326,3 +327,75 @@ def test_wake_newlines_never_split_a_command(sim: Simulator) -> None:
         assert conn.api("global_getvar core_uuid").text == sim.node.core_uuid
     finally:
         conn.close()
+
+
+def test_a_command_is_answered_while_events_keep_coming() -> None:
+    """Behind a backlog every recv finds data and returns without yielding; the reader
+    must still let the other greenlets run, or a command's reply (read and set) reaches
+    its sender only once the events stop: at 30 calls/s, the actuator's next commands
+    would wait for the whole backlog. The server here writes events without pause for
+    3 s and answers the command at once."""
+    server = socket.create_server(("127.0.0.1", 0))
+    flood_s = 3.0
+    ended: list[float] = []
+    asked = threading.Event()
+    body = b"Event-Name: HEARTBEAT\nCore-UUID: c\n" + b"X-Pad: " + b"a" * 2000 + b"\n\n"
+    event = b"Content-Length: %d\nContent-Type: text/event-plain\n\n%s" % (len(body), body)
+    reply = b"Content-Type: api/response\nContent-Length: 3\n\n+OK"
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        with conn:
+            conn.sendall(b"Content-Type: auth/request\n\n")
+            buf = b""
+            while b"\n\n" not in buf:
+                buf += conn.recv(4096)
+            conn.sendall(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
+
+            def hear() -> None:
+                got = b""
+                while b"api status\n\n" not in got:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    got += data
+                asked.set()
+
+            threading.Thread(target=hear, daemon=True).start()
+            answered = False
+            until = time.monotonic() + flood_s
+            while time.monotonic() < until:
+                if asked.is_set() and not answered:
+                    conn.sendall(reply)
+                    answered = True
+                conn.sendall(event * 8)
+            ended.append(time.monotonic())
+            time.sleep(1)
+
+    threading.Thread(target=serve, daemon=True).start()
+    counted = [0]
+
+    def on_event(frame: Frame) -> None:  # a reader slower than the switch writes
+        counted[0] += 1
+        time.sleep(0.0002)
+
+    conn = Connection("127.0.0.1", server.getsockname()[1], "pw", on_event=on_event,
+                      on_protocol_error=lambda e: None)
+    conn.connect()
+    try:
+        gevent.sleep(0.3)  # the flood is on
+        reply_at: list[float] = []
+        sender = gevent.spawn(lambda: (conn.api("status"), reply_at.append(time.monotonic())))
+        sender.join(timeout=flood_s + 5)
+        assert reply_at, "no reply"
+        assert sender.value is not None and sender.value[0].text == "+OK"
+        deadline = time.monotonic() + flood_s + 5
+        while not ended and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        assert ended, "the server's flood did not end"
+        # answered while the events were still coming, not after they stopped
+        assert reply_at[0] < ended[0] - 1.0, (reply_at[0], ended[0])
+        assert counted[0] > 0
+    finally:
+        conn.close()
+        server.close()
