@@ -499,7 +499,9 @@ class Actuator:
             return
         try:
             line = esl_command(envelope)
+            sent = time.monotonic()
             reply = link.connection.send(f"bgapi {line}")
+            reply_ms = round((time.monotonic() - sent) * 1000, 1)
         except Exception as exc:  # node dropped mid-command, bad payload
             self._outcome(envelope, False, f"-ERR {type(exc).__name__}: {exc}")
             return
@@ -507,13 +509,12 @@ class Actuator:
         if not reply.ok or not reply.job_uuid:
             self._outcome(envelope, False, reply.text)
             return
+        log.info("%s %s -> job %s", envelope.type, command_id, reply.job_uuid,
+                 extra=fields(envelope, reply_ms=reply_ms))
         self._jobs[reply.job_uuid] = (envelope, line.split(" ", 1)[0])
         early = self._early.pop(reply.job_uuid, None)
         if early is not None:
             self.on_job(reply.job_uuid, early)
-            return
-        log.info("%s %s -> job %s", envelope.type, command_id, reply.job_uuid,
-                 extra=fields(envelope))
 
     def _dead_letter(self, raw: bytes, reason: str) -> None:
         self.dead += 1

@@ -51,10 +51,11 @@ import time
 import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ._common import bench_stack, pct, tone_pcap, wait_log
+from ._common import bench_stack, cpu_s, pct, tone_pcap, wait_log
 
 ROOT = Path(__file__).resolve().parents[2]
 FS_CONF = ROOT / "fs-conf"
@@ -718,14 +719,45 @@ def figures_of(callers: dict[str, Caller], legs: dict[str, Leg], prefix: str,
     }
 
 
+def job_times(bridge_log: Path | None, tenant: str) -> dict[str, tuple[float, float]]:
+    """call id -> (when the bridge sent the call's first `bgapi originate` of an offer,
+    when it read the switch's `+OK Job-UUID` reply), from its INFO line "offer_call ... ->
+    job ..." (its time and `reply_ms`): by the reply the switch has read the command and
+    started the thread that runs it."""
+    import orjson
+
+    out: dict[str, tuple[float, float]] = {}
+    if bridge_log is None or not bridge_log.exists():
+        return out
+    with bridge_log.open("rb") as f:
+        for raw in f:
+            if b"offer_call" not in raw or b"-> job" not in raw:
+                continue
+            try:
+                line = orjson.loads(raw)
+                if line.get("tenant") != tenant or not line.get("call_id"):
+                    continue
+                at = datetime.strptime(line["time"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(
+                    tzinfo=timezone.utc).timestamp()
+            except (ValueError, KeyError, TypeError):
+                continue
+            out.setdefault(line["call_id"], (at - float(line.get("reply_ms") or 0) / 1000, at))
+    return out
+
+
 def stages(bootstrap: str, marks: dict, tenant: str, callers: dict[str, Caller],
-           legs: dict[str, Leg], prefix: str) -> dict[str, float]:
+           legs: dict[str, Leg], prefix: str, bridge_log: Path | None = None
+           ) -> dict[str, float]:
     """The product's park -> fact -> offer -> agent leg, from Kafka record timestamps; the
     park -> fact stage also split where the bridge's record of the park was written (the
     switch to the bridge's producer | Kafka and the worker). The park's time is the switch's
     Event-Date-Timestamp, in 1 ms steps with fs-conf's 1ms-timer. Park -> published is
     mostly the event socket's delivery (deploy/freeswitch/README.md: its listener sleeps
-    20 ms in a poll unless the client's wake newlines end it)."""
+    20 ms in a poll unless the client's wake newlines end it). Offer -> agent leg is split
+    where the bridge sent its `bgapi` and read the switch's reply (`job_times`): offer ->
+    sent is Kafka and the bridge; sent -> job the switch's command reader (and the way
+    back); job -> leg the switch's own (its bgapi thread, the directory lookup over
+    mod_xml_curl, sofia's INVITE)."""
     import orjson
     from kafka import KafkaConsumer
 
@@ -753,7 +785,12 @@ def stages(bootstrap: str, marks: dict, tenant: str, callers: dict[str, Caller],
                 elif env["type"] == "channel_parked":
                     published.setdefault(env["call_id"], r.timestamp / 1000)
     consumer.close()
+    jobs = job_times(bridge_log, tenant)
     park_fact, fact_offer, offer_leg, park_published, published_fact = [], [], [], [], []
+    offer_sent: list[float] = []
+    sent_job: list[float] = []
+    offer_job: list[float] = []
+    job_leg: list[float] = []
     per_call: list[tuple[float, str]] = []
     for call, c in callers.items():
         firsts = [legs[u].created for u in c.legs if legs[u].created is not None]
@@ -762,13 +799,22 @@ def stages(bootstrap: str, marks: dict, tenant: str, callers: dict[str, Caller],
         park_fact.append((enqueued[call] - c.queued) * 1000)
         fact_offer.append((offered[call] - enqueued[call]) * 1000)
         offer_leg.append((min(firsts) - offered[call]) * 1000)
+        if call in jobs:
+            sent, replied = jobs[call]
+            offer_sent.append((sent - offered[call]) * 1000)
+            sent_job.append((replied - sent) * 1000)
+            offer_job.append((replied - offered[call]) * 1000)
+            job_leg.append((min(firsts) - replied) * 1000)
         if call in published:
             park_published.append((published[call] - c.queued) * 1000)
             published_fact.append((enqueued[call] - published[call]) * 1000)
             per_call.append(((min(firsts) - c.queued) * 1000,
                              f"park->published {park_published[-1]:.0f}, published->fact "
                              f"{published_fact[-1]:.0f}, fact->offer {fact_offer[-1]:.0f}, "
-                             f"offer->leg {offer_leg[-1]:.0f}"))
+                             f"offer->leg {offer_leg[-1]:.0f}"
+                             + (f" (sent at {(jobs[call][0] - offered[call]) * 1000:.0f}"
+                                f", job at {(jobs[call][1] - offered[call]) * 1000:.0f})"
+                                if call in jobs else "")))
     if per_call:  # where the tail's time went
         per_call.sort(reverse=True)
         print(f"  {prefix}: the slowest offers (ms): " + "; ".join(
@@ -776,7 +822,9 @@ def stages(bootstrap: str, marks: dict, tenant: str, callers: dict[str, Caller],
     out = {}
     for name, values in (("park_to_fact", park_fact), ("park_to_published", park_published),
                          ("published_to_fact", published_fact), ("fact_to_offer", fact_offer),
-                         ("offer_to_leg", offer_leg)):
+                         ("offer_to_leg", offer_leg), ("offer_to_sent", offer_sent),
+                         ("sent_to_job", sent_job), ("offer_to_job", offer_job),
+                         ("job_to_leg", job_leg)):
         out[f"{prefix}_stage_{name}_p50_ms"] = round(pct(values, 0.5), 1)
         out[f"{prefix}_stage_{name}_p99_ms"] = round(pct(values, 0.99), 1)
     return out
@@ -801,6 +849,37 @@ def thread_priorities(pid: str) -> dict[str, int]:
 
 #: `--priority`: the product's (and the run's Kafka's) round-robin realtime priority
 PRIORITY_OF = {"switch": 1, "above-switch": 2}
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by process `pid` and its living descendants (the API's
+    gunicorn workers, the switch under its start script)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            total += cpu_s(p)
+        except OSError:
+            continue
+        todo += children.get(p, [])
+    return total
+
+
+def cpu_groups(procs: dict[str, subprocess.Popen], folder: Path) -> dict[str, float]:
+    """CPU seconds so far of the switch, the product's processes and the run's Kafka."""
+    out = {name: tree_cpu_s(procs[name].pid) for name in ("freeswitch", "api", "worker",
+                                                          "bridge") if name in procs}
+    kafka = subprocess.run(["pgrep", "-f", f"java.*{folder}"], capture_output=True,
+                           text=True).stdout.split()
+    out["kafka"] = sum(tree_cpu_s(int(pid)) for pid in kafka)
+    return out
 
 
 def kafka_like_the_switch(folder: Path, priority: int) -> None:
@@ -1027,9 +1106,17 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
                 marks = _end_offsets(bootstrap) if side.name == "tongdai" else {}
                 load_at = load1()
                 esl.take()
+                cpu_at, wall_at = cpu_groups(procs, folder), time.monotonic()
                 calls_of(side, cps, calls, key)
                 left = wait_idle(esl, 30)
                 end_at = time.time()
+                wall = time.monotonic() - wall_at
+                used = {name: (spent - cpu_at.get(name, 0.0)) / wall
+                        for name, spent in cpu_groups(procs, folder).items()}
+                figures.update({f"{key}_cpu_{name}_cores": round(v, 2)
+                                for name, v in used.items()})
+                print(f"  {key}: CPU (cores) " + ", ".join(
+                    f"{name} {v:.2f}" for name, v in used.items()), file=sys.stderr)
                 time.sleep(args.wrapup_s + 1.0)  # agents free again before the next phase
                 events = [parse(r) for r in esl.take()]
                 keys, tasks = leftovers_settled(esl)
@@ -1041,7 +1128,8 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
                 figures[f"{key}_channels_left_count"] = max(left, 0)
                 figures[f"{key}_load1_cores"] = round((load_at + load1()) / 2, 2)
                 if side.name == "tongdai":
-                    figures.update(stages(bootstrap, marks, tenant, callers, legs, key))
+                    figures.update(stages(bootstrap, marks, tenant, callers, legs, key,
+                                          Path(procs["bridge"].log_path)))
                 _report(figures, key, cps)
             for metric in ("offer_p50", "offer_p90", "offer_p99", "connect_p50", "connect_p99"):
                 ours = figures[f"{tag}_tongdai_{metric}_ms"]
