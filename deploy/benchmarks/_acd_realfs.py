@@ -851,9 +851,8 @@ def thread_priorities(pid: str) -> dict[str, int]:
 PRIORITY_OF = {"switch": 1, "above-switch": 2}
 
 
-def tree_cpu_s(pid: int) -> float:
-    """CPU seconds used so far by process `pid` and its living descendants (the API's
-    gunicorn workers, the switch under its start script)."""
+def tree_pids(pid: int) -> list[int]:
+    """`pid` and its living descendants."""
     children: dict[int, list[int]] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -861,24 +860,46 @@ def tree_cpu_s(pid: int) -> float:
         except OSError:
             continue
         children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    total, todo = 0.0, [pid]
+    out, todo = [], [pid]
     while todo:
         p = todo.pop()
-        try:
-            total += cpu_s(p)
-        except OSError:
-            continue
+        out.append(p)
         todo += children.get(p, [])
-    return total
+    return out
 
 
-def cpu_groups(procs: dict[str, subprocess.Popen], folder: Path) -> dict[str, float]:
-    """CPU seconds so far of the switch, the product's processes and the run's Kafka."""
-    out = {name: tree_cpu_s(procs[name].pid) for name in ("freeswitch", "api", "worker",
-                                                          "bridge") if name in procs}
-    kafka = subprocess.run(["pgrep", "-f", f"java.*{folder}"], capture_output=True,
-                           text=True).stdout.split()
-    out["kafka"] = sum(tree_cpu_s(int(pid)) for pid in kafka)
+def run_queue_wait(pids: list[int]) -> tuple[float, int]:
+    """(ns spent runnable but waiting for a CPU, time slices run) so far, summed over
+    every thread of `pids` (/proc/PID/task/TID/schedstat)."""
+    wait, slices = 0.0, 0
+    for pid in pids:
+        for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+            try:
+                _run, waited, ran = stat.read_text().split()
+            except (OSError, ValueError):
+                continue
+            wait += int(waited)
+            slices += int(ran)
+    return wait, slices
+
+
+def cpu_groups(procs: dict[str, subprocess.Popen], folder: Path
+               ) -> dict[str, tuple[float, float, int]]:
+    """Per group (the switch, the product's processes, the run's Kafka): (CPU seconds,
+    run-queue wait ns, time slices) so far."""
+    groups = {name: tree_pids(procs[name].pid) for name in ("freeswitch", "api", "worker",
+                                                            "bridge") if name in procs}
+    groups["kafka"] = [int(pid) for pid in subprocess.run(
+        ["pgrep", "-f", f"java.*{folder}"], capture_output=True, text=True).stdout.split()]
+    out = {}
+    for name, pids in groups.items():
+        spent = 0.0
+        for pid in pids:
+            try:
+                spent += cpu_s(pid)
+            except OSError:
+                continue
+        out[name] = (spent, *run_queue_wait(pids))
     return out
 
 
@@ -1111,12 +1132,20 @@ def _run(args: argparse.Namespace, prefix: Path, stack, folder: Path) -> dict[st
                 left = wait_idle(esl, 30)
                 end_at = time.time()
                 wall = time.monotonic() - wall_at
-                used = {name: (spent - cpu_at.get(name, 0.0)) / wall
-                        for name, spent in cpu_groups(procs, folder).items()}
+                used, waits = {}, {}
+                for name, (spent, waited, ran) in cpu_groups(procs, folder).items():
+                    before = cpu_at.get(name, (0.0, 0.0, 0))
+                    used[name] = (spent - before[0]) / wall
+                    slices = ran - before[2]
+                    waits[name] = (waited - before[1]) / slices / 1e6 if slices > 0 else 0.0
                 figures.update({f"{key}_cpu_{name}_cores": round(v, 2)
                                 for name, v in used.items()})
+                figures.update({f"{key}_{name}_run_queue_wait_per_slice_ms": round(v, 2)
+                                for name, v in waits.items()})
                 print(f"  {key}: CPU (cores) " + ", ".join(
-                    f"{name} {v:.2f}" for name, v in used.items()), file=sys.stderr)
+                    f"{name} {v:.2f}" for name, v in used.items()) + "; run-queue wait "
+                    "per time slice (ms) " + ", ".join(
+                    f"{name} {v:.2f}" for name, v in waits.items()), file=sys.stderr)
                 time.sleep(args.wrapup_s + 1.0)  # agents free again before the next phase
                 events = [parse(r) for r in esl.take()]
                 keys, tasks = leftovers_settled(esl)
