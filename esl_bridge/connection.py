@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Callable
 
 import gevent
@@ -29,6 +30,8 @@ log = logging.getLogger("tongdai.bridge.esl")
 
 EVENT_TYPES = (protocol.EVENT_PLAIN, protocol.EVENT_JSON, protocol.EVENT_XML)
 RUDE_REJECTION = "text/rude-rejection"
+# The longest the reading greenlet keeps the hub while data keeps coming.
+YIELD_EVERY_S = 0.005
 
 
 class NotConnectedError(ConnectionError):
@@ -143,6 +146,7 @@ class Connection:
 
     def receive_events(self) -> None:
         assert self.sock is not None
+        yielded = time.monotonic()
         try:
             while self._run:
                 try:
@@ -163,8 +167,12 @@ class Connection:
                     self._dispatch(frame)
                 # A recv that finds data returns without yielding: behind a backlog this
                 # loop would keep the hub, and the greenlets sending commands (and their
-                # replies' waiters) would wait until the backlog is gone.
-                gevent.sleep(0)
+                # replies' waiters) would wait until the backlog is gone. It yields at
+                # most every YIELD_EVERY_S, so a backlog is still read in large batches.
+                now = time.monotonic()
+                if now - yielded >= YIELD_EVERY_S:
+                    gevent.sleep(0)
+                    yielded = time.monotonic()
         finally:
             self._run = False
             self.connected = False
