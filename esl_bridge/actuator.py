@@ -442,7 +442,7 @@ class Actuator:
         a second behind). Nor does a decision wait for the replies of those that came in
         an earlier poll: started a poll at a time, each poll's decisions waited until
         every reply of the poll before had come (30 calls/s on the switch: offer -> sent
-        tracked sent -> reply, 130-950 ms p50). At most MAX_IN_FLIGHT wait for their
+        tracked sent -> reply: 190-960 ms p50). At most MAX_IN_FLIGHT wait for their
         replies at once. Done in order (`_done_loop`): an offset is committed once every
         decision before it is handled."""
         while True:

@@ -16,6 +16,7 @@ from esl_bridge.connection import Connection
 from esl_bridge.legs import LegBook
 from esl_bridge.settings import BridgeSettings
 from routing.contract import Envelope, deterministic_id, encode
+from esl_peer import accept_authenticated
 
 pytestmark = pytest.mark.bridge
 
@@ -44,29 +45,21 @@ class Outbox:
         self.records.append(envelope)
 
 
-def switch_answering_after(commands: int) -> tuple[socket.socket, list[str], list[float]]:
+def switch_answering_after(commands: int) -> tuple[socket.socket, list[str]]:
     """A switch that reads `commands` bgapi lines before it answers any of them, then
-    answers each `+OK Job-UUID`; the times it read each are kept."""
+    answers each `+OK Job-UUID`."""
     server = socket.create_server(("127.0.0.1", 0))
     seen: list[str] = []
-    at: list[float] = []
 
     def serve() -> None:
-        conn, _ = server.accept()
+        conn, buf = accept_authenticated(server)
         with conn:
-            conn.sendall(b"Content-Type: auth/request\n\n")
-            buf = b""
-            while b"\n\n" not in buf:
-                buf += conn.recv(4096)
-            buf = buf.split(b"\n\n", 1)[1]
-            conn.sendall(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
             conn.settimeout(10)
             while len(seen) < commands:
                 while b"\n\n" in buf:
                     line, buf = buf.split(b"\n\n", 1)
                     if line.strip():
                         seen.append(line.decode())
-                        at.append(time.monotonic())
                 if len(seen) < commands:
                     data = conn.recv(65536)
                     if not data:
@@ -81,7 +74,7 @@ def switch_answering_after(commands: int) -> tuple[socket.socket, list[str], lis
                 pass
 
     threading.Thread(target=serve, daemon=True).start()
-    return server, seen, at
+    return server, seen
 
 
 def offer(n: int) -> bytes:
@@ -100,7 +93,7 @@ def test_a_decision_is_sent_while_one_from_an_earlier_poll_waits_for_its_reply(t
     until it has both: the second must go out while the first waits. Started a poll at a
     time, the second waited for the first's reply, which never came (it would have
     waited behind a busy switch's events)."""
-    server, seen, _at = switch_answering_after(2)
+    server, seen = switch_answering_after(2)
     conn = Connection("127.0.0.1", server.getsockname()[1], "pw", on_event=lambda f: None,
                       on_protocol_error=lambda e: None)
     conn.connect()

@@ -29,6 +29,7 @@ from esl_bridge.protocol import (
     parse_reply,
 )
 from esl_bridge.simulator import AgentSpec, CallerSpec, Simulator
+from esl_peer import accept_authenticated
 
 pytestmark = pytest.mark.bridge
 
@@ -278,13 +279,9 @@ def test_wake_newlines_go_out_while_idle() -> None:
     got = bytearray()
 
     def serve() -> None:
-        conn, _ = server.accept()
+        conn, first = accept_authenticated(server)
+        got.extend(first)
         with conn:
-            conn.sendall(b"Content-Type: auth/request\n\n")
-            buf = b""
-            while b"\n\n" not in buf:
-                buf += conn.recv(4096)
-            conn.sendall(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
             conn.settimeout(2)
             while True:
                 try:
@@ -344,16 +341,10 @@ def test_a_command_is_answered_while_events_keep_coming() -> None:
     reply = b"Content-Type: api/response\nContent-Length: 3\n\n+OK"
 
     def serve() -> None:
-        conn, _ = server.accept()
+        conn, first = accept_authenticated(server)
         with conn:
-            conn.sendall(b"Content-Type: auth/request\n\n")
-            buf = b""
-            while b"\n\n" not in buf:
-                buf += conn.recv(4096)
-            conn.sendall(b"Content-Type: command/reply\nReply-Text: +OK accepted\n\n")
-
             def hear() -> None:
-                got = b""
+                got = first
                 while b"api status\n\n" not in got:
                     data = conn.recv(4096)
                     if not data:
