@@ -357,9 +357,60 @@ class Event:
         return name in self.headers
 
 
+def _plain_values(block: bytes) -> tuple[list[str], list[str]] | None:
+    """Names and decoded values of an event's header block in a few C passes, or None when
+    the block is not the common shape (then the line-by-line parse decides).
+
+    The common shape, which is what FreeSWITCH sends (it encodes ':', ' ' and control
+    bytes in values, never in names): every line is `name: value` with one ':' and a clean
+    name. Splitting the block at every ':' and '\n' then yields name, ' value', name, ...;
+    the values are joined by NUL, %-decoded at once, and split at the NUL+space each
+    starts with. The checks below hold exactly when every line has the shape: the values'
+    slots hold only text after a ':' (it starts with ' ', a name never does), there are as
+    many ':' as lines, so every line has one."""
+    text = block.decode("utf-8", "surrogateescape")
+    if "\r" in text or "\x00" in text or "\n " in text or text.startswith(" "):
+        return None
+    parts = text.replace(":", "\n").split("\n")
+    names = parts[0::2]
+    if len(parts) != 2 * (text.count("\n") + 1):
+        return None
+    joined_names = "".join(names)
+    if "" in names or joined_names.split() != [joined_names]:
+        return None  # an empty name, or whitespace in one
+    joined = "\x00".join(parts[1::2])
+    if not joined.startswith(" ") or joined.count("\x00 ") != len(names) - 1:
+        return None  # a value not after ': '
+    if "%" in joined:
+        joined = _unquote_joined(joined)
+        if joined is None:
+            return None
+    values = joined[1:].split("\x00 ")
+    if len(values) != len(names):
+        return None  # a value decoded to NUL + space
+    return names, values
+
+
+def _unquote_joined(joined: str) -> str | None:
+    """Every %XX of `joined` decoded in C (each %XX becomes a \\xXX escape for the
+    unicode_escape codec, whose Latin-1 result is the raw bytes); None when a '%' is not
+    followed by two hex digits (then unquote_to_bytes keeps it, as FreeSWITCH does)."""
+    if "\\" in joined:
+        joined = joined.replace("\\", "\\\\")
+    try:
+        raw = joined.replace("%", "\\x").encode("utf-8", "surrogateescape") \
+            .decode("unicode_escape").encode("latin-1")
+    except UnicodeError:
+        return None
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def _decode_plain(data: bytes) -> Event:
     end = data.find(b"\n\n")
     block, rest = (data, b"") if end < 0 else (data[:end], data[end + 2:])
+    fast = _plain_values(block)
+    if fast is not None and "Content-Length" not in fast[0]:
+        return Event(zip(*fast), None, "plain")
     headers = _parse_header_block(block, what="event")
     length: int | None = None
     if block.startswith(b"Content-Length:") or b"\nContent-Length:" in block:

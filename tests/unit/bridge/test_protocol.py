@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from esl_bridge.protocol import (
@@ -38,6 +38,7 @@ from esl_bridge.protocol import (
     url_decode,
     url_encode,
 )
+from esl_bridge.protocol import _parse_header_block, _plain_values
 
 pytestmark = pytest.mark.bridge
 
@@ -238,6 +239,55 @@ def test_values_are_decoded_per_value_after_splitting() -> None:
     assert event["variable_sip_multipart"] == "a\nEvil-Header: x"
     assert "Evil-Header" not in event
     assert event["Next"] == "ok"
+
+
+def _line_by_line(block: bytes) -> list[tuple[str, str]] | str:
+    """The reference parse of a plain event's header block: split, then decode each value."""
+    try:
+        return [(k, url_decode(v)) for k, v in _parse_header_block(block, what="event")]
+    except ProtocolError as err:
+        return err.reason
+
+
+def _fast_or_reference(block: bytes) -> list[tuple[str, str]] | str:
+    fast = _plain_values(block)
+    return list(zip(*fast)) if fast is not None else _line_by_line(block)
+
+
+@pytest.mark.parametrize("path", PLAIN_CAPTURES, ids=[p.stem for p in PLAIN_CAPTURES])
+def test_real_plain_events_take_the_fast_path_and_agree(path: Path) -> None:
+    # Every real event's header block is the shape the C-pass parse takes (else it would
+    # silently fall back to the slow one), and it yields what the line-by-line parse does.
+    blocks = [f.body.split(b"\n\n", 1)[0] for f in frames_of(path)
+              if f.content_type == EVENT_PLAIN]
+    assert blocks
+    for block in blocks:
+        if b"\nContent-Length: " in block:
+            continue  # BACKGROUND_JOB: its own length and body, parsed line by line
+        fast = _plain_values(block)
+        assert fast is not None, block[:200]
+        assert list(zip(*fast)) == _line_by_line(block)
+
+
+_NAMES = [b"Name", b"A-B", b"", b" M", b"M ", b"\tM", b"a:b", b"%41"]
+_SEPARATORS = [b": ", b":", b"", b" : ", b"::"]
+_PIECES = [b"a", b" ", b"\t", b":", b": ", b"\n", b"\r\n", b"\x00", b"%", b"%4", b"%41",
+           b"%0A", b"%00", b"%00%20", b"%%41", b"%20", b"\\", b"\\x41", b"\xc3\xa9",
+           b"\xff", b"%C3%A9", b"%e9", b"\n "]
+_LINES = st.lists(st.tuples(st.sampled_from(_NAMES), st.sampled_from(_SEPARATORS),
+                            st.lists(st.sampled_from(_PIECES), max_size=4)), max_size=6)
+
+
+@settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
+@given(_LINES)
+@example([(b"N", b": ", [b"a", b":", b"b"]), (b" M", b"", [])])  # a ':' too many, a line short
+def test_the_fast_plain_parse_agrees_with_line_by_line(
+        lines: list[tuple[bytes, bytes, list[bytes]]]) -> None:
+    # Whatever the block (bad lines, stray ':' or spaces, bad escapes, encoded NUL or
+    # newline), the fast path either declines or yields exactly the reference result.
+    block = b"\n".join([b"Event-Name: X"] + [name + sep + b"".join(value)
+                                             for name, sep, value in lines])
+    assert _fast_or_reference(block) == _line_by_line(block)
 
 
 def test_background_job_body_is_not_url_decoded() -> None:
