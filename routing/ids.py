@@ -21,10 +21,12 @@ import uuid
 
 def id_name(parts: tuple[object, ...], separator: str) -> str:
     """The uuid5 name of ``parts``: unambiguous, and the plain join wherever that is."""
-    texts = [str(p) for p in parts]
-    if texts == [""] or any(separator in t or "\0" in t for t in texts):
+    texts = list(map(str, parts))
+    joined = separator.join(texts)
+    # No part holds the separator exactly when the join holds one per gap (counted in C).
+    if texts == [""] or "\0" in joined or joined.count(separator) != max(len(texts) - 1, 0):
         return "\0" + json.dumps(texts, ensure_ascii=False)
-    return separator.join(texts)
+    return joined
 
 
 def uuid5_of(namespace: uuid.UUID, parts: tuple[object, ...], separator: str) -> str:
