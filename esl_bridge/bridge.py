@@ -116,6 +116,7 @@ class NodeLink:
                 self.connection.close()
         if self._greenlet is not None:
             self._greenlet.kill(block=True, timeout=5)
+        self.journal.close()
 
     # ---- event path (runs in the connection's reading greenlet)
     def on_event(self, frame: Frame) -> None:
@@ -367,6 +368,7 @@ class LegJournal:
     def __init__(self, path: str) -> None:
         self.path = path
         self._known: dict[str, tuple] = {}
+        self._fd: int | None = None  # kept open for appends: one write(2) per line
 
     def load(self) -> tuple[dict[str, dict[str, Any]], int]:
         """The legs up when the journal was last written, and when that was (µs)."""
@@ -418,6 +420,12 @@ class LegJournal:
             os.replace(tmp, self.path)
         except OSError as exc:
             log.warning("cannot write the legs journal %s: %s", self.path, exc)
+        self.close()  # the next append opens the new file
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
     def _append(self, rec: dict[str, Any]) -> None:
         self._append_raw(orjson.dumps(rec) + b"\n")
@@ -426,9 +434,11 @@ class LegJournal:
         # Not fsynced: a killed process's writes are in the page cache already; only a
         # machine crash loses the last lines (and the switch's calls with it).
         try:
-            with open(self.path, "ab") as f:
-                f.write(data)
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            os.write(self._fd, data)
         except OSError as exc:
+            self.close()
             log.warning("cannot append to the legs journal %s: %s", self.path, exc)
 
 

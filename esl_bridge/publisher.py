@@ -36,6 +36,9 @@ class _Librdkafka:
             # fs.routing and cc.commands co-partitioned. librdkafka's default is CRC32.
             "partitioner": "murmur2_random",
             "enable.idempotence": True, "linger.ms": linger_ms,
+            # A delivery report (a Python call) only for a record that failed: the batch
+            # is confirmed by flush() returning with nothing left.
+            "delivery.report.only.error": True,
             "batch.size": 1024 * 1024, "queue.buffering.max.messages": 200_000,
             "message.timeout.ms": int(send_timeout_s * 1000),
             "socket.timeout.ms": int(send_timeout_s * 1000)})
